@@ -1,0 +1,371 @@
+"""The `mpcnet` command line: cluster set-up, the node daemon, and coordinator commands.
+
+Every coordinator command takes --json for scripts.  Exit status: 0 success, 1 the job
+failed, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .bus import BusUnavailable
+from .cluster import (ClusterError, RunState, init_cluster, start_supervisor, stop_cluster,
+                      wait_for_state)
+from .codedigest import code_digest
+from .config import ConfigError
+from .coordinator import Coordinator, CoordinatorError, JobOutcome
+from .pki import KeyFileError
+
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+USER_ERRORS = (ClusterError, ConfigError, CoordinatorError, KeyFileError, BusUnavailable,
+               ValueError)
+
+
+def _fail(message: str, code: int = 2):
+    err.print(f"[bold red]error:[/] {message}")
+    sys.exit(code)
+
+
+def _coordinator_config(cluster_dir: Path, explicit: Path | None) -> Path:
+    path = explicit or Path(cluster_dir) / "coordinator" / "coordinator.yaml"
+    if not path.exists():
+        _fail(f"no coordinator config at {path} (give --dir of a cluster made by mpcnet init,"
+              " or --coordinator)")
+    return path
+
+
+def _broker(cluster_dir: Path, explicit: str | None) -> str | None:
+    """--broker, else the broker of a cluster started here with `cluster up`."""
+    if explicit:
+        return explicit
+    state = RunState.load(cluster_dir)
+    return state.broker if state else None
+
+
+def _coordinate(cluster_dir, coordinator, broker, action):
+    """Connect a coordinator and run `action(c)`, turning known failures into clean errors."""
+    async def main():
+        async with Coordinator(_coordinator_config(Path(cluster_dir), coordinator),
+                               _broker(Path(cluster_dir), broker)) as c:
+            return await action(c)
+    try:
+        return asyncio.run(main())
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+
+
+def _progress(as_json: bool):
+    return (lambda text: None) if as_json else (lambda text: err.print(f"[dim]… {text}[/]"))
+
+
+def _report(outcome: JobOutcome, as_json: bool, render) -> None:
+    if as_json:
+        print(json.dumps(outcome.as_dict(), indent=2))
+    elif outcome.ok:
+        render(outcome)
+        t = outcome.timings
+        console.print(f"[dim]job {outcome.job_id[:8]} · {', '.join(outcome.participants)} ·"
+                      f" {1000 * t.get('total_s', 0):.0f} ms[/]")
+    else:
+        err.print(f"[bold red]job {outcome.job_id[:8]} failed:[/] {outcome.error}")
+        for v in outcome.votes:
+            if not v.accept:
+                err.print(f"  {v.party} rejected: {v.reason}")
+    if not outcome.ok:
+        sys.exit(1)
+
+
+common_dir = click.option("--dir", "cluster_dir", type=click.Path(path_type=Path), default=".",
+                          show_default=True, help="cluster directory made by mpcnet init")
+common_broker = click.option("--broker", help="broker URL, e.g. mqtt://127.0.0.1:1883")
+common_coord = click.option("--coordinator", type=click.Path(path_type=Path),
+                            help="coordinator.yaml (default: DIR/coordinator/coordinator.yaml)")
+common_json = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mpcnet")
+@click.option("--log-level", default=os.environ.get("MPCNET_LOG_LEVEL", "WARNING"),
+              show_default=True, help="DEBUG, INFO, WARNING, ERROR")
+def main(log_level):
+    """mpcnet: a multi-party computation network for decentralised derivatives."""
+    logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    os.environ["MPCNET_LOG_LEVEL"] = log_level.upper()
+
+
+@main.command()
+@click.option("--parties", "-n", type=int, required=True, help="number of parties (>= 2)")
+@click.option("--threshold", "-t", type=int, required=True, help="colluders tolerated, t < n/2")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="new cluster dir")
+@click.option("--host", default="127.0.0.1", show_default=True, help="host the parties use")
+@click.option("--base-port", type=int, help="MPC ports base (default: free ports)")
+@common_broker
+@click.option("--cluster-id", help="cluster id (default: random)")
+@common_json
+def init(parties, threshold, out, host, base_port, broker, cluster_id, as_json):
+    """Create a cluster directory: roster, CA, per-party keys and configs, a coordinator."""
+    try:
+        roster = init_cluster(out, parties, threshold, host=host, base_port=base_port,
+                              broker=broker, cluster_id=cluster_id)
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps({"cluster_id": roster.cluster_id, "dir": str(out), "n": roster.n,
+                          "threshold": roster.threshold,
+                          "parties": [{"name": p.name, "mpc": f"{p.host}:{p.mpc_port}"}
+                                      for p in roster.parties]}, indent=2))
+        return
+    console.print(f"created cluster [bold]{roster.cluster_id}[/] in {out}: {roster.n} parties,"
+                  f" threshold {roster.threshold}")
+    console.print(f"next: mpcnet cluster up --dir {out}")
+
+
+@main.command()
+@click.option("--config", type=click.Path(path_type=Path, exists=True), required=True,
+              help="this party's node.yaml")
+@common_broker
+def node(config, broker):
+    """Run one party as a daemon until SIGTERM/SIGINT."""
+    from .node import run_node
+    try:
+        run_node(config, broker)
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+
+
+@main.group()
+def cluster():
+    """Run a whole cluster on this machine (embedded broker + one process per party)."""
+
+
+@cluster.command("up")
+@common_dir
+@common_broker
+@click.option("--timeout", type=float, default=60.0, show_default=True,
+              help="seconds to wait until every party is online")
+@common_json
+def cluster_up(cluster_dir, broker, timeout, as_json):
+    """Start the broker (unless --broker) and all parties; wait until they are online."""
+    try:
+        pid = start_supervisor(cluster_dir, broker)
+        state = wait_for_state(cluster_dir, pid)
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    if not as_json:
+        err.print(f"[dim]… supervisor {pid} started, broker {state.broker}; waiting for"
+                  f" parties[/]")
+
+    async def wait_online(c: Coordinator):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await c.status(wait=0.2)
+            if len(c.online()) == c.roster.n:
+                return c.presence
+            await asyncio.sleep(0.1)
+        return None
+
+    presence = _coordinate(cluster_dir, None, state.broker, wait_online)
+    if presence is None:
+        stop_cluster(cluster_dir)
+        _fail(f"not all parties came online within {timeout:g}s; see {cluster_dir}/party*/node.log")
+    if as_json:
+        print(json.dumps({"supervisor_pid": pid, "broker": state.broker,
+                          "parties": sorted(presence)}, indent=2))
+    else:
+        console.print(f"cluster up: {len(presence)} parties online via {state.broker}")
+
+
+@cluster.command("down")
+@common_dir
+def cluster_down(cluster_dir):
+    """Stop a cluster started with `cluster up`."""
+    if stop_cluster(cluster_dir):
+        console.print("cluster stopped")
+    else:
+        console.print("no running cluster here")
+
+
+@cluster.command("supervise", hidden=True)
+@common_dir
+@common_broker
+def cluster_supervise(cluster_dir, broker):
+    from .supervisor import run_supervisor
+    run_supervisor(cluster_dir, broker)
+
+
+@main.command()
+@common_dir
+@common_broker
+@common_coord
+@common_json
+def status(cluster_dir, broker, coordinator, as_json):
+    """Show every party: online/offline, version, protocol code digest."""
+    async def action(c: Coordinator):
+        return await c.status(wait=1.5)
+    presence = _coordinate(cluster_dir, coordinator, broker, action)
+    ours = code_digest()
+    rows = [{"party": name, "state": p.state if p else "unknown",
+             "version": p.version if p else None, "code_digest": p.code_digest if p else None,
+             "since": p.ts if p else None} for name, p in presence.items()]
+    if as_json:
+        print(json.dumps({"coordinator_code_digest": ours, "parties": rows}, indent=2))
+        return
+    table = Table(title="mpcnet parties")
+    for col in ("party", "state", "version", "code digest"):
+        table.add_column(col)
+    for r in rows:
+        colour = {"online": "green", "offline": "red"}.get(r["state"], "yellow")
+        digest = r["code_digest"] or "-"
+        mark = "" if digest in ("-", ours) else " [red](differs from ours)[/]"
+        table.add_row(r["party"], f"[{colour}]{r['state']}[/]", r["version"] or "-",
+                      digest[:16] + mark)
+    console.print(table)
+
+
+@main.command()
+@common_dir
+@click.option("--input", "input_name", required=True, help="name of each party's private input")
+@click.option("--method", type=click.Choice(["median", "mean"]), default="median",
+              show_default=True)
+@common_broker
+@common_coord
+@common_json
+def aggregate(cluster_dir, input_name, method, broker, coordinator, as_json):
+    """Median (or mean) of every party's private number NAME, revealing only that."""
+    async def action(c: Coordinator):
+        return await c.run_job("aggregate", {"input": input_name, "method": method},
+                               progress=_progress(as_json))
+    outcome = _coordinate(cluster_dir, coordinator, broker, action)
+    _report(outcome, as_json, lambda o: console.print(
+        f"{method} of {input_name} over {len(o.participants)} parties:"
+        f" [bold]{o.output['value']:.6f}[/]"))
+
+
+@main.command()
+@common_dir
+@click.option("--rounds", type=int, default=20, show_default=True, help="sequential MPC rounds")
+@common_broker
+@common_coord
+@common_json
+def ping(cluster_dir, rounds, broker, coordinator, as_json):
+    """Open an MPC session among all online parties and measure the round latency."""
+    async def action(c: Coordinator):
+        return await c.run_job("ping", {"rounds": rounds}, progress=_progress(as_json))
+    outcome = _coordinate(cluster_dir, coordinator, broker, action)
+
+    def render(o: JobOutcome):
+        table = Table(title=f"ping: {rounds} rounds")
+        for col in ("party", "set-up ms", "MPC ms", "ms / round"):
+            table.add_column(col, justify="right")
+        for name, t in o.party_timings.items():
+            table.add_row(name, f"{1000 * t['connect_s']:.1f}", f"{1000 * t['mpc_s']:.1f}",
+                          f"{1000 * t['mpc_s'] / rounds:.2f}")
+        console.print(table)
+    _report(outcome, as_json, render)
+
+
+@main.group()
+def audit():
+    """Check the nodes' hash-chained audit logs."""
+
+
+@audit.command("verify")
+@common_dir
+@common_json
+def audit_verify(cluster_dir, as_json):
+    """Verify every party's audit chain and that all participants recorded the same results."""
+    from .audit import verify_cluster
+    from .cluster import party_dirs
+    from .config import load_node_config, resolve
+    try:
+        logs = {}
+        for pdir in party_dirs(cluster_dir):
+            cfg = load_node_config(pdir / "node.yaml")
+            logs[cfg.party] = resolve(pdir / "node.yaml", cfg.data_dir) / "audit.log"
+    except USER_ERRORS as exc:
+        _fail(str(exc))
+    reports, disagreements = verify_cluster(logs)
+    ok = all(r.ok for r in reports.values()) and not disagreements
+    if as_json:
+        print(json.dumps({"ok": ok, "disagreements": disagreements, "logs": {
+            name: {"ok": r.ok, "entries": r.entries, "head": r.head, "bad_line": r.bad_line,
+                   "reason": r.reason, "path": str(r.path)} for name, r in reports.items()}},
+            indent=2))
+    else:
+        for name, r in reports.items():
+            if r.ok:
+                console.print(f"{name}: [green]ok[/], {r.entries} entries, head {r.head[:16]}")
+            else:
+                console.print(f"{name}: [red]TAMPERED[/] at {r.path} line {r.bad_line}: {r.reason}")
+        for d in disagreements:
+            console.print(f"[red]results disagree[/] {d}")
+    sys.exit(0 if ok else 1)
+
+
+@main.command("mosquitto-config")
+@common_dir
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--port", type=int, default=8883, show_default=True)
+@click.option("--bind", default="0.0.0.0", show_default=True)
+def mosquitto_config(cluster_dir, out, port, bind):
+    """Write mosquitto.conf, ACL and certificates for this cluster's broker: TLS, certificate
+    logins (CN = party or coordinator name), each node publishing only its own topics."""
+    from .mosquitto import write_files
+    try:
+        conf = write_files(cluster_dir, out, port, bind)
+    except (*USER_ERRORS, OSError) as exc:
+        _fail(str(exc))
+    console.print(f"wrote {conf}; run: mosquitto -c {conf}")
+
+
+@main.command(hidden=True)
+@common_dir
+def broker(cluster_dir):
+    """Run only the embedded broker of a cluster directory (for development and tests)."""
+    from .supervisor import run_broker
+    run_broker(cluster_dir)
+
+
+@main.command()
+@click.option("--parties", "-n", type=int, default=3, show_default=True)
+@click.option("--threshold", "-t", type=int, default=1, show_default=True)
+@common_broker
+@click.option("--keep", is_flag=True, help="keep the temporary cluster directory")
+def demo(parties, threshold, broker, keep):
+    """Create a temporary cluster, start it, run joint computations, stop it."""
+    from .demo import run_demo
+    workdir = Path(tempfile.mkdtemp(prefix="mpcnet-demo-"))
+    try:
+        ok = run_demo(workdir / "cluster", parties, threshold, broker, console, err)
+    except USER_ERRORS as exc:
+        ok = False
+        err.print(f"[bold red]error:[/] {exc}")
+    finally:
+        stop_cluster(workdir / "cluster")
+        if keep:
+            console.print(f"cluster directory kept at {workdir / 'cluster'}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    sys.exit(0 if ok else 1)
+
+
+from . import cli_keys  # noqa: E402,F401  (registers keygen, sign, presign, refresh, keys)
+
+if __name__ == "__main__":
+    from mpc_nodes.cli import main as canonical_main  # the group the key commands joined
+    canonical_main()

@@ -1,0 +1,276 @@
+"""Key commands of the `mpcnet` CLI: keygen, sign, presign, refresh (coordinator side, over the
+bus) and `keys list/export-backup/import-backup` (an operator's own store).
+
+The coordinator does not trust the parties' word for a result: it checks the verification
+shares of a new key, and recovers the signer of every signed transaction (eth-account) and
+verifies the signature with libsecp256k1 before it reports success.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from eth_account import Account
+from rich.table import Table
+
+from keyshare import KeyShareError, KeyStore, export_backup, import_backup
+from protocols.secp256k1 import CurveError, check_verification_shares, verify
+
+from .cli import (USER_ERRORS, _coordinate, _coordinator_config, _fail, _progress, _report,
+                  common_broker, common_coord, common_dir, common_json, console, main)
+from .cluster import party_dirs
+from .config import load_node_config, load_roster, resolve
+from .evm import EvmError, parse_transaction
+from .keyjobs import eth_address
+from .pki import read_passphrase
+
+
+class Ledger:
+    """The coordinator's own record of keys and presignatures (coordinator/keys.json)."""
+
+    def __init__(self, coordinator_yaml: Path):
+        self.path = Path(coordinator_yaml).parent / "keys.json"
+        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=2))
+        os.replace(tmp, self.path)
+
+    def key(self, key_id: str) -> dict:
+        return self.data.setdefault(key_id, {"presignatures": []})
+
+
+def _ledger(cluster_dir, coordinator) -> Ledger:
+    return Ledger(_coordinator_config(Path(cluster_dir), coordinator))
+
+
+def _key_table(rows: list[dict]) -> Table:
+    table = Table(title="keys")
+    for col in ("key", "scheme", "address", "t-of-n", "epoch", "presignatures"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["key_id"], r["scheme"], r.get("address") or "-",
+                      f"{r['t'] + 1}-of-{r['n']}", str(r["epoch"]), str(r["presignatures"]))
+    return table
+
+
+@main.command()
+@common_dir
+@click.option("--scheme", type=click.Choice(["ecdsa-secp256k1"]), default="ecdsa-secp256k1",
+              show_default=True)
+@click.option("--label", default="", help="a name for the key (also its id, when valid)")
+@common_broker
+@common_coord
+@common_json
+def keygen(cluster_dir, scheme, label, broker, coordinator, as_json):
+    """Distributed key generation: every party gets a share; nobody sees the key."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", label.lower()).strip("-")[:40]
+    key_id = slug if len(slug) >= 3 else f"key-{secrets.token_hex(4)}"
+
+    async def action(c):
+        return await c.run_job("keygen", {"key_id": key_id, "scheme": scheme, "label": label},
+                               progress=_progress(as_json))
+    outcome = _coordinate(cluster_dir, coordinator, broker, action)
+    if outcome.ok:
+        out = outcome.output
+        try:
+            check_verification_shares(out["verification_shares"], out["t"], out["public_key"])
+        except CurveError as exc:
+            outcome.ok, outcome.error = False, f"verification shares do not check out: {exc}"
+        if eth_address(out["public_key"]) != out["address"]:
+            outcome.ok, outcome.error = False, "reported address does not match the public key"
+    if outcome.ok:
+        ledger = _ledger(cluster_dir, coordinator)
+        ledger.key(key_id).update({k: outcome.output[k] for k in
+                                   ("scheme", "public_key", "address", "epoch", "t", "n")})
+        ledger.save()
+    _report(outcome, as_json, lambda o: console.print(
+        f"key [bold]{key_id}[/] ({o.output['t'] + 1}-of-{o.output['n']} {scheme})\n"
+        f"public key {o.output['public_key']}\naddress    [bold]{o.output['address']}[/]"))
+
+
+def check_signature(out: dict) -> str | None:
+    """Why a reported signed transaction is not acceptable, or None."""
+    r, s = int(out["r"], 16), int(out["s"], 16)
+    if not verify(out["public_key"], bytes.fromhex(out["digest"]), r, s):
+        return "signature does not verify under libsecp256k1 (or is high-s)"
+    if Account.recover_transaction(bytes.fromhex(out["raw"])) != out["address"]:
+        return "the raw transaction does not recover to the vault address"
+    if eth_address(out["public_key"]) != out["address"]:
+        return "vault address does not match the key"
+    return None
+
+
+@main.command()
+@common_dir
+@click.option("--key", "key_id", required=True)
+@click.option("--tx", "tx_file", type=click.Path(path_type=Path, exists=True), required=True,
+              help="EIP-1559 transaction as JSON")
+@click.option("--presigned", is_flag=True, help="use a presignature (one round online)")
+@common_broker
+@common_coord
+@common_json
+def sign(cluster_dir, key_id, tx_file, presigned, broker, coordinator, as_json):
+    """Threshold-sign a settlement transaction; every party checks it against its policy."""
+    try:
+        tx = json.loads(tx_file.read_text())
+        parse_transaction(tx)
+    except (json.JSONDecodeError, EvmError) as exc:
+        _fail(f"{tx_file}: {exc}")
+    params, only, ledger = {"key_id": key_id, "tx": tx}, None, _ledger(cluster_dir, coordinator)
+    if presigned:
+        pool = ledger.key(key_id)["presignatures"]
+        if not pool:
+            _fail(f"no presignatures left for {key_id}: run mpcnet presign --key {key_id}")
+        params["presignature"], only = pool[0]["id"], pool[0]["binding"].split(",")
+        pool.pop(0)  # used or not, never offered twice
+        ledger.save()
+
+    async def action(c):
+        return await c.run_job("sign", params, progress=_progress(as_json), only=only)
+    outcome = _coordinate(cluster_dir, coordinator, broker, action)
+    if outcome.ok:
+        problem = check_signature(outcome.output)
+        if problem:
+            outcome.ok, outcome.error = False, problem
+    _report(outcome, as_json, lambda o: console.print(
+        f"signed by {o.output['address']}\nhash {o.output['hash']}\nr {o.output['r']}\n"
+        f"s {o.output['s']}\nyParity {o.output['y_parity']}\nraw 0x{o.output['raw']}"))
+
+
+@main.command()
+@common_dir
+@click.option("--key", "key_id", required=True)
+@click.option("--count", type=click.IntRange(1, 100), default=10, show_default=True)
+@common_broker
+@common_coord
+@common_json
+def presign(cluster_dir, key_id, count, broker, coordinator, as_json):
+    """Precompute presignatures for fast signing with the parties online now."""
+    async def action(c):
+        return await c.run_job("presign", {"key_id": key_id, "count": count},
+                               progress=_progress(as_json))
+    outcome = _coordinate(cluster_dir, coordinator, broker, action)
+    if outcome.ok:
+        ledger = _ledger(cluster_dir, coordinator)
+        ledger.key(key_id)["presignatures"] += [
+            {"id": i, "binding": outcome.output["binding"], "epoch": outcome.output["epoch"]}
+            for i in outcome.output["ids"]]
+        ledger.save()
+    _report(outcome, as_json, lambda o: console.print(
+        f"{len(o.output['ids'])} presignatures for {key_id} with {o.output['binding']}"))
+
+
+@main.command()
+@common_dir
+@click.option("--key", "key_id", required=True)
+@click.option("--epoch", type=int, help="the new epoch (default: the ledger's epoch + 1)")
+@common_broker
+@common_coord
+@common_json
+def refresh(cluster_dir, key_id, epoch, broker, coordinator, as_json):
+    """Re-randomise all shares of a key (same public key): stage on every party, then commit."""
+    ledger = _ledger(cluster_dir, coordinator)
+    if epoch is None:
+        if "epoch" not in ledger.key(key_id):
+            _fail(f"the coordinator has no record of {key_id}; give --epoch")
+        epoch = ledger.key(key_id)["epoch"] + 1
+    params = {"key_id": key_id, "epoch": epoch}
+
+    async def action(c):
+        staged = await c.run_job("refresh", params, progress=_progress(as_json))
+        if not staged.ok:
+            return staged
+        return await c.run_job("refresh-commit", params, progress=_progress(as_json))
+    outcome = _coordinate(cluster_dir, coordinator, broker, action)
+    if outcome.ok:
+        ledger.key(key_id)["epoch"] = epoch
+        ledger.key(key_id)["presignatures"] = []  # bound to the old epoch
+        ledger.save()
+    _report(outcome, as_json, lambda o: console.print(
+        f"key {key_id} refreshed: epoch {o.output['epoch']} committed on every party"))
+
+
+@main.group()
+def keys():
+    """An operator's own key store: list, back up, restore."""
+
+
+def _stores(cluster_dir: Path | None, config: Path | None) -> list[tuple[str, KeyStore]]:
+    configs = [config] if config else [d / "node.yaml" for d in party_dirs(cluster_dir)]
+    stores = []
+    for path in configs:
+        cfg = load_node_config(path)
+        roster = load_roster(resolve(path, cfg.roster))
+        stores.append((cfg.party, KeyStore(resolve(path, cfg.data_dir) / "keys",
+                                           read_passphrase(cfg.passphrase, path),
+                                           roster.cluster_id, roster.party(cfg.party).index)))
+    return stores
+
+
+config_option = click.option("--config", type=click.Path(path_type=Path, exists=True),
+                             help="one party's node.yaml (default: every party in --dir)")
+
+
+@keys.command("list")
+@click.option("--dir", "cluster_dir", type=click.Path(path_type=Path), default=".")
+@config_option
+@common_json
+def keys_list(cluster_dir, config, as_json):
+    """Keys, schemes, addresses, thresholds, epochs and presignatures left, per party."""
+    try:
+        listing = {party: store.list_keys() for party, store in _stores(cluster_dir, config)}
+    except (*USER_ERRORS, KeyShareError) as exc:
+        _fail(str(exc))
+    if as_json:
+        print(json.dumps(listing, indent=2))
+        return
+    for party, rows in listing.items():
+        console.print(f"[bold]{party}[/]")
+        console.print(_key_table(rows) if rows else "  no keys")
+
+
+def _backup_passphrase() -> bytes:
+    value = os.environ.get("MPCNET_BACKUP_PASSPHRASE")
+    if value:
+        return value.encode()
+    if not sys.stdin.isatty():
+        _fail("set MPCNET_BACKUP_PASSPHRASE (no terminal to ask on)")
+    return click.prompt("backup passphrase", hide_input=True,
+                        confirmation_prompt=True).encode()
+
+
+@keys.command("export-backup")
+@click.option("--config", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--key", "key_ids", multiple=True, help="only these keys (default: all)")
+def keys_export(config, out, key_ids):
+    """Write an encrypted backup of this party's committed shares (no presignatures)."""
+    try:
+        (_, store), = _stores(None, config)
+        done = export_backup(store, out, _backup_passphrase(), list(key_ids) or None)
+    except (*USER_ERRORS, KeyShareError) as exc:
+        _fail(str(exc))
+    console.print(f"backed up {', '.join(done) or 'no keys'} to {out}")
+
+
+@keys.command("import-backup")
+@click.option("--config", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--backup", "backup_file", type=click.Path(path_type=Path, exists=True),
+              required=True)
+@click.option("--overwrite", is_flag=True, help="replace existing shares of the same keys")
+def keys_import(config, backup_file, overwrite):
+    """Restore this party's shares from its own backup."""
+    try:
+        (_, store), = _stores(None, config)
+        done = import_backup(store, backup_file, _backup_passphrase(), overwrite)
+    except (*USER_ERRORS, KeyShareError) as exc:
+        _fail(str(exc))
+    console.print(f"restored {', '.join(done) or 'nothing (already present)'}")

@@ -1,0 +1,259 @@
+"""Cluster directories: `mpcnet init` creates one; `cluster up/down` runs it on one machine.
+
+Layout made by init (private files are 0600, directories holding secrets 0700):
+
+    roster.yaml                 public: cluster id, threshold, parties, coordinators, CA cert
+    ca/ca.key, ca/passphrase    the cluster CA (keep offline in production)
+    broker/broker.{crt,key}     TLS for the embedded broker
+    partyI/node.yaml            party I's own config
+    partyI/{identity.key,tls.key,tls.crt,passphrase,inputs.yaml}, partyI/data/
+    coordinator/{coordinator.yaml,identity.key,passphrase}
+    run/                        state of a running local cluster (cluster up)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import pki
+from .config import (CoordinatorConfig, CoordinatorInfo, NodeConfig, PartyInfo, PassphraseSource,
+                     Roster, dump_yaml, parse_broker_url)
+
+
+class ClusterError(RuntimeError):
+    """A cluster directory cannot be created, started or stopped as asked."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def validate_shape(parties: int, threshold: int) -> None:
+    if parties < 2:
+        raise ClusterError(f"--parties must be at least 2 (got {parties})")
+    if threshold < 0 or not 2 * threshold < parties:
+        raise ClusterError(f"--threshold {threshold} is not allowed with {parties} parties:"
+                           f" need 0 <= t < n/2, i.e. t <= {(parties - 1) // 2}")
+
+
+def _passphrase_file(directory: Path) -> bytes:
+    value = pki.new_passphrase()
+    pki.write_private(directory / "passphrase", value.encode() + b"\n")
+    return value.encode()
+
+
+def init_cluster(out: Path, parties: int, threshold: int, host: str = "127.0.0.1",
+                 base_port: int | None = None, broker: str | None = None,
+                 cluster_id: str | None = None, coordinator: str = "coordinator",
+                 inputs: dict[str, list[float]] | None = None) -> Roster:
+    """Create a complete cluster directory; refuse to touch a non-empty one."""
+    validate_shape(parties, threshold)
+    broker = broker or f"mqtts://127.0.0.1:{free_port()}"
+    broker_host = parse_broker_url(broker)[1]  # validated before anything is written
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ClusterError(f"{out} exists and is not empty; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    cluster_id = cluster_id or f"mpcnet-{secrets.token_hex(3)}"
+
+    (out / "ca").mkdir(mode=0o700)
+    ca_key, ca_cert = pki.new_ca(cluster_id)
+    pki.write_key(out / "ca" / "ca.key", ca_key, _passphrase_file(out / "ca"))
+    (out / "ca" / "ca.crt").write_text(pki.cert_pem(ca_cert))
+
+    (out / "broker").mkdir(mode=0o700)
+    # the broker certificate must name the host the clients connect to
+    dns = sorted({"localhost", "mpcnet-broker"} | ({broker_host} - {"127.0.0.1"}
+                                                    if not _is_ip(broker_host) else set()))
+    ips = sorted({"127.0.0.1"} | ({broker_host} if _is_ip(broker_host) else set()))
+    key, cert = pki.issue_cert(ca_key, ca_cert, "mpcnet-broker", dns, ips, server=True,
+                               client=False)
+    pki.write_key(out / "broker" / "broker.key", key, None)  # brokers read plain PEM keys
+    (out / "broker" / "broker.crt").write_text(pki.cert_pem(cert))
+
+    infos = []
+    for i in range(parties):
+        name = f"party{i}"
+        pdir = out / name
+        pdir.mkdir(mode=0o700)
+        (pdir / "data").mkdir(mode=0o700)
+        passphrase = _passphrase_file(pdir)
+        identity = pki.new_identity(pdir / "identity.key", passphrase)
+        ips = [host] if _is_ip(host) else []
+        key, cert = pki.issue_cert(ca_key, ca_cert, name, [name] + ([] if ips else [host]), ips,
+                                   server=True, client=True)
+        pki.write_key(pdir / "tls.key", key, passphrase)
+        (pdir / "tls.crt").write_text(pki.cert_pem(cert))
+        port = base_port + i if base_port else free_port()
+        infos.append(PartyInfo(index=i, name=name, host=host, mpc_port=port,
+                               identity_key=identity, tls_cert=pki.cert_pem(cert)))
+        dump_yaml(pdir / "node.yaml", NodeConfig(
+            roster="../roster.yaml", party=name, identity_key="identity.key",
+            tls_cert="tls.crt", tls_key="tls.key", passphrase=PassphraseSource(file="passphrase"),
+            broker=broker, mpc_bind=host if _is_ip(host) else "0.0.0.0",
+            metrics_port=free_port()))
+        values = {k: v[i] for k, v in (inputs or default_inputs(parties)).items()}
+        (pdir / "inputs.yaml").write_text(
+            "# This operator's private inputs: they leave this machine only as secret shares.\n"
+            + "".join(f"{k}: {v}\n" for k, v in values.items()))
+        os.chmod(pdir / "inputs.yaml", 0o600)
+        (pdir / "policy.yaml").write_text(DEFAULT_POLICY)
+
+    cdir = out / "coordinator"
+    cdir.mkdir(mode=0o700)
+    passphrase = _passphrase_file(cdir)
+    coord_key = pki.new_identity(cdir / "identity.key", passphrase)
+    key, cert = pki.issue_cert(ca_key, ca_cert, coordinator, [coordinator], [], server=False,
+                               client=True)  # its login at a broker that requires certificates
+    pki.write_key(cdir / "tls.key", key, passphrase)
+    (cdir / "tls.crt").write_text(pki.cert_pem(cert))
+    dump_yaml(cdir / "coordinator.yaml", CoordinatorConfig(
+        roster="../roster.yaml", name=coordinator, identity_key="identity.key",
+        passphrase=PassphraseSource(file="passphrase"), broker=broker, tls_cert="tls.crt",
+        tls_key="tls.key"))
+    roster = Roster(cluster_id=cluster_id, threshold=threshold, parties=infos,
+                    coordinators=[CoordinatorInfo(name=coordinator, identity_key=coord_key)],
+                    ca_cert=pki.cert_pem(ca_cert))
+    dump_yaml(out / "roster.yaml", roster)
+    return roster
+
+
+DEFAULT_POLICY = """\
+# This operator's signing policy: the node refuses to help sign anything else.
+chain_ids: [31337, 11155111]      # local devnet and Sepolia
+recipients: []                    # add the settlement contracts you accept
+selectors: ["0xa9059cbb"]         # ERC-20 transfer(address,uint256)
+allow_plain_transfers: true
+max_value_wei: 1000000000000000000     # 1 ETH per transaction
+daily_cap_wei: 5000000000000000000     # 5 ETH per key per rolling 24 h
+"""
+
+
+def default_inputs(parties: int) -> dict[str, list[float]]:
+    """Plausible example inputs: each operator's 30-day ETH and BTC volatility estimates."""
+    rng = random.Random()
+    return {"eth_vol_30d": [round(rng.uniform(0.45, 0.85), 4) for _ in range(parties)],
+            "btc_vol_30d": [round(rng.uniform(0.35, 0.65), 4) for _ in range(parties)]}
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
+
+
+# -- running a local cluster ------------------------------------------------------------------
+
+@dataclass
+class RunState:
+    """What `cluster up` leaves in run/state.json for `cluster down` and the coordinator."""
+
+    supervisor_pid: int
+    broker: str
+    nodes: dict[str, int]
+
+    @staticmethod
+    def path(cluster_dir: Path) -> Path:
+        return Path(cluster_dir) / "run" / "state.json"
+
+    @classmethod
+    def load(cls, cluster_dir: Path) -> "RunState | None":
+        try:
+            return cls(**json.loads(cls.path(cluster_dir).read_text()))
+        except (FileNotFoundError, json.JSONDecodeError, TypeError):
+            return None
+
+    def save(self, cluster_dir: Path) -> None:
+        p = self.path(cluster_dir)
+        p.parent.mkdir(exist_ok=True)
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.__dict__))
+        os.replace(tmp, p)
+
+
+def party_dirs(cluster_dir: Path) -> list[Path]:
+    dirs = sorted((p for p in Path(cluster_dir).glob("party*") if (p / "node.yaml").exists()),
+                  key=lambda p: int(p.name.removeprefix("party") or 0))
+    if not dirs:
+        raise ClusterError(f"{cluster_dir} has no party*/node.yaml: run mpcnet init first")
+    return dirs
+
+
+def node_command(config: Path, broker: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "mpc_nodes.cli", "node", "--config", str(config)]
+    return cmd + (["--broker", broker] if broker else [])
+
+
+def start_supervisor(cluster_dir: Path, broker: str | None) -> int:
+    """Start `cluster supervise` detached; return its pid."""
+    cluster_dir = Path(cluster_dir).resolve()
+    state = RunState.load(cluster_dir)
+    if state and _alive(state.supervisor_pid):
+        raise ClusterError(f"cluster in {cluster_dir} is already up (supervisor pid"
+                           f" {state.supervisor_pid}); run mpcnet cluster down first")
+    (cluster_dir / "run").mkdir(exist_ok=True)
+    log = open(cluster_dir / "run" / "supervisor.log", "ab")
+    cmd = [sys.executable, "-m", "mpc_nodes.cli", "cluster", "supervise", "--dir", str(cluster_dir)]
+    proc = subprocess.Popen(cmd + (["--broker", broker] if broker else []), stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    return proc.pid
+
+
+def wait_for_state(cluster_dir: Path, pid: int, timeout: float = 20.0) -> RunState:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = RunState.load(cluster_dir)
+        if state and state.supervisor_pid == pid:
+            return state
+        if not _alive(pid):
+            log = Path(cluster_dir) / "run" / "supervisor.log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise ClusterError(f"cluster supervisor exited during start-up:\n{tail}")
+        time.sleep(0.05)
+    raise ClusterError(f"cluster supervisor did not start within {timeout:g}s")
+
+
+def stop_cluster(cluster_dir: Path, timeout: float = 20.0) -> bool:
+    """Stop a running local cluster; False if none was running."""
+    state = RunState.load(cluster_dir)
+    if state is None or not _alive(state.supervisor_pid):
+        RunState.path(cluster_dir).unlink(missing_ok=True)
+        return False
+    os.kill(state.supervisor_pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(state.supervisor_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(state.supervisor_pid):
+        os.killpg(state.supervisor_pid, signal.SIGKILL)
+    RunState.path(cluster_dir).unlink(missing_ok=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True

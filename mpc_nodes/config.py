@@ -1,0 +1,219 @@
+"""Validated cluster configuration: the public roster and each node's and coordinator's own config.
+
+The roster is public and identical on every machine; a node.yaml is private to its operator.
+Relative paths inside a config file are resolved against that file's directory.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME_RE = r"^[a-z][a-z0-9-]{0,31}$"
+Name = Annotated[str, Field(pattern=NAME_RE, description="lower-case name: a-z, 0-9, '-'")]
+Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or invalid; the message names file and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PartyInfo(_Strict):
+    """One party as every other party and the coordinator see it."""
+
+    index: int = Field(ge=0)
+    name: Name
+    host: str = Field(min_length=1, max_length=253)
+    mpc_port: int = Field(ge=1, le=65535)
+    identity_key: Hex32 = Field(description="Ed25519 public key, hex")
+    tls_cert: str = Field(description="PEM certificate issued by the cluster CA")
+
+
+class CoordinatorInfo(_Strict):
+    """A coordinator whose signed job requests the nodes accept."""
+
+    name: Name
+    identity_key: Hex32
+
+
+class Limits(_Strict):
+    """Cluster-wide protocol limits that every node enforces."""
+
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_request_ttl_s: float = Field(default=600.0, gt=0)
+    vol_spread_limit: float = Field(default=0.25, gt=0, description="circuit breaker: relative spread")
+
+
+class Roster(_Strict):
+    """The public description of a cluster: its parties, coordinators and CA."""
+
+    cluster_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{2,63}$")]
+    threshold: int = Field(ge=0, description="max colluding parties tolerated; t+1 reconstruct")
+    parties: list[PartyInfo]
+    coordinators: list[CoordinatorInfo] = Field(min_length=1)
+    ca_cert: str
+    limits: Limits = Limits()
+
+    @model_validator(mode="after")
+    def _check(self) -> "Roster":
+        n = len(self.parties)
+        if n < 2:
+            raise ValueError(f"a cluster needs at least 2 parties, got {n}")
+        if not 2 * self.threshold < n:
+            raise ValueError(f"threshold {self.threshold} too large for {n} parties (need t < n/2)")
+        if [p.index for p in self.parties] != list(range(n)):
+            raise ValueError("party indices must be 0..n-1 in order")
+        for what, values in (("name", [p.name for p in self.parties]),
+                             ("identity_key", [p.identity_key for p in self.parties]),
+                             ("host:mpc_port", [f"{p.host}:{p.mpc_port}" for p in self.parties]),
+                             ("coordinator name", [c.name for c in self.coordinators])):
+            if len(set(values)) != len(values):
+                raise ValueError(f"duplicate party {what} in roster")
+        return self
+
+    @property
+    def n(self) -> int:
+        return len(self.parties)
+
+    def party(self, name: str) -> PartyInfo | None:
+        return next((p for p in self.parties if p.name == name), None)
+
+    def coordinator(self, name: str) -> CoordinatorInfo | None:
+        return next((c for c in self.coordinators if c.name == name), None)
+
+
+class PassphraseSource(_Strict):
+    """Where an operator's passphrase comes from: an environment variable or a file (0600)."""
+
+    env: str | None = None
+    file: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "PassphraseSource":
+        if (self.env is None) == (self.file is None):
+            raise ValueError("passphrase: give exactly one of 'env' or 'file'")
+        return self
+
+
+class NodeConfig(_Strict):
+    """One operator's party: identity, TLS, broker, data directory."""
+
+    roster: str
+    party: Name
+    identity_key: str = Field(description="path to the encrypted Ed25519 identity key (PEM)")
+    tls_cert: str
+    tls_key: str = Field(description="path to the encrypted TLS private key (PEM)")
+    passphrase: PassphraseSource
+    broker: str = Field(default="mqtts://127.0.0.1:8883")
+    broker_ca: str | None = Field(default=None, description="CA for the broker's certificate")
+    mpc_bind: str = Field(default="127.0.0.1", description="address the MPC listener binds")
+    mpc_listen_port: int | None = Field(default=None, ge=1, le=65535, description=(
+        "port the MPC listener binds; default: this party's roster mpc_port"))
+    data_dir: str = "data"
+    inputs: str = Field(default="inputs.yaml", description="this operator's private inputs")
+    policy: str = Field(default="policy.yaml", description="this operator's signing policy")
+    session_timeout_s: float = Field(default=60.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    metrics_host: str = Field(default="127.0.0.1", description="bind address of /metrics, /healthz")
+    metrics_port: int | None = Field(default=None, ge=1, le=65535, description="None: disabled")
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, v: str) -> str:
+        parse_broker_url(v)
+        return v
+
+
+class CoordinatorConfig(_Strict):
+    """A coordinator's own identity and where it reaches the bus."""
+
+    roster: str
+    name: Name
+    identity_key: str
+    passphrase: PassphraseSource
+    broker: str = "mqtts://127.0.0.1:8883"
+    broker_ca: str | None = None
+    tls_cert: str | None = Field(default=None, description="client certificate for the broker")
+    tls_key: str | None = None
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, v: str) -> str:
+        parse_broker_url(v)
+        return v
+
+
+_BROKER_RE = re.compile(r"^(mqtts?)://([^:/\s]+|\[[0-9a-fA-F:]+\]):(\d{1,5})/?$")
+
+
+def parse_broker_url(url: str) -> tuple[bool, str, int]:
+    """Split 'mqtt://host:port' or 'mqtts://host:port' into (tls, host, port)."""
+    m = _BROKER_RE.match(url)
+    if not m or not 1 <= int(m.group(3)) <= 65535:
+        raise ValueError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
+    return m.group(1) == "mqtts", m.group(2).strip("[]"), int(m.group(3))
+
+
+def resolve(base: Path, path: str) -> Path:
+    """Resolve a path from a config file relative to that file's directory."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (base.parent / p)
+
+
+def read_yaml_mapping(path: Path, error: type[Exception] = ConfigError) -> dict:
+    """Read a YAML file whose top level is a mapping; any failure raises `error` naming it."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: file not found") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise error(f"{path}: cannot read YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise error(f"{path}: expected a mapping at the top level")
+    return raw
+
+
+def load_yaml_model(path: Path, model: type[BaseModel]):
+    """Load and validate a YAML file, turning every failure into a ConfigError naming the file."""
+    raw = read_yaml_mapping(path)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}"
+                             for e in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes multi-line strings (PEM certificates) as readable literal blocks."""
+
+
+_Dumper.add_representer(str, lambda d, s: d.represent_scalar(
+    "tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
+
+
+def dump_yaml(path: Path, model: BaseModel) -> None:
+    """Write a model as YAML (plain fields, no None values)."""
+    Path(path).write_text(yaml.dump(model.model_dump(mode="json", exclude_none=True),
+                                    Dumper=_Dumper, sort_keys=False, width=120))
+
+
+def load_roster(path: Path) -> Roster:
+    return load_yaml_model(path, Roster)
+
+
+def load_node_config(path: Path) -> NodeConfig:
+    return load_yaml_model(path, NodeConfig)
+
+
+def load_coordinator_config(path: Path) -> CoordinatorConfig:
+    return load_yaml_model(path, CoordinatorConfig)
+

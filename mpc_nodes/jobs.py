@@ -1,0 +1,150 @@
+"""Job kinds: for each kind, its parameters, who may take part, the local checks a node makes
+before it votes, and which protocol coroutine the session runs with which private arguments.
+
+The coordinator uses the same parameter models, so a bad request is refused before it is sent.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from keyshare import KeyStore
+
+from .config import NodeConfig, PartyInfo, Roster, resolve
+from .inputs import INPUT_NAME, InputError, load_input
+
+
+class JobRejected(Exception):
+    """This node will not take part in the job; the message is the reason it votes with."""
+
+
+@dataclass
+class NodeContext:
+    """What a job kind may use on a node: its config, roster identity, files and key store."""
+
+    roster: Roster
+    party: PartyInfo
+    config: NodeConfig
+    config_path: Path
+    passphrase: bytes
+
+    def path(self, p: str) -> Path:
+        return resolve(self.config_path, p)
+
+    @functools.cached_property
+    def keystore(self) -> KeyStore:
+        return KeyStore(self.path(self.config.data_dir) / "keys", self.passphrase,
+                        self.roster.cluster_id, self.party.index)
+
+
+@dataclass(frozen=True)
+class SessionCall:
+    """The protocol a party runs: target "protocols.module:function", its private arguments,
+    and the MPyC threshold (None: the largest the session allows, (m-1)//2)."""
+
+    target: str
+    args: list
+    threshold: int | None = None
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JobKind:
+    """Base class: override the hooks that differ."""
+
+    name: ClassVar[str]
+    params_model: ClassVar[type[_Params]]
+
+    def parse(self, params: dict) -> _Params:
+        """Validate parameters; raise ValueError naming the bad field."""
+        try:
+            return self.params_model.model_validate(params)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"{self.name}: parameter {'.'.join(map(str, first['loc']))}:"
+                             f" {first['msg']}") from None
+
+    def min_parties(self, roster: Roster) -> int:
+        """Fewest participants with which the job is safe: an honest majority above t
+        (and never fewer than two: a joint computation needs someone to compute with)."""
+        return max(2, 2 * roster.threshold + 1)
+
+    def local_check(self, ctx: NodeContext, params) -> None:
+        """Raise JobRejected if this node cannot or will not take part."""
+
+    def session_call(self, ctx: NodeContext, params,
+                     participants: list[PartyInfo]) -> SessionCall | None:
+        """What this party runs in the session, at execution time (checks may be repeated
+        here: raise JobRejected); None for a job that needs no MPC session."""
+        raise NotImplementedError
+
+    def finish(self, ctx: NodeContext, params, output, participants: list[PartyInfo]) -> dict:
+        """Persist what must be kept and return the public result this node reports."""
+        return output
+
+
+class AggregateParams(_Params):
+    input: str = Field(pattern=INPUT_NAME.pattern)
+    method: Literal["median", "mean"] = "median"
+
+
+class Aggregate(JobKind):
+    """Median or mean of one private number per party; only the aggregate is revealed."""
+
+    name = "aggregate"
+    params_model = AggregateParams
+
+    def _value(self, ctx: NodeContext, params: AggregateParams) -> float:
+        try:
+            return load_input(ctx.path(ctx.config.inputs), params.input)
+        except InputError as exc:
+            raise JobRejected(str(exc)) from None
+
+    def local_check(self, ctx, params):
+        self._value(ctx, params)
+
+    def session_call(self, ctx, params, participants):
+        return SessionCall("protocols.aggregate:aggregate", [self._value(ctx, params),
+                                                             params.method])
+
+    def finish(self, ctx, params, output, participants):
+        return {"input": params.input, "method": params.method, "value": output}
+
+
+class PingParams(_Params):
+    rounds: int = Field(default=20, ge=1, le=10_000)
+
+
+class Ping(JobKind):
+    """Open a session and run sequential rounds: checks reachability, measures round latency."""
+
+    name = "ping"
+    params_model = PingParams
+
+    def min_parties(self, roster):
+        return 2  # no private data is involved
+
+    def session_call(self, ctx, params, participants):
+        return SessionCall("protocols.diagnostics:rounds", [params.rounds])
+
+
+def _all_kinds() -> list[JobKind]:
+    from .keyjobs import KEY_JOBS  # key jobs build on the kinds above
+    return [Aggregate(), Ping(), *KEY_JOBS]
+
+
+KINDS: dict[str, JobKind] = {k.name: k for k in _all_kinds()}
+
+
+def kind_for(name: str) -> JobKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown job kind {name!r}; known: {', '.join(sorted(KINDS))}") from None

@@ -1,0 +1,230 @@
+"""Job kinds for threshold keys: keygen, sign, presign, refresh and refresh-commit.
+
+Keys are t-of-n over the roster.  Keygen, refresh and commit need every party (shares live
+at the roster points); signing and presigning need an honest majority above t, 2t+1 parties.
+Before a node contributes to a signature it checks the transaction against its own policy,
+and that its stored share matches its published verification share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from eth_keys import keys as eth_keys
+from pydantic import Field
+
+from keyshare import KeyMeta, KeyShareError
+from keyshare.store import KEY_ID
+from protocols.secp256k1 import hex_point, mul_base
+
+from .evm import EvmError, parse_transaction, signed_transaction
+from .jobs import JobKind, JobRejected, NodeContext, SessionCall, _Params
+from .policy import load_policy
+
+SCHEME = "ecdsa-secp256k1"
+KeyId = Field(pattern=KEY_ID.pattern)
+
+
+def eth_address(public_key: str) -> str:
+    return eth_keys.PublicKey.from_compressed_bytes(bytes.fromhex(public_key)).to_checksum_address()
+
+
+def load_key(ctx: NodeContext, key_id: str) -> tuple[KeyMeta, int]:
+    """This party's committed share, refused unless it matches its verification share."""
+    try:
+        meta, share = ctx.keystore.load(key_id)
+    except KeyShareError as exc:
+        raise JobRejected(f"cannot use key {key_id}: {exc}") from None
+    if hex_point(mul_base(share)) != meta.verification_shares[ctx.party.index]:
+        raise JobRejected(f"stored share of key {key_id} does not match this party's"
+                          f" verification share: refusing to use it")
+    return meta, share
+
+
+def _points(participants) -> list[int]:
+    return [p.index + 1 for p in participants]
+
+
+def binding(participants) -> str:
+    """The party set a presignature is tied to."""
+    return ",".join(p.name for p in participants)
+
+
+class _AllParties(JobKind):
+    def min_parties(self, roster):
+        return roster.n
+
+
+class KeygenParams(_Params):
+    key_id: str = KeyId
+    scheme: Literal["ecdsa-secp256k1"] = SCHEME
+    label: str = Field(default="", max_length=100)
+
+
+class Keygen(_AllParties):
+    """Dealer-free key generation among all parties; each stores its share."""
+
+    name = "keygen"
+    params_model = KeygenParams
+
+    def local_check(self, ctx, params):
+        if params.key_id in ctx.keystore.key_ids():
+            raise JobRejected(f"key {params.key_id} already exists")
+
+    def session_call(self, ctx, params, participants):
+        return SessionCall("protocols.ecdsa:keygen", [], threshold=ctx.roster.threshold)
+
+    def finish(self, ctx, params, output, participants):
+        public_key = output["public_key"]
+        meta = KeyMeta(key_id=params.key_id, scheme=params.scheme, curve="secp256k1",
+                       cluster_id=ctx.roster.cluster_id, n=ctx.roster.n, t=ctx.roster.threshold,
+                       party_index=ctx.party.index, epoch=0, public_key=public_key,
+                       verification_shares=output["verification_shares"], label=params.label,
+                       address=eth_address(public_key))
+        ctx.keystore.save_new(meta, output["share"])
+        return {"key_id": meta.key_id, "scheme": meta.scheme, "public_key": public_key,
+                "address": meta.address, "verification_shares": meta.verification_shares,
+                "n": meta.n, "t": meta.t, "epoch": 0}
+
+
+class SignParams(_Params):
+    key_id: str = KeyId
+    tx: dict
+    presignature: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")
+
+
+class Sign(JobKind):
+    """Threshold-sign an EIP-1559 transaction that this party's policy allows."""
+
+    name = "sign"
+    params_model = SignParams
+
+    def _check(self, ctx, params):
+        meta, share = load_key(ctx, params.key_id)
+        try:
+            tx = parse_transaction(params.tx)
+        except EvmError as exc:
+            raise JobRejected(f"invalid transaction: {exc}") from None
+        decision = load_policy(ctx).check(tx, params.key_id)
+        if not decision.accept:
+            raise JobRejected(f"policy: {decision.reason}")
+        return meta, share, tx
+
+    def local_check(self, ctx, params):
+        self._check(ctx, params)
+
+    def session_call(self, ctx, params, participants):
+        meta, share, tx = self._check(ctx, params)  # again: state may have moved since voting
+        if params.presignature is None:
+            return SessionCall("protocols.ecdsa:sign", [share, _points(participants),
+                                                        meta.public_key, tx.digest.hex()])
+        try:
+            _, presig = ctx.keystore.take_secret(params.key_id, meta.epoch, binding(participants),
+                                                 params.presignature)
+        except KeyShareError as exc:
+            raise JobRejected(str(exc)) from None
+        return SessionCall("protocols.ecdsa:sign_presigned", [presig, meta.public_key,
+                                                              tx.digest.hex()])
+
+    def finish(self, ctx, params, output, participants):
+        meta, _ = ctx.keystore.load(params.key_id)
+        tx = parse_transaction(params.tx)
+        raw, tx_hash = signed_transaction(tx, output["r"], output["s"], output["y_parity"])
+        load_policy(ctx).record(tx, params.key_id)
+        return {"key_id": params.key_id, "address": meta.address,
+                "public_key": meta.public_key, "r": hex(output["r"]),
+                "s": hex(output["s"]), "y_parity": output["y_parity"], "raw": raw.hex(),
+                "hash": tx_hash.hex(), "digest": tx.digest.hex()}
+
+
+class PresignParams(_Params):
+    key_id: str = KeyId
+    count: int = Field(ge=1, le=100)
+
+
+class Presign(JobKind):
+    """Precompute presignatures, bound to this key epoch and this exact party set."""
+
+    name = "presign"
+    params_model = PresignParams
+
+    def local_check(self, ctx, params):
+        load_key(ctx, params.key_id)
+
+    def session_call(self, ctx, params, participants):
+        _, share = load_key(ctx, params.key_id)
+        return SessionCall("protocols.ecdsa:presign", [share, _points(participants),
+                                                       params.count])
+
+    def finish(self, ctx, params, output, participants):
+        meta, _ = ctx.keystore.load(params.key_id)
+        ids = []
+        for presig in output:  # the id is the same on every party: it names the nonce point
+            ids.append(hashlib.sha256(bytes.fromhex(presig["R"])).hexdigest()[:16])
+            ctx.keystore.add_secret(params.key_id, ids[-1], meta.epoch, binding(participants),
+                                    presig)
+        return {"key_id": params.key_id, "epoch": meta.epoch, "binding": binding(participants),
+                "ids": ids}
+
+
+class RefreshParams(_Params):
+    key_id: str = KeyId
+    epoch: int = Field(ge=1, description="the new epoch")
+
+
+class Refresh(_AllParties):
+    """Re-randomise every share (same public key) and stage them as the next epoch."""
+
+    name = "refresh"
+    params_model = RefreshParams
+
+    def local_check(self, ctx, params):
+        meta, _ = load_key(ctx, params.key_id)
+        if params.epoch != meta.epoch + 1:
+            raise JobRejected(f"key {params.key_id} is at epoch {meta.epoch}; cannot refresh"
+                              f" to epoch {params.epoch}")
+
+    def session_call(self, ctx, params, participants):
+        self.local_check(ctx, params)
+        meta, share = load_key(ctx, params.key_id)
+        for stale in ctx.keystore.staged_epochs(params.key_id):
+            ctx.keystore.abort(params.key_id, stale)  # left by an earlier, failed refresh
+        return SessionCall("protocols.ecdsa:refresh", [share, meta.public_key],
+                           threshold=ctx.roster.threshold)
+
+    def finish(self, ctx, params, output, participants):
+        meta, _ = ctx.keystore.load(params.key_id)
+        ctx.keystore.stage(meta.model_copy(update={
+            "epoch": params.epoch, "verification_shares": output["verification_shares"]}),
+            output["share"])
+        return {"key_id": params.key_id, "epoch": params.epoch, "staged": True,
+                "verification_shares": output["verification_shares"]}
+
+
+class Commit(_AllParties):
+    """Make a staged refresh epoch current on every party (no MPC; idempotent)."""
+
+    name = "refresh-commit"
+    params_model = RefreshParams
+
+    def local_check(self, ctx, params):
+        try:
+            committed = ctx.keystore.committed_epoch(params.key_id)
+            staged = ctx.keystore.staged_epochs(params.key_id)
+        except KeyShareError as exc:
+            raise JobRejected(str(exc)) from None
+        if committed != params.epoch and params.epoch not in staged:
+            raise JobRejected(f"epoch {params.epoch} of key {params.key_id} is not staged here")
+
+    def session_call(self, ctx, params, participants):
+        self.local_check(ctx, params)
+        return None
+
+    def finish(self, ctx, params, output, participants):
+        ctx.keystore.commit(params.key_id, params.epoch)
+        meta, _ = load_key(ctx, params.key_id)
+        return {"key_id": params.key_id, "epoch": meta.epoch, "committed": True}
+
+
+KEY_JOBS = [Keygen(), Sign(), Presign(), Refresh(), Commit()]

@@ -1,0 +1,94 @@
+"""The bus messages, as strict schemas.  Every one travels inside a signed envelope."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from .config import Name
+
+JobId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Reason = Annotated[str, Field(max_length=2000)]
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JobRequest(_Msg):
+    """Coordinator → nodes: please run job `kind` with `params` before `expires_at`."""
+
+    type: Literal["job_request"] = "job_request"
+    job_id: JobId
+    kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{0,39}$")]
+    params: dict[str, Any]
+    coordinator: Name
+    issued_at: float
+    expires_at: float
+
+
+class Vote(_Msg):
+    """Node → all: accept or reject a request (by its exact digest), and the code it runs."""
+
+    type: Literal["vote"] = "vote"
+    job_id: JobId
+    request_digest: Digest
+    accept: bool
+    reason: Reason = ""
+    code_digest: Digest
+    version: Annotated[str, Field(max_length=40)]
+
+
+class JobStart(_Msg):
+    """Coordinator → nodes: run the job among the parties whose signed accept votes are embedded."""
+
+    type: Literal["job_start"] = "job_start"
+    job_id: JobId
+    request_digest: Digest
+    votes: list[Annotated[str, Field(max_length=8192)]] = Field(max_length=256)
+
+
+class JobAbort(_Msg):
+    """Coordinator → nodes: the job will not start (e.g. too few accepting parties)."""
+
+    type: Literal["job_abort"] = "job_abort"
+    job_id: JobId
+    reason: Reason
+
+
+class JobResult(_Msg):
+    """Node → all: the outcome of a job on this node."""
+
+    type: Literal["result"] = "result"
+    job_id: JobId
+    request_digest: Digest
+    session_id: Digest | None = None
+    ok: bool
+    output: dict[str, Any] | None = None
+    error: Reason | None = None
+    output_digest: Digest | None = None
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class Presence(_Msg):
+    """Node → all (retained): online or offline, with version and code digest."""
+
+    type: Literal["presence"] = "presence"
+    state: Literal["online", "offline"]
+    version: Annotated[str, Field(max_length=40)]
+    code_digest: Digest
+    boot_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+    ts: float
+
+
+Message = Annotated[Union[JobRequest, Vote, JobStart, JobAbort, JobResult, Presence],
+                    Field(discriminator="type")]
+message_adapter: TypeAdapter = TypeAdapter(Message)
+
+
+def digest_bytes(data: bytes) -> str:
+    """Hex SHA-256, the digest used throughout the bus."""
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,378 @@
+"""The party daemon: presence on the bus, vote on signed job requests, run MPC sessions with
+the other chosen parties, publish signed results.
+
+Lifecycle of a job on a node:
+  request  -> verify (signature of an authorised coordinator, fresh, not replayed, schema,
+              kind known, local checks) -> signed vote carrying the request digest
+  start    -> verify the embedded signed accept votes, derive the participant set from them,
+              check every participant runs our code digest -> queue the job
+  executor -> one session at a time, in start order -> signed result (ok or a clear error)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__, topics
+from .audit import AuditLog
+from .bus import Bus, BusUnavailable
+from .codedigest import code_digest
+from .config import NodeConfig, load_node_config, load_roster, resolve
+from .engine import MpcEngine
+from .envelope import EnvelopeError, Verified, Verifier, seal
+from .jobs import JobRejected, NodeContext, kind_for
+from .messages import JobAbort, JobRequest, JobResult, JobStart, Presence, Vote, digest_bytes
+from .metrics import HealthServer, NodeMetrics
+from .pki import client_context, load_identity, public_hex, read_passphrase
+from .replay import ReplayGuard
+from .session import SessionError, SessionPeer, SessionSpec
+
+log = logging.getLogger("mpcnet.node")
+CLOCK_SKEW_S = 30.0
+
+
+@dataclass
+class PendingJob:
+    """A request this node accepted and is waiting to start."""
+
+    request: JobRequest
+    digest: str
+    params: object
+    received: float = field(default_factory=time.monotonic)
+
+
+def session_id(request_digest: str, participants: list[str], digest: str) -> str:
+    """The id both ends of every session connection must agree on."""
+    return digest_bytes(f"{request_digest}|{','.join(participants)}|{digest}".encode())
+
+
+def output_digest(output) -> str:
+    return digest_bytes(json.dumps(output, sort_keys=True, separators=(",", ":")).encode())
+
+
+class Node:
+    """One operator's party."""
+
+    def __init__(self, config_path: Path, broker: str | None = None):
+        self.config_path = Path(config_path).resolve()
+        self.config: NodeConfig = load_node_config(self.config_path)
+        self.roster = load_roster(resolve(self.config_path, self.config.roster))
+        party = self.roster.party(self.config.party)
+        if party is None:
+            raise ValueError(f"{self.config_path}: party {self.config.party!r} is not in the roster")
+        self.party = party
+        self.passphrase = read_passphrase(self.config.passphrase, self.config_path)
+        self.ctx = NodeContext(self.roster, party, self.config, self.config_path, self.passphrase)
+        self.identity = load_identity(self.ctx.path(self.config.identity_key), self.passphrase)
+        if public_hex(self.identity) != party.identity_key:
+            raise ValueError(f"identity key {self.config.identity_key} does not match the roster"
+                             f" entry for {party.name}")
+        self.tls_cert = str(self.ctx.path(self.config.tls_cert))
+        self.tls_key = str(self.ctx.path(self.config.tls_key))
+        self.data_dir = self.ctx.path(self.config.data_dir)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.replay = ReplayGuard(self.data_dir / "seen_jobs.sqlite")
+        self.audit = AuditLog(self.data_dir / "audit.log")
+        self.verifier = Verifier(self.roster)
+        self.code_digest = code_digest()
+        self.boot_id = secrets.token_hex(8)
+        self.metrics = NodeMetrics(party.name)
+        self.metrics.info.labels(party.name, __version__, self.code_digest).set(1)
+        self.engine = MpcEngine(on_restart=self.metrics.engine_restarts.inc)
+        self.pending: dict[str, PendingJob] = {}
+        self.queue: asyncio.Queue = asyncio.Queue()
+        cluster = self.roster.cluster_id
+        self.jobs_topic = topics.jobs(cluster)
+        broker_url = broker or self.config.broker
+        tls = (client_context(self.tls_cert, self.tls_key, self.passphrase, self._broker_ca())
+               if broker_url.startswith("mqtts") else None)  # our cert doubles as broker login
+        self.bus = Bus(broker_url, f"{cluster}-{party.name}", tls, [self.jobs_topic],
+                       self.on_message, will=(self._topic("status"), self._presence("offline")),
+                       on_connect=self._announce)
+        self.metrics.bus_connected.set_function(lambda: float(self.bus.connected.is_set()))
+        self._stopping = asyncio.Event()
+
+    def _broker_ca(self) -> str:
+        if self.config.broker_ca:
+            return self.ctx.path(self.config.broker_ca).read_text()
+        return self.roster.ca_cert
+
+    def _topic(self, leaf: str) -> str:
+        return topics.node(self.roster.cluster_id, self.party.name, leaf)
+
+    def _seal(self, leaf: str, message) -> bytes:
+        topic = self._topic(leaf)
+        return seal(self.identity, f"party/{self.party.name}", self.roster.cluster_id, topic,
+                    message).raw
+
+    def _presence(self, state: str) -> bytes:
+        return self._seal("status", Presence(state=state, version=__version__,
+                                             code_digest=self.code_digest, boot_id=self.boot_id,
+                                             ts=time.time()))
+
+    async def _announce(self) -> None:
+        self.metrics.bus_connects.inc()
+        await self.bus.publish(self._topic("status"), self._presence("online"), retain=True)
+
+    def _update_key_metrics(self) -> None:
+        """Presignatures left per key (metadata only: nothing is decrypted)."""
+        store = self.ctx.keystore
+        for key_id in store.key_ids():
+            epoch = store.committed_epoch(key_id)
+            self.metrics.presignatures_left.labels(key_id).set(store.count_secrets(key_id, epoch))
+
+    def health(self) -> dict:
+        """What /healthz reports: healthy while connected to the broker."""
+        connected = self.bus.connected.is_set()
+        return {"healthy": connected, "party": self.party.name, "version": __version__,
+                "code_digest": self.code_digest, "bus": "connected" if connected else
+                "disconnected", "broker": self.bus.url, "bus_error": self.bus.last_error,
+                "jobs_queued": self.queue.qsize(), "engine_restarts": self.engine.restarts}
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until SIGTERM/SIGINT, then leave cleanly."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        self.engine.start()
+        self._update_key_metrics()
+        health = None
+        if self.config.metrics_port:
+            health = HealthServer(self.metrics, self.health, self.config.metrics_host,
+                                  self.config.metrics_port)
+            await health.start()
+        tasks = [asyncio.ensure_future(self.bus.run()), asyncio.ensure_future(self._executor())]
+        log.info("%s up: cluster %s, broker %s, code %s", self.party.name,
+                 self.roster.cluster_id, self.bus.url, self.code_digest[:12])
+        try:
+            await self._stopping.wait()
+        finally:
+            log.info("%s shutting down", self.party.name)
+            try:
+                await self.bus.publish(self._topic("status"), self._presence("offline"),
+                                       retain=True, timeout=2.0)
+            except BusUnavailable:
+                pass
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.engine.close()
+            if health:
+                await health.stop()
+            self.replay.close()
+
+    # -- messages -----------------------------------------------------------------------
+
+    async def on_message(self, topic: str, payload: bytes) -> None:
+        """Entry point for every bus message; never raises on bad input."""
+        try:
+            verified = self.verifier.open(payload, topic)
+        except EnvelopeError as exc:
+            self.metrics.rejected_messages.inc()
+            log.warning("rejected message on %s: %s", topic, exc)
+            self.audit.append("rejected_message", topic=topic[:200], reason=str(exc)[:500],
+                              size=len(payload))
+            return
+        if verified.sender_kind != "coordinator":
+            self.metrics.rejected_messages.inc()
+            log.warning("rejected %s on %s: only coordinators publish jobs", verified.sender, topic)
+            self.audit.append("rejected_message", topic=topic[:200], size=len(payload),
+                              reason=f"{verified.sender} is not a coordinator")
+            return
+        msg = verified.message
+        if isinstance(msg, JobRequest):
+            await self._on_request(verified)
+        elif isinstance(msg, JobStart):
+            await self._on_start(verified)
+        elif isinstance(msg, JobAbort):
+            if self.pending.pop(msg.job_id, None):
+                log.info("job %s aborted by %s: %s", msg.job_id[:8], verified.sender, msg.reason)
+        else:
+            self.metrics.rejected_messages.inc()
+            log.warning("ignored %s from %s on the jobs topic", msg.type, verified.sender)
+
+    def _check_request(self, verified: Verified):
+        """Return the parsed params, or raise JobRejected with the reason."""
+        req: JobRequest = verified.message
+        now = time.time()
+        if req.coordinator != verified.sender:
+            raise JobRejected(f"request names coordinator {req.coordinator} but is signed by"
+                              f" {verified.sender}")
+        if req.expires_at <= now:
+            raise JobRejected(f"request expired {now - req.expires_at:.1f}s ago")
+        if req.issued_at > now + CLOCK_SKEW_S:
+            raise JobRejected("request issued in the future (clock skew?)")
+        ttl = self.roster.limits.max_request_ttl_s
+        if req.expires_at - max(req.issued_at, now - CLOCK_SKEW_S) > ttl:
+            raise JobRejected(f"request lifetime exceeds the cluster limit of {ttl:g}s")
+        if not self.replay.first_time(req.job_id, req.expires_at):
+            raise JobRejected(f"replayed request: job {req.job_id} was seen before")
+        try:
+            kind = kind_for(req.kind)
+            params = kind.parse(req.params)
+        except ValueError as exc:
+            raise JobRejected(str(exc)) from None
+        kind.local_check(self.ctx, params)
+        return params
+
+    async def _on_request(self, verified: Verified) -> None:
+        req: JobRequest = verified.message
+        try:
+            params = self._check_request(verified)
+            accept, reason = True, ""
+        except JobRejected as exc:
+            params, accept, reason = None, False, str(exc)
+        self.metrics.votes.labels(req.kind, "accept" if accept else "reject").inc()
+        if accept:
+            self.pending[req.job_id] = PendingJob(req, verified.payload_digest, params)
+        else:
+            self.metrics.policy_rejections.labels(req.kind).inc()
+        log.info("job %s (%s) from %s: %s%s", req.job_id[:8], req.kind, verified.sender,
+                 "accept" if accept else "reject: ", reason)
+        params_json = json.dumps(req.params, sort_keys=True)
+        self.audit.append("request", job_id=req.job_id, kind=req.kind,
+                          params=req.params if len(params_json) <= 2048 else None,
+                          params_digest=digest_bytes(params_json.encode()),
+                          coordinator=verified.sender, request_digest=verified.payload_digest,
+                          accept=accept, reason=reason)
+        vote = Vote(job_id=req.job_id, request_digest=verified.payload_digest, accept=accept,
+                    reason=reason, code_digest=self.code_digest, version=__version__)
+        self._sweep()
+        await self.bus.publish(self._topic("votes"), self._seal("votes", vote))
+
+    def _sweep(self) -> None:
+        """Forget accepted jobs that were never started before they expired."""
+        now = time.time()
+        for job_id in [j for j, p in self.pending.items() if p.request.expires_at < now]:
+            del self.pending[job_id]
+
+    def participants_from(self, start: JobStart, job: PendingJob) -> list[str]:
+        """Verify the embedded votes; return the participant names in roster order."""
+        names = set()
+        for raw in start.votes:
+            try:
+                vote_sender = json.loads(raw).get("sender", "")
+                name = vote_sender.removeprefix("party/")
+                v = self.verifier.open(raw.encode(), topics.node(self.roster.cluster_id, name,
+                                                                 "votes"))
+            except (EnvelopeError, ValueError, AttributeError) as exc:
+                raise JobRejected(f"start carries an invalid vote: {exc}") from None
+            vote = v.message
+            if v.sender_kind != "party" or not isinstance(vote, Vote):
+                raise JobRejected("start carries something other than a party vote")
+            if vote.job_id != start.job_id or vote.request_digest != job.digest:
+                raise JobRejected(f"vote of {v.sender} is for another request")
+            if not vote.accept:
+                raise JobRejected(f"start includes {v.sender}, which rejected the job")
+            if vote.code_digest != self.code_digest:
+                raise JobRejected(f"{v.sender} runs protocol code {vote.code_digest[:12]}, we run"
+                                  f" {self.code_digest[:12]}: digests must agree")
+            names.add(v.sender)
+        order = {p.name: p.index for p in self.roster.parties}
+        return sorted(names, key=order.__getitem__)
+
+    async def _on_start(self, verified: Verified) -> None:
+        start: JobStart = verified.message
+        job = self.pending.pop(start.job_id, None)
+        if job is None:
+            return  # we rejected it, never saw it, or it already ran
+        try:
+            if start.request_digest != job.digest:
+                raise JobRejected("start refers to a different request digest (split view?)")
+            if verified.sender != job.request.coordinator:
+                raise JobRejected(f"start from {verified.sender}, request from"
+                                  f" {job.request.coordinator}")
+            participants = self.participants_from(start, job)
+            needed = kind_for(job.request.kind).min_parties(self.roster)
+            if len(participants) < needed:
+                raise JobRejected(f"only {len(participants)} participants, {needed} required")
+        except JobRejected as exc:
+            await self._publish_result(job, None, ok=False, error=str(exc))
+            return
+        self.audit.append("start", job_id=start.job_id, participants=participants,
+                          selected=self.party.name in participants)
+        if self.party.name not in participants:
+            log.info("job %s: not selected (participants %s)", start.job_id[:8], participants)
+            return
+        await self.queue.put((job, participants))
+
+    # -- execution ----------------------------------------------------------------------
+
+    async def _executor(self) -> None:
+        """Run queued jobs one at a time, in the order their starts arrived."""
+        while True:
+            job, participants = await self.queue.get()
+            await self._execute(job, participants)
+
+    async def _execute(self, job: PendingJob, participants: list[str]) -> None:
+        started = time.monotonic()
+        req = job.request
+        sid = session_id(job.digest, participants, self.code_digest)
+        kind = kind_for(req.kind)
+        if time.time() > req.expires_at:
+            await self._publish_result(job, sid, ok=False, error="job expired before it started")
+            return
+        parties = [self.roster.party(name) for name in participants]
+        try:
+            call = kind.session_call(self.ctx, job.params, parties)
+            ran = {"output": None, "connect_s": 0.0, "mpc_s": 0.0}
+            if call is not None:
+                spec = SessionSpec(
+                    session_id=sid, my_pid=participants.index(self.party.name),
+                    peers=[SessionPeer(p.name, p.host, p.mpc_port, p.tls_cert) for p in parties],
+                    bind_host=self.config.mpc_bind,
+                    bind_port=self.config.mpc_listen_port or self.party.mpc_port,
+                    tls_cert=self.tls_cert, tls_key=self.tls_key,
+                    tls_passphrase=self.passphrase, ca_pem=self.roster.ca_cert,
+                    target=call.target, args=call.args, threshold=call.threshold,
+                    connect_timeout=self.config.connect_timeout_s,
+                    session_timeout=self.config.session_timeout_s)
+                ran = await self.engine.run(spec)
+                self.metrics.session_seconds.labels(req.kind).observe(ran["connect_s"]
+                                                                      + ran["mpc_s"])
+            output = kind.finish(self.ctx, job.params, ran["output"], parties)
+            timings = {"queue_s": started - job.received, "connect_s": ran["connect_s"],
+                       "mpc_s": ran["mpc_s"], "node_s": time.monotonic() - started}
+            self.metrics.jobs.labels(req.kind, "ok").inc()
+            self._update_key_metrics()
+            await self._publish_result(job, sid, ok=True, output=output, timings=timings)
+        except (SessionError, JobRejected) as exc:
+            self.metrics.jobs.labels(req.kind, "failed").inc()
+            log.warning("job %s failed: %s", req.job_id[:8], exc)
+            await self._publish_result(job, sid, ok=False, error=str(exc))
+        except Exception as exc:  # a bug in a job kind must fail the job, not the node
+            self.metrics.jobs.labels(req.kind, "failed").inc()
+            log.exception("job %s crashed", req.job_id[:8])
+            await self._publish_result(job, sid, ok=False,
+                                       error=f"internal error: {type(exc).__name__}: {exc}")
+
+    async def _publish_result(self, job: PendingJob, sid: str | None, ok: bool, output=None,
+                              error: str | None = None, timings: dict | None = None) -> None:
+        result = JobResult(job_id=job.request.job_id, request_digest=job.digest, session_id=sid,
+                           ok=ok, output=output, error=error,
+                           output_digest=output_digest(output) if ok else None,
+                           timings=timings or {})
+        self.audit.append("result", job_id=result.job_id, session_id=sid, ok=ok,
+                          output_digest=result.output_digest, error=error)
+        try:
+            # retained: a coordinator that reconnects after a broker restart still gets it
+            await self.bus.publish(self._topic("results"), self._seal("results", result),
+                                   retain=True)
+        except BusUnavailable as exc:
+            log.error("could not publish the result of job %s: %s", job.request.job_id[:8], exc)
+
+
+def run_node(config_path: Path, broker: str | None = None) -> None:
+    """Entry point of `mpcnet node`."""
+    async def main():
+        await Node(config_path, broker).run()
+    asyncio.run(main())
