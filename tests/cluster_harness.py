@@ -1,0 +1,210 @@
+"""Real local clusters for end-to-end tests: a broker process (embedded amqtt, or the machine's
+Mosquitto) and one `mpcnet node` process per party, each of which the test can kill or
+restart.  Everything started here is killed at teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mpc_nodes import mosquitto
+from mpc_nodes.cluster import free_port, init_cluster
+from mpc_nodes.config import dump_yaml, load_node_config, parse_broker_url
+from mpc_nodes.coordinator import Coordinator
+from tests.faultproxy import FaultProxy
+
+ROOT = Path(__file__).resolve().parent.parent
+MOSQUITTO_URL = "mqtt://127.0.0.1:1883"
+
+
+def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def mosquitto_available() -> bool:
+    """The machine's Mosquitto answers on 127.0.0.1:1883."""
+    return port_open("127.0.0.1", 1883)
+
+
+def mosquitto_binary() -> str | None:
+    """A Mosquitto binary we can start privately (to stop and restart it in tests)."""
+    return shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)),
+        None)
+
+
+def _env(first: Path | None = None) -> dict:
+    """Environment for child processes; `first` is put ahead of the repo on PYTHONPATH."""
+    paths = ([str(first)] if first else []) + [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
+
+
+class LocalCluster:
+    """A cluster directory plus the processes that run it."""
+
+    def __init__(self, root: Path, parties: int = 3, threshold: int = 1,
+                 broker: str = "embedded", mpc_proxy: bool = False, broker_proxy: bool = False,
+                 **node_settings):
+        """broker: "embedded" (amqtt process), "mosquitto" (the machine's, on 1883),
+        "mosquitto-private" (a Mosquitto process of our own on a free port) or
+        "mosquitto-tls" (our own Mosquitto with the generated TLS, certificate-login and ACL
+        configuration of mpc_nodes.mosquitto)."""
+        self.dir = root / "cluster"
+        self.roster = init_cluster(self.dir, parties, threshold)
+        self.broker_kind = broker
+        if broker == "embedded":
+            self.broker_url = load_node_config(self.dir / "party0" / "node.yaml").broker
+        elif broker == "mosquitto":
+            self.broker_url = MOSQUITTO_URL
+        elif broker == "mosquitto-tls":
+            self.broker_url = f"mqtts://127.0.0.1:{free_port()}"
+        else:
+            self.broker_url = f"mqtt://127.0.0.1:{free_port()}"
+        self.node_broker_url = self.broker_url
+        self.mpc_proxies: dict[int, FaultProxy] = {}
+        self.broker_proxy: FaultProxy | None = None
+        for i in range(parties):
+            settings = dict(node_settings)
+            if mpc_proxy:  # peers dial the roster port, where a proxy forwards to the node
+                settings["mpc_listen_port"] = free_port()
+            if settings:
+                self.configure_node(i, **settings)
+            if mpc_proxy:
+                self.mpc_proxies[i] = FaultProxy(settings["mpc_listen_port"],
+                                                 listen_port=self.roster.parties[i].mpc_port)
+        if broker_proxy:
+            scheme, _, port = self.broker_url.rpartition(":")
+            self.broker_proxy = FaultProxy(int(port))
+            self.node_broker_url = f"{scheme}:{self.broker_proxy.port}"
+        self.nodes: dict[int, subprocess.Popen] = {}
+        self.broker_proc: subprocess.Popen | None = None
+
+    def configure_node(self, i: int, **settings) -> None:
+        """Change fields of party i's node.yaml (before it starts)."""
+        path = self.dir / f"party{i}" / "node.yaml"
+        dump_yaml(path, load_node_config(path).model_copy(update=settings))
+
+    # -- processes --------------------------------------------------------------------
+
+    def _spawn(self, args: list[str], log: Path, pythonpath: Path | None = None):
+        with open(log, "ab") as out:
+            return subprocess.Popen([sys.executable, "-m", "mpc_nodes.cli", *args], stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=_env(pythonpath), cwd=self.dir,
+                                    start_new_session=True)
+
+    def start_broker(self, timeout: float = 15.0) -> None:
+        _, host, port = parse_broker_url(self.broker_url)
+        if self.broker_kind == "mosquitto":
+            return
+        if self.broker_kind == "embedded":
+            self.broker_proc = self._spawn(["broker", "--dir", str(self.dir)],
+                                           self.dir / "broker.log")
+        else:
+            if self.broker_kind == "mosquitto-tls":  # the generated production configuration
+                conf = mosquitto.write_files(self.dir, self.dir / "mosquitto", port, host,
+                                             run_as=getpass.getuser())  # reads our tmp files
+            else:
+                conf = self.dir / "mosquitto.conf"
+                conf.write_text(f"listener {port} {host}\nallow_anonymous true\n"
+                                "set_tcp_nodelay true\npersistence false\n")
+            with open(self.dir / "broker.log", "ab") as out:
+                self.broker_proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)],
+                                                    stdout=out, stderr=subprocess.STDOUT,
+                                                    start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not port_open(host, port):
+            if self.broker_proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("embedded broker did not start:\n"
+                                   + (self.dir / "broker.log").read_text()[-2000:])
+            time.sleep(0.05)
+
+    def stop_broker(self) -> None:
+        if self.broker_proc is not None:
+            _killgroup(self.broker_proc, signal.SIGKILL)
+            self.broker_proc = None
+
+    def start_node(self, i: int, pythonpath: Path | None = None) -> None:
+        """Start party i; `pythonpath` lets a test run it on other code."""
+        cfg = self.dir / f"party{i}" / "node.yaml"
+        self.nodes[i] = self._spawn(["--log-level", "INFO", "node", "--config", str(cfg),
+                                     "--broker", self.node_broker_url],
+                                    self.dir / f"party{i}" / "node.log", pythonpath)
+
+    def stop_node(self, i: int, sig=signal.SIGTERM) -> int | None:
+        proc = self.nodes.pop(i, None)
+        return _killgroup(proc, sig) if proc else None
+
+    def start(self) -> "LocalCluster":
+        self.start_broker()
+        for i in range(self.roster.n):
+            self.start_node(i)
+        return self
+
+    def close(self) -> None:
+        for i in list(self.nodes):
+            self.stop_node(i, signal.SIGKILL)
+        self.stop_broker()
+        for proxy in [*self.mpc_proxies.values(), self.broker_proxy]:
+            if proxy is not None:
+                proxy.close()
+
+    def log(self, i: int) -> str:
+        return (self.dir / f"party{i}" / "node.log").read_text(errors="replace")
+
+    async def wait_log(self, i: int, text: str, timeout: float = 30.0) -> None:
+        """Wait until party i's log mentions `text` (node start-up is slow on a busy CI box)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log(i):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"party{i} log lacks {text!r} after {timeout:g}s:\n"
+                                     + self.log(i)[-2000:])
+            await asyncio.sleep(0.1)
+
+    # -- coordinator ------------------------------------------------------------------
+
+    def coordinator(self) -> Coordinator:
+        return Coordinator(self.dir / "coordinator" / "coordinator.yaml", self.broker_url)
+
+    async def wait_online(self, c: Coordinator, names: set[str] | None = None,
+                          timeout: float = 30.0) -> None:
+        names = names or {p.name for p in self.roster.parties}
+        deadline = time.monotonic() + timeout
+        while not names <= c.online():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"parties {sorted(names - c.online())} not online after"
+                                     f" {timeout:g}s")
+            await asyncio.sleep(0.05)
+
+    async def wait_offline(self, c: Coordinator, name: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while name in c.online():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} still online after {timeout:g}s")
+            await asyncio.sleep(0.05)
+
+
+def _killgroup(proc: subprocess.Popen, sig) -> int | None:
+    """Signal a process and everything it started (its MPC engine); wait for it."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait(timeout=5)

@@ -1,0 +1,70 @@
+"""Run a protocol coroutine in N real MPyC party processes over loopback (no bus, no TLS).
+
+Protocol tests use this to check that every party runs the same program and gets the
+same answer.  Each party is a separate ``python`` process that builds a fresh runtime
+with :func:`mpc_nodes.mpyc_runtime.new_runtime`, starts it on plain TCP, awaits
+``target(rt, *args)`` and prints the JSON result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+PARTY_SCRIPT = Path(__file__).with_name("_mpc_party.py")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_ports(n: int) -> list[int]:
+    """Return n distinct currently free TCP ports on 127.0.0.1."""
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def run_parties(target: str, per_party_args: list[list], timeout: float = 60.0,
+                threshold: int | None = None) -> list:
+    """Run ``target`` ("package.module:function") in len(per_party_args) processes.
+
+    Returns each party's JSON-decoded return value, in party order.  Raises
+    RuntimeError with the failing party's stderr if any party fails or times out.
+    """
+    m = len(per_party_args)
+    ports = free_ports(m)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    procs = []
+    for pid, args in enumerate(per_party_args):
+        spec = {"pid": pid, "ports": ports, "target": target, "args": args, "threshold": threshold}
+        procs.append(subprocess.Popen([sys.executable, str(PARTY_SCRIPT), json.dumps(spec)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                      text=True))
+    results, errors = [], []
+    try:
+        for pid, p in enumerate(procs):
+            try:
+                out, err = p.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                errors.append(f"party {pid} timed out after {timeout}s")
+                continue
+            if p.returncode != 0:
+                errors.append(f"party {pid} exited {p.returncode}:\n{err[-4000:]}")
+                continue
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    if errors:
+        raise RuntimeError("\n".join(errors))
+    return results

@@ -1,0 +1,251 @@
+"""Threshold keys end to end with real node processes and a real broker: keygen, signing
+checked by libsecp256k1 (coincurve) and eth-account, the 2t+1 rule, policies, presignatures,
+refresh under crashes, and damaged or wrongly unlocked share stores."""
+
+import json
+import signal
+
+import coincurve
+import pytest
+from eth_account import Account
+
+from keyshare import KeyStore
+from mpc_nodes.cli_keys import check_signature
+from mpc_nodes.evm import parse_transaction
+from tests.conftest import BROKERS
+
+pytestmark = pytest.mark.e2e
+RECIPIENT = "0x1111111111111111111111111111111111111111"
+POLICY = f"""chain_ids: [11155111]
+recipients: ["{RECIPIENT}"]
+selectors: ["0xa9059cbb"]
+allow_plain_transfers: true
+max_value_wei: 1000000000000000000
+daily_cap_wei: 1500000000000000000
+"""
+
+
+def tx(nonce, value=10**17, **changes):
+    return {"chainId": 11155111, "nonce": nonce, "to": RECIPIENT, "value": str(value),
+            "data": "0x", "gas": 21000, "maxFeePerGas": 30 * 10**9,
+            "maxPriorityFeePerGas": 10**9, **changes}
+
+
+def with_policies(cluster):
+    for i in range(cluster.roster.n):
+        (cluster.dir / f"party{i}" / "policy.yaml").write_text(POLICY)
+    return cluster
+
+
+def verified_by_others(out, transaction):
+    """Independent checks: libsecp256k1 on the digest, eth-account on the raw transaction."""
+    assert check_signature(out) is None
+    r, s = int(out["r"], 16), int(out["s"], 16)
+    der = coincurve.ecdsa.cdata_to_der(coincurve.ecdsa.deserialize_compact(
+        r.to_bytes(32, "big") + s.to_bytes(32, "big")))
+    digest = parse_transaction(transaction).digest
+    assert coincurve.PublicKey(bytes.fromhex(out["public_key"])).verify(der, digest, hasher=None)
+    assert Account.recover_transaction(bytes.fromhex(out["raw"])) == out["address"]
+
+
+async def keygen(c, key_id="vault-1"):
+    outcome = await c.run_job("keygen", {"key_id": key_id})
+    assert outcome.ok, outcome.error
+    return outcome.output
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("broker", BROKERS)
+async def test_keygen_sign_presign(make_cluster, broker):
+    cluster = with_policies(make_cluster(parties=3, threshold=1, broker=broker))
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        key = await keygen(c)
+        signed = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(0)})
+        assert signed.ok, signed.error
+        verified_by_others(signed.output, tx(0))
+        assert signed.output["address"] == key["address"]
+
+        pre = await c.run_job("presign", {"key_id": "vault-1", "count": 2})
+        assert pre.ok and len(pre.output["ids"]) == 2
+        only = pre.output["binding"].split(",")
+        first = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(1),
+                                         "presignature": pre.output["ids"][0]}, only=only)
+        assert first.ok, first.error
+        verified_by_others(first.output, tx(1))
+        reuse = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(2),
+                                         "presignature": pre.output["ids"][0]}, only=only)
+        assert not reuse.ok and "no unused presignature" in reuse.error
+    stores = [KeyStore(cluster.dir / f"party{i}" / "data" / "keys",
+                       (cluster.dir / f"party{i}" / "passphrase").read_bytes().strip(),
+                       cluster.roster.cluster_id, i) for i in range(3)]
+    assert [s.list_keys()[0]["presignatures"] for s in stores] == [1, 1, 1]
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("threshold, expect_ok", [(1, True), (2, False)])
+async def test_five_parties_two_stopped_follows_the_2t_plus_1_rule(make_cluster, threshold,
+                                                                    expect_ok):
+    cluster = with_policies(make_cluster(parties=5, threshold=threshold))
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        await keygen(c)
+        cluster.stop_node(1)
+        cluster.stop_node(3)
+        await cluster.wait_offline(c, "party1")
+        await cluster.wait_offline(c, "party3")
+        outcome = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(0)}, vote_timeout=2)
+        assert outcome.ok == expect_ok, outcome.error
+        if expect_ok:
+            assert outcome.participants == ["party0", "party2", "party4"]
+            verified_by_others(outcome.output, tx(0))
+        else:
+            assert "only 3 of the 5 required parties accepted" in outcome.error
+
+
+@pytest.mark.timeout(120)
+async def test_policy_rejections_carry_reasons(make_cluster):
+    cluster = with_policies(make_cluster(parties=3, threshold=1))
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        await keygen(c)
+        assert (await c.run_job("sign", {"key_id": "vault-1", "tx": tx(0, value=10**18)})).ok
+        cases = [
+            (tx(1, chainId=1), "chain id 1 not allowed"),
+            (tx(1, to="0x2222222222222222222222222222222222222222"), "recipient"),
+            (tx(1, data="0x095ea7b3" + "00" * 64), "contract selector 0x095ea7b3 not allowed"),
+            (tx(1, value=2 * 10**18), "exceeds the per-transaction maximum"),
+            (tx(1, value=6 * 10**17), "over the daily cap"),
+            (tx(0), "nonce 0 on chain 11155111 was already signed"),
+        ]
+        for transaction, reason in cases:
+            outcome = await c.run_job("sign", {"key_id": "vault-1", "tx": transaction})
+            assert not outcome.ok
+            reasons = [v.reason for v in outcome.votes]
+            assert len(reasons) == 3 and all(reason in r for r in reasons), reasons
+
+
+@pytest.mark.timeout(180)
+async def test_refresh_survives_crashes_and_keeps_the_key(make_cluster):
+    cluster = with_policies(make_cluster(parties=4, threshold=1))
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        key = await keygen(c)
+        # crash after staging, before commit: the commit cannot run, the key stays at epoch 0
+        staged = await c.run_job("refresh", {"key_id": "vault-1", "epoch": 1})
+        assert staged.ok, staged.error
+        cluster.stop_node(3, signal.SIGKILL)
+        await cluster.wait_offline(c, "party3")
+        commit = await c.run_job("refresh-commit", {"key_id": "vault-1", "epoch": 1},
+                                 vote_timeout=2)
+        assert not commit.ok and "only 3 of the 4 required" in commit.error
+        signed = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(0)})
+        assert signed.ok, signed.error
+        verified_by_others(signed.output, tx(0))
+
+        # a fresh refresh after the restart aborts the stale stage and commits everywhere
+        cluster.start_node(3)
+        await cluster.wait_online(c)
+        assert (await c.run_job("refresh", {"key_id": "vault-1", "epoch": 1})).ok
+        # crash in the middle of the commit: three parties commit, party3 does not
+        cluster.stop_node(3, signal.SIGKILL)
+        await cluster.wait_offline(c, "party3")
+        partial = await c.run_job("refresh-commit", {"key_id": "vault-1", "epoch": 1},
+                                  vote_timeout=2)
+        assert not partial.ok
+        cluster.start_node(3)
+        await cluster.wait_online(c)
+        done = await c.run_job("refresh-commit", {"key_id": "vault-1", "epoch": 1})
+        assert done.ok and done.output["epoch"] == 1, done.error
+        signed = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(1)})
+        assert signed.ok and signed.output["address"] == key["address"], signed.error
+        verified_by_others(signed.output, tx(1))
+
+
+@pytest.mark.timeout(120)
+async def test_damaged_share_and_wrong_passphrase_are_refused_with_reasons(make_cluster):
+    cluster = with_policies(make_cluster(parties=3, threshold=1))
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        await keygen(c)
+        share_file = cluster.dir / "party0" / "data" / "keys" / "vault-1" / "epoch-0.share"
+        original = share_file.read_bytes()
+        doc = json.loads(original)
+        doc["ciphertext"] = doc["ciphertext"][:-6] + ("AAAA" if doc["ciphertext"][-6:-2] != "AAAA"
+                                                      else "BBBB") + doc["ciphertext"][-2:]
+        share_file.write_text(json.dumps(doc))
+        outcome = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(0)})
+        assert not outcome.ok
+        assert "authentication failed" in outcome.votes[0].reason, outcome.votes[0]
+        share_file.write_bytes(original)
+
+        # a valid file whose share does not match the published verification share
+        pdir = cluster.dir / "party1"
+        store = KeyStore(pdir / "data" / "keys", (pdir / "passphrase").read_bytes().strip(),
+                         cluster.roster.cluster_id, 1)
+        meta, share = store.load("vault-1")
+        store._write_share(meta, share + 1)
+        outcome = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(0)})
+        assert "does not match this party's verification share" in outcome.votes[1].reason
+
+    # the wrong passphrase: the node will not start, and the store will not open
+    cluster.stop_node(2)
+    (cluster.dir / "party2" / "passphrase").write_text("not-the-passphrase\n")
+    cluster.start_node(2)
+    assert cluster.nodes[2].wait(timeout=30) == 2
+    assert "wrong passphrase" in cluster.log(2)
+
+
+@pytest.mark.timeout(150)
+async def test_key_commands_through_the_cli(make_cluster, tmp_path):
+    import asyncio
+    import os
+    import subprocess
+    import sys
+
+    cluster = with_policies(make_cluster(parties=3, threshold=1))
+
+    def mpcnet(*args, env=None):
+        return subprocess.run([sys.executable, "-m", "mpc_nodes.cli", *args], text=True,
+                              capture_output=True, timeout=60, env={**os.environ, **(env or {})})
+
+    common = ["--dir", str(cluster.dir), "--broker", cluster.broker_url]
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+    made = await asyncio.to_thread(mpcnet, "keygen", *common, "--label", "Vault 1", "--json")
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)["output"]
+    assert key["key_id"] == "vault-1"
+    tx_file = tmp_path / "tx.json"
+    tx_file.write_text(json.dumps(tx(0)))
+    signed = await asyncio.to_thread(mpcnet, "sign", *common, "--key", "vault-1", "--tx",
+                                     str(tx_file), "--json")
+    assert signed.returncode == 0, signed.stderr
+    verified_by_others(json.loads(signed.stdout)["output"], tx(0))
+    assert (await asyncio.to_thread(mpcnet, "presign", *common, "--key", "vault-1", "--count",
+                                    "2")).returncode == 0
+    tx_file.write_text(json.dumps(tx(1)))
+    fast = await asyncio.to_thread(mpcnet, "sign", *common, "--key", "vault-1", "--tx",
+                                   str(tx_file), "--presigned", "--json")
+    assert fast.returncode == 0, fast.stderr
+    verified_by_others(json.loads(fast.stdout)["output"], tx(1))
+    refreshed = await asyncio.to_thread(mpcnet, "refresh", *common, "--key", "vault-1")
+    assert refreshed.returncode == 0 and "epoch 1 committed" in refreshed.stdout
+
+    listing = json.loads((await asyncio.to_thread(mpcnet, "keys", "list", "--dir",
+                                                  str(cluster.dir), "--json")).stdout)
+    assert [p[0]["epoch"] for p in listing.values()] == [1, 1, 1]
+    assert {p[0]["address"] for p in listing.values()} == {key["address"]}
+
+    cfg = str(cluster.dir / "party0" / "node.yaml")
+    env = {"MPCNET_BACKUP_PASSPHRASE": "correct horse"}
+    backup = tmp_path / "party0.backup"
+    out = await asyncio.to_thread(mpcnet, "keys", "export-backup", "--config", cfg, "--out",
+                                  str(backup), env=env)
+    assert out.returncode == 0 and "backed up vault-1" in out.stdout
+    wrong = await asyncio.to_thread(mpcnet, "keys", "import-backup", "--config", cfg,
+                                    "--backup", str(backup), env={"MPCNET_BACKUP_PASSPHRASE": "x"})
+    assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr
+    same = await asyncio.to_thread(mpcnet, "keys", "import-backup", "--config", cfg, "--backup",
+                                   str(backup), env=env)
+    assert same.returncode == 0 and "already present" in same.stdout

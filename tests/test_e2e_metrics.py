@@ -1,0 +1,71 @@
+"""Each node's /metrics (Prometheus) and /healthz endpoints, scraped from a running cluster."""
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from mpc_nodes.config import load_node_config
+
+pytestmark = pytest.mark.e2e
+
+
+def get(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def samples(text):
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+async def health_becomes(port, wanted, tries=100):
+    """Poll /healthz until it answers `wanted` (or give up); return the last answer."""
+    for _ in range(tries):
+        status, body = await asyncio.to_thread(get, port, "/healthz")
+        if status == wanted:
+            break
+        await asyncio.sleep(0.1)
+    return status, body
+
+
+@pytest.mark.timeout(90)
+async def test_metrics_and_health_follow_the_node(make_cluster):
+    cluster = make_cluster(parties=3, threshold=1)
+    ports = [load_node_config(cluster.dir / f"party{i}" / "node.yaml").metrics_port
+             for i in range(3)]
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        assert (await c.run_job("aggregate", {"input": "eth_vol_30d"})).ok
+        assert not (await c.run_job("aggregate", {"input": "missing"})).ok
+        assert (await c.run_job("keygen", {"key_id": "vault-1"})).ok
+        assert (await c.run_job("presign", {"key_id": "vault-1", "count": 3})).ok
+    for port in ports:
+        status, body = await asyncio.to_thread(get, port, "/metrics")
+        assert status == 200
+        m = samples(body)
+        assert m[("mpcnet_jobs_total", (("kind", "aggregate"), ("outcome", "ok")))] == 1
+        assert m[("mpcnet_votes_total", (("decision", "reject"), ("kind", "aggregate")))] == 1
+        assert m[("mpcnet_policy_rejections_total", (("kind", "aggregate"),))] == 1
+        assert m[("mpcnet_mpc_session_seconds_count", (("kind", "aggregate"),))] == 1
+        assert m[("mpcnet_bus_connected", ())] == 1
+        assert m[("mpcnet_presignatures_left", (("key_id", "vault-1"),))] == 3
+        assert m[("mpcnet_bus_connections_total", ())] >= 1
+        status, body = await asyncio.to_thread(get, port, "/healthz")
+        assert status == 200 and json.loads(body)["bus"] == "connected"
+    assert (await asyncio.to_thread(get, ports[0], "/nope"))[0] == 404
+
+    cluster.stop_broker()
+    status, body = await health_becomes(ports[0], 503)
+    assert status == 503 and json.loads(body)["bus"] == "disconnected"
+    cluster.start_broker()
+    assert (await health_becomes(ports[0], 200))[0] == 200
+    m = samples((await asyncio.to_thread(get, ports[0], "/metrics"))[1])
+    assert m[("mpcnet_bus_connections_total", ())] >= 2
