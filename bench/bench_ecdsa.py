@@ -1,0 +1,117 @@
+"""Threshold ECDSA through the whole network path (coordinator → bus → nodes → MPC → verified
+result): keygen time, signing latency p50/p95, online latency with presignatures, signatures
+per second back to back; 3 and 5 parties.  Baseline in the same run: single-key signing with
+coincurve (libsecp256k1).
+
+    python bench/bench_ecdsa.py [--sigs 50] [--parties 3 5] [--broker URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import coincurve
+from _cluster import local_cluster, online_coordinator, pct
+
+from mpc_nodes.cli_keys import check_signature
+
+RECIPIENT = "0x1111111111111111111111111111111111111111"
+POLICY = f"""chain_ids: [11155111]
+recipients: ["{RECIPIENT}"]
+allow_plain_transfers: true
+max_value_wei: 1000
+daily_cap_wei: 1000000000
+"""
+
+
+def tx(nonce: int) -> dict:
+    return {"chainId": 11155111, "nonce": nonce, "to": RECIPIENT, "value": 1, "data": "0x",
+            "gas": 21000, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}
+
+
+def allow_all(cluster_dir):
+    for pdir in cluster_dir.glob("party*"):
+        (pdir / "policy.yaml").write_text(POLICY)
+
+
+async def measure(cluster_dir, broker, sigs: int) -> dict:
+    async with online_coordinator(cluster_dir, broker) as c:
+        keygen = []
+        for key_id in ("bench-cold", "bench-key"):  # the first also warms the engines up
+            t = time.perf_counter()
+            key = await c.run_job("keygen", {"key_id": key_id})
+            assert key.ok, key.error
+            keygen.append((time.perf_counter() - t,
+                           max(t["mpc_s"] for t in key.party_timings.values())))
+        nonce, full, full_mpc, online, online_mpc = 0, [], [], [], []
+
+        async def sign(**extra):
+            nonce_ = extra.pop("nonce")
+            o = await c.run_job("sign", {"key_id": "bench-key", "tx": tx(nonce_), **extra},
+                                only=extra.get("only_set"))
+            assert o.ok and check_signature(o.output) is None, o.error
+            return o
+        for _ in range(sigs):
+            o = await sign(nonce=nonce)
+            nonce += 1
+            full.append(o.timings["total_s"])
+            full_mpc.append(max(t["mpc_s"] for t in o.party_timings.values()))
+        pre = await c.run_job("presign", {"key_id": "bench-key", "count": sigs})
+        assert pre.ok, pre.error
+        for pid in pre.output["ids"]:
+            o = await c.run_job("sign", {"key_id": "bench-key", "tx": tx(nonce),
+                                         "presignature": pid},
+                                only=pre.output["binding"].split(","))
+            assert o.ok and check_signature(o.output) is None, o.error
+            nonce += 1
+            online.append(o.timings["total_s"])
+            online_mpc.append(max(t["mpc_s"] for t in o.party_timings.values()))
+        t = time.perf_counter()
+        batch = 20
+        for _ in range(batch):
+            await sign(nonce=nonce)
+            nonce += 1
+        rate = batch / (time.perf_counter() - t)
+    return {"keygen": keygen, "full": full, "full_mpc": full_mpc, "online": online,
+            "online_mpc": online_mpc, "rate": rate}
+
+
+def baseline(n: int = 2000) -> float:
+    key = coincurve.PrivateKey()
+    digest = bytes(32)
+    t = time.perf_counter()
+    for _ in range(n):
+        key.sign_recoverable(digest, hasher=None)
+    return (time.perf_counter() - t) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sigs", type=int, default=50)
+    ap.add_argument("--parties", type=int, nargs="+", default=[3, 5])
+    ap.add_argument("--broker", help="external broker URL (default: embedded amqtt with TLS)")
+    args = ap.parse_args()
+    single = baseline()
+    ms = lambda x: f"{1000 * x:7.1f}"  # noqa: E731
+    print(f"baseline: coincurve single-key signing {single * 1e6:.1f} us")
+    for n in args.parties:
+        with local_cluster(n, args.broker, prepare=allow_all) as (cluster_dir, broker):
+            r = asyncio.run(measure(cluster_dir, broker, args.sigs))
+        print(f"\n{n} parties (t={(n - 1) // 2}), {args.sigs} signatures, via {broker}")
+        (cold, cold_mpc), (warm, warm_mpc) = r["keygen"]
+        print(f"  keygen, end to end          {ms(warm)} ms (MPC {ms(warm_mpc).strip()} ms);"
+              f" first job after start {ms(cold).strip()} ms")
+        print(f"{'':30}{'p50 ms':>8} {'p95 ms':>8}")
+        for label, xs in (("  sign, end to end", r["full"]), ("    of which MPC", r["full_mpc"]),
+                          ("  presigned, end to end", r["online"]),
+                          ("    of which MPC (online)", r["online_mpc"])):
+            print(f"{label:30}{ms(pct(xs, .5))} {ms(pct(xs, .95))}")
+        print(f"  signatures/s back to back   {r['rate']:7.1f}"
+              f"   (single key: {1 / single:,.0f}/s, ratio {1 / single / r['rate']:,.0f}x)")
+        print(f"  sign p50 / single-key       {pct(r['full'], .5) / single:,.0f}x")
+
+
+if __name__ == "__main__":
+    main()
