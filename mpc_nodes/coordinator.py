@@ -42,12 +42,14 @@ class JobOutcome:
     party_errors: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     party_timings: dict[str, dict] = field(default_factory=dict)
+    party_outputs: dict[str, dict] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {"job_id": self.job_id, "kind": self.kind, "params": self.params, "ok": self.ok,
                 "output": self.output, "error": self.error, "participants": self.participants,
                 "votes": [v.__dict__ for v in self.votes], "party_errors": self.party_errors,
-                "timings": self.timings, "party_timings": self.party_timings}
+                "timings": self.timings, "party_timings": self.party_timings,
+                **({"party_outputs": self.party_outputs} if self.party_outputs else {})}
 
 
 OFFLINE_GRACE_S = 3.0
@@ -202,7 +204,7 @@ class Coordinator:
                                               result_timeout)
         outcome.timings["run_s"] = loop.time() - t1
         outcome.timings["total_s"] = loop.time() - t0
-        self._judge(outcome, results)
+        self._judge(outcome, results, kind.shared_output)
 
     async def solicit_votes(self, raw_request: bytes, job_id: str, digest: str,
                             timeout: float = 3.0) -> dict[str, Vote]:
@@ -277,7 +279,8 @@ class Coordinator:
         return results
 
     @staticmethod
-    def _judge(outcome: JobOutcome, results: dict[str, JobResult]) -> None:
+    def _judge(outcome: JobOutcome, results: dict[str, JobResult],
+               shared_output: bool = True) -> None:
         for name in outcome.participants:
             r = results.get(name)
             if r is None:
@@ -288,6 +291,10 @@ class Coordinator:
                 outcome.party_timings[name] = r.timings
         if outcome.party_errors:
             outcome.error = "; ".join(f"{n}: {e}" for n, e in outcome.party_errors.items())
+            return
+        if not shared_output:  # each party reports its own part (an output share, a nonce...)
+            outcome.party_outputs = {n: results[n].output for n in outcome.participants}
+            outcome.ok = True
             return
         digests = {results[n].output_digest for n in outcome.participants}
         if len(digests) != 1:

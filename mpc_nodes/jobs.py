@@ -61,6 +61,9 @@ class JobKind:
 
     name: ClassVar[str]
     params_model: ClassVar[type[_Params]]
+    shared_output: ClassVar[bool] = True
+    """True: every participant must report the same output.  False: each reports its own
+    part (an encrypted output share, a signature share) in JobOutcome.party_outputs."""
 
     def parse(self, params: dict) -> _Params:
         """Validate parameters; raise ValueError naming the bad field."""
