@@ -116,23 +116,36 @@ def main(log_level):
 @click.option("--base-port", type=int, help="MPC ports base (default: free ports)")
 @common_broker
 @click.option("--cluster-id", help="cluster id (default: random)")
+@click.option("--emit", type=click.Choice(["deploy"]),
+              help="also write OUT/deploy: a docker-compose project (Mosquitto with TLS and"
+                   " ACL, one container per party, a coordinator)")
 @common_json
-def init(parties, threshold, out, host, base_port, broker, cluster_id, as_json):
+def init(parties, threshold, out, host, base_port, broker, cluster_id, emit, as_json):
     """Create a cluster directory: roster, CA, per-party keys and configs, a coordinator."""
     try:
         roster = init_cluster(out, parties, threshold, host=host, base_port=base_port,
-                              broker=broker, cluster_id=cluster_id)
-    except USER_ERRORS as exc:
+                              broker=broker or ("mqtts://mosquitto:8883" if emit else None),
+                              cluster_id=cluster_id)
+        deployed = None
+        if emit:
+            from .deploy_emit import emit_compose
+            deployed = emit_compose(out, Path(out) / "deploy")
+    except (*USER_ERRORS, OSError) as exc:
         _fail(str(exc))
     if as_json:
         print(json.dumps({"cluster_id": roster.cluster_id, "dir": str(out), "n": roster.n,
-                          "threshold": roster.threshold,
+                          "threshold": roster.threshold, "deploy": deployed,
                           "parties": [{"name": p.name, "mpc": f"{p.host}:{p.mpc_port}"}
                                       for p in roster.parties]}, indent=2))
         return
     console.print(f"created cluster [bold]{roster.cluster_id}[/] in {out}: {roster.n} parties,"
                   f" threshold {roster.threshold}")
-    console.print(f"next: mpcnet cluster up --dir {out}")
+    if deployed:
+        console.print(f"wrote {deployed['compose']}; next: cd {Path(out) / 'deploy'} &&"
+                      " docker compose up -d --build &&"
+                      " docker compose run --rm coordinator mpcnet demo-jobs")
+    else:
+        console.print(f"next: mpcnet cluster up --dir {out}")
 
 
 @main.command()
@@ -365,6 +378,7 @@ def demo(parties, threshold, broker, keep):
 
 
 from . import cli_keys  # noqa: E402,F401  (registers keygen, sign, presign, refresh, keys)
+from . import cli_deploy  # noqa: E402,F401  (registers deploy compose, demo-jobs)
 
 if __name__ == "__main__":
     from mpc_nodes.cli import main as canonical_main  # the group the key commands joined
