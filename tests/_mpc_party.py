@@ -1,4 +1,5 @@
-"""One party of tests.mpc_harness.run_parties: argv[1] is a JSON spec; prints a JSON result."""
+"""One party of tests.mpc_harness.run_parties: argv[1] names a JSON spec file; prints a JSON
+result."""
 
 import asyncio
 import importlib
@@ -20,5 +21,6 @@ async def main(spec):
 
 
 if __name__ == "__main__":
-    spec = json.loads(sys.argv[1])
+    with open(sys.argv[1]) as f:
+        spec = json.load(f)
     print(json.dumps(asyncio.run(main(spec))))

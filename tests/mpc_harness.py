@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 PARTY_SCRIPT = Path(__file__).with_name("_mpc_party.py")
@@ -43,9 +44,12 @@ def run_parties(target: str, per_party_args: list[list], timeout: float = 60.0,
     ports = free_ports(m)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     procs = []
+    specs = tempfile.TemporaryDirectory(prefix="mpc-specs-")  # args can exceed argv limits
     for pid, args in enumerate(per_party_args):
-        spec = {"pid": pid, "ports": ports, "target": target, "args": args, "threshold": threshold}
-        procs.append(subprocess.Popen([sys.executable, str(PARTY_SCRIPT), json.dumps(spec)],
+        spec = Path(specs.name) / f"party{pid}.json"
+        spec.write_text(json.dumps({"pid": pid, "ports": ports, "target": target, "args": args,
+                                    "threshold": threshold}))
+        procs.append(subprocess.Popen([sys.executable, str(PARTY_SCRIPT), str(spec)],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                       text=True))
     results, errors = [], []
@@ -65,6 +69,7 @@ def run_parties(target: str, per_party_args: list[list], timeout: float = 60.0,
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        specs.cleanup()
     if errors:
         raise RuntimeError("\n".join(errors))
     return results

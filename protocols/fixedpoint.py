@@ -1,0 +1,120 @@
+"""Secure arithmetic building blocks for the pricing protocol, on MPyC secure-integer arrays.
+
+Values are integers with an explicit binary scale (x·2^f) chosen by the caller, so each
+multiplication is followed by at most one truncation and many are never truncated at all
+(a product with a 0/1 indicator is exact).  The costly parts of MPyC's own fixed-point
+type are avoided where they are not needed:
+
+- ``trunc`` opens a + r once, with r drawn by pseudorandom secret sharing (PRSS, no
+  communication); MPyC's generic truncation also generates f secret random bits per
+  element, which costs a square-root per bit.  The price is a rounding error of at most
+  d units in the last place (d = number of PRSS subsets: 3 for 3 parties, 10 for 5).
+- comparisons pass MPyC the actual bit length of their arguments (``lt(..., l)``).
+"""
+
+from __future__ import annotations
+
+from math import comb, prod
+
+import numpy as np
+from mpyc import thresha
+from mpyc.asyncoro import mpc_coro
+
+
+def prss_subsets(rt) -> int:
+    """How many PRSS pieces make up one pseudorandom sharing among rt's parties."""
+    return comb(len(rt.parties), rt.threshold)
+
+
+@mpc_coro
+async def trunc(rt, a, f: int, l: int):
+    """floor(a / 2^f) + e with 0 <= e <= prss_subsets(rt), for every |a| < 2^(l-1).
+
+    One opening of a + r, where r's low f bits and high bits are PRSS sums of uniform
+    pieces, so the opened value is statistically independent of a (security parameter
+    rt.options.sec_param)."""
+    stype = type(a)
+    await rt.returnType((stype, a.shape))
+    field = stype.sectype.field
+    n, m, t = a.size, len(rt.parties), rt.threshold
+    k = rt.options.sec_param
+    r_lo = thresha.np_pseudorandom_share(field, m, rt.pid, rt.prfs(1 << f), rt._prss_uci(), n)
+    r_hi = thresha.np_pseudorandom_share(field, m, rt.pid, rt.prfs(1 << (k + l - f)),
+                                         rt._prss_uci(), n)
+    a = await rt.gather(a)
+    masked = a.value.reshape(n) + r_lo.value
+    c = await rt.output(field.array(masked + (r_hi.value << f) + (1 << (l - 1))))
+    low = c.value & ((1 << f) - 1)
+    return (field.array(masked - low) >> f).reshape(a.shape)
+
+
+def mul(rt, a, b, f: int, l: int):
+    """Product of two values scaled by 2^f, rescaled to 2^f (|a·b| < 2^(l-1))."""
+    return trunc(rt, a * b, f, l)
+
+
+def lt_zero(rt, a, l: int):
+    """Elementwise [a < 0] as 0/1 secure integers, for |a| < 2^(l-1)."""
+    return rt.np_sgn(a, l=l, LT=True)
+
+
+def ranks(rt, values: list, l: int) -> list:
+    """Secure rank (0 = smallest) of each party's value, element by element, with ties
+    broken by party order: a total order, so each rank 0..n-1 occurs exactly once.
+
+    ``values`` holds one array per party; n(n-1)/2 comparisons of differences shorter
+    than ``l`` bits, all in one batch."""
+    n = len(values)
+    pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
+    if not pairs:
+        return [values[0] * 0]
+    # g[a,b] = [v_b < v_a]: party b comes before a.  Otherwise a comes before b (ties: a < b).
+    diffs = rt.np_stack([values[b] - values[a] for a, b in pairs])
+    g = lt_zero(rt, diffs, l)
+    before = [0] * n
+    for i, (a, b) in enumerate(pairs):
+        before[a] = before[a] + g[i]
+        before[b] = before[b] + (1 - g[i])
+    return before
+
+
+def rank_indicators(rt, rank_list: list, n: int, wanted: list[int]) -> dict[int, list]:
+    """For each k in ``wanted``: per party, the secure 0/1 indicator [rank == k].
+
+    Lagrange basis polynomials over {0..n-1} evaluated at the secret ranks: the powers of
+    the ranks cost n-2 multiplications, the rest is local (exact division in the field)."""
+    field = type(rank_list[0]).sectype.field
+    r = rt.np_stack(rank_list)
+    powers = [None, r]
+    for _ in range(2, n):
+        powers.append(powers[-1] * r)
+    out = {}
+    for k in wanted:
+        coeffs = np.poly1d([1])
+        for j in range(n):
+            if j != k:
+                coeffs *= np.poly1d([1, -j])
+        denominator = prod(k - j for j in range(n) if j != k)
+        c = [int(x) for x in coeffs.coeffs[::-1]]  # c[0] + c[1] r + ...
+        acc = c[0] + sum(c[j] * powers[j] for j in range(1, n))
+        inv = pow(denominator % field.modulus, -1, field.modulus)
+        indicator = acc * inv
+        out[k] = [indicator[i] for i in range(len(rank_list))]
+    return out
+
+
+def chebyshev_basis(rt, u, degree: int, f: int, l: int) -> list:
+    """T_0(u) .. T_degree(u) for secret u in [-1, 1] scaled by 2^f (T_0 as the public 2^f).
+
+    Doubling formulas T_2k = 2·T_k² − 1 and T_2k+1 = 2·T_k·T_k+1 − u give every degree up
+    to 2h from those up to h in one round of multiplications: log2(degree) rounds."""
+    one = 1 << f
+    basis = [one, u]
+    while len(basis) <= degree:
+        h = len(basis) - 1
+        targets = range(h + 1, min(2 * h, degree) + 1)
+        left = [basis[d // 2] for d in targets]
+        right = [basis[d // 2 + d % 2] for d in targets]
+        products = mul(rt, rt.np_stack(left), rt.np_stack(right), f, l)
+        basis += [2 * products[i] - (u if d % 2 else one) for i, d in enumerate(targets)]
+    return basis

@@ -1,0 +1,265 @@
+"""Joint Black-Scholes-Merton pricing from the parties' private volatilities.
+
+Every party inputs, per option, the volatility it interpolated from its own surface.  The
+parties rank the volatilities in MPC, aggregate them (median, mean or trimmed mean), open
+one circuit-breaker bit per option (the volatilities spread more than the cluster's limit
+around the aggregate), and reveal only prices and Greeks of the options that pass, or only
+their quantity-weighted totals.  Spot, strike, rate, dividend and expiry are public.
+
+Two evaluations, chosen by the aggregation (docs/PRICING.md has the derivation):
+
+- exact selection (median of an odd number of parties, trimmed mean of three): the
+  aggregate *is* one party's volatility, so each party also inputs its own plaintext
+  price and Greeks at its own volatility and the MPC selects the median party's with
+  the secret one-hot rank indicator.  No approximation; comparisons and selections only.
+- secure evaluation (mean, trimmed mean, median of an even count): 1/(σ√T) by Newton
+  iteration from the aggregated private reciprocals, then N(d1), N(d2) and φ(d1) by
+  Chebyshev series on [-5.6, 5.6] after a secure clamp (protocols.normal_approx).
+
+Outputs are normalised by spot (price/S, delta, gamma·S, vega/S, theta/S) and carried as
+integers scaled by 2^32.  Public coefficients that multiply shares are computed with
+Python's decimal module, so every party derives the very same integers on any platform.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, localcontext
+
+import numpy as np
+from mpyc import thresha
+
+from . import bsm
+from . import fixedpoint as fx
+from . import normal_approx
+
+VOL_BITS = 24      # volatilities are ranked as round(σ·2^24)
+F = 32             # fraction bits of outputs and of the secure evaluation
+LIMIT_BITS = 12    # breaker limit resolution 2^-12
+BREAKER_DROP = 20  # the breaker compares to 2^-16 of a vol point (1.5e-5)
+QTY_BITS = 24      # quantities as round(q·2^24)
+NOISE_BITS = 24    # portfolio totals are opened with PRSS noise below 2^-24 (× spot)
+EXACT_TYPE_BITS = 88
+SECURE_TYPE_BITS = 100
+PRODUCT_BITS = 2 * F + 24  # bound on any product before truncation
+CHUNK = 1000
+
+METHODS = ("median", "mean", "trimmed")
+REVEAL = ("all", "coordinator")
+
+
+class PricingError(ValueError):
+    """The request cannot be priced as asked (the message says why)."""
+
+
+def plan(n: int, method: str) -> tuple[str, list[int] | None, int]:
+    """(kind, ranks that get weight 1 — None for all parties —, divisor) of an aggregation
+    of n values; kind is "exact" when the aggregate is always one party's value."""
+    if method not in METHODS:
+        raise PricingError(f"unknown aggregation {method!r}; expected one of {METHODS}")
+    if method == "mean" or (method == "trimmed" and n < 3):
+        return "secure", None, n
+    if method == "trimmed":
+        keep = list(range(1, n - 1))
+    else:
+        keep = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+    return ("exact" if len(keep) == 1 else "secure"), keep, len(keep)
+
+
+def _fixed(values, bits: int = F) -> np.ndarray:
+    return np.array([int(round(float(v) * 2 ** bits)) for v in np.ravel(values)], dtype=object)
+
+
+def _check_public(vols, public: dict) -> None:
+    m = len(public["strikes"])
+    if len(vols) != m or len(public["expiries"]) != m or len(public["is_call"]) != m:
+        raise PricingError("vols, strikes, expiries and types must have one entry per option")
+    if public["reveal"] not in REVEAL:
+        raise PricingError(f"unknown reveal mode {public['reveal']!r}")
+    if not 0 < public["limit"] < 1:
+        raise PricingError(f"circuit-breaker limit {public['limit']} must be in (0, 1)")
+
+
+async def price(rt, vols: list[float], public: dict) -> dict:
+    """Price the public options at the aggregate of the parties' private ``vols``.
+
+    ``public``: spot, rate, dividend, is_call, strikes, expiries, quantities (or None),
+    greeks, portfolio, method, limit (relative spread), reveal ("all"|"coordinator").
+    Returns {"breached": [option indices], "rows": revealed integer rows, "scale_bits"}
+    or, with reveal "coordinator", this party's Shamir shares of the rows instead.
+    Options go through in chunks of CHUNK: MPyC's cost per element grows with the array
+    size beyond a few thousand elements."""
+    _check_public(vols, public)
+    vols = np.asarray(vols, dtype=float)
+    breached, parts = [], []
+    for start in range(0, len(vols), CHUNK):
+        idx = np.arange(start, min(len(vols), start + CHUNK))
+        chunk_breached, ok, out = await _chunk(rt, vols[idx], public, idx)
+        breached += chunk_breached
+        if out is not None:
+            parts.append((ok, out))
+    result = {"breached": breached, "scale_bits": F}
+    if public["portfolio"] and breached:
+        return result | {"rows": None}
+    if not parts:
+        return result | {"rows": []}
+    return result | await _reveal(rt, parts, public)
+
+
+async def _chunk(rt, vols, public: dict, idx):
+    """Breaker and secret output rows for the options ``idx``: (breached indices, indices
+    that passed, secret rows of those or None)."""
+    n, m = len(rt.parties), len(vols)
+    kind, keep, divisor = plan(n, public["method"])
+    sec = rt.SecInt(EXACT_TYPE_BITS if kind == "exact" else SECURE_TYPE_BITS)
+
+    rows = [_fixed(vols, VOL_BITS)]
+    if kind == "exact":
+        mine = bsm.bsm(np.asarray(public["is_call"])[idx], public["spot"],
+                       np.asarray(public["strikes"])[idx], np.asarray(public["expiries"])[idx],
+                       public["rate"], public["dividend"], vols)
+        rows += list(_fixed(bsm.normalise(mine, public["spot"], public["greeks"]))
+                     .reshape(-1, m))
+    else:
+        rows.append(_fixed(1 / vols))
+    inputs = rt.input(sec.array(np.array(rows)), senders=None)
+    sigmas = [x[0] for x in inputs]
+
+    rank = fx.ranks(rt, sigmas, VOL_BITS + 4)  # |σ_a − σ_b| < 5·2^24 < 2^27
+    ind = fx.rank_indicators(rt, rank, n, sorted({0, n - 1, *(keep or [])}))
+    spread_weight = [ind[n - 1][i] - ind[0][i] for i in range(n)]
+    weight = None if keep is None else [sum(ind[k][i] for k in keep) for i in range(n)]
+
+    left, right = list(sigmas), list(spread_weight)
+    if weight is not None:
+        left += sigmas + ([] if kind == "exact" else [x[1] for x in inputs])
+        right += weight + ([] if kind == "exact" else weight)
+    prods = rt.np_stack(left) * rt.np_stack(right)
+    spread = sum(prods[i] for i in range(n))
+    if weight is None:
+        sigma_sum, recip_sum = sum(sigmas), sum(x[1] for x in inputs)
+    else:
+        sigma_sum = sum(prods[n + i] for i in range(n))
+        recip_sum = None if kind == "exact" else sum(prods[2 * n + i] for i in range(n))
+
+    limit = int(round(public["limit"] * 2 ** LIMIT_BITS))
+    over = limit * sigma_sum - (divisor << LIMIT_BITS) * spread
+    # the breaker decides to 2^-(VOL_BITS + LIMIT_BITS - BREAKER_DROP) of a vol point: drop
+    # low bits first (cheap) so that the comparison is short (costly per bit)
+    bits = VOL_BITS + LIMIT_BITS + divisor.bit_length() + 5
+    over = fx.trunc(rt, over, BREAKER_DROP, bits)
+    breached = np.asarray(await rt.output(fx.lt_zero(rt, over, bits - BREAKER_DROP + 1)),
+                          dtype=int).astype(bool)
+    ok = np.flatnonzero(~breached)
+    breached_idx = [int(idx[i]) for i in np.flatnonzero(breached)]
+    if len(ok) == 0 or (public["portfolio"] and breached_idx):
+        return breached_idx, idx[ok], None
+    if kind == "exact":
+        w = rt.np_stack([weight[i][ok] for i in range(n)])
+        selected = [inputs[i][1:, ok] * w[i] for i in range(n)]
+        out = sum(selected[1:], selected[0])
+    else:
+        out = _secure_bsm(rt, sigma_sum[ok], recip_sum[ok], divisor, public, idx[ok])
+    return breached_idx, idx[ok], out
+
+
+async def _reveal(rt, parts: list, public: dict) -> dict:
+    """Open the output rows (or their totals), or return this party's shares of them."""
+    bits = F
+    out = rt.np_concatenate([o for _, o in parts], axis=1)
+    if public["portfolio"]:
+        ok = np.concatenate([i for i, _ in parts])
+        q = _fixed(np.asarray(public["quantities"], dtype=float)[ok], QTY_BITS)
+        totals = rt.np_sum(out * q, axis=1)
+        bits = F + QTY_BITS
+        field = type(totals).sectype.field
+        d = fx.prss_subsets(rt)
+        noise = thresha.np_pseudorandom_share(
+            field, len(rt.parties), rt.pid, rt.prfs(1 << (bits - NOISE_BITS)), rt._prss_uci(),
+            totals.size)
+        out = totals + type(totals)(noise) - d * (1 << (bits - NOISE_BITS - 1))
+    if public["reveal"] == "all":
+        values = await rt.output(out)
+        return {"rows": np.asarray(values, dtype=object).tolist(), "scale_bits": bits}
+    shares = await rt.gather(out)
+    field = type(out).sectype.field
+    return {"scale_bits": bits, "rows": None,
+            "share": {"point": rt.pid + 1, "modulus": field.modulus, "degree": rt.threshold,
+                      "shape": list(shares.value.shape),
+                      "values": [int(v) for v in np.ravel(shares.value)]}}
+
+
+def _public_coefficients(public: dict, ok, divisor: int) -> dict[str, np.ndarray]:
+    """Per-option constants of the secure evaluation, as integers scaled by 2^F, computed
+    in decimal arithmetic so that all parties agree to the last bit."""
+    out = {k: [] for k in ("m", "sqrt_t", "y0", "dq", "dq_sqrt_t", "kdr", "half_inv_t",
+                           "r_kdr", "q_dq", "put")}
+    with localcontext() as ctx:
+        ctx.prec = 40
+        spot, r, q = (Decimal(repr(float(public[k]))) for k in ("spot", "rate", "dividend"))
+        for j in ok:
+            k = Decimal(repr(float(public["strikes"][j])))
+            t = Decimal(repr(float(public["expiries"][j])))
+            dq, kdr = (-q * t).exp(), k / spot * (-r * t).exp()
+            out["m"].append((spot / k).ln() + (r - q) * t)
+            out["sqrt_t"].append(t.sqrt())
+            out["y0"].append(1 / (divisor * t.sqrt()))
+            out["dq"].append(dq)
+            out["dq_sqrt_t"].append(dq * t.sqrt())
+            out["kdr"].append(kdr)
+            out["half_inv_t"].append(dq / (2 * t))
+            out["r_kdr"].append(r * kdr)
+            out["q_dq"].append(q * dq)
+            out["put"].append(0 if public["is_call"][j] else 1)
+    scale = Decimal(2) ** F
+    fixed = {k: np.array([int((Decimal(v) * scale).to_integral_value()) for v in vals],
+                         dtype=object) for k, vals in out.items() if k != "put"}
+    fixed["put"] = np.array(out["put"], dtype=object)
+    return fixed
+
+
+def newton_steps(limit: float) -> int:
+    """Newton iterations that take 1/(σ√T) to 2^-34 relative error from the aggregated
+    reciprocals, whose error is at most limit/(1-limit) when the breaker holds."""
+    e0 = limit / (1 - limit)
+    if e0 >= 1:
+        raise PricingError(f"circuit-breaker limit {limit} is too loose for the mean or"
+                           " trimmed aggregation (it needs a limit below 0.5)")
+    return max(1, math.ceil(math.log2(34 * math.log(2) / -math.log(e0))))
+
+
+def _secure_bsm(rt, sigma_sum, recip_sum, divisor: int, public: dict, ok):
+    """Normalised price (and Greeks) rows from the secret aggregate volatility."""
+    c = _public_coefficients(public, ok, divisor)
+    one, lp = 1 << F, PRODUCT_BITS
+
+    sigma = fx.trunc(rt, sigma_sum * ((1 << (F + F - VOL_BITS)) // divisor), F, lp)
+    s = fx.trunc(rt, sigma * c["sqrt_t"], F, lp)                       # σ√T
+    y = fx.trunc(rt, recip_sum * c["y0"], F, lp)                       # ≈ 1/(σ√T)
+    for _ in range(newton_steps(public["limit"])):
+        y = fx.mul(rt, y, 2 * one - fx.mul(rt, s, y, F, lp), F, lp)
+    d1 = fx.trunc(rt, c["m"] * y + s * (one >> 1), F, lp)
+    d = rt.np_stack([d1, d1 - s])
+
+    b = int(round(2 ** F / normal_approx.BOUND))
+    u = fx.trunc(rt, d * b, F, lp)
+    coarse = fx.trunc(rt, u, F - 16, lp)
+    side = fx.lt_zero(rt, rt.np_stack([(1 << 16) - coarse, coarse + (1 << 16)]), 40)
+    high, low = side[0], side[1]
+    u = u + high * (one - u) + low * (-one - u)
+    basis = fx.chebyshev_basis(rt, u, normal_approx.DEGREE, F, lp)
+    cdf = sum(k * t for k, t in zip(normal_approx.CDF[1:], basis[1:]) if k)
+    cdf = fx.trunc(rt, cdf, F, lp) + (one >> 1)
+    n1, n2 = cdf[0], cdf[1]
+    pdf = sum(k * t[0] for k, t in zip(normal_approx.PDF[1:], basis[1:]) if k)
+    pdf = fx.trunc(rt, pdf + normal_approx.PDF[0] * one, F, lp) * (1 - high[0] - low[0])
+
+    rows = [c["dq"] * n1 - c["kdr"] * n2 + c["put"] * (c["kdr"] - c["dq"]) * one]
+    if public["greeks"]:
+        pdf_s = fx.mul(rt, rt.np_stack([pdf, pdf]), rt.np_stack([y, s]), F, lp)
+        rows += [c["dq"] * n1 - c["put"] * c["dq"] * one,
+                 c["dq"] * pdf_s[0],
+                 c["dq_sqrt_t"] * pdf,
+                 -c["half_inv_t"] * pdf_s[1] - c["r_kdr"] * n2 + c["q_dq"] * n1
+                 + c["put"] * (c["r_kdr"] - c["q_dq"]) * one]
+    return fx.trunc(rt, rt.np_stack(rows), F, lp)
