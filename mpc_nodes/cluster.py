@@ -28,6 +28,7 @@ from pathlib import Path
 from . import pki
 from .config import (CoordinatorConfig, CoordinatorInfo, NodeConfig, PartyInfo, PassphraseSource,
                      Roster, dump_yaml, parse_broker_url)
+from .volsurface import example_surface_yaml
 
 
 class ClusterError(RuntimeError):
@@ -109,6 +110,11 @@ def init_cluster(out: Path, parties: int, threshold: int, host: str = "127.0.0.1
             "# This operator's private inputs: they leave this machine only as secret shares.\n"
             + "".join(f"{k}: {v}\n" for k, v in values.items()))
         os.chmod(pdir / "inputs.yaml", 0o600)
+        (pdir / "data" / "surfaces").mkdir(mode=0o700)
+        for underlying, atm in EXAMPLE_SURFACES.items():
+            path = pdir / "data" / "surfaces" / f"{underlying}.yaml"
+            path.write_text(example_surface_yaml(underlying, atm, random.Random()))
+            os.chmod(path, 0o600)
         (pdir / "policy.yaml").write_text(DEFAULT_POLICY)
 
     cdir = out / "coordinator"
@@ -129,6 +135,8 @@ def init_cluster(out: Path, parties: int, threshold: int, host: str = "127.0.0.1
     dump_yaml(out / "roster.yaml", roster)
     return roster
 
+
+EXAMPLE_SURFACES = {"ETH": 0.65, "BTC": 0.5}  # at-the-money vol levels of the examples
 
 DEFAULT_POLICY = """\
 # This operator's signing policy: the node refuses to help sign anything else.

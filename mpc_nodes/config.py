@@ -49,7 +49,8 @@ class Limits(_Strict):
 
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_request_ttl_s: float = Field(default=600.0, gt=0)
-    vol_spread_limit: float = Field(default=0.25, gt=0, description="circuit breaker: relative spread")
+    vol_spread_limit: float = Field(default=0.25, gt=0, lt=1, description=(
+        "circuit breaker: largest (max - min) / aggregate of the parties' vols for an option"))
 
 
 class Roster(_Strict):

@@ -204,7 +204,7 @@ class Coordinator:
                                               result_timeout)
         outcome.timings["run_s"] = loop.time() - t1
         outcome.timings["total_s"] = loop.time() - t0
-        self._judge(outcome, results, kind.shared_output)
+        self._judge(outcome, results, kind.output_is_shared(kind.parse(request.params)))
 
     async def solicit_votes(self, raw_request: bytes, job_id: str, digest: str,
                             timeout: float = 3.0) -> dict[str, Vote]:

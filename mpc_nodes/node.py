@@ -221,6 +221,10 @@ class Node:
             params = kind.parse(req.params)
         except ValueError as exc:
             raise JobRejected(str(exc)) from None
+        recipient = getattr(params, "recipient", None)
+        if recipient is not None and recipient != req.coordinator:
+            raise JobRejected(f"outputs are sealed only to the requesting coordinator"
+                              f" ({req.coordinator}), not to {recipient}")
         kind.local_check(self.ctx, params)
         return params
 

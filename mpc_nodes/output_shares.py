@@ -1,0 +1,72 @@
+"""Outputs revealed to the coordinator only: each party seals its Shamir shares of the
+outputs to the coordinator's identity (X25519 from its Ed25519 key, libsodium sealed box),
+and the coordinator opens and reconstructs them, checking that every share lies on one
+polynomial of the session's degree, so a corrupted share is detected rather than used.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from nacl.bindings import crypto_sign_ed25519_pk_to_curve25519
+from nacl.exceptions import CryptoError
+from nacl.public import PublicKey, SealedBox
+from nacl.signing import SigningKey
+
+
+class OutputShareError(ValueError):
+    """Shares that cannot be opened or do not reconstruct consistently."""
+
+
+def seal_share(share: dict, recipient_identity_hex: str) -> str:
+    """Encrypt this party's share record to the coordinator's Ed25519 identity key."""
+    pk = PublicKey(crypto_sign_ed25519_pk_to_curve25519(bytes.fromhex(recipient_identity_hex)))
+    return base64.b64encode(SealedBox(pk).encrypt(json.dumps(share).encode())).decode()
+
+
+def open_share(sealed: str, identity: Ed25519PrivateKey) -> dict:
+    seed = identity.private_bytes_raw()
+    box = SealedBox(SigningKey(seed).to_curve25519_private_key())
+    try:
+        return json.loads(box.decrypt(base64.b64decode(sealed, validate=True)))
+    except (CryptoError, ValueError) as exc:
+        raise OutputShareError(f"cannot open an output share: {exc}") from None
+
+
+def _lagrange(xs: list[int], at: int, p: int) -> list[int]:
+    coeffs = []
+    for i, xi in enumerate(xs):
+        num = den = 1
+        for j, xj in enumerate(xs):
+            if j != i:
+                num = num * (at - xj) % p
+                den = den * (xi - xj) % p
+        coeffs.append(num * pow(den, -1, p) % p)
+    return coeffs
+
+
+def reconstruct(shares: dict[str, dict]) -> list[int]:
+    """Signed integers from the parties' share records {party: {point, modulus, degree,
+    values}}; every share beyond degree+1 must agree, else OutputShareError names it."""
+    records = sorted(shares.items(), key=lambda kv: kv[1]["point"])
+    p, degree = records[0][1]["modulus"], records[0][1]["degree"]
+    size = len(records[0][1]["values"])
+    for name, r in records:
+        if (r["modulus"], r["degree"], len(r["values"])) != (p, degree, size):
+            raise OutputShareError(f"{name}'s share has a different field, degree or size")
+    if len(records) < degree + 1:
+        raise OutputShareError(f"{len(records)} shares cannot open a degree-{degree} sharing")
+    base = records[:degree + 1]
+    xs = [r["point"] for _, r in base]
+    at_zero = _lagrange(xs, 0, p)
+    values = [sum(c * r["values"][k] for c, (_, r) in zip(at_zero, base)) % p
+              for k in range(size)]
+    for name, r in records[degree + 1:]:
+        at_x = _lagrange(xs, r["point"], p)
+        for k in range(size):
+            if sum(c * b["values"][k] for c, (_, b) in zip(at_x, base)) % p != r["values"][k] % p:
+                raise OutputShareError(f"the output shares are inconsistent (checked against"
+                                       f" {name}'s): a party sent a corrupted share")
+    return [v - p if v > p // 2 else v for v in values]

@@ -1,0 +1,82 @@
+"""The coordinator side of a price job: request it, open coordinator-only outputs, and lay
+the result out per option, for the CLI, the demo and scripts."""
+
+from __future__ import annotations
+
+from .coordinator import Coordinator, JobOutcome
+from .options_csv import OptionBook
+from .output_shares import OutputShareError, open_share, reconstruct
+from .pricejobs import PriceParams, rows_from_flat, values_from_rows
+
+
+def price_params(book: OptionBook, underlying: str, spot: float, rate: float,
+                 dividend: float = 0.0, greeks: bool = False, method: str = "median",
+                 reveal: str = "all", portfolio: bool = False,
+                 recipient: str | None = None) -> dict:
+    """Job parameters for an option book (validated by the nodes and by run_job)."""
+    return {"underlying": underlying, "spot": spot, "rate": rate, "dividend": dividend,
+            "is_call": book.is_call, "strikes": book.strikes, "expiries": book.expiries,
+            "quantities": book.quantities, "greeks": greeks, "method": method,
+            "reveal": reveal, "recipient": recipient if reveal == "coordinator" else None,
+            "portfolio": portfolio}
+
+
+def result_timeout(options: int) -> float:
+    """Generous bound on a pricing job's run time (the MPC does a few hundred options/s)."""
+    return 120.0 + options / 50.0
+
+
+async def run_price(c: Coordinator, params: dict, progress=lambda text: None) -> JobOutcome:
+    """Run a price job; on success outcome.output holds the opened values (also for
+    reveal=coordinator, after the shares were decrypted and checked)."""
+    if params.get("reveal") == "coordinator":
+        params = params | {"recipient": c.config.name}
+    outcome = await c.run_job("price", params, progress=progress,
+                              result_timeout=result_timeout(len(params["strikes"])))
+    if outcome.ok and params.get("reveal") == "coordinator":
+        try:
+            outcome.output = open_outputs(c, PriceParams.model_validate(params),
+                                          outcome.party_outputs)
+        except OutputShareError as exc:
+            outcome.ok, outcome.error = False, str(exc)
+        outcome.party_outputs = {}
+    return outcome
+
+
+def open_outputs(c: Coordinator, params: PriceParams, party_outputs: dict) -> dict:
+    """Decrypt every party's sealed share, check they agree, reconstruct the values."""
+    first = next(iter(party_outputs.values()))
+    for name, out in party_outputs.items():
+        if out["breached"] != first["breached"] or out["scale_bits"] != first["scale_bits"]:
+            raise OutputShareError(f"{name} reports different breaker results")
+    common = {k: v for k, v in first.items() if k not in ("sealed_share",)}
+    if "sealed_share" not in first:  # nothing to open (a refused portfolio, all breached)
+        return common
+    shares = {name: open_share(out["sealed_share"], c.identity)
+              for name, out in party_outputs.items()}
+    flat = reconstruct(shares)
+    shape = next(iter(shares.values()))["shape"]
+    rows = rows_from_flat(flat, shape, params.portfolio)
+    return common | values_from_rows(params, rows, first["scale_bits"])
+
+
+def per_option(params: dict, output: dict) -> list[dict]:
+    """One record per option: its terms, and its values or that the breaker refused it."""
+    breached = set(output.get("breached", []))
+    values = output.get("values") or {}
+    records, k = [], 0
+    for i, (call, strike, expiry) in enumerate(zip(params["is_call"], params["strikes"],
+                                                   params["expiries"])):
+        r = {"index": i, "type": "call" if call else "put", "strike": strike,
+             "expiry_years": expiry}
+        if params.get("quantities") is not None:
+            r["quantity"] = params["quantities"][i]
+        if i in breached:
+            r["status"] = "breaker"
+        else:
+            r["status"] = "ok"
+            for name, column in values.items():
+                r[name] = column[k]
+            k += 1
+        records.append(r)
+    return records

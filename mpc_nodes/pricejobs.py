@@ -1,0 +1,140 @@
+"""The "price" job: options priced at the aggregate of the parties' private volatilities.
+
+Each node interpolates its own surface (mpc_nodes.volsurface) at execution time and feeds
+those vols to protocols.pricing.price as its private input.  Everything checkable is
+checked before any MPC runs: the parameters by the model below (on the coordinator too),
+the surface and the vols by every node before it votes.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from protocols.bsm import denormalise
+
+from .jobs import JobKind, JobRejected, NodeContext, SessionCall, _Params
+from .options_csv import MAX_EXPIRY_YEARS, MAX_OPTIONS, MAX_QUANTITY
+from .output_shares import seal_share
+from .volsurface import UNDERLYING, SurfaceBook, SurfaceError
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+MONEYNESS_RANGE = (1e-3, 1e3)
+
+
+class PriceParams(_Params):
+    underlying: str = Field(pattern=UNDERLYING.pattern)
+    spot: Finite = Field(gt=0)
+    rate: Finite = Field(ge=-1, le=1)
+    dividend: Finite = Field(default=0.0, ge=-1, le=1)
+    is_call: list[bool] = Field(min_length=1, max_length=MAX_OPTIONS)
+    strikes: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]]
+    expiries: list[Annotated[float, Field(gt=0, le=MAX_EXPIRY_YEARS, allow_inf_nan=False)]]
+    quantities: list[Annotated[float, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY,
+                                            allow_inf_nan=False)]] | None = None
+    greeks: bool = False
+    method: Literal["median", "mean", "trimmed"] = "median"
+    reveal: Literal["all", "coordinator"] = "all"
+    recipient: str | None = Field(default=None, description="coordinator, for reveal=coordinator")
+    portfolio: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PriceParams":
+        m = len(self.is_call)
+        if len(self.strikes) != m or len(self.expiries) != m:
+            raise ValueError("is_call, strikes and expiries need one entry per option")
+        if self.quantities is not None and len(self.quantities) != m:
+            raise ValueError("quantities need one entry per option")
+        if self.portfolio and self.quantities is None:
+            raise ValueError("a portfolio needs quantities")
+        if (self.reveal == "coordinator") != (self.recipient is not None):
+            raise ValueError("reveal=coordinator needs a recipient, and only it does")
+        lo, hi = MONEYNESS_RANGE
+        for i, k in enumerate(self.strikes):
+            if not lo <= k / self.spot <= hi:
+                raise ValueError(f"option {i}: strike {k:g} is more than {hi:g}x away from"
+                                 f" spot {self.spot:g}")
+        return self
+
+
+class Price(JobKind):
+    """Joint BSM prices (and Greeks) from secret-shared private vols; only outputs leave."""
+
+    name = "price"
+    params_model = PriceParams
+
+    def output_is_shared(self, params: PriceParams) -> bool:
+        return params.reveal == "all"
+
+    @staticmethod
+    @functools.cache
+    def _book(directory: str) -> SurfaceBook:
+        return SurfaceBook(directory)
+
+    def _vols(self, ctx: NodeContext, params: PriceParams) -> list[float]:
+        book = self._book(str(ctx.path(ctx.config.data_dir) / "surfaces"))
+        try:
+            surface = book.get(params.underlying)
+        except SurfaceError as exc:
+            raise JobRejected(str(exc)) from None
+        vols = surface.vol(params.strikes, params.expiries, params.spot)
+        if not np.all(np.isfinite(vols)):
+            raise JobRejected(f"the {params.underlying} surface gives non-finite vols")
+        return [float(v) for v in vols]
+
+    def local_check(self, ctx, params):
+        if params.recipient is not None and ctx.roster.coordinator(params.recipient) is None:
+            raise JobRejected(f"recipient {params.recipient!r} is not a roster coordinator")
+        if params.method != "median" or len(ctx.roster.parties) % 2 == 0:
+            limit = ctx.roster.limits.vol_spread_limit
+            if limit >= 0.5:
+                raise JobRejected(f"the cluster's vol_spread_limit {limit:g} is too loose for"
+                                  f" {params.method} aggregation (needs < 0.5)")
+        self._vols(ctx, params)
+
+    def session_call(self, ctx, params, participants):
+        public = {
+            "spot": params.spot, "rate": params.rate, "dividend": params.dividend,
+            "is_call": params.is_call, "strikes": params.strikes, "expiries": params.expiries,
+            "quantities": params.quantities, "greeks": params.greeks,
+            "portfolio": params.portfolio, "method": params.method,
+            "limit": ctx.roster.limits.vol_spread_limit, "reveal": params.reveal,
+        }
+        return SessionCall("protocols.pricing:price", [self._vols(ctx, params), public])
+
+    def finish(self, ctx, params, output, participants):
+        result = {"underlying": params.underlying, "options": len(params.strikes),
+                  "method": params.method, "breached": output["breached"],
+                  "limit": ctx.roster.limits.vol_spread_limit}
+        if output.get("share") is not None:
+            coordinator = ctx.roster.coordinator(params.recipient)
+            return result | {"sealed_share": seal_share(output["share"],
+                                                        coordinator.identity_key),
+                             "scale_bits": output["scale_bits"]}
+        return result | values_from_rows(params, output["rows"], output["scale_bits"])
+
+
+def values_from_rows(params: PriceParams, rows, scale_bits: int) -> dict:
+    """Revealed integer rows (or totals) -> named floats, in the options' units."""
+    if rows is None:  # a portfolio with a breached option: nothing was revealed
+        return {"values": None}
+    rows = [[v / 2 ** scale_bits for v in row] for row in (rows if not params.portfolio
+                                                           else [[x] for x in rows])]
+    values = denormalise(rows, params.spot, params.greeks) if rows else {}
+    if params.portfolio:
+        return {"portfolio": {k: v[0] for k, v in values.items()}}
+    return {"values": values}
+
+
+def rows_from_flat(flat: list[int], shape: list[int], portfolio: bool):
+    """Reconstructed flat integers back into the protocol's row layout."""
+    if portfolio:
+        return flat
+    width = shape[1] if len(shape) > 1 else 0
+    return [flat[i * width:(i + 1) * width] for i in range(shape[0])]
+
+
+PRICE_JOBS = [Price()]
