@@ -1,0 +1,164 @@
+"""Pricing end to end: real node processes, a real broker, each party's own surface files,
+the coordinator CLI, and QuantLib as the judge of the prices."""
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from mpc_nodes.options_csv import parse_options
+from mpc_nodes.price_client import price_params, run_price
+from mpc_nodes.volsurface import SurfaceBook
+from tests.conftest import BROKERS
+from tests.test_pricing_numerics import quantlib
+
+pytestmark = pytest.mark.e2e
+
+OPTIONS = """type,strike,expiry,quantity
+call,3000,0.25,10
+put,2800,0.5,-5
+call,3600,1.0,2
+put,2000,0.0821917808219178,1
+call,1500,2.0,3
+"""
+SPOT, RATE = 3000.0, 0.03
+
+
+def _expected(cluster, book, method="median"):
+    vols = np.array([SurfaceBook(cluster.dir / f"party{i}" / "data" / "surfaces").get("ETH")
+                     .vol(book.strikes, book.expiries, SPOT) for i in range(len(cluster.roster.parties))])
+    agg = np.median(vols, axis=0) if method == "median" else vols.mean(axis=0)
+    return vols, [quantlib(c, SPOT, k, t, RATE, 0.0, float(v))
+                  for c, k, t, v in zip(book.is_call, book.strikes, book.expiries, agg)]
+
+
+def _assert_close(values, refs):
+    for j, ref in enumerate(refs):
+        assert abs(values["price"][j] - ref["price"]) <= 1e-6 * SPOT
+        for g in ("delta", "gamma", "vega", "theta"):
+            assert abs(values[g][j] - ref[g]) <= max(1e-4 * abs(ref[g]), 1e-6 * SPOT), g
+
+
+def _days_book():
+    # expiries on whole days, so that QuantLib sees the very same year fractions
+    return parse_options(OPTIONS.replace("0.25", str(91 / 365)).replace("0.5,", f"{182 / 365},"))
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("broker", BROKERS)
+@pytest.mark.parametrize("method,reveal", [("median", "all"), ("mean", "coordinator")])
+async def test_prices_from_three_private_surfaces_match_quantlib(make_cluster, broker, method,
+                                                                 reveal):
+    cluster = make_cluster(parties=3, threshold=1, broker=broker)
+    book = _days_book()
+    _, refs = _expected(cluster, book, method)
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        outcome = await run_price(c, price_params(book, "ETH", SPOT, RATE, greeks=True,
+                                                  method=method, reveal=reveal))
+    assert outcome.ok, outcome.error
+    assert outcome.output["breached"] == []
+    _assert_close(outcome.output["values"], refs)
+
+
+@pytest.mark.timeout(120)
+async def test_breaker_inputs_errors_and_surface_reload(make_cluster):
+    cluster = make_cluster(parties=3, threshold=1)
+    book = _days_book()
+    surfaces = cluster.dir / "party2" / "data" / "surfaces"
+    good = (surfaces / "ETH.yaml").read_text()
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        # one operator's vols twice everyone else's: every option trips the breaker
+        doc = yaml.safe_load(good)
+        doc["vols"] = [[min(5.0, 2 * v) for v in row] for row in doc["vols"]]
+        (surfaces / "ETH.yaml").write_text(yaml.safe_dump(doc))
+        outcome = await run_price(c, price_params(book, "ETH", SPOT, RATE))
+        assert outcome.ok, outcome.error
+        assert outcome.output["breached"] == list(range(len(book)))
+        assert not outcome.output["values"]
+        portfolio = await run_price(c, price_params(book, "ETH", SPOT, RATE, portfolio=True))
+        assert portfolio.ok and portfolio.output["values"] is None
+
+        # a broken file: reported in the node log, the last good (doubled) surface stays
+        (surfaces / "ETH.yaml").write_text("axis: strike\nexpiries: [1]\n")
+        outcome = await run_price(c, price_params(book, "ETH", SPOT, RATE))
+        assert outcome.ok and len(outcome.output["breached"]) == len(book)
+        await cluster.wait_log(2, "keeping the last good surface")
+
+        # a fixed file is picked up on the next job
+        (surfaces / "ETH.yaml").write_text(good)
+        _, refs = _expected(cluster, book)
+        outcome = await run_price(c, price_params(book, "ETH", SPOT, RATE, greeks=True))
+        assert outcome.ok and outcome.output["breached"] == []
+        _assert_close(outcome.output["values"], refs)
+
+        # a party without a surface refuses before any MPC, and says why
+        (surfaces / "ETH.yaml").unlink()
+        outcome = await run_price(c, price_params(book, "ETH", SPOT, RATE))
+        assert not outcome.ok
+        reasons = {v.party: v.reason for v in outcome.votes if not v.accept}
+        assert "no volatility surface for ETH" in reasons["party2"]
+        assert outcome.participants == []  # refused before any session started
+        unknown = await run_price(c, price_params(book, "SOL", SPOT, RATE))
+        assert not unknown.ok and len([v for v in unknown.votes if not v.accept]) == 3
+        with pytest.raises(ValueError, match="spot"):
+            await run_price(c, price_params(book, "ETH", -1.0, RATE))
+
+
+@pytest.mark.timeout(120)
+async def test_party_killed_during_pricing(make_cluster):
+    """With 100 ms links a batch of options takes long enough to kill a party mid-job."""
+    cluster = make_cluster(parties=4, threshold=1, mpc_proxy=True)
+    many = parse_options("type,strike,expiry\n" + "".join(
+        f"call,{2000 + 5 * i},{0.1 + i / 500}\n" for i in range(400)))
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        for proxy in cluster.mpc_proxies.values():
+            proxy.delay_s = 0.1
+        running = asyncio.ensure_future(run_price(c, price_params(many, "ETH", SPOT, RATE,
+                                                                  method="mean")))
+        await asyncio.sleep(1.0)
+        assert not running.done()
+        cluster.stop_node(3, signal.SIGKILL)
+        outcome = await running
+        assert not outcome.ok and "no result" in outcome.party_errors["party3"]
+        for proxy in cluster.mpc_proxies.values():
+            proxy.delay_s = 0.0
+        await cluster.wait_offline(c, "party3")
+        after = await run_price(c, price_params(many, "ETH", SPOT, RATE))
+        assert after.ok, after.error
+        assert after.participants == ["party0", "party1", "party2"]
+
+
+@pytest.mark.timeout(120)
+def test_price_command_line(make_cluster, tmp_path):
+    cluster = make_cluster(parties=3, threshold=1)
+    options = tmp_path / "options.csv"
+    options.write_text(OPTIONS)
+    base = [sys.executable, "-m", "mpc_nodes.cli", "price", "--dir", str(cluster.dir),
+            "--broker", cluster.broker_url, "--underlying", "ETH", "--spot", str(SPOT),
+            "--rate", str(RATE), "--options", str(options)]
+    run = subprocess.run(base + ["--greeks", "--json", "--out", str(tmp_path / "out.csv")],
+                         capture_output=True, text=True, timeout=90)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert [o["status"] for o in report["options"]] == ["ok"] * 5
+    assert all(o["price"] > 0 for o in report["options"])
+    assert (tmp_path / "out.csv").read_text().startswith("index,type,strike")
+
+    human = subprocess.run(base + ["--portfolio"], capture_output=True, text=True, timeout=90)
+    assert human.returncode == 0, human.stderr
+    assert "ETH portfolio" in human.stdout
+
+    bad = subprocess.run(base[:-1] + [str(tmp_path / "missing.csv")], capture_output=True,
+                         text=True, timeout=30)
+    assert bad.returncode == 2
+    options.write_text("type,strike,expiry\ncall,0,1\n")
+    zero = subprocess.run(base, capture_output=True, text=True, timeout=30)
+    assert zero.returncode == 2 and "strike 0 must be > 0" in zero.stderr
