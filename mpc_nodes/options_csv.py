@@ -74,7 +74,13 @@ def parse_options(text: str, valuation: dt.date | None = None,
                   source: str = "options") -> OptionBook:
     """Parse and validate an options file; OptionsError names the first problem."""
     valuation = valuation or dt.datetime.now(dt.timezone.utc).date()
-    rows = csv.reader(io.StringIO(text))
+    try:
+        return _parse(csv.reader(io.StringIO(text, newline="")), valuation, source)
+    except csv.Error as exc:
+        raise OptionsError(f"{source}: not valid CSV: {exc}") from None
+
+
+def _parse(rows, valuation: dt.date, source: str) -> OptionBook:
     header, book = None, OptionBook()
     for line, row in enumerate(rows, start=1):
         if not row or not any(c.strip() for c in row) or row[0].lstrip().startswith("#"):

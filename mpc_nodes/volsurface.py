@@ -93,7 +93,8 @@ def parse_surface(text: str, underlying: str, fmt: str, source: str = "surface")
                 raise SurfaceError(f"{source}: says underlying {doc['underlying']!r}, file is"
                                    f" for {underlying!r}")
         else:
-            rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+            rows = [r for r in csv.reader(io.StringIO(text, newline=""))
+                    if r and any(c.strip() for c in r)]
             if len(rows) < 2:
                 raise SurfaceError(f"{source}: needs a header row and at least one expiry row")
             axis, points = rows[0][0].strip(), rows[0][1:]
@@ -102,6 +103,8 @@ def parse_surface(text: str, underlying: str, fmt: str, source: str = "surface")
         return _validate(underlying, axis, expiries, points, vols, source)
     except yaml.YAMLError as exc:
         raise SurfaceError(f"{source}: not valid YAML: {exc}") from None
+    except csv.Error as exc:
+        raise SurfaceError(f"{source}: not valid CSV: {exc}") from None
 
 
 def _numbers(values, what: str, source: str) -> np.ndarray:

@@ -1,14 +1,17 @@
 """Property-based fuzzing of every parser the network exposes on the node side: envelopes,
-job parameters, node/roster/coordinator configs, private inputs files.  Each must reject
-bad input with its own error type and a reason — never crash, never hang.
+job parameters, node/roster/coordinator configs, private inputs files, options files and
+volatility surfaces.  Each must reject bad input with its own error type and a reason —
+never crash, never hang.
 
 MPCNET_FUZZ_EXAMPLES sets the examples per parser: 2,000 by default (`make test`),
 10,000 in `make soak`.
 """
 
+import datetime as dt
 import json
 import os
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -19,6 +22,8 @@ from mpc_nodes.config import (ConfigError, CoordinatorConfig, NodeConfig, Roster
 from mpc_nodes.envelope import EnvelopeError, Verifier, seal
 from mpc_nodes.inputs import InputError, load_input
 from mpc_nodes.jobs import KINDS
+from mpc_nodes.options_csv import OptionsError, parse_options
+from mpc_nodes.volsurface import VOL_MAX, VOL_MIN, SurfaceError, parse_surface
 from tests.test_envelope import KEYS, TOPIC, job, roster
 
 EXAMPLES = int(os.environ.get("MPCNET_FUZZ_EXAMPLES", "2000"))
@@ -95,3 +100,57 @@ def test_inputs_files(tmp_path_factory, content):
     except InputError as exc:
         assert str(exc)
 
+
+
+def _csv_rows(rows):
+    return "\n".join(",".join(map(str, r)) for r in rows) + "\n"
+
+
+option_cells = st.one_of(st.sampled_from(["call", "put", "c", "P", "straddle", ""]),
+                         st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                         st.integers(-10, 10**7).map(str),
+                         st.sampled_from(["2027-01-01", "2020-02-30", "1e400", "-0", "0x10"]),
+                         st.text(max_size=12))
+option_rows = st.lists(st.lists(option_cells, min_size=0, max_size=5), max_size=8)
+
+
+@pytest.mark.timeout(600)
+@fuzz
+@given(st.one_of(
+    option_rows.map(lambda rows: _csv_rows([["type", "strike", "expiry", "quantity"], *rows])),
+    option_rows.map(_csv_rows), st.text(max_size=300)))
+def test_options_csv(text):
+    try:
+        book = parse_options(text, valuation=dt.date(2026, 11, 25))
+    except OptionsError as exc:
+        assert str(exc)
+        return
+    assert 0 < len(book) and all(k > 0 for k in book.strikes)
+    assert all(0 < t <= 10 for t in book.expiries)
+
+
+grid_numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32),
+                         st.integers(-5, 50), st.text(max_size=6), st.none(), st.booleans())
+surface_docs = st.fixed_dictionaries(
+    {"axis": st.sampled_from(["strike", "moneyness", "delta", 1]),
+     "expiries": st.lists(grid_numbers, max_size=4),
+     "points": st.lists(grid_numbers, max_size=4),
+     "vols": st.lists(st.lists(grid_numbers, max_size=4) | grid_numbers, max_size=4)},
+    optional={"underlying": st.sampled_from(["ETH", "BTC", 3]), "extra": json_values})
+
+
+@pytest.mark.timeout(600)
+@fuzz
+@given(st.one_of(surface_docs.map(lambda d: ("yaml", yaml.safe_dump(d))),
+                 st.tuples(st.just("yaml"), st.text(max_size=200)),
+                 option_rows.map(lambda rows: ("csv", _csv_rows(rows))),
+                 st.tuples(st.just("csv"), st.text(max_size=200))))
+def test_vol_surfaces(case):
+    fmt, text = case
+    try:
+        surface = parse_surface(text, "ETH", fmt)
+    except SurfaceError as exc:
+        assert str(exc)
+        return
+    vols = surface.vol([1.0, 100.0, 5000.0], [0.01, 1.0, 9.0], 3000.0)
+    assert np.all((vols >= VOL_MIN) & (vols <= VOL_MAX))
