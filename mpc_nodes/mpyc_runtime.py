@@ -8,6 +8,7 @@ new :class:`mpyc.runtime.Runtime` for every session, exactly as ``mpyc.runtime.s
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 
@@ -24,8 +25,39 @@ def import_mpyc():
         import mpyc.runtime as runtime_module
     finally:
         sys.argv = saved
+    if not _imported:
+        _use_bulk_randomness()
     _imported = True
     return runtime_module
+
+
+def _use_bulk_randomness() -> None:
+    """Make MPyC draw Shamir polynomial coefficients from one os.urandom call per batch.
+
+    MPyC 0.11 calls secrets.randbelow once per coefficient: a system call each, the largest
+    single cost of resharing a few thousand products.  Here each coefficient is 64 bits
+    longer than the field modulus and reduced modulo it (statistical distance below 2^-64
+    from uniform); the rest is MPyC's own code."""
+    import numpy as np
+    from mpyc import thresha
+
+    mpyc_split = thresha.np_random_split
+
+    def np_random_split(field, s, t, m):
+        p = field.modulus
+        if not isinstance(p, int) or t == 0:
+            return mpyc_split(field, s, t, m)
+        if isinstance(s, field.array):
+            s = s.value
+        n = len(s)
+        size = (p.bit_length() + 64 + 7) // 8
+        raw = os.urandom(size * t * n)
+        coeffs = np.fromiter((int.from_bytes(raw[k:k + size], "little") % p
+                              for k in range(0, size * t * n, size)), "O", count=t * n)
+        v = np.vander(np.arange(1, m + 1, dtype=object), N=t + 1, increasing=True)
+        return (v @ np.concatenate((s.reshape(1, n), coeffs.reshape(t, n)))) % p
+
+    thresha.np_random_split = np_random_split
 
 
 @dataclass(frozen=True)
