@@ -3,7 +3,8 @@ bus) and `keys list/export-backup/import-backup` (an operator's own store).
 
 The coordinator does not trust the parties' word for a result: it checks the verification
 shares of a new key, and recovers the signer of every signed transaction (eth-account) and
-verifies the signature with libsecp256k1 before it reports success.
+verifies the signature with libsecp256k1 before it reports success.  FROST(Ed25519) keys
+sign raw messages (`sign --message/--hex`); see `frost_coordinator`.
 """
 
 from __future__ import annotations
@@ -23,28 +24,14 @@ from keyshare import KeyShareError, KeyStore, export_backup, import_backup
 from protocols.secp256k1 import CurveError, check_verification_shares, verify
 
 from .cli import (USER_ERRORS, _coordinate, _coordinator_config, _fail, _progress, _report,
-                  common_broker, common_coord, common_dir, common_json, console, main)
+                  common_broker, common_coord, common_dir, common_json, console, err, main)
 from .cluster import party_dirs
 from .config import load_node_config, load_roster, resolve
 from .evm import EvmError, parse_transaction
-from .keyjobs import eth_address
+from .frost_coordinator import FrostSigningError, frost_keygen, frost_sign
+from .keyjobs import FROST_SCHEME, SCHEME, eth_address
+from .ledger import Ledger
 from .pki import read_passphrase
-
-
-class Ledger:
-    """The coordinator's own record of keys and presignatures (coordinator/keys.json)."""
-
-    def __init__(self, coordinator_yaml: Path):
-        self.path = Path(coordinator_yaml).parent / "keys.json"
-        self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
-
-    def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2))
-        os.replace(tmp, self.path)
-
-    def key(self, key_id: str) -> dict:
-        return self.data.setdefault(key_id, {"presignatures": []})
 
 
 def _ledger(cluster_dir, coordinator) -> Ledger:
@@ -63,8 +50,8 @@ def _key_table(rows: list[dict]) -> Table:
 
 @main.command()
 @common_dir
-@click.option("--scheme", type=click.Choice(["ecdsa-secp256k1"]), default="ecdsa-secp256k1",
-              show_default=True)
+@click.option("--scheme", type=click.Choice([SCHEME, FROST_SCHEME]), default=SCHEME,
+              show_default=True, help="ECDSA for EVM transactions, FROST for Ed25519 messages")
 @click.option("--label", default="", help="a name for the key (also its id, when valid)")
 @common_broker
 @common_coord
@@ -75,9 +62,16 @@ def keygen(cluster_dir, scheme, label, broker, coordinator, as_json):
     key_id = slug if len(slug) >= 3 else f"key-{secrets.token_hex(4)}"
 
     async def action(c):
+        if scheme == FROST_SCHEME:  # checked and recorded in the ledger there
+            return await frost_keygen(c, key_id, label, _progress(as_json))
         return await c.run_job("keygen", {"key_id": key_id, "scheme": scheme, "label": label},
                                progress=_progress(as_json))
     outcome = _coordinate(cluster_dir, coordinator, broker, action)
+    if scheme == FROST_SCHEME:
+        _report(outcome, as_json, lambda o: console.print(
+            f"key [bold]{key_id}[/] ({o.output['t'] + 1}-of-{o.output['n']} {scheme})\n"
+            f"public key [bold]{o.output['public_key']}[/]"))
+        return
     if outcome.ok:
         out = outcome.output
         try:
@@ -108,17 +102,71 @@ def check_signature(out: dict) -> str | None:
     return None
 
 
+def _sign_frost(cluster_dir, coordinator, broker, key_id, message: bytes,
+                signers: str | None, as_json: bool) -> None:
+    """FROST signing of a raw message; exit 1 naming the excluded signers if it fails."""
+    try:
+        ids = [int(x) for x in signers.split(",")] if signers else None
+    except ValueError:
+        _fail(f"--signers must be identifiers like 1,3, got {signers!r}")
+
+    async def action(c):
+        try:
+            return await frost_sign(c, key_id, message, ids, _progress(as_json))
+        except FrostSigningError as exc:
+            return exc
+    result = _coordinate(cluster_dir, coordinator, broker, action)
+    failed = isinstance(result, FrostSigningError)
+    excluded = result.excluded if failed else result["excluded"]
+    if as_json:
+        print(json.dumps({"ok": False, "error": str(result), "excluded": excluded}
+                         if failed else {"ok": True, "output": result}, indent=2))
+    elif failed:
+        err.print(f"[bold red]signing failed:[/] {result}")
+    else:
+        console.print(f"signature [bold]{result['signature']}[/]\npublic key"
+                      f" {result['public_key']}\nsigners {', '.join(result['signers'])}"
+                      f" · {1000 * result['timings']['total_s']:.0f} ms")
+    if not as_json:
+        for name, reason in excluded.items():
+            err.print(f"  excluded {name}: {reason}")
+    if failed:
+        sys.exit(1)
+
+
 @main.command()
 @common_dir
 @click.option("--key", "key_id", required=True)
-@click.option("--tx", "tx_file", type=click.Path(path_type=Path, exists=True), required=True,
-              help="EIP-1559 transaction as JSON")
-@click.option("--presigned", is_flag=True, help="use a presignature (one round online)")
+@click.option("--tx", "tx_file", type=click.Path(path_type=Path, exists=True),
+              help="EIP-1559 transaction as JSON (ECDSA key)")
+@click.option("--message", "message_file", type=click.Path(path_type=Path, exists=True),
+              help="file whose bytes are signed (FROST key)")
+@click.option("--hex", "message_hex", help="message to sign, as hex (FROST key)")
+@click.option("--signers", help="FROST: these identifiers (party index + 1), e.g. 1,3;"
+              " default: any t+1 online parties")
+@click.option("--presigned", is_flag=True, help="ECDSA: use a presignature (one round online)")
 @common_broker
 @common_coord
 @common_json
-def sign(cluster_dir, key_id, tx_file, presigned, broker, coordinator, as_json):
-    """Threshold-sign a settlement transaction; every party checks it against its policy."""
+def sign(cluster_dir, key_id, tx_file, message_file, message_hex, signers, presigned, broker,
+         coordinator, as_json):
+    """Threshold-sign a settlement transaction (ECDSA key; every party checks it against its
+    policy) or a message (FROST key, RFC 9591 Ed25519 signature)."""
+    if sum(x is not None for x in (tx_file, message_file, message_hex)) != 1:
+        _fail("give exactly one of --tx, --message, --hex")
+    if tx_file is None:
+        if presigned:
+            _fail("--presigned applies to ECDSA keys only")
+        try:
+            message = message_file.read_bytes() if message_file else bytes.fromhex(message_hex)
+        except ValueError:
+            _fail("--hex must be an even number of hex digits")
+        _sign_frost(cluster_dir, coordinator, broker, key_id, message, signers, as_json)
+        return
+    scheme = _ledger(cluster_dir, coordinator).data.get(key_id, {}).get("scheme")
+    if scheme == FROST_SCHEME or signers:
+        _fail(f"{key_id} is a FROST key: sign a message with --message or --hex"
+              if scheme == FROST_SCHEME else "--signers applies to FROST keys only")
     try:
         tx = json.loads(tx_file.read_text())
         parse_transaction(tx)

@@ -79,6 +79,10 @@ class JobKind:
         (and never fewer than two: a joint computation needs someone to compute with)."""
         return max(2, 2 * roster.threshold + 1)
 
+    def output_is_shared(self, params) -> bool:
+        """Whether all participants report one agreed output for these parameters."""
+        return self.shared_output
+
     def local_check(self, ctx: NodeContext, params) -> None:
         """Raise JobRejected if this node cannot or will not take part."""
 
@@ -139,8 +143,10 @@ class Ping(JobKind):
 
 
 def _all_kinds() -> list[JobKind]:
-    from .keyjobs import KEY_JOBS  # key jobs build on the kinds above
-    return [Aggregate(), Ping(), *KEY_JOBS]
+    from .frostjobs import FROST_JOBS  # key jobs build on the kinds above
+    from .keyjobs import KEY_JOBS
+    from .pricejobs import PRICE_JOBS
+    return [Aggregate(), Ping(), *KEY_JOBS, *FROST_JOBS, *PRICE_JOBS]
 
 
 KINDS: dict[str, JobKind] = {k.name: k for k in _all_kinds()}

@@ -3,7 +3,8 @@
 Keys are t-of-n over the roster.  Keygen, refresh and commit need every party (shares live
 at the roster points); signing and presigning need an honest majority above t, 2t+1 parties.
 Before a node contributes to a signature it checks the transaction against its own policy,
-and that its stored share matches its published verification share.
+and that its stored share matches its published verification share.  Keygen also makes
+FROST(Ed25519) keys (scheme "frost-ed25519"); their signing jobs are in `frostjobs`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from .jobs import JobKind, JobRejected, NodeContext, SessionCall, _Params
 from .policy import load_policy
 
 SCHEME = "ecdsa-secp256k1"
+FROST_SCHEME = "frost-ed25519"
+KEYGEN = {SCHEME: ("protocols.ecdsa:keygen", "secp256k1"),
+          FROST_SCHEME: ("protocols.ed25519_dkg:keygen", "ed25519")}
+"""Key generation per scheme: the protocol and the curve recorded with the share."""
 KeyId = Field(pattern=KEY_ID.pattern)
 
 
@@ -30,12 +35,20 @@ def eth_address(public_key: str) -> str:
     return eth_keys.PublicKey.from_compressed_bytes(bytes.fromhex(public_key)).to_checksum_address()
 
 
-def load_key(ctx: NodeContext, key_id: str) -> tuple[KeyMeta, int]:
-    """This party's committed share, refused unless it matches its verification share."""
+def load_share(ctx: NodeContext, key_id: str, scheme: str) -> tuple[KeyMeta, int]:
+    """This party's committed share of a key of this scheme (not yet checked)."""
     try:
         meta, share = ctx.keystore.load(key_id)
     except KeyShareError as exc:
         raise JobRejected(f"cannot use key {key_id}: {exc}") from None
+    if meta.scheme != scheme:
+        raise JobRejected(f"key {key_id} is a {meta.scheme} key, not {scheme}")
+    return meta, share
+
+
+def load_key(ctx: NodeContext, key_id: str) -> tuple[KeyMeta, int]:
+    """This party's committed share, refused unless it matches its verification share."""
+    meta, share = load_share(ctx, key_id, SCHEME)
     if hex_point(mul_base(share)) != meta.verification_shares[ctx.party.index]:
         raise JobRejected(f"stored share of key {key_id} does not match this party's"
                           f" verification share: refusing to use it")
@@ -58,7 +71,7 @@ class _AllParties(JobKind):
 
 class KeygenParams(_Params):
     key_id: str = KeyId
-    scheme: Literal["ecdsa-secp256k1"] = SCHEME
+    scheme: Literal["ecdsa-secp256k1", "frost-ed25519"] = SCHEME
     label: str = Field(default="", max_length=100)
 
 
@@ -73,15 +86,16 @@ class Keygen(_AllParties):
             raise JobRejected(f"key {params.key_id} already exists")
 
     def session_call(self, ctx, params, participants):
-        return SessionCall("protocols.ecdsa:keygen", [], threshold=ctx.roster.threshold)
+        return SessionCall(KEYGEN[params.scheme][0], [], threshold=ctx.roster.threshold)
 
     def finish(self, ctx, params, output, participants):
         public_key = output["public_key"]
-        meta = KeyMeta(key_id=params.key_id, scheme=params.scheme, curve="secp256k1",
-                       cluster_id=ctx.roster.cluster_id, n=ctx.roster.n, t=ctx.roster.threshold,
-                       party_index=ctx.party.index, epoch=0, public_key=public_key,
+        meta = KeyMeta(key_id=params.key_id, scheme=params.scheme,
+                       curve=KEYGEN[params.scheme][1], cluster_id=ctx.roster.cluster_id,
+                       n=ctx.roster.n, t=ctx.roster.threshold, party_index=ctx.party.index,
+                       epoch=0, public_key=public_key,
                        verification_shares=output["verification_shares"], label=params.label,
-                       address=eth_address(public_key))
+                       address=eth_address(public_key) if params.scheme == SCHEME else None)
         ctx.keystore.save_new(meta, output["share"])
         return {"key_id": meta.key_id, "scheme": meta.scheme, "public_key": public_key,
                 "address": meta.address, "verification_shares": meta.verification_shares,

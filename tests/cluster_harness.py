@@ -99,11 +99,12 @@ class LocalCluster:
 
     # -- processes --------------------------------------------------------------------
 
-    def _spawn(self, args: list[str], log: Path, pythonpath: Path | None = None):
+    def _spawn(self, args: list[str], log: Path, pythonpath: Path | None = None,
+               env: dict | None = None):
         with open(log, "ab") as out:
             return subprocess.Popen([sys.executable, "-m", "mpc_nodes.cli", *args], stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=_env(pythonpath), cwd=self.dir,
+                                    env={**_env(pythonpath), **(env or {})}, cwd=self.dir,
                                     start_new_session=True)
 
     def start_broker(self, timeout: float = 15.0) -> None:
@@ -137,12 +138,14 @@ class LocalCluster:
             _killgroup(self.broker_proc, signal.SIGKILL)
             self.broker_proc = None
 
-    def start_node(self, i: int, pythonpath: Path | None = None) -> None:
-        """Start party i; `pythonpath` lets a test run it on other code."""
+    def start_node(self, i: int, pythonpath: Path | None = None,
+                   env: dict | None = None) -> None:
+        """Start party i; `pythonpath` lets a test run it on other code, `env` adds
+        environment variables (e.g. a test-only hook)."""
         cfg = self.dir / f"party{i}" / "node.yaml"
         self.nodes[i] = self._spawn(["--log-level", "INFO", "node", "--config", str(cfg),
                                      "--broker", self.node_broker_url],
-                                    self.dir / f"party{i}" / "node.log", pythonpath)
+                                    self.dir / f"party{i}" / "node.log", pythonpath, env)
 
     def stop_node(self, i: int, sig=signal.SIGTERM) -> int | None:
         proc = self.nodes.pop(i, None)

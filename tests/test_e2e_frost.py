@@ -1,0 +1,134 @@
+"""FROST(Ed25519) threshold signatures end to end with real node processes and a real broker:
+dealer-free keygen, signing with any t+1 parties (checked by OpenSSL and libsodium), a party
+offline, a cheating party named and excluded, nonces that are never used twice, and the CLI."""
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from nacl.signing import VerifyKey
+
+from keyshare import KeyStore
+from mpc_nodes.frost_coordinator import FrostSigningError, frost_keygen, frost_sign
+
+pytestmark = pytest.mark.e2e
+CHEAT = {"MPCNET_TEST_CORRUPT_FROST_SHARE": "1"}
+
+
+def verified(result, message: bytes) -> None:
+    """Independent checks: OpenSSL (cryptography) and libsodium (PyNaCl)."""
+    pk, sig = bytes.fromhex(result["public_key"]), bytes.fromhex(result["signature"])
+    Ed25519PublicKey.from_public_bytes(pk).verify(sig, message)
+    VerifyKey(pk).verify(message, sig)
+
+
+def store(cluster, i: int) -> KeyStore:
+    pdir = cluster.dir / f"party{i}"
+    return KeyStore(pdir / "data" / "keys", (pdir / "passphrase").read_bytes().strip(),
+                    cluster.roster.cluster_id, i)
+
+
+def mpcnet(*args):
+    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli", *args], text=True,
+                          capture_output=True, timeout=60)
+
+
+@pytest.mark.timeout(60)
+async def test_two_of_three_cli_offline_party_and_nonces(make_cluster):
+    cluster = make_cluster(parties=3, threshold=1)
+    common = ["--dir", str(cluster.dir), "--broker", cluster.broker_url, "--json"]
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        made = await asyncio.to_thread(mpcnet, "keygen", *common, "--scheme", "frost-ed25519",
+                                       "--label", "Oracle 1")
+        assert made.returncode == 0, made.stderr
+        key = json.loads(made.stdout)["output"]
+        assert key["key_id"] == "oracle-1" and len(bytes.fromhex(key["public_key"])) == 32
+        meta = store(cluster, 0).list_keys()[0]
+        assert (meta["scheme"], meta["curve"], meta["address"]) == ("frost-ed25519", "ed25519",
+                                                                     None)
+
+        signed = await asyncio.to_thread(mpcnet, "sign", *common, "--key", "oracle-1",
+                                         "--hex", "00ff", "--signers", "1,3")
+        assert signed.returncode == 0, signed.stderr
+        out = json.loads(signed.stdout)["output"]
+        assert out["signers"] == ["party0", "party2"] and out["public_key"] == key["public_key"]
+        verified(out, b"\x00\xff")
+
+        for signers, names in ((None, ["party0", "party1"]), ([2, 3], ["party1", "party2"])):
+            message = f"price report {signers}".encode()
+            result = await frost_sign(c, "oracle-1", message, signers)
+            assert result["signers"] == names and result["excluded"] == {}
+            verified(result, message)
+
+        # every nonce was used once and is gone; a replayed round two is refused
+        only = ["party0", "party1"]
+
+        async def commit(request):
+            outcome = await c.run_job("frost-commit", {"key_id": "oracle-1", "request": request},
+                                      only=only)
+            assert outcome.ok, outcome.error
+            return {"key_id": "oracle-1", "request": request, "message": "abcd",
+                    "commitments": [outcome.party_outputs[n] for n in only]}
+        params = await commit("00112233aabbccdd")
+        assert [store(cluster, i).count_secrets("oracle-1", 0) for i in range(3)] == [1, 1, 0]
+        first = await c.run_job("frost-sign", params, only=only)
+        assert first.ok, first.error
+        assert [store(cluster, i).count_secrets("oracle-1", 0) for i in range(3)] == [0, 0, 0]
+        replay = await c.run_job("frost-sign", {**params, "message": "abce"}, only=only)
+        assert not replay.ok
+        assert all("no unused nonce" in v.reason for v in replay.votes if v.party in only)
+        used = [len(list((cluster.dir / f"party{i}/data/keys/oracle-1/presig").glob("*.used")))
+                for i in range(3)]
+        assert used == [3, 3, 2]  # one per signature each party took part in
+
+        # a list with a changed commitment of party0: its nonce is not found, so not burnt
+        params = await commit("00112233aabbccde")
+        own, other = params["commitments"]
+        swapped = await c.run_job("frost-sign", {**params, "commitments": [
+            {**own, "hiding": other["hiding"]}, other]}, only=only)
+        assert not swapped.ok and "nonce refused" in swapped.party_errors["party0"]
+        assert store(cluster, 0).count_secrets("oracle-1", 0) == 1
+
+        ecdsa = await c.run_job("sign", {"key_id": "oracle-1", "tx": {}})
+        assert not ecdsa.ok and "is a frost-ed25519 key" in ecdsa.votes[0].reason
+
+        cluster.stop_node(1)
+        await cluster.wait_offline(c, "party1")
+        result = await frost_sign(c, "oracle-1", b"one party offline")
+        assert result["signers"] == ["party0", "party2"]
+        verified(result, b"one party offline")
+        with pytest.raises(FrostSigningError) as failed:
+            await frost_sign(c, "oracle-1", b"pinned to an offline party", [1, 2])
+        assert "no vote" in failed.value.excluded["party1"]
+
+
+@pytest.mark.timeout(60)
+async def test_three_of_five_cheater_is_named_and_excluded(make_cluster):
+    cluster = make_cluster(parties=5, threshold=2, start=False)
+    cluster.start_broker()
+    for i in range(5):
+        cluster.start_node(i, env=CHEAT if i == 1 else None)
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        key = await frost_keygen(c, "oracle-5")
+        assert key.ok, key.error
+
+        result = await frost_sign(c, "oracle-5", b"eth-usd 3141.59")  # tries party0..party2
+        assert result["attempts"] == 2 and result["signers"] == ["party0", "party2", "party3"]
+        assert list(result["excluded"]) == ["party1"]
+        assert "invalid signature share" in result["excluded"]["party1"]
+        verified(result, b"eth-usd 3141.59")
+
+        for signers in ([3, 4, 5], [1, 4, 5]):
+            result = await frost_sign(c, "oracle-5", b"btc-usd", signers)
+            assert result["identifiers"] == signers and result["attempts"] == 1
+            verified(result, b"btc-usd")
+
+        with pytest.raises(FrostSigningError) as failed:
+            await frost_sign(c, "oracle-5", b"pinned to the cheater", [1, 2, 3])
+        assert list(failed.value.excluded) == ["party1"]
+    assert [store(cluster, i).count_secrets("oracle-5", 0) for i in range(5)] == [0] * 5
