@@ -12,8 +12,10 @@ from rich.table import Table
 
 from .cli import (_coordinate, _fail, _progress, common_broker, common_coord, common_dir,
                   common_json, console, err, main)
+from .frost_coordinator import FrostSigningError
 from .options_csv import OptionsError, parse_options
-from .price_client import per_option, price_params, run_price
+from .price_client import per_option, price_params, run_price, sign_report
+from .price_report import ReportError, verify_signed_report
 from .pricejobs import Price
 
 SHOWN = 25  # rows printed to the terminal; --out or --json give all of them
@@ -42,11 +44,16 @@ SHOWN = 25  # rows printed to the terminal; --out or --json give all of them
               help="for expiries given as dates (default: today, UTC)")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="also write the per-option results as CSV")
+@click.option("--sign-with", "sign_with", metavar="KEY_ID",
+              help="FROST key: return a report signed by a quorum of the operators")
+@click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="with --sign-with: write the signed report (and its inputs) here")
 @common_broker
 @common_coord
 @common_json
 def price(cluster_dir, underlying, spot, rate, dividend, options_file, greeks, method, reveal,
-          portfolio, valuation_date, out, broker, coordinator, as_json):
+          portfolio, valuation_date, out, sign_with, report_file, broker, coordinator,
+          as_json):
     """Price options at the parties' aggregated private vols; only prices (and Greeks) are
     revealed, and a circuit breaker refuses options on which the parties disagree."""
     try:
@@ -58,14 +65,28 @@ def price(cluster_dir, underlying, spot, rate, dividend, options_file, greeks, m
         Price().parse(params)  # every bad input is named before anything is sent
     except (OptionsError, ValueError) as exc:
         _fail(str(exc))
+    if sign_with and reveal == "coordinator":
+        _fail("--sign-with needs --reveal-to all: the signers would see the prices in the"
+              " report they sign")
     progress = _progress(as_json)
     progress(f"{len(book)} options on {underlying} from {options_file.name}")
+    signed, sign_error = None, None
 
     async def action(c):
-        return await run_price(c, params, progress)
+        nonlocal signed, sign_error
+        outcome = await run_price(c, params, progress)
+        if outcome.ok and sign_with:
+            try:
+                signed = await sign_report(c, sign_with, params, outcome, progress)
+            except (FrostSigningError, ValueError) as exc:
+                sign_error = exc
+        return outcome
     outcome = _coordinate(cluster_dir, coordinator, broker, action)
     if not outcome.ok:
         _failed(outcome, as_json)
+    if sign_error:
+        _fail(f"prices computed (job {outcome.job_id[:8]}) but the report was not signed:"
+              f" {sign_error}", 1)
     records = per_option(params, outcome.output)
     if out:
         _write_csv(out, records)
@@ -77,10 +98,14 @@ def price(cluster_dir, underlying, spot, rate, dividend, options_file, greeks, m
         summary["portfolio"] = outcome.output.get("portfolio")
     else:
         summary["options"] = records
+    if signed:
+        summary["signed_report"] = {k: signed[k] for k in ("signature", "public_key", "signers")}
+        if report_file:
+            report_file.write_text(json.dumps(signed | {"params": params}, indent=2))
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
-        _render(summary, records, portfolio, out)
+        _render(summary, records, portfolio, out, report_file)
     if portfolio and summary["portfolio"] is None:
         sys.exit(1)
 
@@ -104,7 +129,8 @@ def _write_csv(path: Path, records: list[dict]) -> None:
         writer.writerows(records)
 
 
-def _render(summary: dict, records: list[dict], portfolio: bool, out: Path | None) -> None:
+def _render(summary: dict, records: list[dict], portfolio: bool, out: Path | None,
+            out_report: Path | None) -> None:
     limit = summary["breaker_limit"]
     if summary["breached"]:
         err.print(f"[yellow]circuit breaker:[/] the parties' vols disagree by more than"
@@ -138,7 +164,35 @@ def _render(summary: dict, records: list[dict], portfolio: bool, out: Path | Non
         if len(records) > SHOWN:
             console.print(f"[dim]{len(records) - SHOWN} more rows"
                           f"{f' in {out}' if out else ' (use --out FILE or --json)'}[/]")
+    if "signed_report" in summary:
+        r = summary["signed_report"]
+        console.print(f"report signed by {', '.join(r['signers'])} with key"
+                      f" {r['public_key'][:16]}…{f' → {out_report}' if out_report else ''}")
     t = summary["timings"]
     console.print(f"[dim]job {summary['job_id'][:8]} · {', '.join(summary['participants'])} ·"
                   f" revealed to {summary['reveal_to']} · {1000 * t.get('total_s', 0):.0f} ms[/]")
 
+
+@main.command("verify-report")
+@click.argument("report_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--public-key", help="the FROST group key you expect (hex); default: the"
+              " report's own")
+@common_json
+def verify_report(report_file, public_key, as_json):
+    """Check a signed price report (from price --sign-with --report): the Ed25519 signature
+    with OpenSSL, the inputs hash and the result digest."""
+    try:
+        signed = json.loads(report_file.read_text())
+        report = verify_signed_report(signed, public_key, signed.get("params"))
+    except (ReportError, ValueError, KeyError, TypeError) as exc:
+        if as_json:
+            print(json.dumps({"ok": False, "error": str(exc)}))
+            sys.exit(1)
+        err.print(f"[bold red]invalid report:[/] {exc}")
+        sys.exit(1)
+    if as_json:
+        print(json.dumps({"ok": True, "job_id": report["job_id"], "key": signed["public_key"]}))
+    else:
+        console.print(f"[green]valid[/]: job {report['job_id'][:8]} of cluster"
+                      f" {report['cluster_id']}, signed by {', '.join(signed['signers'])} with"
+                      f" {signed['public_key']}")

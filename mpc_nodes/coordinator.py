@@ -168,7 +168,7 @@ class Coordinator:
         loop = asyncio.get_running_loop()
         jobs_topic = topics.jobs(self.roster.cluster_id)
         progress(f"job {request.job_id[:8]} requested; collecting votes")
-        votes = await self._collect_votes(request.job_id, digest, vote_timeout)
+        votes = await self._collect_votes(request.job_id, digest, vote_timeout, only)
         order = {p.name: p.index for p in self.roster.parties}
         outcome.votes = [VoteInfo(v.sender, m.accept, m.reason, m.code_digest)
                          for v, m, _ in sorted(votes.values(), key=lambda x: order[x[0].sender])]
@@ -228,14 +228,16 @@ class Coordinator:
                       topics.jobs(self.roster.cluster_id), message)
         return sealed.raw, sealed.payload_digest
 
-    async def _collect_votes(self, job_id: str, digest: str, timeout: float) -> dict:
-        """Votes for this exact request from parties online now, until all are in or timeout."""
+    async def _collect_votes(self, job_id: str, digest: str, timeout: float,
+                             only: list[str] | None = None) -> dict:
+        """Votes for this exact request from parties online now (or only from `only`), until
+        all are in or timeout."""
         queue = self._votes[job_id]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         votes: dict = {}
         while True:
-            expected = self.online() | set(votes)
+            expected = set(only) if only is not None else self.online() | set(votes)
             if expected and expected <= set(votes):
                 return votes
             remaining = deadline - loop.time()

@@ -27,6 +27,7 @@ from protocols.ed25519_dkg import scalar
 
 from .jobs import JobKind, JobRejected, NodeContext, _Params
 from .keyjobs import FROST_SCHEME, KeyId, load_share
+from .price_report import ReportError, as_report, check_against_audit_log
 
 RequestId = Field(pattern=r"^[0-9a-f]{16}$")
 Hex32 = Field(pattern=r"^[0-9a-f]{64}$")
@@ -144,6 +145,13 @@ class FrostSign(_Signing):
 
     def local_check(self, ctx, params):
         self._prepare(ctx, params)
+        report = as_report(bytes.fromhex(params.message))
+        if report is not None:  # sign only outputs this node itself reported for the job
+            try:
+                check_against_audit_log(report, ctx.roster.cluster_id,
+                                        ctx.path(ctx.config.data_dir) / "audit.log")
+            except ReportError as exc:
+                raise JobRejected(f"price report refused: {exc}") from None
 
     def session_call(self, ctx, params, participants):
         *_, names, _ = self._prepare(ctx, params)

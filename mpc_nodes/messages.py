@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -92,3 +93,8 @@ message_adapter: TypeAdapter = TypeAdapter(Message)
 def digest_bytes(data: bytes) -> str:
     """Hex SHA-256, the digest used throughout the bus."""
     return hashlib.sha256(data).hexdigest()
+
+
+def output_digest(output) -> str:
+    """Digest of a job's output as the participants report and compare it."""
+    return digest_bytes(json.dumps(output, sort_keys=True, separators=(",", ":")).encode())

@@ -28,7 +28,8 @@ from .config import NodeConfig, load_node_config, load_roster, resolve
 from .engine import MpcEngine
 from .envelope import EnvelopeError, Verified, Verifier, seal
 from .jobs import JobRejected, NodeContext, kind_for
-from .messages import JobAbort, JobRequest, JobResult, JobStart, Presence, Vote, digest_bytes
+from .messages import (JobAbort, JobRequest, JobResult, JobStart, Presence, Vote, digest_bytes,
+                       output_digest)
 from .metrics import HealthServer, NodeMetrics
 from .pki import client_context, load_identity, public_hex, read_passphrase
 from .replay import ReplayGuard
@@ -51,10 +52,6 @@ class PendingJob:
 def session_id(request_digest: str, participants: list[str], digest: str) -> str:
     """The id both ends of every session connection must agree on."""
     return digest_bytes(f"{request_digest}|{','.join(participants)}|{digest}".encode())
-
-
-def output_digest(output) -> str:
-    return digest_bytes(json.dumps(output, sort_keys=True, separators=(",", ":")).encode())
 
 
 class Node:

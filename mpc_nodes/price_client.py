@@ -3,6 +3,8 @@ the result out per option, for the CLI, the demo and scripts."""
 
 from __future__ import annotations
 
+import time
+
 from .coordinator import Coordinator, JobOutcome
 from .options_csv import OptionBook
 from .output_shares import OutputShareError, open_share, reconstruct
@@ -80,3 +82,17 @@ def per_option(params: dict, output: dict) -> list[dict]:
             k += 1
         records.append(r)
     return records
+
+
+async def sign_report(c: Coordinator, key_id: str, params: dict, outcome: JobOutcome,
+                      progress=lambda text: None) -> dict:
+    """A FROST signature of the job's report by a quorum of the operators, each of which
+    checks that the outputs are the ones it reported (mpc_nodes.price_report)."""
+    from .frost_coordinator import frost_sign
+    from .price_report import build_report, canonical
+    report = build_report(c.roster.cluster_id, outcome.job_id, key_id, params, outcome.output,
+                          int(time.time()))
+    progress(f"signing the report with {key_id}")
+    signed = await frost_sign(c, key_id, canonical(report), progress=progress)
+    return {"report": report, "signature": signed["signature"],
+            "public_key": signed["public_key"], "signers": signed["signers"]}

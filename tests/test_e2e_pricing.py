@@ -156,9 +156,61 @@ def test_price_command_line(make_cluster, tmp_path):
     assert human.returncode == 0, human.stderr
     assert "ETH portfolio" in human.stdout
 
+    cli = [sys.executable, "-m", "mpc_nodes.cli"]
+    keygen = subprocess.run(cli + ["keygen", "--dir", str(cluster.dir), "--broker",
+                                   cluster.broker_url, "--scheme", "frost-ed25519", "--label",
+                                   "reports"], capture_output=True, text=True, timeout=60)
+    assert keygen.returncode == 0, keygen.stderr
+    report = tmp_path / "report.json"
+    signed = subprocess.run(base + ["--sign-with", "reports", "--report", str(report)],
+                            capture_output=True, text=True, timeout=90)
+    assert signed.returncode == 0, signed.stderr
+    check = subprocess.run(cli + ["verify-report", str(report), "--json"], capture_output=True,
+                           text=True, timeout=30)
+    assert check.returncode == 0 and json.loads(check.stdout)["ok"], check.stdout
+    doc = json.loads(report.read_text())
+    doc["report"]["timestamp"] += 1
+    report.write_text(json.dumps(doc))
+    tampered = subprocess.run(cli + ["verify-report", str(report)], capture_output=True,
+                              text=True, timeout=30)
+    assert tampered.returncode == 1 and "does not verify" in tampered.stderr
+
     bad = subprocess.run(base[:-1] + [str(tmp_path / "missing.csv")], capture_output=True,
                          text=True, timeout=30)
     assert bad.returncode == 2
     options.write_text("type,strike,expiry\ncall,0,1\n")
     zero = subprocess.run(base, capture_output=True, text=True, timeout=30)
     assert zero.returncode == 2 and "strike 0 must be > 0" in zero.stderr
+
+
+@pytest.mark.timeout(120)
+async def test_signed_price_reports(make_cluster, tmp_path):
+    from mpc_nodes.frost_coordinator import FrostSigningError, frost_keygen, frost_sign
+    from mpc_nodes.messages import output_digest
+    from mpc_nodes.price_client import sign_report
+    from mpc_nodes.price_report import (ReportError, build_report, canonical,
+                                        verify_signed_report)
+    cluster = make_cluster(parties=3, threshold=1)
+    book = _days_book()
+    params = price_params(book, "ETH", SPOT, RATE, greeks=True)
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        assert (await frost_keygen(c, "reports")).ok
+        outcome = await run_price(c, params)
+        assert outcome.ok, outcome.error
+        signed = await sign_report(c, "reports", params, outcome)
+        # a standard Ed25519 signature over the canonical report, checked with OpenSSL
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(signed["public_key"])).verify(
+            bytes.fromhex(signed["signature"]), canonical(signed["report"]))
+        assert verify_signed_report(signed, params=params)["job_id"] == outcome.job_id
+        with pytest.raises(ReportError, match="inputs hash"):
+            verify_signed_report(signed, params=params | {"spot": SPOT + 1})
+
+        # the quorum refuses to sign outputs it did not compute
+        forged = dict(outcome.output, values=dict(outcome.output["values"]))
+        forged["values"]["price"] = [p * 1.01 for p in forged["values"]["price"]]
+        report = build_report(c.roster.cluster_id, outcome.job_id, "reports", params, forged, 0)
+        assert report["result_digest"] == output_digest(forged)
+        with pytest.raises(FrostSigningError, match="price report refused"):
+            await frost_sign(c, "reports", canonical(report), signers=[1, 2])
