@@ -163,13 +163,17 @@ async def soak(cluster, jobs: int, seed: int) -> dict:
             kind, params = rng.choice([("aggregate", {"input": "eth_vol_30d"}),
                                        ("aggregate", {"input": "btc_vol_30d", "method": "mean"}),
                                        ("ping", {"rounds": rng.randint(1, 50)}),
-                                       ("sign", {"key_id": "soak-key", "tx": transfer(n)})])
+                                       ("sign", {"key_id": "soak-key", "tx": transfer(n)}),
+                                       ("price", SOAK_PRICES | {"method": rng.choice(
+                                           ["median", "mean"])})])
             outcome = await c.run_job(kind, params, vote_timeout=3.0, result_timeout=30.0)
             if outcome.ok:
                 outcomes["ok"] += 1
                 assert outcome.output is not None
                 if kind == "sign":
                     assert check_signature(outcome.output) is None
+                if kind == "price":
+                    assert len(outcome.output["values"]["price"]) == 3
             else:
                 outcomes["failed"] += 1
                 assert outcome.error, "a failure must say why"
@@ -197,6 +201,9 @@ async def test_soak_200_jobs(make_cluster):
     assert outcomes["ok"] >= 100, outcomes
     print(f"\nsoak (200 jobs): {outcomes}")
 
+
+SOAK_PRICES = {"underlying": "ETH", "spot": 3000.0, "rate": 0.03, "is_call": [True, False, True],
+               "strikes": [2800.0, 3000.0, 3300.0], "expiries": [0.1, 0.5, 1.0], "greeks": True}
 
 KEY_POLICY = """chain_ids: [11155111]
 recipients: ["0x1111111111111111111111111111111111111111"]
