@@ -31,13 +31,14 @@ SPOT = 3000.0
 
 def options(m: int, seed: int = 1):
     rng = np.random.default_rng(seed)
-    return (list(rng.integers(0, 2, m).astype(bool)), list(rng.uniform(0.5, 2.0, m) * SPOT),
-            list(rng.integers(1, 3 * 365, m) / 365), rng.uniform(0.05, 3.0, m))
+    return ([bool(x) for x in rng.integers(0, 2, m)],
+            [float(x) for x in rng.uniform(0.5, 2.0, m) * SPOT],
+            [float(x) for x in rng.integers(1, 3 * 365, m) / 365], rng.uniform(0.05, 3.0, m))
 
 
 def public(m: int, method: str) -> tuple[dict, np.ndarray]:
     is_call, strikes, expiries, vols = options(m)
-    return ({"spot": SPOT, "rate": 0.03, "dividend": 0.0, "is_call": [bool(x) for x in is_call],
+    return ({"spot": SPOT, "rate": 0.03, "dividend": 0.0, "is_call": is_call,
              "strikes": strikes, "expiries": expiries, "quantities": [1.0] * m, "greeks": True,
              "portfolio": False, "method": method, "limit": 0.25, "reveal": "all"}, vols)
 
@@ -87,8 +88,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="3 parties, batches up to 1,000")
     ap.add_argument("--jobs", type=int, default=30)
+    ap.add_argument("--e2e-only", action="store_true", help="only the end-to-end figures")
     args = ap.parse_args()
-    batches = [1, 100, 1000] if args.quick else [1, 100, 1000, 10_000]
+    batches = [] if args.e2e_only else [1, 100, 1000] if args.quick else [1, 100, 1000, 10_000]
     print("plaintext baseline (options/s, greeks included):")
     base = {}
     for m in batches:
@@ -96,7 +98,7 @@ def main() -> None:
         base[m] = ours
         print(f"  batch {m:>6}: numpy {ours:>12,.0f}   scipy.stats {scipy_rate:>12,.0f}")
     print("MPC, options/s (time inside the protocol; ratio = plaintext numpy / MPC):")
-    for parties in ([3] if args.quick else [3, 5]):
+    for parties in ([] if args.e2e_only else [3] if args.quick else [3, 5]):
         for method, label in (("median", "exact median"), ("mean", "secure mean")):
             for m in batches:
                 rate = mpc_rate(parties, m, method)

@@ -35,9 +35,9 @@ def _use_bulk_randomness() -> None:
     """Make MPyC draw Shamir polynomial coefficients from one os.urandom call per batch.
 
     MPyC 0.11 calls secrets.randbelow once per coefficient: a system call each, the largest
-    single cost of resharing a few thousand products.  Here each coefficient is 64 bits
-    longer than the field modulus and reduced modulo it (statistical distance below 2^-64
-    from uniform); the rest is MPyC's own code."""
+    single cost of resharing a few thousand products.  Here each coefficient is a random
+    integer at least 64 bits longer than the field modulus, taken modulo it with the shares
+    (statistical distance below 2^-64 from uniform); the rest is MPyC's own code."""
     import numpy as np
     from mpyc import thresha
 
@@ -50,10 +50,11 @@ def _use_bulk_randomness() -> None:
         if isinstance(s, field.array):
             s = s.value
         n = len(s)
-        size = (p.bit_length() + 64 + 7) // 8
-        raw = os.urandom(size * t * n)
-        coeffs = np.fromiter((int.from_bytes(raw[k:k + size], "little") % p
-                              for k in range(0, size * t * n, size)), "O", count=t * n)
+        words = (p.bit_length() + 64 + 63) // 64
+        raw = np.frombuffer(os.urandom(8 * words * t * n), dtype=np.uint64).reshape(words, -1)
+        coeffs = raw[0].astype(object)
+        for w in raw[1:]:  # whole numbers of 64-bit words, as Python ints, in C loops
+            coeffs = (coeffs << 64) | w.astype(object)
         v = np.vander(np.arange(1, m + 1, dtype=object), N=t + 1, increasing=True)
         return (v @ np.concatenate((s.reshape(1, n), coeffs.reshape(t, n)))) % p
 

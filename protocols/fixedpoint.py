@@ -9,16 +9,20 @@ type are avoided where they are not needed:
   communication); MPyC's generic truncation also generates f secret random bits per
   element, which costs a square-root per bit.  The price is a rounding error of at most
   d units in the last place (d = number of PRSS subsets: 3 for 3 parties, 10 for 5).
-- comparisons pass MPyC the actual bit length of their arguments (``lt(..., l)``).
+- comparisons pass MPyC the actual bit length of their arguments (``lt(..., l)``);
+- with three parties (threshold 1), the secret random bits that comparisons consume come
+  from ``parity_bits``: two multiplications per bit instead of MPyC's opening of a square
+  and a modular square root per bit.
 """
 
 from __future__ import annotations
 
+import contextlib
 from math import comb, prod
 
 import numpy as np
 from mpyc import thresha
-from mpyc.asyncoro import mpc_coro
+from mpyc.asyncoro import Future, mpc_coro
 
 
 def prss_subsets(rt) -> int:
@@ -46,6 +50,43 @@ async def trunc(rt, a, f: int, l: int):
     c = await rt.output(field.array(masked + (r_hi.value << f) + (1 << (l - 1))))
     low = c.value & ((1 << f) - 1)
     return (field.array(masked - low) >> f).reshape(a.shape)
+
+
+@mpc_coro
+async def parity_bits(rt, field, n: int):
+    """n secret uniformly random bits (shares in ``field``), for sessions with three PRSS
+    subsets (three parties, threshold 1).
+
+    PRSS gives, without communication, shares of s = b1 + b2 + b3 where each b_A in {0, 1}
+    comes from a key that some party does not hold; the bit is the parity of s, the
+    polynomial (s/3)(10 − 9s + 2s²) on {0, 1, 2, 3}: two multiplications."""
+    await rt.returnType(Future)
+    m = len(rt.parties)
+    s = thresha.np_pseudorandom_share(field, m, rt.pid, rt.prfs(2), rt._prss_uci(), n)
+    s2 = await rt._reshare(s * s)
+    s3 = await rt._reshare(s2 * s)
+    return (s * 10 - s2 * 9 + s3 * 2) * field(3).reciprocal()
+
+
+@contextlib.contextmanager
+def cheap_random_bits(rt):
+    """Within the block, MPyC's comparisons draw their random bits from parity_bits (when
+    the session has exactly three PRSS subsets; otherwise nothing changes)."""
+    if prss_subsets(rt) != 3 or rt.options.no_prss:
+        yield
+        return
+    mpyc_bits = rt.np_random_bits
+
+    def np_random_bits(sftype, n, signed=False):
+        if signed or not isinstance(sftype, type) or hasattr(sftype, "field"):
+            return mpyc_bits(sftype, n, signed)  # secure types and ±1 bits: MPyC's own
+        return parity_bits(rt, sftype, n)
+
+    rt.np_random_bits = np_random_bits
+    try:
+        yield
+    finally:
+        del rt.np_random_bits
 
 
 def mul(rt, a, b, f: int, l: int):

@@ -39,8 +39,11 @@ LIMIT_BITS = 12    # breaker limit resolution 2^-12
 BREAKER_DROP = 20  # the breaker compares to 2^-16 of a vol point (1.5e-5)
 QTY_BITS = 24      # quantities as round(q·2^24)
 NOISE_BITS = 24    # portfolio totals are opened with PRSS noise below 2^-24 (× spot)
-EXACT_TYPE_BITS = 88
-SECURE_TYPE_BITS = 100
+# secure integer types (MPyC picks a prime of about bits + 32 bits); comparisons cost per
+# random bit, and each bit a square root modulo that prime, so the smallest that fits wins
+SELECT_TYPE_BITS = 44     # exact path: vols, ranks, selected outputs (< 2^47)
+TOTALS_TYPE_BITS = 88     # exact path with portfolio totals (< 2^108)
+SECURE_TYPE_BITS = 100    # secure evaluation: products before truncation (< 2^88) + 2^30 mask
 PRODUCT_BITS = 2 * F + 24  # bound on any product before truncation
 CHUNK = 1000
 
@@ -92,18 +95,19 @@ async def price(rt, vols: list[float], public: dict) -> dict:
     _check_public(vols, public)
     vols = np.asarray(vols, dtype=float)
     breached, parts = [], []
-    for start in range(0, len(vols), CHUNK):
-        idx = np.arange(start, min(len(vols), start + CHUNK))
-        chunk_breached, ok, out = await _chunk(rt, vols[idx], public, idx)
-        breached += chunk_breached
-        if out is not None:
-            parts.append((ok, out))
-    result = {"breached": breached, "scale_bits": F}
-    if public["portfolio"] and breached:
-        return result | {"rows": None}
-    if not parts:
-        return result | {"rows": []}
-    return result | await _reveal(rt, parts, public)
+    with fx.cheap_random_bits(rt):
+        for start in range(0, len(vols), CHUNK):
+            idx = np.arange(start, min(len(vols), start + CHUNK))
+            chunk_breached, ok, out = await _chunk(rt, vols[idx], public, idx)
+            breached += chunk_breached
+            if out is not None:
+                parts.append((ok, out))
+        result = {"breached": breached, "scale_bits": F}
+        if public["portfolio"] and breached:
+            return result | {"rows": None}
+        if not parts:
+            return result | {"rows": []}
+        return result | await _reveal(rt, parts, public)
 
 
 async def _chunk(rt, vols, public: dict, idx):
@@ -111,7 +115,8 @@ async def _chunk(rt, vols, public: dict, idx):
     that passed, secret rows of those or None)."""
     n, m = len(rt.parties), len(vols)
     kind, keep, divisor = plan(n, public["method"])
-    sec = rt.SecInt(EXACT_TYPE_BITS if kind == "exact" else SECURE_TYPE_BITS)
+    sec = rt.SecInt(SECURE_TYPE_BITS if kind == "secure" else
+                    TOTALS_TYPE_BITS if public["portfolio"] else SELECT_TYPE_BITS)
 
     rows = [_fixed(vols, VOL_BITS)]
     if kind == "exact":

@@ -141,3 +141,12 @@ def test_reveal_to_coordinator_gives_shares_that_only_together_open(method):
     rows = [flat[i * width:(i + 1) * width] for i in range(shares["party0"]["shape"][0])]
     opened = _opened({"rows": rows, "scale_bits": results[0]["scale_bits"]})
     _check_against_quantlib(public, _aggregate(vols, method), opened, range(len(options)))
+
+
+@pytest.mark.timeout(60)
+def test_parity_bits_are_bits_and_balanced():
+    results = run_parties("tests.mpc_targets:open_parity_bits", [[4000]] * 3)
+    bits = results[0]
+    assert results[1] == results[2] == bits
+    assert set(bits) == {0, 1}
+    assert abs(sum(bits) / len(bits) - 0.5) < 0.05  # 4000 fair bits: 6 sigma is 0.047
