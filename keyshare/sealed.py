@@ -101,7 +101,7 @@ def unseal(doc: dict, key_for) -> bytes:
     """Decrypt a parsed sealed file; `key_for(kdf)` returns the FileKey for its parameters."""
     file_key = key_for(doc["kdf"])
     if doc["kdf"].get("check") != file_key.kdf["check"]:
-        raise WrongPassphrase("wrong passphrase")
+        raise WrongPassphrase("wrong passphrase (or a file sealed by another store)")
     header = {k: doc[k] for k in ("format", "version", "kdf", "meta")}
     try:
         return AESGCM(file_key.key).decrypt(_unb64(doc["nonce"]), _unb64(doc["ciphertext"]),

@@ -89,7 +89,8 @@ def test_demo_runs_end_to_end():
     demo = mpcnet("demo", timeout=140)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "demo passed" in demo.stdout
-    assert demo.stdout.count("plaintext check") == 3 and "MISMATCH" not in demo.stdout
+    assert demo.stdout.count("plaintext check") == 4 and "MISMATCH" not in demo.stdout
+    assert "Ed25519 signature verified by OpenSSL" in demo.stdout  # the signed price report
     assert "verified by eth-account and libsecp256k1" in demo.stdout
     assert "already signed" in demo.stdout
 

@@ -249,3 +249,27 @@ async def test_key_commands_through_the_cli(make_cluster, tmp_path):
     same = await asyncio.to_thread(mpcnet, "keys", "import-backup", "--config", cfg, "--backup",
                                    str(backup), env=env)
     assert same.returncode == 0 and "already present" in same.stdout
+
+
+@pytest.mark.timeout(120)
+async def test_a_job_for_another_clusters_key_is_refused(make_cluster):
+    import shutil
+    a = with_policies(make_cluster(parties=3, threshold=1))
+    b = with_policies(make_cluster(parties=3, threshold=1))
+    async with a.coordinator() as ca:
+        await a.wait_online(ca)
+        assert (await ca.run_job("keygen", {"key_id": "vault-a"})).ok
+    async with b.coordinator() as cb:
+        await b.wait_online(cb)
+        asked = await cb.run_job("sign", {"key_id": "vault-a", "tx": tx(0)})
+        assert not asked.ok
+        assert all(not v.accept and "vault-a" in v.reason for v in asked.votes), asked.votes
+        # even with cluster A's share files planted in B's stores, B's nodes refuse them
+        for i in range(3):
+            shutil.copytree(a.dir / f"party{i}" / "data" / "keys" / "vault-a",
+                            b.dir / f"party{i}" / "data" / "keys" / "vault-a")
+        planted = await cb.run_job("sign", {"key_id": "vault-a", "tx": tx(0)})
+        assert not planted.ok
+        reasons = [v.reason for v in planted.votes]
+        assert all(not v.accept for v in planted.votes) and all(reasons), reasons
+        print("\nplanted foreign share refused:", reasons[0])
