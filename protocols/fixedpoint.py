@@ -30,17 +30,25 @@ def prss_subsets(rt) -> int:
     return comb(len(rt.parties), rt.threshold)
 
 
-@mpc_coro
-async def trunc(rt, a, f: int, l: int):
+def trunc(rt, a, f: int, l: int):
     """floor(a / 2^f) + e with 0 <= e <= prss_subsets(rt), for every |a| < 2^(l-1).
 
     One opening of a + r, where r's low f bits and high bits are PRSS sums of uniform
     pieces, so the opened value is statistically independent of a (security parameter
-    rt.options.sec_param)."""
+    rt.options.sec_param).  The field must hold a + r without wrapping around."""
+    p_bits = type(a).sectype.field.modulus.bit_length()
+    if p_bits < rt.options.sec_param + l + prss_subsets(rt).bit_length() + 2:
+        raise ValueError(f"a {p_bits}-bit field is too small to truncate {l}-bit values"
+                         f" among {len(rt.parties)} parties")
+    return _trunc(rt, a, f, l)
+
+
+@mpc_coro
+async def _trunc(rt, a, f: int, l: int):
     stype = type(a)
     await rt.returnType((stype, a.shape))
     field = stype.sectype.field
-    n, m, t = a.size, len(rt.parties), rt.threshold
+    n, m = a.size, len(rt.parties)
     k = rt.options.sec_param
     r_lo = thresha.np_pseudorandom_share(field, m, rt.pid, rt.prfs(1 << f), rt._prss_uci(), n)
     r_hi = thresha.np_pseudorandom_share(field, m, rt.pid, rt.prfs(1 << (k + l - f)),

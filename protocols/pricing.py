@@ -41,7 +41,7 @@ QTY_BITS = 24      # quantities as round(q·2^24)
 NOISE_BITS = 24    # portfolio totals are opened with PRSS noise below 2^-24 (× spot)
 # secure integer types (MPyC picks a prime of about bits + 32 bits); comparisons cost per
 # random bit, and each bit a square root modulo that prime, so the smallest that fits wins
-SELECT_TYPE_BITS = 44     # exact path: vols, ranks, selected outputs (< 2^47)
+SELECT_TYPE_BITS = 48     # exact path: vols, ranks, selected outputs; breaker truncation
 TOTALS_TYPE_BITS = 88     # exact path with portfolio totals (< 2^108)
 SECURE_TYPE_BITS = 100    # secure evaluation: products before truncation (< 2^88) + 2^30 mask
 PRODUCT_BITS = 2 * F + 24  # bound on any product before truncation

@@ -8,3 +8,11 @@ async def open_parity_bits(rt, n: int) -> list[int]:
     secint = rt.SecInt(44)
     shares = await fx.parity_bits(rt, secint.field, n)
     return [int(v) for v in await rt.output(secint.array(shares))]
+
+
+async def truncate(rt, values: list[int], f: int, l: int, type_bits: int) -> list[int]:
+    """Open fixedpoint.trunc of party 0's values (|v| < 2^(l-1))."""
+    import numpy as np
+    secint = rt.SecInt(type_bits)
+    x = rt.input(secint.array(np.array(values, dtype=object)), senders=0)
+    return [int(v) for v in await rt.output(fx.trunc(rt, x, f, l))]

@@ -150,3 +150,28 @@ def test_parity_bits_are_bits_and_balanced():
     assert results[1] == results[2] == bits
     assert set(bits) == {0, 1}
     assert abs(sum(bits) / len(bits) - 0.5) < 0.05  # 4000 fair bits: 6 sigma is 0.047
+
+
+@pytest.mark.timeout(60)
+def test_truncation_rounds_within_its_bound():
+    rng = np.random.default_rng(4)
+    values = [int(v) for v in rng.integers(-2 ** 40, 2 ** 40, 500)] + [0, -1, 2 ** 40 - 1]
+    results = run_parties("tests.mpc_targets:truncate", [[values, 16, 42, 48]] * 3)
+    assert results[0] == results[1] == results[2]
+    for v, got in zip(values, results[0]):
+        assert 0 <= got - (v >> 16) <= 3, (v, got)  # floor + at most 3 (three PRSS pieces)
+
+
+
+async def test_truncation_refuses_a_field_that_could_wrap_around():
+    from mpc_nodes.mpyc_runtime import PartyAddress, new_runtime
+    from protocols import fixedpoint as fx
+    rt = new_runtime(0, [PartyAddress("127.0.0.1", 0)])
+    await rt.start()
+    try:
+        x = rt.SecInt(40).array(np.array([1, 2, 3], dtype=object))  # a 72-bit field
+        with pytest.raises(ValueError, match="too small to truncate 60-bit values"):
+            fx.trunc(rt, x, 16, 60)
+        assert [int(v) for v in await rt.output(fx.trunc(rt, x * 2 ** 16, 16, 30))] == [1, 2, 3]
+    finally:
+        await rt.shutdown()
