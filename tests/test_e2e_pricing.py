@@ -121,9 +121,15 @@ async def test_party_killed_during_pricing(make_cluster):
         await cluster.wait_online(c)
         for proxy in cluster.mpc_proxies.values():
             proxy.delay_s = 0.1
+        started = asyncio.Event()
+
+        def progress(text):
+            if "started with" in text:
+                started.set()
         running = asyncio.ensure_future(run_price(c, price_params(many, "ETH", SPOT, RATE,
-                                                                  method="mean")))
-        await asyncio.sleep(1.0)
+                                                                  method="mean"), progress))
+        await asyncio.wait_for(started.wait(), 30)
+        await asyncio.sleep(0.5)  # into the MPC session (it takes seconds with 100 ms links)
         assert not running.done()
         cluster.stop_node(3, signal.SIGKILL)
         outcome = await running
