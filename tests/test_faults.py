@@ -252,8 +252,11 @@ async def test_party_killed_during_key_jobs(make_cluster, job):
         params = {"keygen": {"key_id": "vault-2"},
                   "sign": {"key_id": "vault-1", "tx": transfer(0)},
                   "refresh": {"key_id": "vault-1", "epoch": 1}}[job]
-        running = asyncio.ensure_future(c.run_job(job, params))
-        await asyncio.sleep(0.6)
+        started = asyncio.Event()
+        running = asyncio.ensure_future(c.run_job(
+            job, params, progress=lambda text: "started with" in text and started.set()))
+        await asyncio.wait_for(started.wait(), 30)
+        await asyncio.sleep(0.15)  # into set-up or the protocol: both last seconds here
         assert not running.done()
         cluster.stop_node(3, signal.SIGKILL)
         outcome = await running
