@@ -14,9 +14,10 @@ from .cli import (_coordinate, _fail, _progress, common_broker, common_coord, co
                   common_json, console, err, main)
 from .frost_coordinator import FrostSigningError
 from .options_csv import OptionsError, parse_options
-from .price_client import per_option, price_params, run_price, sign_report
+from .price_client import (PER_OPTION, per_option, price_params, run_price_batches,
+                           sign_report)
 from .price_report import ReportError, verify_signed_report
-from .pricejobs import Price
+from .pricejobs import MAX_OPTIONS_PER_JOB, Price
 
 SHOWN = 25  # rows printed to the terminal; --out or --json give all of them
 
@@ -62,19 +63,29 @@ def price(cluster_dir, underlying, spot, rate, dividend, options_file, greeks, m
                              source=options_file.name)
         params = price_params(book, underlying, spot, rate, dividend, greeks, method, reveal,
                               portfolio, recipient="-" if reveal == "coordinator" else None)
-        Price().parse(params)  # every bad input is named before anything is sent
+        for start in range(0, len(book), MAX_OPTIONS_PER_JOB):  # named before anything is sent
+            end = start + MAX_OPTIONS_PER_JOB
+            try:
+                Price().parse(params | {k: params[k][start:end] for k in PER_OPTION
+                                        if params.get(k)})
+            except ValueError as exc:
+                raise ValueError(f"{exc} (counting from option {start})" if start else
+                                 str(exc)) from None
     except (OptionsError, ValueError) as exc:
         _fail(str(exc))
     if sign_with and reveal == "coordinator":
         _fail("--sign-with needs --reveal-to all: the signers would see the prices in the"
               " report they sign")
+    if len(book) > MAX_OPTIONS_PER_JOB and (portfolio or sign_with):
+        _fail(f"{len(book):,} options need several jobs (at most {MAX_OPTIONS_PER_JOB:,}"
+              " each); --portfolio and --sign-with need them in one: split the file")
     progress = _progress(as_json)
     progress(f"{len(book)} options on {underlying} from {options_file.name}")
     signed, sign_error = None, None
 
     async def action(c):
         nonlocal signed, sign_error
-        outcome = await run_price(c, params, progress)
+        outcome = await run_price_batches(c, params, progress)
         if outcome.ok and sign_with:
             try:
                 signed = await sign_report(c, sign_with, params, outcome, progress)

@@ -149,6 +149,10 @@ class Coordinator:
         request = JobRequest(job_id=secrets.token_hex(16), kind=kind_name, params=params,
                              coordinator=self.config.name, issued_at=now, expires_at=now + ttl)
         raw, digest = self.seal_for_jobs(request)
+        limit = self.roster.limits.max_message_bytes
+        if len(raw) > limit:
+            raise CoordinatorError(f"the {kind_name} request ({len(raw):,} bytes) exceeds the"
+                                   f" cluster's message limit of {limit:,} bytes; split it")
         outcome = JobOutcome(request.job_id, kind_name, params, ok=False)
         jobs_topic = topics.jobs(self.roster.cluster_id)
         self._votes[request.job_id] = asyncio.Queue()

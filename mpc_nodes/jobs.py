@@ -45,11 +45,13 @@ class NodeContext:
 @dataclass(frozen=True)
 class SessionCall:
     """The protocol a party runs: target "protocols.module:function", its private arguments,
-    and the MPyC threshold (None: the largest the session allows, (m-1)//2)."""
+    the MPyC threshold (None: the largest the session allows, (m-1)//2), and for long jobs
+    the time the protocol may take (None: the node's session_timeout_s)."""
 
     target: str
     args: list
     threshold: int | None = None
+    timeout: float | None = None
 
 
 class _Params(BaseModel):

@@ -336,7 +336,7 @@ class Node:
                     tls_passphrase=self.passphrase, ca_pem=self.roster.ca_cert,
                     target=call.target, args=call.args, threshold=call.threshold,
                     connect_timeout=self.config.connect_timeout_s,
-                    session_timeout=self.config.session_timeout_s)
+                    session_timeout=max(self.config.session_timeout_s, call.timeout or 0.0))
                 ran = await self.engine.run(spec)
                 self.metrics.session_seconds.labels(req.kind).observe(ran["connect_s"]
                                                                       + ran["mpc_s"])
@@ -362,12 +362,20 @@ class Node:
                            ok=ok, output=output, error=error,
                            output_digest=output_digest(output) if ok else None,
                            timings=timings or {})
+        raw = self._seal("results", result)
+        limit = self.roster.limits.max_message_bytes
+        if len(raw) > limit:  # the coordinator would drop it unread: say so instead
+            error = (f"the result ({len(raw):,} bytes) exceeds the cluster's message limit of"
+                     f" {limit:,} bytes; ask for less per job")
+            log.error("job %s: %s", job.request.job_id[:8], error)
+            result = JobResult(job_id=job.request.job_id, request_digest=job.digest,
+                               session_id=sid, ok=False, error=error, timings=timings or {})
+            raw, ok = self._seal("results", result), False
         self.audit.append("result", job_id=result.job_id, session_id=sid, ok=ok,
                           output_digest=result.output_digest, error=error)
         try:
             # retained: a coordinator that reconnects after a broker restart still gets it
-            await self.bus.publish(self._topic("results"), self._seal("results", result),
-                                   retain=True)
+            await self.bus.publish(self._topic("results"), raw, retain=True)
         except BusUnavailable as exc:
             log.error("could not publish the result of job %s: %s", job.request.job_id[:8], exc)
 

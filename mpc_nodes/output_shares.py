@@ -21,18 +21,29 @@ class OutputShareError(ValueError):
 
 
 def seal_share(share: dict, recipient_identity_hex: str) -> str:
-    """Encrypt this party's share record to the coordinator's Ed25519 identity key."""
+    """Encrypt this party's share record to the coordinator's Ed25519 identity key; the
+    values travel as fixed-width bytes (a third of their decimal size)."""
+    width = (share["modulus"].bit_length() + 7) // 8
+    packed = b"".join(v.to_bytes(width, "big") for v in share["values"])
+    record = {k: v for k, v in share.items() if k != "values"} | {"width": width}
+    plaintext = json.dumps(record).encode() + b"\n" + packed
     pk = PublicKey(crypto_sign_ed25519_pk_to_curve25519(bytes.fromhex(recipient_identity_hex)))
-    return base64.b64encode(SealedBox(pk).encrypt(json.dumps(share).encode())).decode()
+    return base64.b64encode(SealedBox(pk).encrypt(plaintext)).decode()
 
 
 def open_share(sealed: str, identity: Ed25519PrivateKey) -> dict:
     seed = identity.private_bytes_raw()
     box = SealedBox(SigningKey(seed).to_curve25519_private_key())
     try:
-        return json.loads(box.decrypt(base64.b64decode(sealed, validate=True)))
-    except (CryptoError, ValueError) as exc:
+        header, packed = box.decrypt(base64.b64decode(sealed, validate=True)).split(b"\n", 1)
+        record = json.loads(header)
+        width = record.pop("width")
+        if not isinstance(width, int) or width < 1 or len(packed) % width:
+            raise ValueError("malformed values")
+    except (CryptoError, ValueError, KeyError, AttributeError) as exc:
         raise OutputShareError(f"cannot open an output share: {exc}") from None
+    return record | {"values": [int.from_bytes(packed[i:i + width], "big")
+                                for i in range(0, len(packed), width)]}
 
 
 def _lagrange(xs: list[int], at: int, p: int) -> list[int]:

@@ -8,7 +8,10 @@ import time
 from .coordinator import Coordinator, JobOutcome
 from .options_csv import OptionBook
 from .output_shares import OutputShareError, open_share, reconstruct
-from .pricejobs import PriceParams, rows_from_flat, values_from_rows
+from .pricejobs import (MAX_OPTIONS_PER_JOB, PriceParams, rows_from_flat, session_seconds,
+                        values_from_rows)
+
+PER_OPTION = ("is_call", "strikes", "expiries", "quantities")
 
 
 def price_params(book: OptionBook, underlying: str, spot: float, rate: float,
@@ -24,8 +27,8 @@ def price_params(book: OptionBook, underlying: str, spot: float, rate: float,
 
 
 def result_timeout(options: int) -> float:
-    """Generous bound on a pricing job's run time (the MPC does a few hundred options/s)."""
-    return 120.0 + options / 50.0
+    """How long the coordinator waits for results: the nodes' session bound, plus set-up."""
+    return 60.0 + session_seconds(options)
 
 
 async def run_price(c: Coordinator, params: dict, progress=lambda text: None) -> JobOutcome:
@@ -43,6 +46,40 @@ async def run_price(c: Coordinator, params: dict, progress=lambda text: None) ->
             outcome.ok, outcome.error = False, str(exc)
         outcome.party_outputs = {}
     return outcome
+
+
+async def run_price_batches(c: Coordinator, params: dict,
+                            progress=lambda text: None) -> JobOutcome:
+    """A price request as one job or, beyond MAX_OPTIONS_PER_JOB options, as consecutive
+    jobs whose outputs are merged (a portfolio must fit one job: its totals are revealed
+    once)."""
+    m = len(params["strikes"])
+    if m <= MAX_OPTIONS_PER_JOB:
+        return await run_price(c, params, progress)
+    if params.get("portfolio"):
+        raise ValueError(f"a portfolio is priced in one job: at most {MAX_OPTIONS_PER_JOB:,}"
+                         f" options, not {m:,}")
+    merged = None
+    for start in range(0, m, MAX_OPTIONS_PER_JOB):
+        end = min(m, start + MAX_OPTIONS_PER_JOB)
+        part = params | {k: params[k][start:end] for k in PER_OPTION if params.get(k)}
+        progress(f"options {start + 1:,}-{end:,} of {m:,}")
+        outcome = await run_price(c, part, progress)
+        if not outcome.ok:
+            outcome.error = f"options {start + 1:,}-{end:,}: {outcome.error}"
+            return outcome
+        outcome.output["breached"] = [i + start for i in outcome.output["breached"]]
+        if merged is None:
+            merged = outcome
+            merged.output["jobs"] = [outcome.job_id]
+            continue
+        merged.output["jobs"].append(outcome.job_id)
+        merged.output["breached"] += outcome.output["breached"]
+        for name, column in (outcome.output.get("values") or {}).items():
+            merged.output["values"].setdefault(name, []).extend(column)
+        merged.timings["total_s"] += outcome.timings.get("total_s", 0.0)
+    merged.output["options"] = m
+    return merged
 
 
 def open_outputs(c: Coordinator, params: PriceParams, party_outputs: dict) -> dict:

@@ -17,12 +17,19 @@ from pydantic import Field, model_validator
 from protocols.bsm import denormalise
 
 from .jobs import JobKind, JobRejected, NodeContext, SessionCall, _Params
-from .options_csv import MAX_EXPIRY_YEARS, MAX_OPTIONS, MAX_QUANTITY
+from .options_csv import MAX_EXPIRY_YEARS, MAX_QUANTITY
 from .output_shares import seal_share
 from .volsurface import UNDERLYING, SurfaceBook, SurfaceError
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 MONEYNESS_RANGE = (1e-3, 1e3)
+MAX_OPTIONS_PER_JOB = 20_000  # request and results stay well inside the 4 MiB message limit
+
+
+def session_seconds(options: int) -> float:
+    """Time a price session may take: generous for the slowest case measured (five parties,
+    secure evaluation, about 45 options/s on a 2-core machine)."""
+    return 60.0 + options / 20.0
 
 
 class PriceParams(_Params):
@@ -30,7 +37,7 @@ class PriceParams(_Params):
     spot: Finite = Field(gt=0)
     rate: Finite = Field(ge=-1, le=1)
     dividend: Finite = Field(default=0.0, ge=-1, le=1)
-    is_call: list[bool] = Field(min_length=1, max_length=MAX_OPTIONS)
+    is_call: list[bool] = Field(min_length=1, max_length=MAX_OPTIONS_PER_JOB)
     strikes: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]]
     expiries: list[Annotated[float, Field(gt=0, le=MAX_EXPIRY_YEARS, allow_inf_nan=False)]]
     quantities: list[Annotated[float, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY,
@@ -103,7 +110,8 @@ class Price(JobKind):
             "portfolio": params.portfolio, "method": params.method,
             "limit": ctx.roster.limits.vol_spread_limit, "reveal": params.reveal,
         }
-        return SessionCall("protocols.pricing:price", [self._vols(ctx, params), public])
+        return SessionCall("protocols.pricing:price", [self._vols(ctx, params), public],
+                           timeout=session_seconds(len(params.strikes)))
 
     def finish(self, ctx, params, output, participants):
         result = {"underlying": params.underlying, "options": len(params.strikes),

@@ -220,3 +220,22 @@ async def test_signed_price_reports(make_cluster, tmp_path):
         assert report["result_digest"] == output_digest(forged)
         with pytest.raises(FrostSigningError, match="price report refused"):
             await frost_sign(c, "reports", canonical(report), signers=[1, 2])
+
+
+@pytest.mark.timeout(120)
+async def test_large_books_are_split_into_jobs_and_merged(make_cluster, monkeypatch):
+    import mpc_nodes.price_client as client
+    cluster = make_cluster(parties=3, threshold=1)
+    book = _days_book()
+    params = price_params(book, "ETH", SPOT, RATE, greeks=True)
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        whole = await client.run_price_batches(c, params)
+        monkeypatch.setattr(client, "MAX_OPTIONS_PER_JOB", 2)
+        split = await client.run_price_batches(c, params)
+        with pytest.raises(ValueError, match="portfolio is priced in one job"):
+            await client.run_price_batches(c, params | {"portfolio": True})
+    assert whole.ok and split.ok, (whole.error, split.error)
+    assert len(split.output["jobs"]) == 3 and "jobs" not in whole.output
+    assert split.output["breached"] == whole.output["breached"] == []
+    assert split.output["values"] == whole.output["values"]  # the same parties, same vols

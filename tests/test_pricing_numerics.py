@@ -140,8 +140,10 @@ def test_sealed_shares_open_only_for_the_coordinator():
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
     coordinator, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
     public = coordinator.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
-    sealed = seal_share({"values": [1, 2, 3]}, public)
-    assert open_share(sealed, coordinator) == {"values": [1, 2, 3]}
+    share = {"point": 2, "modulus": 2 ** 89 - 1, "degree": 1, "shape": [3],
+             "values": [1, 2 ** 88, 3]}
+    sealed = seal_share(share, public)
+    assert open_share(sealed, coordinator) == share
     with pytest.raises(OutputShareError):
         open_share(sealed, other)
     with pytest.raises(OutputShareError):
