@@ -186,9 +186,23 @@ class KeyStore:
         """Store a secret that may be released once, bound to an epoch and a party set."""
         if not SECRET_ID.match(secret_id):
             raise KeyShareError(f"invalid secret id {secret_id!r}")
-        meta = {"key_id": key_id, "id": secret_id, "epoch": epoch, "binding": binding}
+        meta = {"key_id": key_id, "id": secret_id, "epoch": epoch, "binding": binding,
+                "created": time.time()}
         write_atomic(self._dir(key_id) / "presig" / f"{secret_id}.sealed",
                      seal(self._key, SECRET_FORMAT, meta, json.dumps(payload).encode()))
+
+    def discard_secrets(self, key_id: str, binding_prefix: str, older_than: float) -> int:
+        """Retire unused secrets whose binding starts with the prefix and that were made
+        before `older_than` (Unix time): marked used, then deleted.  Returns how many."""
+        retired = 0
+        for path in sorted((self._dir(key_id) / "presig").glob("*.sealed")):
+            meta = read_header(path.read_bytes(), SECRET_FORMAT)["meta"]
+            if (str(meta.get("binding", "")).startswith(binding_prefix)
+                    and meta.get("created", 0) < older_than
+                    and create_exclusive(path.with_suffix(".used"))):
+                path.unlink()
+                retired += 1
+        return retired
 
     def _available(self, key_id: str, epoch: int, binding: str | None) -> list[Path]:
         found = []

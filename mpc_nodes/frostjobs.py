@@ -9,6 +9,7 @@ frost-sign    each signer checks the request (its key, its own commitment exactl
 
 Nonces are bound to the key epoch and to `frost/<request>/<signer names>`; their secret id
 is derived from the commitment, so a request naming another commitment finds nothing.
+Unused nonces older than the cluster's request lifetime are deleted.
 Raw messages are not checked against policy.yaml (it describes EVM transactions): a node
 signs any message with a FROST key when an authorised coordinator asks.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 
 from nacl.bindings import crypto_core_ed25519_scalar_add
 from pydantic import BaseModel, ConfigDict, Field
@@ -52,6 +54,13 @@ def nonce_id(c: frost.SigningCommitment) -> str:
     """The secret id of the nonces behind a commitment (the same on both rounds)."""
     return hashlib.sha256(frost.encode_identifier(c.identifier) + c.hiding
                           + c.binding).hexdigest()[:16]
+
+
+def retire_stale_nonces(ctx: NodeContext, key_id: str) -> None:
+    """Nonces live no longer than a request may: those of abandoned attempts (a round two
+    that never came) are deleted, and a round two after that finds none."""
+    ctx.keystore.discard_secrets(key_id, "frost/",
+                                 time.time() - ctx.roster.limits.max_request_ttl_s)
 
 
 def load_frost_key(ctx: NodeContext, key_id: str):
@@ -92,6 +101,7 @@ class FrostCommit(_Signing):
 
     def finish(self, ctx, params, output, participants):
         meta, sk = load_frost_key(ctx, params.key_id)
+        retire_stale_nonces(ctx, params.key_id)
         nonces, c = frost.commit(identifier(ctx.party), sk)
         ctx.keystore.add_secret(params.key_id, nonce_id(c), meta.epoch,
                                 binding(params.request, [p.name for p in participants]),
@@ -138,6 +148,7 @@ class FrostSign(_Signing):
             raise JobRejected("this party's commitment is not in the list")
         names = [signers[i] for i in sorted(ids)]
         bound = binding(params.request, names)
+        retire_stale_nonces(ctx, params.key_id)
         if ctx.keystore.count_secrets(params.key_id, meta.epoch, bound) == 0:
             raise JobRejected(f"no unused nonce for request {params.request}: already used,"
                               f" or never committed to by this party")

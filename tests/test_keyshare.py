@@ -7,6 +7,7 @@ import signal
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -183,3 +184,15 @@ def test_backup_round_trip_and_errors(tmp_path):
     export_backup(s, tmp_path / "backup2.bin", b"b")
     with pytest.raises(WrongPassphrase):  # the shares need the store's own passphrase too
         import_backup(store(tmp_path / "w", b"other"), tmp_path / "backup2.bin", b"b")
+
+
+def test_stale_one_time_secrets_are_retired(tmp_path):
+    s = store(tmp_path / "keys")
+    s.save_new(meta(), 42)
+    s.add_secret("vault-1", "n1", 0, "frost/aa/p0,p1", {"x": 1})
+    s.add_secret("vault-1", "n2", 0, "p0,p1,p2", {"x": 2})  # a presignature: not touched
+    assert s.discard_secrets("vault-1", "frost/", time.time() - 600) == 0  # still fresh
+    assert s.discard_secrets("vault-1", "frost/", time.time() + 1) == 1
+    assert s.count_secrets("vault-1", 0, "frost/aa/p0,p1") == 0
+    assert s.count_secrets("vault-1", 0, "p0,p1,p2") == 1
+    assert not (tmp_path / "keys" / "vault-1" / "presig" / "n1.sealed").exists()
