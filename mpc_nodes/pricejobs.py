@@ -95,11 +95,10 @@ class Price(JobKind):
     def local_check(self, ctx, params):
         if params.recipient is not None and ctx.roster.coordinator(params.recipient) is None:
             raise JobRejected(f"recipient {params.recipient!r} is not a roster coordinator")
-        if params.method != "median" or len(ctx.roster.parties) % 2 == 0:
-            limit = ctx.roster.limits.vol_spread_limit
-            if limit >= 0.5:
-                raise JobRejected(f"the cluster's vol_spread_limit {limit:g} is too loose for"
-                                  f" {params.method} aggregation (needs < 0.5)")
+        limit = ctx.roster.limits.vol_spread_limit
+        if params.method != "median" and limit >= 0.5:  # (an even median session says so)
+            raise JobRejected(f"the cluster's vol_spread_limit {limit:g} is too loose for"
+                              f" {params.method} aggregation (needs < 0.5)")
         self._vols(ctx, params)
 
     def session_call(self, ctx, params, participants):
