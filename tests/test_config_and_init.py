@@ -97,3 +97,13 @@ def test_example_configs_validate():
     assert roster.party(node.party) is not None and node.passphrase.env
     coord = load_yaml_model(configs / "coordinator.example.yaml", CoordinatorConfig)
     assert roster.coordinator(coord.name) is not None
+
+
+def test_input_errors_never_quote_the_private_value(tmp_path):
+    from mpc_nodes.inputs import InputError, load_input
+    path = tmp_path / "inputs.yaml"
+    path.write_text("eth_vol_30d: '0.6543'\n")
+    with pytest.raises(InputError) as refused:
+        load_input(path, "eth_vol_30d")
+    assert "0.6543" not in str(refused.value) and str(tmp_path) not in str(refused.value)
+    assert "is not a finite number (it is a str)" in str(refused.value)
