@@ -19,7 +19,7 @@ from protocols.bsm import denormalise
 from .jobs import JobKind, JobRejected, NodeContext, SessionCall, _Params
 from .options_csv import MAX_EXPIRY_YEARS, MAX_QUANTITY
 from .output_shares import seal_share
-from .volsurface import UNDERLYING, SurfaceBook, SurfaceError
+from .volsurface import UNDERLYING, NoSurface, SurfaceBook, SurfaceError
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 MONEYNESS_RANGE = (1e-3, 1e3)
@@ -85,8 +85,11 @@ class Price(JobKind):
         book = self._book(str(ctx.path(ctx.config.data_dir) / "surfaces"))
         try:
             surface = book.get(params.underlying)
-        except SurfaceError as exc:
+        except NoSurface as exc:
             raise JobRejected(str(exc)) from None
+        except SurfaceError:  # its message may quote surface values: it stays in the log
+            raise JobRejected(f"the {params.underlying} surface file is invalid (the node's"
+                              " log says why)") from None
         vols = surface.vol(params.strikes, params.expiries, params.spot)
         if not np.all(np.isfinite(vols)):
             raise JobRejected(f"the {params.underlying} surface gives non-finite vols")

@@ -46,6 +46,10 @@ class SurfaceError(ValueError):
     """A surface file is missing or invalid; the message names the file and the problem."""
 
 
+class NoSurface(SurfaceError):
+    """There is no surface for the underlying (the message contains no surface data)."""
+
+
 @dataclass(frozen=True)
 class Surface:
     """A validated volatility grid: vols[i][j] at expiries[i] and points[j]."""
@@ -172,19 +176,19 @@ class SurfaceBook:
         found = [self.directory / f"{underlying}.{ext}" for ext in ("yaml", "yml", "csv")]
         found = [p for p in found if p.is_file()]
         if len(found) > 1:
-            raise SurfaceError(f"both {found[0].name} and {found[1].name} exist; keep one")
+            raise NoSurface(f"both {found[0].name} and {found[1].name} exist; keep one")
         return found[0] if found else None
 
     def get(self, underlying: str) -> Surface:
         """The current surface for an underlying, or SurfaceError naming what is wrong."""
         if not UNDERLYING.match(underlying or ""):
-            raise SurfaceError(f"invalid underlying name {underlying!r}")
+            raise NoSurface(f"invalid underlying name {underlying!r}")
         path = self._file(underlying)
         cached = self._cache.get(underlying)
         if path is None:  # never there, or removed by the operator: no surface
             self._cache.pop(underlying, None)
-            raise SurfaceError(f"no volatility surface for {underlying}"
-                               f" (surfaces/{underlying}.yaml or .csv)")
+            raise NoSurface(f"no volatility surface for {underlying}"
+                            f" (surfaces/{underlying}.yaml or .csv)")
         st = path.stat()
         stamp = (str(path), st.st_mtime_ns, st.st_size)
         if cached and cached[0] == stamp:

@@ -105,6 +105,13 @@ async def test_breaker_inputs_errors_and_surface_reload(make_cluster):
         reasons = {v.party: v.reason for v in outcome.votes if not v.accept}
         assert "no volatility surface for ETH" in reasons["party2"]
         assert outcome.participants == []  # refused before any session started
+        # an invalid file with no good one before: refused without quoting the surface
+        (surfaces / "ETH.yaml").write_text("axis: strike\nexpiries: [1]\npoints: [1, 2]\n"
+                                           "vols: [[0.61, 9.87]]\n")
+        outcome = await run_price(c, price_params(book, "ETH", SPOT, RATE))
+        reason = {v.party: v.reason for v in outcome.votes}["party2"]
+        assert "surface file is invalid" in reason and "9.87" not in reason
+        await cluster.wait_log(2, "vol 9.87")  # the details stay in the node's own log
         unknown = await run_price(c, price_params(book, "SOL", SPOT, RATE))
         assert not unknown.ok and len([v for v in unknown.votes if not v.accept]) == 3
         with pytest.raises(ValueError, match="spot"):
