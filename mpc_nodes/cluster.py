@@ -35,8 +35,28 @@ class ClusterError(RuntimeError):
     """A cluster directory cannot be created, started or stopped as asked."""
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
+    """A port that is free now and outside the kernel's ephemeral range, so that the
+    outgoing connections made before it is bound (to the broker, between parties) cannot
+    take it in the meantime."""
+    low, high = _ephemeral_range()
+    candidates = list(range(10_000, low)) + list(range(high + 1, 65_536))
+    for port in random.sample(candidates, min(200, len(candidates))):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as s:  # everything outside the ephemeral range is taken
         s.bind((host, 0))
         return s.getsockname()[1]
 

@@ -10,26 +10,24 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from mpc_nodes.cluster import free_port
 
 PARTY_SCRIPT = Path(__file__).with_name("_mpc_party.py")
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_ports(n: int) -> list[int]:
-    """Return n distinct currently free TCP ports on 127.0.0.1."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
+    """Return n distinct free TCP ports on 127.0.0.1, outside the ephemeral range."""
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
     return ports
 
 
