@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import topics
-from .bus import Bus
+from .bus import Bus, BusUnavailable
 from .config import CoordinatorConfig, Roster, load_coordinator_config, load_roster, resolve
 from .envelope import EnvelopeError, Verifier, seal
 from .jobs import kind_for
@@ -209,6 +209,13 @@ class Coordinator:
         outcome.timings["run_s"] = loop.time() - t1
         outcome.timings["total_s"] = loop.time() - t0
         self._judge(outcome, results, kind.output_is_shared(kind.parse(request.params)))
+        if not outcome.ok:  # a participant still in the session (e.g. waiting to connect to
+            # a party that died) stops now instead of holding up the next job
+            abort = JobAbort(job_id=request.job_id, reason=(outcome.error or "failed")[:2000])
+            try:
+                await self.bus.publish(jobs_topic, self.seal_for_jobs(abort)[0])
+            except BusUnavailable:
+                pass  # best effort: such a node gives up at its own timeout
 
     async def solicit_votes(self, raw_request: bytes, job_id: str, digest: str,
                             timeout: float = 3.0) -> dict[str, Vote]:

@@ -39,6 +39,8 @@ class MpcEngine:
         self._proc: asyncio.subprocess.Process | None = None
         self._ready: asyncio.Task | None = None
         self._on_restart = on_restart
+        self._running = False
+        self._aborted: str | None = None
         self.restarts = 0
 
     def start(self) -> None:
@@ -76,6 +78,7 @@ class MpcEngine:
             raise SessionError(f"MPC engine unavailable: {exc}") from None
         proc = self._proc
         budget = spec.connect_timeout + spec.session_timeout + self.GRACE_S
+        self._running, self._aborted = True, None
         try:
             proc.stdin.write(_frame(spec))
             await proc.stdin.drain()
@@ -85,11 +88,24 @@ class MpcEngine:
             raise SessionError(f"session hung; MPC engine killed after {budget:g}s") from None
         except (asyncio.IncompleteReadError, BrokenPipeError, ConnectionResetError):
             await self._restart()
+            if self._aborted is not None:
+                raise SessionError(f"aborted: {self._aborted}") from None
             raise SessionError("MPC engine process died during the session") from None
+        finally:
+            self._running = False
         if status == "ok":
             return value
         await self._restart()
         raise SessionError(value)
+
+    def abort(self, reason: str) -> bool:
+        """Stop the session in progress, if any (its `run` raises SessionError naming the
+        reason); the engine is replaced.  An idle engine is left alone."""
+        if not self._running or self._proc is None or self._proc.returncode is not None:
+            return False
+        self._aborted = reason
+        self._proc.kill()
+        return True
 
     async def close(self) -> None:
         if self._ready is not None and not self._ready.done():

@@ -85,6 +85,7 @@ class Node:
         self.engine = MpcEngine(on_restart=self.metrics.engine_restarts.inc)
         self.pending: dict[str, PendingJob] = {}
         self.queue: asyncio.Queue = asyncio.Queue()
+        self.running_job: str | None = None
         cluster = self.roster.cluster_id
         self.jobs_topic = topics.jobs(cluster)
         broker_url = broker or self.config.broker
@@ -193,6 +194,10 @@ class Node:
         elif isinstance(msg, JobAbort):
             if self.pending.pop(msg.job_id, None):
                 log.info("job %s aborted by %s: %s", msg.job_id[:8], verified.sender, msg.reason)
+            elif msg.job_id == self.running_job and self.engine.abort(
+                    f"the job failed elsewhere ({msg.reason[:300]})"):
+                log.info("job %s: stopped its session, the coordinator says it failed: %s",
+                         msg.job_id[:8], msg.reason)
         else:
             self.metrics.rejected_messages.inc()
             log.warning("ignored %s from %s on the jobs topic", msg.type, verified.sender)
@@ -312,7 +317,11 @@ class Node:
         """Run queued jobs one at a time, in the order their starts arrived."""
         while True:
             job, participants = await self.queue.get()
-            await self._execute(job, participants)
+            self.running_job = job.request.job_id
+            try:
+                await self._execute(job, participants)
+            finally:
+                self.running_job = None
 
     async def _execute(self, job: PendingJob, participants: list[str]) -> None:
         started = time.monotonic()

@@ -136,11 +136,14 @@ async def test_party_killed_during_pricing(make_cluster):
         running = asyncio.ensure_future(run_price(c, price_params(many, "ETH", SPOT, RATE,
                                                                   method="mean"), progress))
         await asyncio.wait_for(started.wait(), 30)
-        await asyncio.sleep(0.5)  # into the MPC session (it takes seconds with 100 ms links)
+        await asyncio.sleep(2.0)  # past the TLS set-up, into the protocol (tens of seconds)
         assert not running.done()
         cluster.stop_node(3, signal.SIGKILL)
         outcome = await running
         assert not outcome.ok and "no result" in outcome.party_errors["party3"]
+        # every survivor noticed at once and reported, so none is still busy with this job
+        assert all("lost connection to party3" in outcome.party_errors[f"party{i}"]
+                   for i in range(3)), outcome.party_errors
         for proxy in cluster.mpc_proxies.values():
             proxy.delay_s = 0.0
         await cluster.wait_offline(c, "party3")

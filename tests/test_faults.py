@@ -279,3 +279,31 @@ async def test_party_killed_during_key_jobs(make_cluster, job):
         else:  # the key still signs with the three parties left (2t+1 = 3)
             after = await c.run_job("sign", {"key_id": "vault-1", "tx": transfer(1)})
         assert after.ok, after.error
+
+
+
+@pytest.mark.timeout(120)
+async def test_an_aborted_job_stops_its_sessions_at_once(make_cluster):
+    """The coordinator aborts a job that failed; a participant still in its session (e.g.
+    waiting out its connect timeout for a party that died) stops instead of holding up the
+    next job."""
+    from mpc_nodes import topics
+    from mpc_nodes.messages import JobAbort
+    cluster = make_cluster(parties=3, threshold=1)
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        started = asyncio.Event()
+        running = asyncio.ensure_future(c.run_job(
+            "ping", {"rounds": 10_000},
+            progress=lambda text: "started with" in text and started.set()))
+        await asyncio.wait_for(started.wait(), 30)
+        await asyncio.sleep(0.5)
+        job_id = next(iter(c._results))
+        await c.bus.publish(topics.jobs(cluster.roster.cluster_id),
+                            c.seal_for_jobs(JobAbort(job_id=job_id, reason="operator"))[0])
+        outcome = await running
+        assert not outcome.ok
+        assert all("aborted: the job failed elsewhere (operator)" in outcome.party_errors[n]
+                   for n in ("party0", "party1", "party2")), outcome.party_errors
+        after = await c.run_job("ping", {"rounds": 2})  # on fresh engines, at once
+        assert after.ok, after.error
