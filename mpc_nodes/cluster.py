@@ -43,19 +43,26 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999  # Linux's default
 
 
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port that is free now and outside the kernel's ephemeral range, so that the
     outgoing connections made before it is bound (to the broker, between parties) cannot
-    take it in the meantime."""
+    take it in the meantime; never the same port twice in one process, so that ports
+    chosen together (a cluster's broker, MPC and metrics ports) stay distinct."""
     low, high = _ephemeral_range()
     candidates = list(range(10_000, low)) + list(range(high + 1, 65_536))
     for port in random.sample(candidates, min(200, len(candidates))):
+        if port in _handed_out:
+            continue
         with socket.socket() as s:
             try:
                 s.bind((host, port))
             except OSError:
                 continue
-            return port
+        _handed_out.add(port)
+        return port
     with socket.socket() as s:  # everything outside the ephemeral range is taken
         s.bind((host, 0))
         return s.getsockname()[1]
