@@ -90,7 +90,8 @@ def parse_surface(text: str, underlying: str, fmt: str, source: str = "surface")
                                    " vols")
             unknown = set(doc) - {"axis", "expiries", "points", "vols", "underlying"}
             if unknown:
-                raise SurfaceError(f"{source}: unknown field(s) {', '.join(sorted(unknown))}")
+                names = ", ".join(sorted(map(repr, unknown)))  # YAML keys need not be strings
+                raise SurfaceError(f"{source}: unknown field(s) {names}")
             axis, expiries, points, vols = (doc.get(k) for k in ("axis", "expiries", "points",
                                                                   "vols"))
             if doc.get("underlying") not in (None, underlying):

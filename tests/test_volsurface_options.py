@@ -53,6 +53,7 @@ def test_csv_surfaces_use_strikes_when_the_header_says_so():
     ("axis: strike\nexpiries: [1]\npoints: [1, 2]\nvols: [[0.5, 0.5]]\nextra: 1", "yaml",
      "unknown field"),
     ("- 1", "yaml", "expected a mapping"),
+    ("?", "yaml", "unknown field"),  # {None: None}: found by the fuzzer
     ("axis: [", "yaml", "not valid YAML"),
     ("strike,1,2\n", "csv", "at least one expiry"),
     ("strike,1,2\n1,0.5\n", "csv", "has 1 values"),
