@@ -1,6 +1,15 @@
+import os
+
 import pytest
+from hypothesis import settings
 
 from tests.cluster_harness import LocalCluster, mosquitto_available, mosquitto_binary
+
+# property-based tests replay the same examples on every `make test` (CI must not fail on a
+# new draw); `make soak` sets MPCNET_FUZZ_EXAMPLES and draws fresh ones
+settings.register_profile("replay", derandomize=True, database=None)
+if "MPCNET_FUZZ_EXAMPLES" not in os.environ:
+    settings.load_profile("replay")
 
 BROKERS = [
     pytest.param("embedded", id="embedded"),
