@@ -14,8 +14,7 @@ from .cli import (_coordinate, _fail, _progress, common_broker, common_coord, co
                   common_json, console, err, main)
 from .frost_coordinator import FrostSigningError
 from .options_csv import OptionsError, parse_options
-from .price_client import (PER_OPTION, per_option, price_params, run_price_batches,
-                           sign_report)
+from .price_client import job_slices, per_option, price_params, run_price_batches, sign_report
 from .price_report import ReportError, verify_signed_report
 from .pricejobs import MAX_OPTIONS_PER_JOB, Price
 
@@ -63,11 +62,9 @@ def price(cluster_dir, underlying, spot, rate, dividend, options_file, greeks, m
                              source=options_file.name)
         params = price_params(book, underlying, spot, rate, dividend, greeks, method, reveal,
                               portfolio, recipient="-" if reveal == "coordinator" else None)
-        for start in range(0, len(book), MAX_OPTIONS_PER_JOB):  # named before anything is sent
-            end = start + MAX_OPTIONS_PER_JOB
+        for start, _, part in job_slices(params):  # named before anything is sent
             try:
-                Price().parse(params | {k: params[k][start:end] for k in PER_OPTION
-                                        if params.get(k)})
+                Price().parse(part)
             except ValueError as exc:
                 raise ValueError(f"{exc} (counting from option {start})" if start else
                                  str(exc)) from None

@@ -48,6 +48,15 @@ async def run_price(c: Coordinator, params: dict, progress=lambda text: None) ->
     return outcome
 
 
+def job_slices(params: dict):
+    """(first, last + 1, parameters) of each job a request needs, MAX_OPTIONS_PER_JOB
+    options at most per job."""
+    m = len(params["strikes"])
+    for start in range(0, m, MAX_OPTIONS_PER_JOB):
+        end = min(m, start + MAX_OPTIONS_PER_JOB)
+        yield start, end, params | {k: params[k][start:end] for k in PER_OPTION if params.get(k)}
+
+
 async def run_price_batches(c: Coordinator, params: dict,
                             progress=lambda text: None) -> JobOutcome:
     """A price request as one job or, beyond MAX_OPTIONS_PER_JOB options, as consecutive
@@ -60,9 +69,7 @@ async def run_price_batches(c: Coordinator, params: dict,
         raise ValueError(f"a portfolio is priced in one job: at most {MAX_OPTIONS_PER_JOB:,}"
                          f" options, not {m:,}")
     merged = None
-    for start in range(0, m, MAX_OPTIONS_PER_JOB):
-        end = min(m, start + MAX_OPTIONS_PER_JOB)
-        part = params | {k: params[k][start:end] for k in PER_OPTION if params.get(k)}
+    for start, end, part in job_slices(params):
         progress(f"options {start + 1:,}-{end:,} of {m:,}")
         outcome = await run_price(c, part, progress)
         if not outcome.ok:
