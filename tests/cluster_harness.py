@@ -100,9 +100,9 @@ class LocalCluster:
     # -- processes --------------------------------------------------------------------
 
     def _spawn(self, args: list[str], log: Path, pythonpath: Path | None = None,
-               env: dict | None = None):
+               env: dict | None = None, module: str = "mpc_nodes.cli"):
         with open(log, "ab") as out:
-            return subprocess.Popen([sys.executable, "-m", "mpc_nodes.cli", *args], stdout=out,
+            return subprocess.Popen([sys.executable, "-m", module, *args], stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     env={**_env(pythonpath), **(env or {})}, cwd=self.dir,
                                     start_new_session=True)

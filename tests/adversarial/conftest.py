@@ -1,0 +1,1 @@
+from tests.adversarial.harness import curious_factory  # noqa: F401  (fixture)

@@ -1,0 +1,80 @@
+"""Harnesses of the adversarial suite, both on the real node and coordinator code.
+
+- `curious`: a coordinator with the roster coordinator's real identity key that may send
+  any signed request, start or abort it likes (`CuriousCoordinator`).
+- `LocalCluster.start_liar(i, hook_source)`: party i runs as a lying node
+  (tests/adversarial/lying_node.py): a real node whose outgoing votes and results pass
+  through a hook written by the test.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import textwrap
+import time
+
+import pytest
+
+from mpc_nodes.messages import JobRequest, JobStart, Vote
+from tests.cluster_harness import LocalCluster
+
+
+def start_liar(cluster: LocalCluster, i: int, hook_source: str) -> None:
+    """(Re)start party i as a lying node whose messages pass through `lie` in hook_source."""
+    if i in cluster.nodes:
+        cluster.stop_node(i, signal.SIGKILL)
+    hook = cluster.dir / f"party{i}-lie.py"
+    hook.write_text(textwrap.dedent(hook_source))
+    cfg = cluster.dir / f"party{i}" / "node.yaml"
+    cluster.nodes[i] = cluster._spawn(
+        ["--config", str(cfg), "--broker", cluster.node_broker_url, "--hook", str(hook)],
+        cluster.dir / f"party{i}" / "node.log", module="tests.adversarial.lying_node")
+
+
+class CuriousCoordinator:
+    """The real coordinator, driven by an attacker: any job, any subset, any sequence."""
+
+    def __init__(self, coordinator, cluster: LocalCluster):
+        self.c, self.cluster = coordinator, cluster
+
+    async def run(self, kind: str, params: dict, participants: list[str] | None = None,
+                  **kw):
+        """Run a job restricted to `participants` (any subset the attacker likes)."""
+        return await self.c.run_job(kind, params, only=participants, **kw)
+
+    def request(self, kind: str, params: dict, ttl: float = 30.0) -> tuple[JobRequest, bytes, str]:
+        """A signed request that is not sent: (message, raw envelope, digest)."""
+        now = time.time()
+        req = JobRequest(job_id=secrets.token_hex(16), kind=kind, params=params,
+                         coordinator=self.c.config.name, issued_at=now, expires_at=now + ttl)
+        raw, digest = self.c.seal_for_jobs(req)
+        return req, raw, digest
+
+    async def votes(self, kind: str, params: dict, timeout: float = 3.0) -> dict[str, Vote]:
+        """Every online party's vote on a request (the job is then aborted)."""
+        req, raw, digest = self.request(kind, params)
+        return await self.c.solicit_votes(raw, req.job_id, digest, timeout)
+
+    async def publish(self, message) -> None:
+        """Sign and publish any job-topic message (request, start, abort) as this coordinator."""
+        from mpc_nodes import topics
+        await self.c.bus.publish(topics.jobs(self.cluster.roster.cluster_id),
+                                 self.c.seal_for_jobs(message)[0])
+
+    def start(self, job_id: str, digest: str, raw_votes: list[bytes]) -> JobStart:
+        return JobStart(job_id=job_id, request_digest=digest,
+                        votes=[v.decode() for v in raw_votes])
+
+
+@pytest.fixture
+def curious_factory():
+    """`async with curious_factory(cluster) as cc:` gives a connected CuriousCoordinator."""
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def make(cluster: LocalCluster):
+        async with cluster.coordinator() as c:
+            await cluster.wait_online(c)
+            yield CuriousCoordinator(c, cluster)
+    return make
