@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from keyshare import KeyStore
 
 from .config import NodeConfig, PartyInfo, Roster, resolve
+from .input_usage import InputReused, InputUsage, InputUse
 from .inputs import INPUT_NAME, InputError, load_input
 
 
@@ -40,6 +41,23 @@ class NodeContext:
     def keystore(self) -> KeyStore:
         return KeyStore(self.path(self.config.data_dir) / "keys", self.passphrase,
                         self.roster.cluster_id, self.party.index)
+
+    @functools.cached_property
+    def input_usage(self) -> InputUsage:
+        """Which participant set and aggregation each private input version is bound to."""
+        return InputUsage(self.path(self.config.data_dir) / "input_usage.sqlite")
+
+    def bind_inputs(self, uses: list[InputUse],
+                    participants: list[PartyInfo] | None = None) -> None:
+        """Refuse (JobRejected) a use of private inputs that could combine with an earlier
+        job's; with the participants (right before the session), also bind them durably."""
+        try:
+            if participants is None:
+                self.input_usage.check(uses)
+            else:
+                self.input_usage.claim(uses, [p.name for p in participants])
+        except InputReused as exc:
+            raise JobRejected(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -116,12 +134,19 @@ class Aggregate(JobKind):
         except InputError as exc:
             raise JobRejected(str(exc)) from None
 
+    @staticmethod
+    def _use(params: AggregateParams, value: float) -> InputUse:
+        # the number itself is the version (under any name): 0.0 and -0.0 are one number
+        return InputUse(f"private input {params.input!r}",
+                        b"number\0" + (value + 0.0).hex().encode(), params.method)
+
     def local_check(self, ctx, params):
-        self._value(ctx, params)
+        ctx.bind_inputs([self._use(params, self._value(ctx, params))])
 
     def session_call(self, ctx, params, participants):
-        return SessionCall("protocols.aggregate:aggregate", [self._value(ctx, params),
-                                                             params.method])
+        value = self._value(ctx, params)
+        ctx.bind_inputs([self._use(params, value)], participants)
+        return SessionCall("protocols.aggregate:aggregate", [value, params.method])
 
     def finish(self, ctx, params, output, participants):
         return {"input": params.input, "method": params.method, "value": output}

@@ -16,10 +16,11 @@ from pydantic import Field, model_validator
 
 from protocols.bsm import denormalise
 
+from .input_usage import InputUse
 from .jobs import JobKind, JobRejected, NodeContext, SessionCall, _Params
 from .options_csv import MAX_EXPIRY_YEARS, MAX_QUANTITY
 from .output_shares import seal_share
-from .volsurface import UNDERLYING, NoSurface, SurfaceBook, SurfaceError
+from .volsurface import UNDERLYING, NoSurface, Surface, SurfaceBook, SurfaceError
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 MONEYNESS_RANGE = (1e-3, 1e3)
@@ -81,7 +82,8 @@ class Price(JobKind):
     def _book(directory: str) -> SurfaceBook:
         return SurfaceBook(directory)
 
-    def _vols(self, ctx: NodeContext, params: PriceParams) -> list[float]:
+    def _vols(self, ctx: NodeContext, params: PriceParams) -> tuple[list[float], InputUse]:
+        """This node's vols for the options, and the surface they come from as an input use."""
         book = self._book(str(ctx.path(ctx.config.data_dir) / "surfaces"))
         try:
             surface = book.get(params.underlying)
@@ -93,7 +95,7 @@ class Price(JobKind):
         vols = surface.vol(params.strikes, params.expiries, params.spot)
         if not np.all(np.isfinite(vols)):
             raise JobRejected(f"the {params.underlying} surface gives non-finite vols")
-        return [float(v) for v in vols]
+        return [float(v) for v in vols], surface_use(surface, params)
 
     def local_check(self, ctx, params):
         if params.recipient is not None and ctx.roster.coordinator(params.recipient) is None:
@@ -102,9 +104,11 @@ class Price(JobKind):
         if params.method != "median" and limit >= 0.5:  # (an even median session says so)
             raise JobRejected(f"the cluster's vol_spread_limit {limit:g} is too loose for"
                               f" {params.method} aggregation (needs < 0.5)")
-        self._vols(ctx, params)
+        ctx.bind_inputs([self._vols(ctx, params)[1]])
 
     def session_call(self, ctx, params, participants):
+        vols, use = self._vols(ctx, params)
+        ctx.bind_inputs([use], participants)
         public = {
             "spot": params.spot, "rate": params.rate, "dividend": params.dividend,
             "is_call": params.is_call, "strikes": params.strikes, "expiries": params.expiries,
@@ -112,7 +116,7 @@ class Price(JobKind):
             "portfolio": params.portfolio, "method": params.method,
             "limit": ctx.roster.limits.vol_spread_limit, "reveal": params.reveal,
         }
-        return SessionCall("protocols.pricing:price", [self._vols(ctx, params), public],
+        return SessionCall("protocols.pricing:price", [vols, public],
                            timeout=session_seconds(len(params.strikes)))
 
     def finish(self, ctx, params, output, participants):
@@ -125,6 +129,17 @@ class Price(JobKind):
                                                         coordinator.identity_key),
                              "scale_bits": output["scale_bits"]}
         return result | values_from_rows(params, output["rows"], output["scale_bits"])
+
+
+def surface_use(surface: Surface, params: PriceParams) -> InputUse:
+    """A surface's version is its grid (the numbers, not the file's formatting); options,
+    spot, Greeks, portfolio and reveal mode only choose where and to whom the one
+    aggregate surface is evaluated, so the aggregation is the method alone."""
+    grid = b"".join(np.ascontiguousarray(a, dtype="<f8").tobytes() for a in  # (the shape
+                    (np.array(surface.vols.shape, dtype=float), surface.expiries,  # first
+                     surface.points, surface.vols))  # fixes where each array ends)
+    return InputUse(f"the {params.underlying} surface", b"surface\0" + surface.axis.encode()
+                    + b"\0" + grid, params.method)
 
 
 def values_from_rows(params: PriceParams, rows, scale_bits: int) -> dict:
