@@ -10,17 +10,17 @@ FROST(Ed25519) keys (scheme "frost-ed25519"); their signing jobs are in `frostjo
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Literal
 
 from eth_keys import keys as eth_keys
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from keyshare import KeyMeta, KeyShareError
 from keyshare.store import KEY_ID
 from protocols.secp256k1 import hex_point, mul_base
 
 from .evm import EvmError, parse_transaction, signed_transaction
-from .frost_domain import Purpose, purpose_of
 from .jobs import JobKind, JobRejected, NodeContext, SessionCall, _Params
 from .policy import load_policy
 
@@ -30,6 +30,7 @@ KEYGEN = {SCHEME: ("protocols.ecdsa:keygen", "secp256k1"),
           FROST_SCHEME: ("protocols.ed25519_dkg:keygen", "ed25519")}
 """Key generation per scheme: the protocol and the curve recorded with the share."""
 KeyId = Field(pattern=KEY_ID.pattern)
+log = logging.getLogger("mpcnet.policy")
 
 
 def eth_address(public_key: str) -> str:
@@ -74,14 +75,6 @@ class KeygenParams(_Params):
     key_id: str = KeyId
     scheme: Literal["ecdsa-secp256k1", "frost-ed25519"] = SCHEME
     label: str = Field(default="", max_length=100)
-    purpose: Purpose | None = Field(default=None, description="FROST: what the key signs"
-                                    " (mpc_nodes.frost_domain); default raw")
-
-    @model_validator(mode="after")
-    def _purpose_is_frost(self) -> "KeygenParams":
-        if self.purpose is not None and self.scheme != FROST_SCHEME:
-            raise ValueError("a purpose is fixed for FROST keys only")
-        return self
 
 
 class Keygen(_AllParties):
@@ -104,13 +97,11 @@ class Keygen(_AllParties):
                        n=ctx.roster.n, t=ctx.roster.threshold, party_index=ctx.party.index,
                        epoch=0, public_key=public_key,
                        verification_shares=output["verification_shares"], label=params.label,
-                       address=eth_address(public_key) if params.scheme == SCHEME else None,
-                       purpose=purpose_of(params.purpose) if params.scheme == FROST_SCHEME
-                       else None)
+                       address=eth_address(public_key) if params.scheme == SCHEME else None)
         ctx.keystore.save_new(meta, output["share"])
         return {"key_id": meta.key_id, "scheme": meta.scheme, "public_key": public_key,
                 "address": meta.address, "verification_shares": meta.verification_shares,
-                "n": meta.n, "t": meta.t, "epoch": 0, "purpose": meta.purpose}
+                "n": meta.n, "t": meta.t, "epoch": 0}
 
 
 class SignParams(_Params):
@@ -125,22 +116,28 @@ class Sign(JobKind):
     name = "sign"
     params_model = SignParams
 
-    def _check(self, ctx, params):
+    def approvals_needed(self, roster):
+        return roster.policy_quorum  # every approver reserves: caps and nonces network-wide
+
+    def _check(self, ctx, params, reserve: bool = False):
         meta, share = load_key(ctx, params.key_id)
         try:
             tx = parse_transaction(params.tx)
         except EvmError as exc:
             raise JobRejected(f"invalid transaction: {exc}") from None
-        decision = load_policy(ctx).check(tx, params.key_id)
-        if not decision.accept:
+        policy = load_policy(ctx)
+        decision = (policy.reserve if reserve else policy.check)(tx, params.key_id)
+        if not decision.accept:  # the requester learns the rule, only the log the particulars
+            log.warning("policy refuses key %s, chain %s, nonce %s: %s", params.key_id,
+                        tx.chain_id, tx.nonce, decision.detail)
             raise JobRejected(f"policy: {decision.reason}")
         return meta, share, tx
 
     def local_check(self, ctx, params):
-        self._check(ctx, params)
+        self._check(ctx, params, reserve=True)  # an approval records the spend and nonce
 
     def session_call(self, ctx, params, participants):
-        meta, share, tx = self._check(ctx, params)  # again: state may have moved since voting
+        meta, share, tx = self._check(ctx, params)  # again: the policy may have been edited
         if params.presignature is None:
             return SessionCall("protocols.ecdsa:sign", [share, _points(participants),
                                                         meta.public_key, tx.digest.hex()])
@@ -156,7 +153,6 @@ class Sign(JobKind):
         meta, _ = ctx.keystore.load(params.key_id)
         tx = parse_transaction(params.tx)
         raw, tx_hash = signed_transaction(tx, output["r"], output["s"], output["y_parity"])
-        load_policy(ctx).record(tx, params.key_id)
         return {"key_id": params.key_id, "address": meta.address,
                 "public_key": meta.public_key, "r": hex(output["r"]),
                 "s": hex(output["s"]), "y_parity": output["y_parity"], "raw": raw.hex(),
