@@ -48,6 +48,7 @@ class KeyMeta(BaseModel):
     verification_shares: list[str]
     label: str = ""
     address: str | None = None
+    purpose: str | None = None  # FROST keys: what the key signs, fixed at keygen
     created: float = Field(default_factory=time.time)
 
 

@@ -29,6 +29,7 @@ from .cluster import party_dirs
 from .config import load_node_config, load_roster, resolve
 from .evm import EvmError, parse_transaction
 from .frost_coordinator import FrostSigningError, frost_keygen, frost_sign
+from .frost_domain import DEFAULT_PURPOSE
 from .keyjobs import FROST_SCHEME, SCHEME, eth_address
 from .ledger import Ledger
 from .pki import read_passphrase
@@ -53,24 +54,30 @@ def _key_table(rows: list[dict]) -> Table:
 @click.option("--scheme", type=click.Choice([SCHEME, FROST_SCHEME]), default=SCHEME,
               show_default=True, help="ECDSA for EVM transactions, FROST for Ed25519 messages")
 @click.option("--label", default="", help="a name for the key (also its id, when valid)")
+@click.option("--purpose", type=click.Choice(["raw", "reports"]),
+              help="FROST: what the key will sign, fixed now: raw messages (default) or only"
+              " price reports the signers rebuild themselves (docs/FROST.md)")
 @common_broker
 @common_coord
 @common_json
-def keygen(cluster_dir, scheme, label, broker, coordinator, as_json):
+def keygen(cluster_dir, scheme, label, purpose, broker, coordinator, as_json):
     """Distributed key generation: every party gets a share; nobody sees the key."""
+    if purpose and scheme != FROST_SCHEME:
+        _fail("--purpose applies to FROST keys (--scheme frost-ed25519) only")
     slug = re.sub(r"[^a-z0-9-]+", "-", label.lower()).strip("-")[:40]
     key_id = slug if len(slug) >= 3 else f"key-{secrets.token_hex(4)}"
 
     async def action(c):
         if scheme == FROST_SCHEME:  # checked and recorded in the ledger there
-            return await frost_keygen(c, key_id, label, _progress(as_json))
+            return await frost_keygen(c, key_id, label, _progress(as_json),
+                                      purpose or DEFAULT_PURPOSE)
         return await c.run_job("keygen", {"key_id": key_id, "scheme": scheme, "label": label},
                                progress=_progress(as_json))
     outcome = _coordinate(cluster_dir, coordinator, broker, action)
     if scheme == FROST_SCHEME:
         _report(outcome, as_json, lambda o: console.print(
-            f"key [bold]{key_id}[/] ({o.output['t'] + 1}-of-{o.output['n']} {scheme})\n"
-            f"public key [bold]{o.output['public_key']}[/]"))
+            f"key [bold]{key_id}[/] ({o.output['t'] + 1}-of-{o.output['n']} {scheme},"
+            f" signs {o.output['purpose']})\npublic key [bold]{o.output['public_key']}[/]"))
         return
     if outcome.ok:
         out = outcome.output

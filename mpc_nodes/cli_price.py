@@ -19,6 +19,7 @@ from .price_report import ReportError, verify_signed_report
 from .pricejobs import MAX_OPTIONS_PER_JOB, Price
 
 SHOWN = 25  # rows printed to the terminal; --out or --json give all of them
+MAX_REPORT_FILE_BYTES = 1 << 20  # a report is signed as one FROST message of at most 64 KiB
 
 
 @main.command()
@@ -45,9 +46,10 @@ SHOWN = 25  # rows printed to the terminal; --out or --json give all of them
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="also write the per-option results as CSV")
 @click.option("--sign-with", "sign_with", metavar="KEY_ID",
-              help="FROST key: return a report signed by a quorum of the operators")
+              help="FROST key of purpose reports: return a report signed by a quorum of the"
+              " operators")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="with --sign-with: write the signed report (and its inputs) here")
+              help="with --sign-with: write the signed report here")
 @common_broker
 @common_coord
 @common_json
@@ -109,7 +111,7 @@ def price(cluster_dir, underlying, spot, rate, dividend, options_file, greeks, m
     if signed:
         summary["signed_report"] = {k: signed[k] for k in ("signature", "public_key", "signers")}
         if report_file:
-            report_file.write_text(json.dumps(signed | {"params": params}, indent=2))
+            report_file.write_text(json.dumps(signed, indent=2))
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
@@ -183,24 +185,31 @@ def _render(summary: dict, records: list[dict], portfolio: bool, out: Path | Non
 
 @main.command("verify-report")
 @click.argument("report_file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--public-key", help="the FROST group key you expect (hex); default: the"
-              " report's own")
+@click.option("--public-key", help="the network's price-report key you expect (hex); without"
+              " it the report's own key is used, which anyone could have made")
 @common_json
 def verify_report(report_file, public_key, as_json):
-    """Check a signed price report (from price --sign-with --report): the Ed25519 signature
-    with OpenSSL, the inputs hash and the result digest."""
+    """Check a signed price report (from price --sign-with --report): type and version, every
+    field's form, the inputs hash and result digest, and the Ed25519 signature (OpenSSL) over
+    the price-report domain and the canonical report."""
     try:
+        if report_file.stat().st_size > MAX_REPORT_FILE_BYTES:
+            raise ReportError(f"the file is larger than {MAX_REPORT_FILE_BYTES:,} bytes")
         signed = json.loads(report_file.read_text())
-        report = verify_signed_report(signed, public_key, signed.get("params"))
-    except (ReportError, ValueError, KeyError, TypeError) as exc:
+        report = verify_signed_report(signed, public_key)
+    except (ReportError, ValueError, RecursionError) as exc:
         if as_json:
             print(json.dumps({"ok": False, "error": str(exc)}))
             sys.exit(1)
         err.print(f"[bold red]invalid report:[/] {exc}")
         sys.exit(1)
     if as_json:
-        print(json.dumps({"ok": True, "job_id": report["job_id"], "key": signed["public_key"]}))
-    else:
-        console.print(f"[green]valid[/]: job {report['job_id'][:8]} of cluster"
-                      f" {report['cluster_id']}, signed by {', '.join(signed['signers'])} with"
-                      f" {signed['public_key']}")
+        print(json.dumps({"ok": True, "job_id": report["job_id"], "key": signed["public_key"],
+                          "key_pinned": public_key is not None}))
+        return
+    console.print(f"[green]valid[/]: job {report['job_id'][:8]} of cluster"
+                  f" {report['cluster_id']}, {report['inputs']['underlying']} at"
+                  f" {report['timestamp']}, key {report['key_id']} {signed['public_key']}")
+    if public_key is None:
+        err.print("[yellow]the key was not pinned:[/] compare it with the network's"
+                  " price-report key, or pass --public-key")

@@ -141,12 +141,12 @@ async def _pricing(cluster_dir: Path, broker: str, console, err) -> bool:
                       + ", ".join(f"{'C' if c_ else 'P'}{k:g} {p:.2f}" for c_, k, p
                                   in zip(book.is_call, book.strikes, got))
                       + f"  (plaintext check: {'ok' if match else 'MISMATCH'})")
-        key = await frost_keygen(c, "demo-reports")
+        key = await frost_keygen(c, "demo-reports", purpose="reports")
         if not key.ok:
             err.print(f"[red]FROST keygen failed: {key.error}[/]")
             return False
         signed = await sign_report(c, "demo-reports", params, outcome)
-        verify_signed_report(signed, params=params)
+        verify_signed_report(signed, key.output["public_key"])
         console.print(f"price report signed by {', '.join(signed['signers'])} with FROST key"
                       f" {signed['public_key'][:16]}…: Ed25519 signature verified by OpenSSL")
         return match

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from protocols import frost
 
 from .coordinator import Coordinator, JobOutcome
+from .frost_domain import DEFAULT_PURPOSE
 from .frostjobs import MAX_MESSAGE_BYTES
 from .keyjobs import FROST_SCHEME
 from .ledger import Ledger
@@ -44,16 +45,22 @@ def check_frost_key(out: dict) -> str | None:
 
 
 async def frost_keygen(c: Coordinator, key_id: str, label: str = "",
-                       progress=lambda text: None) -> JobOutcome:
-    """Dealer-free t-of-n FROST key among all parties; checked, then recorded in the ledger."""
+                       progress=lambda text: None, purpose: str = DEFAULT_PURPOSE) -> JobOutcome:
+    """Dealer-free t-of-n FROST key among all parties, for one purpose ("raw" messages or
+    price "reports", mpc_nodes.frost_domain); checked, then recorded in the ledger."""
     outcome = await c.run_job("keygen", {"key_id": key_id, "scheme": FROST_SCHEME,
-                                         "label": label}, progress=progress)
+                                         "label": label, "purpose": purpose},
+                              progress=progress)
     if outcome.ok and (problem := check_frost_key(outcome.output)):
         outcome.ok, outcome.error = False, problem
+    if outcome.ok and outcome.output.get("purpose") != purpose:
+        outcome.ok = False
+        outcome.error = f"the parties stored purpose {outcome.output.get('purpose')!r}," \
+                        f" not {purpose!r}"
     if outcome.ok:
         ledger = Ledger(c.config_path)
         ledger.key(key_id).update({k: outcome.output[k] for k in (
-            "scheme", "public_key", "epoch", "t", "n", "verification_shares")})
+            "scheme", "public_key", "epoch", "t", "n", "verification_shares", "purpose")})
         ledger.save()
     return outcome
 

@@ -10,8 +10,11 @@ frost-sign    each signer checks the request (its key, its own commitment exactl
 Nonces are bound to the key epoch and to `frost/<request>/<signer names>`; their secret id
 is derived from the commitment, so a request naming another commitment finds nothing.
 Unused nonces older than the cluster's request lifetime are deleted.
-Raw messages are not checked against policy.yaml (it describes EVM transactions): a node
-signs any message with a FROST key when an authorised coordinator asks.
+What a key signs depends on its purpose, fixed at keygen (mpc_nodes.frost_domain): a
+"reports" key signs only the price report this node rebuilds from its own record of the
+job; a "raw" key signs any message an authorised coordinator asks for, except one in the
+reserved namespace of typed domains (raw messages are not checked against policy.yaml,
+which describes EVM transactions).
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from keyshare import KeyShareError
 from protocols import frost
 from protocols.ed25519_dkg import scalar
 
+from .frost_domain import DomainError, check_raw, purpose_of
 from .jobs import JobKind, JobRejected, NodeContext, _Params
 from .keyjobs import FROST_SCHEME, KeyId, load_share
-from .price_report import ReportError, as_report, check_against_audit_log
+from .price_report import ReportError, rebuild_for_signing
 
 RequestId = Field(pattern=r"^[0-9a-f]{16}$")
 Hex32 = Field(pattern=r"^[0-9a-f]{64}$")
@@ -154,15 +158,25 @@ class FrostSign(_Signing):
                               f" or never committed to by this party")
         return meta, sk, clist, own[0], names, bound
 
+    def _check_message(self, ctx, params, meta) -> None:
+        """Refuse a message the key's purpose does not allow (at the vote and again right
+        before the nonce is taken: a report's timestamp window may have passed)."""
+        message, purpose = bytes.fromhex(params.message), purpose_of(meta.purpose)
+        try:
+            if purpose == "reports":
+                rebuild_for_signing(message, ctx.roster.cluster_id, meta.key_id,
+                                    ctx.path(ctx.config.data_dir) / "audit.log")
+            else:
+                check_raw(message)
+        except ReportError as exc:
+            raise JobRejected(f"price report refused: key {meta.key_id} signs only price"
+                              f" reports this node rebuilds itself: {exc}") from None
+        except DomainError as exc:
+            raise JobRejected(f"raw message refused: {exc}") from None
+
     def local_check(self, ctx, params):
-        self._prepare(ctx, params)
-        report = as_report(bytes.fromhex(params.message))
-        if report is not None:  # sign only outputs this node itself reported for the job
-            try:
-                check_against_audit_log(report, ctx.roster.cluster_id,
-                                        ctx.path(ctx.config.data_dir) / "audit.log")
-            except ReportError as exc:
-                raise JobRejected(f"price report refused: {exc}") from None
+        meta, *_ = self._prepare(ctx, params)
+        self._check_message(ctx, params, meta)
 
     def session_call(self, ctx, params, participants):
         *_, names, _ = self._prepare(ctx, params)
@@ -173,6 +187,7 @@ class FrostSign(_Signing):
 
     def finish(self, ctx, params, output, participants):
         meta, sk, clist, own, _, bound = self._prepare(ctx, params)
+        self._check_message(ctx, params, meta)
         try:  # marked used durably before it is read; another commitment's id finds nothing
             _, secret = ctx.keystore.take_secret(params.key_id, meta.epoch, bound, nonce_id(own))
         except KeyShareError as exc:

@@ -14,13 +14,14 @@ import logging
 from typing import Literal
 
 from eth_keys import keys as eth_keys
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from keyshare import KeyMeta, KeyShareError
 from keyshare.store import KEY_ID
 from protocols.secp256k1 import hex_point, mul_base
 
 from .evm import EvmError, parse_transaction, signed_transaction
+from .frost_domain import Purpose, purpose_of
 from .jobs import JobKind, JobRejected, NodeContext, SessionCall, _Params
 from .policy import load_policy
 
@@ -75,6 +76,14 @@ class KeygenParams(_Params):
     key_id: str = KeyId
     scheme: Literal["ecdsa-secp256k1", "frost-ed25519"] = SCHEME
     label: str = Field(default="", max_length=100)
+    purpose: Purpose | None = Field(default=None, description="FROST: what the key signs"
+                                    " (mpc_nodes.frost_domain); default raw")
+
+    @model_validator(mode="after")
+    def _purpose_is_frost(self) -> "KeygenParams":
+        if self.purpose is not None and self.scheme != FROST_SCHEME:
+            raise ValueError("a purpose is fixed for FROST keys only")
+        return self
 
 
 class Keygen(_AllParties):
@@ -97,11 +106,13 @@ class Keygen(_AllParties):
                        n=ctx.roster.n, t=ctx.roster.threshold, party_index=ctx.party.index,
                        epoch=0, public_key=public_key,
                        verification_shares=output["verification_shares"], label=params.label,
-                       address=eth_address(public_key) if params.scheme == SCHEME else None)
+                       address=eth_address(public_key) if params.scheme == SCHEME else None,
+                       purpose=purpose_of(params.purpose) if params.scheme == FROST_SCHEME
+                       else None)
         ctx.keystore.save_new(meta, output["share"])
         return {"key_id": meta.key_id, "scheme": meta.scheme, "public_key": public_key,
                 "address": meta.address, "verification_shares": meta.verification_shares,
-                "n": meta.n, "t": meta.t, "epoch": 0}
+                "n": meta.n, "t": meta.t, "epoch": 0, "purpose": meta.purpose}
 
 
 class SignParams(_Params):

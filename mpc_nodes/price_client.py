@@ -130,13 +130,22 @@ def per_option(params: dict, output: dict) -> list[dict]:
 
 async def sign_report(c: Coordinator, key_id: str, params: dict, outcome: JobOutcome,
                       progress=lambda text: None) -> dict:
-    """A FROST signature of the job's report by a quorum of the operators, each of which
-    checks that the outputs are the ones it reported (mpc_nodes.price_report)."""
+    """A FROST signature, with a "reports" key, of the report of one reveal-to-all price job
+    run with `params`: each signer rebuilds the report from its own record of the job and
+    signs only those exact bytes (mpc_nodes.price_report)."""
     from .frost_coordinator import frost_sign
-    from .price_report import build_report, canonical
+    from .ledger import Ledger
+    from .price_report import build_report, report_message
+    purpose = Ledger(c.config_path).data.get(key_id, {}).get("purpose")
+    if purpose != "reports":
+        raise ValueError(f"key {key_id!r} is not a price-report key (purpose {purpose!r}):"
+                         f" make one with keygen --scheme frost-ed25519 --purpose reports")
+    if params.get("reveal") != "all" or "jobs" in outcome.output:
+        raise ValueError("only a single reveal-to-all price job can be signed: its signers"
+                         " must know the outputs")
     report = build_report(c.roster.cluster_id, outcome.job_id, key_id, params, outcome.output,
                           int(time.time()))
     progress(f"signing the report with {key_id}")
-    signed = await frost_sign(c, key_id, canonical(report), progress=progress)
+    signed = await frost_sign(c, key_id, report_message(report), progress=progress)
     return {"report": report, "signature": signed["signature"],
             "public_key": signed["public_key"], "signers": signed["signers"]}

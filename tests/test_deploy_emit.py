@@ -1,10 +1,12 @@
 """Deployment files agree with the CLI, the image and each other: the compose project that
 `mpcnet deploy compose` writes, the Kubernetes manifests in deploy/k8s, and `mpcnet demo-jobs`
-against a running cluster. No container engine runs here, so they are checked structurally;
-the job path through the generated Mosquitto configuration is covered by test_broker_acl."""
+against a running cluster. Checked structurally here (and the manifests against the
+Kubernetes schemas); tests/test_containers.py runs the compose project for real."""
 
 import asyncio
 import hashlib
+import subprocess
+import sys
 import posixpath
 import re
 import shutil
@@ -20,7 +22,7 @@ import mpc_nodes.cli_deploy  # noqa: F401  (registers deploy and demo-jobs)
 from mpc_nodes import mosquitto, pki
 from mpc_nodes.cli import main
 from mpc_nodes.cluster import ClusterError, init_cluster
-from mpc_nodes.config import (NodeConfig, dump_yaml, load_coordinator_config, load_node_config,
+from mpc_nodes.config import (NodeConfig, PassphraseSource, dump_yaml, load_coordinator_config, load_node_config,
                               load_roster, resolve)
 from mpc_nodes.deploy_emit import emit_compose
 from mpc_nodes.policy import Policy
@@ -99,10 +101,15 @@ def test_compose_project_is_complete_and_consistent(cluster, tmp_path):
         for source_path, target, mode in compose.mounts(name):
             assert source_path.startswith("./") and (out / source_path).exists(), source_path
             assert target.startswith("/") and mode in ("ro", "rw")
-        if svc["image"] == "mpcnet:test":
-            assert svc["build"] == {"context": str(ROOT), "dockerfile": "deploy/Dockerfile"}
-            assert (Path(svc["build"]["context"]) / svc["build"]["dockerfile"]).is_file()
+        assert "build" not in svc  # images come from deploy/build-images
     assert compose.doc["networks"]["mpcnet"]["internal"] is True
+    # compose v1 refuses a top-level `name:`: the project name and image tags are in .env
+    assert set(compose.doc) == {"services", "networks"}
+    env = dict(line.split("=", 1) for line in (out / ".env").read_text().splitlines())
+    assert env == {"COMPOSE_PROJECT_NAME": source.cluster_id, "MPCNET_IMAGE": "mpcnet:test",
+                   "MPCNET_BROKER_IMAGE": "eclipse-mosquitto:2"}
+    assert services["party0"]["image"] == "${MPCNET_IMAGE:-mpcnet:latest}"
+    assert services["mosquitto"]["image"] == "${MPCNET_BROKER_IMAGE:-eclipse-mosquitto:2}"
     assert all("ports" not in svc for svc in services.values())  # nothing on the host
 
     # parties: the CLI command, a config inside the mounted volume, a coherent rewritten copy
@@ -124,7 +131,8 @@ def test_compose_project_is_complete_and_consistent(cluster, tmp_path):
         assert cfg.party == p.name and cfg.broker == summary["broker"] == "mqtts://mosquitto:8883"
         assert (cfg.mpc_bind, cfg.metrics_host, cfg.metrics_port) == ("0.0.0.0", "0.0.0.0",
                                                                        METRICS_PORT)
-        passphrase = pki.read_passphrase(cfg.passphrase, path)
+        passphrase = pki.read_passphrase(cfg.model_copy(update={"passphrase": PassphraseSource(
+            file=str(compose.host_path(p.name, cfg.passphrase.file)))}).passphrase, path)
         identity = pki.load_identity(resolve(path, cfg.identity_key), passphrase)
         assert pki.public_hex(identity) == p.identity_key
         assert cfg.mpc_listen_port is None
@@ -140,17 +148,13 @@ def test_compose_project_is_complete_and_consistent(cluster, tmp_path):
     assert ccfg.broker == "mqtts://mosquitto:8883"
     assert compose.host_path("coordinator", posixpath.join(
         workdir, "coordinator", ccfg.roster)) == out / "roster.yaml"
-    for name in parties:
-        assert compose.host_path("coordinator", f"{workdir}/{name}/inputs.yaml").is_file()
-    others = {PurePosixPath(t).name for _, t, _ in compose.mounts("coordinator")
-              if t != f"{workdir}/coordinator"}
-    assert others == {"roster.yaml", "inputs.yaml"}  # no party's keys
+    others = {t for _, t, _ in compose.mounts("coordinator") if t != f"{workdir}/coordinator"}
+    assert others == {f"{workdir}/roster.yaml", ccfg.passphrase.file}
     assert set(coord["depends_on"]) == set(parties)
     assert not (out / "ca").exists()
 
     # broker: config files on its mount, the service's port, a certificate naming the service
     broker = services["mosquitto"]
-    assert broker["image"].startswith("eclipse-mosquitto:2")
     conf_path = compose.host_path("mosquitto", broker["command"][-1])
     conf = dict(line.split(" ", 1) for line in conf_path.read_text().splitlines()
                 if line and not line.startswith("#"))
@@ -168,6 +172,51 @@ def test_compose_project_is_complete_and_consistent(cluster, tmp_path):
     assert summary["broker_cert_reissued"] is True
 
 
+def test_compose_keeps_passphrases_apart_from_keys(cluster, tmp_path):
+    """No passphrase in a directory (or mount) holding the keys it decrypts; each container
+    mounts its own directory, its own passphrase and the public roster, nothing else."""
+    out = tmp_path / "deploy"
+    emit_compose(cluster, out)
+    compose = Compose(out)
+    passphrases = {}
+    for name in [*(p.name for p in load_roster(out / "roster.yaml").parties), "coordinator"]:
+        source = cluster / name / "passphrase"
+        copies = [p for p in out.rglob("*") if p.is_file()
+                  and p.read_bytes().strip() == source.read_bytes().strip()]
+        assert [c.relative_to(out) for c in copies] == [Path("passphrases") / name]
+        assert copies[0].stat().st_mode & 0o777 == 0o600
+        assert not list((out / name).rglob("passphrase*"))
+        passphrases[name] = copies[0]
+        sources = {s for s, _, _ in compose.mounts(name)}
+        assert sources == {f"./{name}", "./roster.yaml", f"./passphrases/{name}"}
+        # the passphrase's mount is a single file outside the keys' mount
+        keys_target = next(t for s, t, _ in compose.mounts(name) if s == f"./{name}")
+        pass_target = next(t for s, t, _ in compose.mounts(name) if s.startswith("./passph"))
+        assert PurePosixPath(keys_target) not in PurePosixPath(pass_target).parents
+    # the coordinator: no party's directory, inputs or keys
+    assert not any(s.startswith("./party") for s, _, _ in compose.mounts("coordinator"))
+
+
+def test_compose_passes_an_environment_passphrase_through(cluster, tmp_path):
+    node_yaml = cluster / "party1" / "node.yaml"
+    cfg = load_node_config(node_yaml)
+    dump_yaml(node_yaml, cfg.model_copy(update={
+        "passphrase": PassphraseSource(env="MPCNET_PASSPHRASE")}))
+    emit_compose(cluster, tmp_path / "deploy")
+    compose = Compose(tmp_path / "deploy")
+    assert compose.services["party1"]["environment"] == ["MPCNET_PASSPHRASE"]
+    assert not (tmp_path / "deploy" / "passphrases" / "party1").exists()
+    assert load_node_config(tmp_path / "deploy" / "party1" / "node.yaml").passphrase.env
+
+
+def test_compose_never_copies_one_time_secrets(cluster, tmp_path):
+    legacy = cluster / "party0" / "data" / "keys" / "vault" / "presig"
+    legacy.mkdir(parents=True)
+    (legacy / "abc.sealed").write_text("one-time")
+    emit_compose(cluster, tmp_path / "deploy")
+    assert not list((tmp_path / "deploy").rglob("presig*"))
+
+
 async def test_party_tls_reaches_the_broker_by_its_service_name(cluster, tmp_path):
     """A node's TLS client checks the broker certificate names "mosquitto"."""
     out = tmp_path / "deploy"
@@ -178,7 +227,7 @@ async def test_party_tls_reaches_the_broker_by_its_service_name(cluster, tmp_pat
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=broker)
     port = server.sockets[0].getsockname()[1]
     party = out / "party1"
-    passphrase = (party / "passphrase").read_bytes().strip()
+    passphrase = (out / "passphrases" / "party1").read_bytes().strip()
     client = pki.client_context(party / "tls.crt", party / "tls.key", passphrase, roster.ca_cert)
     async with server:
         _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client,
@@ -187,7 +236,7 @@ async def test_party_tls_reaches_the_broker_by_its_service_name(cluster, tmp_pat
 
 
 def test_existing_broker_certificate_is_kept_when_it_names_the_service(tmp_path):
-    init_cluster(tmp_path / "c", 2, 0, broker="mqtts://mosquitto:8883")
+    init_cluster(tmp_path / "c", 3, 1, broker="mqtts://mosquitto:8883")
     summary = emit_compose(tmp_path / "c", tmp_path / "out")
     assert summary["broker_cert_reissued"] is False
     for name in ("broker.crt", "broker.key"):
@@ -240,10 +289,10 @@ def test_demo_jobs_against_a_running_cluster(make_cluster, tmp_path):
     runner = CliRunner()
     args = ["demo-jobs", "--broker", cluster.broker_url, "--json"]
     ok = runner.invoke(main, [*args, "--dir", str(cluster.dir)])
-    assert ok.exit_code == 0 and yaml.safe_load(ok.output) == {"ok": True}, ok.output
+    result = yaml.safe_load(ok.output)
+    assert ok.exit_code == 0 and result["ok"] and result["plaintext_checked"], ok.output
 
-    # the compose coordinator's view: its own directory, the roster and the parties' inputs;
-    # inputs that differ from the parties' fail the plaintext check
+    # a view with other inputs than the parties' fails the plaintext check
     view = tmp_path / "view"
     shutil.copytree(cluster.dir / "coordinator", view / "coordinator")
     shutil.copy(cluster.dir / "roster.yaml", view)
@@ -251,7 +300,7 @@ def test_demo_jobs_against_a_running_cluster(make_cluster, tmp_path):
         (view / p.name).mkdir()
         (view / p.name / "inputs.yaml").write_text("eth_vol_30d: 9.0\nbtc_vol_30d: 9.0\n")
     bad = runner.invoke(main, [*args, "--dir", str(view)])
-    assert bad.exit_code == 1 and yaml.safe_load(bad.output) == {"ok": False}, bad.output
+    assert bad.exit_code == 1 and yaml.safe_load(bad.output)["ok"] is False, bad.output
     assert runner.invoke(main, [*args, "--dir", str(tmp_path / "empty")]).exit_code == 2
 
 
@@ -269,7 +318,8 @@ def k8s_docs() -> dict[tuple[str, str], dict]:
 def test_k8s_manifests_agree_with_the_image_and_the_cli():
     docs = k8s_docs()
     assert set(docs) == {
-        ("ConfigMap", "mpcnet-party-config"), ("Secret", "mpcnet-party"),
+        ("ConfigMap", "mpcnet-party-config"), ("Secret", "mpcnet-party-passphrase"),
+        ("Secret", "mpcnet-party-keys"), ("Secret", "mpcnet-party-inputs"),
         ("StatefulSet", "mpcnet-party"), ("Service", "mpcnet-party-mpc"),
         ("Service", "mpcnet-party"), ("ConfigMap", "mpcnet-mosquitto"),
         ("Secret", "mpcnet-mosquitto-tls"), ("Deployment", "mpcnet-mosquitto"),
@@ -313,12 +363,22 @@ def test_k8s_manifests_agree_with_the_image_and_the_cli():
     assert cfg.mpc_listen_port == ports["mpc"] and cfg.data_dir == "/data"
     Policy.model_validate(yaml.safe_load(data[cfg.policy]))
     assert cfg.roster in data
-    secret = docs["Secret", "mpcnet-party"]["stringData"]
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in node["env"] if "valueFrom" in e}
-    assert env[cfg.passphrase.env] == {"name": "mpcnet-party", "key": cfg.passphrase.env}
-    assert cfg.passphrase.env in secret
+    passphrase_secret = env[cfg.passphrase.env]["name"]
+    assert cfg.passphrase.env in docs["Secret", passphrase_secret]["stringData"]
+    secret_of = {v["name"]: v["secret"]["secretName"] for v in volumes.values() if "secret" in v}
+    init_mounts = {m["mountPath"]: m["name"] for m in pod["initContainers"][0]["volumeMounts"]}
     for path in (cfg.identity_key, cfg.tls_key, cfg.tls_cert, cfg.inputs):
-        assert str(PurePosixPath(path).parent) in mounts and PurePosixPath(path).name in secret
+        volume = mounts[str(PurePosixPath(path).parent)]
+        if volume == "keys":  # copied from the keys Secret by the init container
+            volume = init_mounts["/secret"]
+        assert PurePosixPath(path).name in docs["Secret", secret_of[volume]]["stringData"]
+    # the passphrase is in a Secret of its own, never mounted as a file, nor beside the keys
+    keys_secret = secret_of[init_mounts["/secret"]]
+    assert passphrase_secret != keys_secret and passphrase_secret not in secret_of.values()
+    assert set(docs["Secret", passphrase_secret]["stringData"]) == {cfg.passphrase.env}
+    assert not any(cfg.passphrase.env in docs["Secret", s]["stringData"]
+                   for s in secret_of.values())
     init, = pod["initContainers"]  # copies the key files from the Secret with mode 0600
     assert "install -m 0600" in init["command"][-1] and init["image"] == node["image"]
 
@@ -340,3 +400,15 @@ def test_k8s_manifests_agree_with_the_image_and_the_cli():
         files |= set(doc.get("data") or doc.get("stringData"))
     assert files == {"mosquitto.conf", "acl", "ca.crt", "broker.crt", "broker.key"}
     assert docs["Service", "mpcnet-mosquitto"]["spec"]["ports"][0]["port"] == 8883
+
+
+def test_k8s_manifests_pass_strict_schema_validation():
+    """Every manifest in deploy/k8s against the Kubernetes schemas (kubernetes-validate,
+    --strict: unknown fields are errors). mpcnet itself generates no manifests."""
+    files = sorted(str(p) for p in (ROOT / "deploy" / "k8s").glob("*.yaml"))
+    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", *files],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    passed = result.stdout.count(" passed for resource ") + result.stderr.count(
+        " passed for resource ")
+    assert passed == len(k8s_docs()), result.stdout + result.stderr

@@ -48,8 +48,8 @@ async def test_two_of_three_cli_offline_party_and_nonces(make_cluster):
         key = json.loads(made.stdout)["output"]
         assert key["key_id"] == "oracle-1" and len(bytes.fromhex(key["public_key"])) == 32
         meta = store(cluster, 0).list_keys()[0]
-        assert (meta["scheme"], meta["curve"], meta["address"]) == ("frost-ed25519", "ed25519",
-                                                                     None)
+        assert (meta["scheme"], meta["curve"], meta["address"], meta["purpose"]) == (
+            "frost-ed25519", "ed25519", None, "raw")  # a raw-message key unless asked otherwise
 
         signed = await asyncio.to_thread(mpcnet, "sign", *common, "--key", "oracle-1",
                                          "--hex", "00ff", "--signers", "1,3")

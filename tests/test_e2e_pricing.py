@@ -175,7 +175,8 @@ def test_price_command_line(make_cluster, tmp_path):
     cli = [sys.executable, "-m", "mpc_nodes.cli"]
     keygen = subprocess.run(cli + ["keygen", "--dir", str(cluster.dir), "--broker",
                                    cluster.broker_url, "--scheme", "frost-ed25519", "--label",
-                                   "reports"], capture_output=True, text=True, timeout=60)
+                                   "reports", "--purpose", "reports"],
+                            capture_output=True, text=True, timeout=60)
     assert keygen.returncode == 0, keygen.stderr
     report = tmp_path / "report.json"
     signed = subprocess.run(base + ["--sign-with", "reports", "--report", str(report)],
@@ -204,32 +205,38 @@ async def test_signed_price_reports(make_cluster, tmp_path):
     from mpc_nodes.frost_coordinator import FrostSigningError, frost_keygen, frost_sign
     from mpc_nodes.messages import output_digest
     from mpc_nodes.price_client import sign_report
-    from mpc_nodes.price_report import (ReportError, build_report, canonical,
+    from mpc_nodes.price_report import (ReportError, build_report, canonical, report_message,
                                         verify_signed_report)
     cluster = make_cluster(parties=3, threshold=1)
     book = _days_book()
     params = price_params(book, "ETH", SPOT, RATE, greeks=True)
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
-        assert (await frost_keygen(c, "reports")).ok
+        key = await frost_keygen(c, "reports", purpose="reports")
+        assert key.ok, key.error
         outcome = await run_price(c, params)
         assert outcome.ok, outcome.error
         signed = await sign_report(c, "reports", params, outcome)
-        # a standard Ed25519 signature over the canonical report, checked with OpenSSL
+        # a standard Ed25519 signature over the report domain and the canonical report,
+        # checked with OpenSSL
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
         Ed25519PublicKey.from_public_bytes(bytes.fromhex(signed["public_key"])).verify(
-            bytes.fromhex(signed["signature"]), canonical(signed["report"]))
-        assert verify_signed_report(signed, params=params)["job_id"] == outcome.job_id
+            bytes.fromhex(signed["signature"]),
+            b"mpcnet/frost/price-report/v2\x00" + canonical(signed["report"]))
+        assert signed["report"]["inputs"] == params
+        assert verify_signed_report(signed, key.output["public_key"])["job_id"] == outcome.job_id
+        altered = dict(signed, report=dict(signed["report"], inputs=params | {"spot": SPOT + 1}))
         with pytest.raises(ReportError, match="inputs hash"):
-            verify_signed_report(signed, params=params | {"spot": SPOT + 1})
+            verify_signed_report(altered)
 
         # the quorum refuses to sign outputs it did not compute
         forged = dict(outcome.output, values=dict(outcome.output["values"]))
         forged["values"]["price"] = [p * 1.01 for p in forged["values"]["price"]]
-        report = build_report(c.roster.cluster_id, outcome.job_id, "reports", params, forged, 0)
+        report = build_report(c.roster.cluster_id, outcome.job_id, "reports", params, forged,
+                              signed["report"]["timestamp"])
         assert report["result_digest"] == output_digest(forged)
         with pytest.raises(FrostSigningError, match="price report refused"):
-            await frost_sign(c, "reports", canonical(report), signers=[1, 2])
+            await frost_sign(c, "reports", report_message(report), signers=[1, 2])
 
 
 @pytest.mark.timeout(120)
