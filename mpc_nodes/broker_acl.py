@@ -1,6 +1,6 @@
 """amqtt plugins that give the embedded broker the same rules as the Mosquitto deployment:
 clients log in with a cluster certificate, and the certificate's common name decides what
-they may publish.
+they may publish (and, in mpc_nodes.broker, under which client id they may connect).
 
 - a party (CN = its roster name) publishes only under ``mpcnet/<cluster>/nodes/<name>/``;
 - a coordinator publishes only to ``mpcnet/<cluster>/jobs``;

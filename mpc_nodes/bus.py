@@ -1,6 +1,11 @@
 """MQTT bus client: stays connected (reconnecting with backoff), resubscribes, and publishes
 with retries so that a vote or result is not lost to a broker blip.
 
+A connection can be up and still deliver nothing (a broker that dropped the subscriptions,
+an ACL that denies reading): with a heartbeat topic, the client publishes a nonce there
+every few seconds and expects it back; two probes in a row unanswered mean the bus is deaf,
+and the client says so (`deaf`, `on_hearing`) and reconnects to subscribe afresh.
+
 Messages are handed to one handler coroutine in arrival order; the handler must not raise
 (anything it raises is logged and the message dropped, never the connection).
 """
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -27,6 +33,10 @@ class BusUnavailable(ConnectionError):
     """The broker could not be reached in time."""
 
 
+class _Deaf(Exception):
+    """Our own heartbeat did not come back: reconnect."""
+
+
 class Bus:
     """One long-lived MQTT connection with a Last Will, subscriptions and an on-connect hook."""
 
@@ -34,7 +44,9 @@ class Bus:
                  subscriptions: list[str], handler: Handler,
                  will: tuple[str, bytes] | None = None,
                  on_connect: Callable[[], Awaitable[None]] | None = None,
-                 keepalive: int = 10):
+                 keepalive: int = 10, heartbeat: str | None = None,
+                 on_hearing: Callable[[bool], Awaitable[None]] | None = None,
+                 heartbeat_interval: float = 5.0, heartbeat_timeout: float = 3.0):
         self.tls_required, self.host, self.port = parse_broker_url(url)
         if self.tls_required and tls is None:
             raise ValueError(f"{url} needs TLS: give the broker CA")
@@ -50,6 +62,11 @@ class Bus:
         self.connected = asyncio.Event()
         self.connects = 0
         self.last_error: str | None = None
+        self._heartbeat = heartbeat
+        self._on_hearing = on_hearing
+        self._hb_interval, self._hb_timeout = heartbeat_interval, heartbeat_timeout
+        self._hb_waiting: tuple[bytes, asyncio.Event] | None = None
+        self.deaf = False  # set while our own heartbeat does not come back
 
     async def run(self) -> None:
         """Connect and dispatch messages forever, reconnecting with jittered backoff."""
@@ -63,7 +80,8 @@ class Bus:
                                           keepalive=self._keepalive, timeout=10,
                                           socket_options=_NODELAY) as client:
                     self._client = client
-                    for topic in self._subscriptions:
+                    for topic in self._subscriptions + ([self._heartbeat] if self._heartbeat
+                                                        else []):
                         await client.subscribe(topic, qos=1)
                     self.connects += 1
                     self.connected.set()
@@ -71,16 +89,73 @@ class Bus:
                     log.info("connected to %s (connection %d)", self.url, self.connects)
                     if self._on_connect:
                         await self._on_connect()
-                    async for message in client.messages:
-                        await self._dispatch(str(message.topic), bytes(message.payload))
+                    await self._serve(client)
             except aiomqtt.MqttError as exc:
                 self.last_error = str(exc)
                 log.warning("broker %s: %s; retrying in %.1fs", self.url, exc, delay)
+            except _Deaf as exc:
+                self.last_error = str(exc)
+                log.error("broker %s: %s; reconnecting", self.url, exc)
             finally:
                 self.connected.clear()
                 self._client = None
             await asyncio.sleep(delay * (0.75 + random.random() / 2))
             delay = min(delay * 2, 5.0)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Dispatch messages until the connection fails or the heartbeat finds it deaf."""
+        tasks = [asyncio.ensure_future(self._read(client))]
+        if self._heartbeat:
+            tasks.append(asyncio.ensure_future(self._beat(client)))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for t in done:
+            t.result()
+
+    async def _read(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            topic, payload = str(message.topic), bytes(message.payload)
+            if topic == self._heartbeat:
+                if self._hb_waiting and payload == self._hb_waiting[0]:
+                    self._hb_waiting[1].set()
+                continue
+            await self._dispatch(topic, payload)
+
+    async def _beat(self, client: aiomqtt.Client) -> None:
+        """Probe every few seconds; two probes in a row unanswered: deaf (raise _Deaf)."""
+        missed = 0
+        while True:
+            nonce, heard = secrets.token_hex(8).encode(), asyncio.Event()
+            self._hb_waiting = (nonce, heard)
+            await client.publish(self._heartbeat, nonce, qos=1)
+            try:
+                await asyncio.wait_for(heard.wait(), self._hb_timeout)
+                missed = 0
+                await self._set_deaf(False)
+                await asyncio.sleep(self._hb_interval)
+            except asyncio.TimeoutError:
+                missed += 1
+                if missed >= 2:
+                    await self._set_deaf(True)
+                    raise _Deaf(f"deaf: connected, but our own heartbeat on {self._heartbeat}"
+                                f" did not come back ({missed} probes, {self._hb_timeout:g}s"
+                                " each); subscriptions lost?") from None
+
+    async def _set_deaf(self, deaf: bool) -> None:
+        if deaf == self.deaf:
+            return
+        self.deaf = deaf
+        if not deaf:
+            log.info("broker %s: hearing our own heartbeat again", self.url)
+        if self._on_hearing:
+            try:
+                await self._on_hearing(not deaf)
+            except Exception:
+                log.exception("on_hearing hook failed")
 
     async def _dispatch(self, topic: str, payload: bytes) -> None:
         try:

@@ -227,7 +227,7 @@ def cluster_supervise(cluster_dir, broker):
 @common_coord
 @common_json
 def status(cluster_dir, broker, coordinator, as_json):
-    """Show every party: online/offline, version, protocol code digest."""
+    """Show every party: online/offline/deaf, version, protocol code digest."""
     async def action(c: Coordinator):
         return await c.status(wait=1.5)
     presence = _coordinate(cluster_dir, coordinator, broker, action)
@@ -242,7 +242,7 @@ def status(cluster_dir, broker, coordinator, as_json):
     for col in ("party", "state", "version", "code digest"):
         table.add_column(col)
     for r in rows:
-        colour = {"online": "green", "offline": "red"}.get(r["state"], "yellow")
+        colour = {"online": "green", "offline": "red", "deaf": "red"}.get(r["state"], "yellow")
         digest = r["code_digest"] or "-"
         mark = "" if digest in ("-", ours) else " [red](differs from ours)[/]"
         table.add_row(r["party"], f"[{colour}]{r['state']}[/]", r["version"] or "-",
@@ -335,12 +335,17 @@ def audit_verify(cluster_dir, as_json):
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--port", type=int, default=8883, show_default=True)
 @click.option("--bind", default="0.0.0.0", show_default=True)
-def mosquitto_config(cluster_dir, out, port, bind):
+@click.option("--coordinator-port", type=int, default=None,
+              help="also listen here for coordinators, so that several processes of one"
+              " coordinator can connect at once (on --port every client id is its certificate"
+              " name)")
+def mosquitto_config(cluster_dir, out, port, bind, coordinator_port):
     """Write mosquitto.conf, ACL and certificates for this cluster's broker: TLS, certificate
-    logins (CN = party or coordinator name), each node publishing only its own topics."""
+    logins (CN = party or coordinator name, which is also the client id), each node
+    publishing only its own topics."""
     from .mosquitto import write_files
     try:
-        conf = write_files(cluster_dir, out, port, bind)
+        conf = write_files(cluster_dir, out, port, bind, coordinator_port=coordinator_port)
     except (*USER_ERRORS, OSError) as exc:
         _fail(str(exc))
     console.print(f"wrote {conf}; run: mosquitto -c {conf}")

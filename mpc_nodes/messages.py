@@ -44,15 +44,12 @@ class Vote(_Msg):
 
 
 class JobStart(_Msg):
-    """Coordinator → nodes: run the job among the parties whose signed accept votes are
-    embedded, or, if `participants` is given, among those of them (the other votes are
-    approvals, e.g. the policy quorum of a signing job)."""
+    """Coordinator → nodes: run the job among the parties whose signed accept votes are embedded."""
 
     type: Literal["job_start"] = "job_start"
     job_id: JobId
     request_digest: Digest
     votes: list[Annotated[str, Field(max_length=8192)]] = Field(max_length=256)
-    participants: list[Name] | None = Field(default=None, max_length=256)
 
 
 class JobAbort(_Msg):
@@ -78,10 +75,11 @@ class JobResult(_Msg):
 
 
 class Presence(_Msg):
-    """Node → all (retained): online or offline, with version and code digest."""
+    """Node → all (retained): online, offline, or deaf (connected but its own heartbeat does
+    not come back: it would miss requests), with version and code digest."""
 
     type: Literal["presence"] = "presence"
-    state: Literal["online", "offline"]
+    state: Literal["online", "offline", "deaf"]
     version: Annotated[str, Field(max_length=40)]
     code_digest: Digest
     boot_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]

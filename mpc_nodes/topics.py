@@ -11,7 +11,8 @@ def jobs(cluster: str) -> str:
 
 
 def node(cluster: str, party: str, leaf: str) -> str:
-    """A node's own topic: leaf is 'status' (retained presence), 'votes' or 'results'."""
+    """A node's own topic: leaf is 'status' (retained presence), 'votes', 'results' or
+    'heartbeat' (the node's own probe that its subscriptions still deliver)."""
     return f"{PREFIX}/{cluster}/nodes/{party}/{leaf}"
 
 

@@ -61,7 +61,8 @@ class LocalCluster:
         """broker: "embedded" (amqtt process), "mosquitto" (the machine's, on 1883),
         "mosquitto-private" (a Mosquitto process of our own on a free port) or
         "mosquitto-tls" (our own Mosquitto with the generated TLS, certificate-login and ACL
-        configuration of mpc_nodes.mosquitto)."""
+        configuration of mpc_nodes.mosquitto, with its coordinator listener on
+        `coordinator_broker_url`)."""
         self.dir = root / "cluster"
         self.roster = init_cluster(self.dir, parties, threshold)
         self.broker_kind = broker
@@ -74,6 +75,8 @@ class LocalCluster:
         else:
             self.broker_url = f"mqtt://127.0.0.1:{free_port()}"
         self.node_broker_url = self.broker_url
+        self.coordinator_broker_url = (f"mqtts://127.0.0.1:{free_port()}"
+                                       if broker == "mosquitto-tls" else self.broker_url)
         self.mpc_proxies: dict[int, FaultProxy] = {}
         self.broker_proxy: FaultProxy | None = None
         for i in range(parties):
@@ -91,14 +94,6 @@ class LocalCluster:
             self.node_broker_url = f"{scheme}:{self.broker_proxy.port}"
         self.nodes: dict[int, subprocess.Popen] = {}
         self.broker_proc: subprocess.Popen | None = None
-
-    def set_limits(self, **limits) -> None:
-        """Change the roster's limits (e.g. policy_quorum) before the nodes start."""
-        from mpc_nodes.config import load_roster
-        path = self.dir / "roster.yaml"
-        dump_yaml(path, self.roster.model_copy(update={
-            "limits": self.roster.limits.model_copy(update=limits)}))
-        self.roster = load_roster(path)  # validated
 
     def configure_node(self, i: int, **settings) -> None:
         """Change fields of party i's node.yaml (before it starts)."""
@@ -124,8 +119,9 @@ class LocalCluster:
                                            self.dir / "broker.log")
         else:
             if self.broker_kind == "mosquitto-tls":  # the generated production configuration
-                conf = mosquitto.write_files(self.dir, self.dir / "mosquitto", port, host,
-                                             run_as=getpass.getuser())  # reads our tmp files
+                conf = mosquitto.write_files(
+                    self.dir, self.dir / "mosquitto", port, host, run_as=getpass.getuser(),
+                    coordinator_port=parse_broker_url(self.coordinator_broker_url)[2])
             else:
                 conf = self.dir / "mosquitto.conf"
                 conf.write_text(f"listener {port} {host}\nallow_anonymous true\n"

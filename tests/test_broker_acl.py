@@ -6,7 +6,7 @@ import asyncio
 import aiomqtt
 import pytest
 
-from mpc_nodes import pki, topics
+from mpc_nodes import client_ids, pki, topics
 from mpc_nodes.config import parse_broker_url
 from tests.cluster_harness import mosquitto_binary
 
@@ -47,9 +47,9 @@ async def test_broker_enforces_certificates_and_topics(make_cluster, tmp_path, b
         async with aiomqtt.Client(host, port, tls_context=foreign, identifier="foreign"):
             pass
 
-    received = []
-    async with aiomqtt.Client(host, port, tls_context=login(cluster, "coordinator"),
-                              identifier="watcher") as watcher:
+    received = []  # client ids are bound to certificates (tests/adversarial/test_session_takeover)
+    async with aiomqtt.Client(host, port, tls_context=login(cluster, "party2"),
+                              identifier=client_ids.node_id(cid, "party2")) as watcher:
         await watcher.subscribe(f"mpcnet/{cid}/#", qos=1)
 
         async def collect():
@@ -57,13 +57,13 @@ async def test_broker_enforces_certificates_and_topics(make_cluster, tmp_path, b
                 received.append((str(m.topic), bytes(m.payload)))
         task = asyncio.ensure_future(collect())
         async with aiomqtt.Client(host, port, tls_context=login(cluster, "party1"),
-                                  identifier="p1") as p1:
+                                  identifier=client_ids.node_id(cid, "party1")) as p1:
             await p1.publish(topics.node(cid, "party1", "status"), b"own", qos=1)
             await p1.publish(topics.node(cid, "party0", "status"), b"spoofed", qos=1)
             await p1.publish(topics.jobs(cid), b"fake job", qos=1)
             await p1.publish("elsewhere/x", b"outside", qos=1)
         async with aiomqtt.Client(host, port, tls_context=login(cluster, "coordinator"),
-                                  identifier="co") as co:
+                                  identifier=client_ids.coordinator_id(cid, "coordinator")) as co:
             await co.publish(topics.jobs(cid), b"job", qos=1)
             await co.publish(topics.node(cid, "party2", "votes"), b"fake vote", qos=1)
         await asyncio.sleep(0.5)
@@ -78,6 +78,7 @@ async def test_full_jobs_through_generated_mosquitto_configuration(make_cluster)
     cluster = make_cluster(parties=3, threshold=1, broker="mosquitto-tls")
     conf = (cluster.dir / "mosquitto" / "mosquitto.conf").read_text()
     assert "require_certificate true" in conf and "use_identity_as_username true" in conf
+    assert "use_username_as_clientid true" in conf
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
         outcome = await c.run_job("aggregate", {"input": "eth_vol_30d"})

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mpc_nodes import topics
+from mpc_nodes import client_ids, topics
 from mpc_nodes.config import parse_broker_url
 from mpc_nodes.pki import client_context
 from tests.conftest import BROKERS
@@ -70,7 +70,8 @@ async def test_malformed_message_flood_leaves_nodes_healthy(make_cluster, broker
     targets = [topics.jobs(cid)] + [topics.node(cid, f"party{i}", "votes") for i in range(3)]
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
-        async with aiomqtt.Client(host, port, tls_context=ctx, identifier=f"hostile-{cid}") as mallory:
+        async with aiomqtt.Client(host, port, tls_context=ctx,
+                                  identifier=client_ids.coordinator_id(cid, "coordinator")) as mallory:
             for i, payload in enumerate(flood):
                 await mallory.publish(targets[i % len(targets)], payload, qos=1)
         await asyncio.sleep(1.0)
