@@ -13,7 +13,8 @@ from rich.table import Table
 from .cli import (_coordinate, _fail, _progress, common_broker, common_coord, common_dir,
                   common_json, console, err, main)
 from .frost_coordinator import FrostSigningError
-from .options_csv import OptionsError, parse_options
+from .options_csv import MAX_FILE_BYTES, OptionsError, parse_options
+from .parsing import read_text
 from .price_client import job_slices, per_option, price_params, run_price_batches, sign_report
 from .price_report import ReportError, verify_signed_report
 from .pricejobs import MAX_OPTIONS_PER_JOB, Price
@@ -59,7 +60,7 @@ def price(cluster_dir, underlying, spot, rate, dividend, options_file, greeks, m
     """Price options at the parties' aggregated private vols; only prices (and Greeks) are
     revealed, and a circuit breaker refuses options on which the parties disagree."""
     try:
-        book = parse_options(options_file.read_text(errors="replace"),
+        book = parse_options(read_text(options_file, MAX_FILE_BYTES),
                              valuation_date.date() if valuation_date else None,
                              source=options_file.name)
         params = price_params(book, underlying, spot, rate, dividend, greeks, method, reveal,

@@ -13,6 +13,8 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .parsing import MAX_YAML_BYTES, ParseBoundError, load_yaml, read_text
+
 NAME_RE = r"^[a-z][a-z0-9-]{0,31}$"
 Name = Annotated[str, Field(pattern=NAME_RE, description="lower-case name: a-z, 0-9, '-'")]
 Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -173,12 +175,13 @@ def resolve(base: Path, path: str) -> Path:
 
 
 def read_yaml_mapping(path: Path, error: type[Exception] = ConfigError) -> dict:
-    """Read a YAML file whose top level is a mapping; any failure raises `error` naming it."""
+    """Read a YAML file whose top level is a mapping; any failure raises `error` naming it.
+    Size and nesting are bounded (mpc_nodes.parsing): inputs and policy are re-read per job."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = load_yaml(read_text(path, MAX_YAML_BYTES))
     except FileNotFoundError:
         raise error(f"{path}: file not found") from None
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, ParseBoundError, yaml.YAMLError) as exc:
         raise error(f"{path}: cannot read YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise error(f"{path}: expected a mapping at the top level")

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from .config import Roster
 from .messages import digest_bytes, message_adapter
+from .parsing import ParseBoundError, check_json_depth
 from .pki import identity_public
 
 DOMAIN = b"mpcnet-envelope-v1\n"
@@ -60,6 +61,16 @@ def seal(key: Ed25519PrivateKey, sender: str, cluster_id: str, topic: str,
     return Sealed(raw, digest_bytes(payload.encode()))
 
 
+def envelope_fields(raw: bytes) -> object:
+    """The decoded outer JSON of an envelope, its nesting bounded before json recurses
+    (it raises RecursionError past about a thousand levels); EnvelopeError says why not."""
+    try:
+        check_json_depth(raw, "the envelope")
+        return json.loads(raw)
+    except (ParseBoundError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnvelopeError(f"not a JSON envelope: {exc}") from None
+
+
 class Verifier:
     """Checks envelopes against the roster's identity keys."""
 
@@ -74,10 +85,7 @@ class Verifier:
         limit = self.roster.limits.max_message_bytes
         if len(raw) > limit:
             raise EnvelopeError(f"message of {len(raw)} bytes exceeds the {limit}-byte limit")
-        try:
-            outer = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            raise EnvelopeError(f"not a JSON envelope: {exc}") from None
+        outer = envelope_fields(raw)
         if not isinstance(outer, dict) or set(outer) != {"v", "sender", "payload", "sig"}:
             raise EnvelopeError("envelope must have exactly the fields v, sender, payload, sig")
         if type(outer["v"]) is not int or outer["v"] != 1:  # true == 1 in Python
@@ -92,6 +100,10 @@ class Verifier:
             key.verify(bytes.fromhex(sig), _signed_bytes(self.roster.cluster_id, topic, payload))
         except (ValueError, InvalidSignature):
             raise EnvelopeError(f"bad signature from {sender} on {topic}") from None
+        try:
+            check_json_depth(payload, "the payload")
+        except ParseBoundError as exc:
+            raise EnvelopeError(f"invalid message from {sender}: {exc}") from None
         try:
             message = message_adapter.validate_json(payload)
         except ValidationError as exc:

@@ -103,6 +103,11 @@ class JobKind:
         """Whether all participants report one agreed output for these parameters."""
         return self.shared_output
 
+    def prepare(self, ctx: NodeContext, params) -> None:
+        """Slow, thread-safe work before local_check and session_call (reading and parsing
+        big files, to be cached): the node runs it in a worker thread, so that votes on
+        other jobs keep flowing.  May raise JobRejected."""
+
     def local_check(self, ctx: NodeContext, params) -> None:
         """Raise JobRejected if this node cannot or will not take part."""
 

@@ -26,7 +26,7 @@ from .bus import Bus, BusUnavailable
 from .codedigest import code_digest
 from .config import NodeConfig, load_node_config, load_roster, resolve
 from .engine import MpcEngine
-from .envelope import EnvelopeError, Verified, Verifier, seal
+from .envelope import EnvelopeError, Verified, Verifier, envelope_fields, seal
 from .jobs import JobRejected, NodeContext, kind_for
 from .messages import (JobAbort, JobRequest, JobResult, JobStart, Presence, Vote, digest_bytes,
                        output_digest)
@@ -84,6 +84,7 @@ class Node:
         self.metrics.info.labels(party.name, __version__, self.code_digest).set(1)
         self.engine = MpcEngine(on_restart=self.metrics.engine_restarts.inc)
         self.pending: dict[str, PendingJob] = {}
+        self._requests: set[asyncio.Task] = set()  # requests being checked
         self.queue: asyncio.Queue = asyncio.Queue()
         self.running_job: str | None = None
         cluster = self.roster.cluster_id
@@ -201,8 +202,10 @@ class Node:
                               reason=f"{verified.sender} is not a coordinator")
             return
         msg = verified.message
-        if isinstance(msg, JobRequest):
-            await self._on_request(verified)
+        if isinstance(msg, JobRequest):  # its own task: a slow local check stalls no vote
+            task = asyncio.ensure_future(self._on_request(verified))
+            self._requests.add(task)
+            task.add_done_callback(self._request_done)
         elif isinstance(msg, JobStart):
             await self._on_start(verified)
         elif isinstance(msg, JobAbort):
@@ -216,7 +219,12 @@ class Node:
             self.metrics.rejected_messages.inc()
             log.warning("ignored %s from %s on the jobs topic", msg.type, verified.sender)
 
-    def _check_request(self, verified: Verified):
+    def _request_done(self, task: asyncio.Task) -> None:
+        self._requests.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("handling a request failed: %r", task.exception())
+
+    async def _check_request(self, verified: Verified):
         """Return the parsed params, or raise JobRejected with the reason."""
         req: JobRequest = verified.message
         now = time.time()
@@ -241,13 +249,15 @@ class Node:
         if recipient is not None and recipient != req.coordinator:
             raise JobRejected(f"outputs are sealed only to the requesting coordinator"
                               f" ({req.coordinator}), not to {recipient}")
+        # a surface of up to 1 MiB takes seconds to parse: off the event loop
+        await asyncio.to_thread(kind.prepare, self.ctx, params)
         kind.local_check(self.ctx, params)
         return params
 
     async def _on_request(self, verified: Verified) -> None:
         req: JobRequest = verified.message
         try:
-            params = self._check_request(verified)
+            params = await self._check_request(verified)
             accept, reason = True, ""
         except JobRejected as exc:
             params, accept, reason = None, False, str(exc)
@@ -280,7 +290,7 @@ class Node:
         names = set()
         for raw in start.votes:
             try:
-                vote_sender = json.loads(raw).get("sender", "")
+                vote_sender = envelope_fields(raw.encode()).get("sender", "")
                 name = vote_sender.removeprefix("party/")
                 v = self.verifier.open(raw.encode(), topics.node(self.roster.cluster_id, name,
                                                                  "votes"))
@@ -347,6 +357,7 @@ class Node:
             return
         parties = [self.roster.party(name) for name in participants]
         try:
+            await asyncio.to_thread(kind.prepare, self.ctx, job.params)
             call = kind.session_call(self.ctx, job.params, parties)
             ran = {"output": None, "connect_s": 0.0, "mpc_s": 0.0}
             if call is not None:

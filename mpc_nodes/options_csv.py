@@ -6,7 +6,9 @@
 
 ``type`` is call or put (c/p accepted); ``expiry`` is in years or an ISO date (ACT/365 from
 the valuation date); ``quantity`` is optional (default 1) and only matters for
-``--portfolio``.  Columns may come in any order; the header row is required.
+``--portfolio``.  Columns may come in any order; the header row is required.  Numbers are
+plain decimals (``3000``, ``0.25``, ``1e-3``: no ``3_000``, ``inf`` or hex); a UTF-8 byte
+order mark is ignored.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import math
+import re
 from dataclasses import dataclass, field
 
+from protocols.domain import EXPIRY_MAX, EXPIRY_MIN
+
+from .parsing import plain_number
+
 MAX_OPTIONS = 100_000
-MAX_EXPIRY_YEARS = 10.0
+MAX_FILE_BYTES = 16 * 1024 * 1024  # 100,000 rows of up to 160 bytes
 MAX_QUANTITY = 1e6
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 COLUMNS = ("type", "strike", "expiry", "quantity")
 
 
@@ -41,39 +48,50 @@ class OptionBook:
 
 
 def _number(text: str, what: str, where: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise OptionsError(f"{where}: {what} {text!r} is not a number") from None
-    if not math.isfinite(x):
-        raise OptionsError(f"{where}: {what} {text!r} is not finite")
+    x = plain_number(text)
+    if x is None:
+        kind = "finite" if text.strip().lower().lstrip("+-") in ("inf", "infinity", "nan") \
+            else "a number (a plain decimal)"
+        raise OptionsError(f"{where}: {what} {text!r} is not {kind}")
     return x
 
 
 def _expiry(text: str, where: str, valuation: dt.date) -> float:
-    if "-" in text.strip()[1:]:
+    if _DATE.fullmatch(text.strip()):
         try:
             day = dt.date.fromisoformat(text.strip())
         except ValueError:
-            raise OptionsError(f"{where}: expiry {text!r} is neither years nor a"
+            raise OptionsError(f"{where}: expiry {text!r} is neither years nor a valid"
                                " YYYY-MM-DD date") from None
         years = (day - valuation).days / 365.0
         if years <= 0:
             raise OptionsError(f"{where}: expiry {day} is not after the valuation date"
                                f" {valuation}")
     else:
-        years = _number(text, "expiry", where)
+        years = plain_number(text)
+        if years is None:
+            raise OptionsError(f"{where}: expiry {text!r} is neither years (a plain decimal)"
+                               " nor a YYYY-MM-DD date")
         if years <= 0:
             raise OptionsError(f"{where}: expiry {years:g} must be > 0 years")
-    if years > MAX_EXPIRY_YEARS:
-        raise OptionsError(f"{where}: expiry {years:.4g} years is beyond {MAX_EXPIRY_YEARS:g}")
+    if years > EXPIRY_MAX:
+        raise OptionsError(f"{where}: expiry {years:.4g} years is beyond {EXPIRY_MAX:g}")
+    if years < EXPIRY_MIN:
+        raise OptionsError(f"{where}: expiry {years:.4g} years is below {EXPIRY_MIN:g}"
+                           f" ({EXPIRY_MIN * 365 * 24:.3g} hours)")
     return years
+
+
+def _printable(cell: str) -> str:
+    """A header cell as the reader should see it: invisible characters escaped."""
+    return cell if cell.isprintable() else ascii(cell)
 
 
 def parse_options(text: str, valuation: dt.date | None = None,
                   source: str = "options") -> OptionBook:
     """Parse and validate an options file; OptionsError names the first problem."""
     valuation = valuation or dt.datetime.now(dt.timezone.utc).date()
+    text = text.removeprefix("\ufeff")
     try:
         return _parse(csv.reader(io.StringIO(text, newline="")), valuation, source)
     except csv.Error as exc:
@@ -93,7 +111,7 @@ def _parse(rows, valuation: dt.date, source: str) -> OptionBook:
             if missing or unknown or len(set(header)) != len(header):
                 raise OptionsError(f"{where}: header must name the columns"
                                    f" {', '.join(COLUMNS)} (quantity optional);"
-                                   f" got {', '.join(header)}")
+                                   f" got {', '.join(map(_printable, header))}")
             continue
         if len(row) != len(header):
             raise OptionsError(f"{where}: {len(row)} fields, expected {len(header)}")

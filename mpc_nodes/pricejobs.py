@@ -14,16 +14,17 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from protocols import domain
 from protocols.bsm import denormalise
+from protocols.domain import SECURE_LIMIT_MAX
 
 from .input_usage import InputUse
 from .jobs import JobKind, JobRejected, NodeContext, SessionCall, _Params
-from .options_csv import MAX_EXPIRY_YEARS, MAX_QUANTITY
+from .options_csv import MAX_QUANTITY
 from .output_shares import seal_share
 from .volsurface import UNDERLYING, NoSurface, Surface, SurfaceBook, SurfaceError
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-MONEYNESS_RANGE = (1e-3, 1e3)
 MAX_OPTIONS_PER_JOB = 20_000  # request and results stay well inside the 4 MiB message limit
 
 
@@ -36,11 +37,13 @@ def session_seconds(options: int) -> float:
 class PriceParams(_Params):
     underlying: str = Field(pattern=UNDERLYING.pattern)
     spot: Finite = Field(gt=0)
-    rate: Finite = Field(ge=-1, le=1)
-    dividend: Finite = Field(default=0.0, ge=-1, le=1)
+    # the domain of protocols.domain: outside it a fixed-point value could outgrow its mask
+    rate: Finite = Field(ge=-domain.RATE_MAX, le=domain.RATE_MAX)
+    dividend: Finite = Field(default=0.0, ge=-domain.RATE_MAX, le=domain.RATE_MAX)
     is_call: list[bool] = Field(min_length=1, max_length=MAX_OPTIONS_PER_JOB)
     strikes: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]]
-    expiries: list[Annotated[float, Field(gt=0, le=MAX_EXPIRY_YEARS, allow_inf_nan=False)]]
+    expiries: list[Annotated[float, Field(ge=domain.EXPIRY_MIN, le=domain.EXPIRY_MAX,
+                                          allow_inf_nan=False)]]
     quantities: list[Annotated[float, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY,
                                             allow_inf_nan=False)]] | None = None
     greeks: bool = False
@@ -60,11 +63,10 @@ class PriceParams(_Params):
             raise ValueError("a portfolio needs quantities")
         if (self.reveal == "coordinator") != (self.recipient is not None):
             raise ValueError("reveal=coordinator needs a recipient, and only it does")
-        lo, hi = MONEYNESS_RANGE
-        for i, k in enumerate(self.strikes):
-            if not lo <= k / self.spot <= hi:
-                raise ValueError(f"option {i}: strike {k:g} is more than {hi:g}x away from"
-                                 f" spot {self.spot:g}")
+        try:
+            domain.check(self.strikes, self.expiries, self.spot, self.rate, self.dividend)
+        except domain.DomainError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
 
@@ -97,13 +99,16 @@ class Price(JobKind):
             raise JobRejected(f"the {params.underlying} surface gives non-finite vols")
         return [float(v) for v in vols], surface_use(surface, params)
 
+    def prepare(self, ctx, params):
+        self._vols(ctx, params)  # parses a changed surface file into the book's cache
+
     def local_check(self, ctx, params):
         if params.recipient is not None and ctx.roster.coordinator(params.recipient) is None:
             raise JobRejected(f"recipient {params.recipient!r} is not a roster coordinator")
         limit = ctx.roster.limits.vol_spread_limit
-        if params.method != "median" and limit >= 0.5:  # (an even median session says so)
+        if params.method != "median" and limit > SECURE_LIMIT_MAX:  # (even median: session)
             raise JobRejected(f"the cluster's vol_spread_limit {limit:g} is too loose for"
-                              f" {params.method} aggregation (needs < 0.5)")
+                              f" {params.method} aggregation (needs <= {SECURE_LIMIT_MAX})")
         ctx.bind_inputs([self._vols(ctx, params)[1]])
 
     def session_call(self, ctx, params, participants):

@@ -28,18 +28,22 @@ import io
 import logging
 import math
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import yaml
 
+from protocols.domain import VOL_MAX, VOL_MIN
+
+from .parsing import ParseBoundError, load_yaml, plain_number, read_text
+
 log = logging.getLogger(__name__)
 
 UNDERLYING = re.compile(r"^[A-Z0-9][A-Z0-9._-]{0,31}$")
-VOL_MIN, VOL_MAX = 0.001, 5.0
 MAX_POINTS = 10_000
-MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_FILE_BYTES = 1024 * 1024  # a 100 x 100 grid is 60 kB; pure-Python YAML reads ~0.3 MB/s
 
 
 class SurfaceError(ValueError):
@@ -77,14 +81,17 @@ class Surface:
         t0, t1 = self.expiries[lo], self.expiries[hi]
         w = (t - t0) / (t1 - t0)
         var = (1 - w) * total_var[lo, cols] + w * total_var[hi, cols]
-        return np.sqrt(var / t)
+        # between the grid's smallest and largest vol in exact arithmetic; the clip only
+        # undoes float rounding, so the protocol's vol bounds (protocols.domain) hold
+        return np.clip(np.sqrt(var / t), VOL_MIN, VOL_MAX)
 
 
 def parse_surface(text: str, underlying: str, fmt: str, source: str = "surface") -> Surface:
     """Parse and validate a surface given as YAML or CSV text; SurfaceError says why not."""
+    text = text.removeprefix("\ufeff")
     try:
         if fmt == "yaml":
-            doc = yaml.safe_load(text)
+            doc = load_yaml(text)
             if not isinstance(doc, dict):
                 raise SurfaceError(f"{source}: expected a mapping with axis, expiries, points,"
                                    " vols")
@@ -120,11 +127,13 @@ def _numbers(values, what: str, source: str) -> np.ndarray:
     out = []
     for i, v in enumerate(values):
         try:
-            if isinstance(v, bool):
-                raise ValueError
-            x = float(v.strip() if isinstance(v, str) else v)
-        except (TypeError, ValueError):
-            raise SurfaceError(f"{source}: {what}[{i}] = {v!r} is not a number") from None
+            x = plain_number(v) if isinstance(v, str) else (
+                float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None)
+        except OverflowError:  # an integer beyond float range
+            x = math.inf
+        if x is None:
+            raise SurfaceError(f"{source}: {what}[{i}] = {v!r} is not a number (a plain"
+                               " decimal)")
         if not math.isfinite(x):
             raise SurfaceError(f"{source}: {what}[{i}] = {v!r} is not finite")
         out.append(x)
@@ -171,7 +180,9 @@ class SurfaceBook:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         self._cache: dict[str, tuple[tuple, Surface]] = {}
+        self._refused: dict[str, tuple] = {}  # the stamp of a file found bad: not reparsed
         self.problems: dict[str, str] = {}
+        self._lock = threading.Lock()  # nodes check jobs in worker threads
 
     def _file(self, underlying: str) -> Path | None:
         found = [self.directory / f"{underlying}.{ext}" for ext in ("yaml", "yml", "csv")]
@@ -182,6 +193,10 @@ class SurfaceBook:
 
     def get(self, underlying: str) -> Surface:
         """The current surface for an underlying, or SurfaceError naming what is wrong."""
+        with self._lock:
+            return self._get(underlying)
+
+    def _get(self, underlying: str) -> Surface:
         if not UNDERLYING.match(underlying or ""):
             raise NoSurface(f"invalid underlying name {underlying!r}")
         path = self._file(underlying)
@@ -195,14 +210,19 @@ class SurfaceBook:
         if cached and cached[0] == stamp:
             return cached[1]
         try:
-            if st.st_size > MAX_FILE_BYTES:
-                raise SurfaceError(f"{path.name}: larger than {MAX_FILE_BYTES} bytes")
+            if self._refused.get(underlying) == stamp:
+                raise SurfaceError(self.problems[underlying])
             fmt = "csv" if path.suffix == ".csv" else "yaml"
-            surface = parse_surface(path.read_text(errors="replace"), underlying, fmt, path.name)
+            try:
+                text = read_text(path, MAX_FILE_BYTES)
+            except ParseBoundError as exc:
+                raise SurfaceError(str(exc)) from None
+            surface = parse_surface(text, underlying, fmt, path.name)
         except SurfaceError as exc:
             if self.problems.get(underlying) != str(exc):
                 log.error("%s%s", exc, "; keeping the last good surface" if cached else "")
             self.problems[underlying] = str(exc)
+            self._refused[underlying] = stamp
             if cached:
                 return cached[1]
             raise
@@ -210,6 +230,7 @@ class SurfaceBook:
             log.info("reloaded the %s surface from %s", underlying, path.name)
         self._cache[underlying] = (stamp, surface)
         self.problems.pop(underlying, None)
+        self._refused.pop(underlying, None)
         return surface
 
 

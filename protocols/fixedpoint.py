@@ -30,12 +30,22 @@ def prss_subsets(rt) -> int:
     return comb(len(rt.parties), rt.threshold)
 
 
-def trunc(rt, a, f: int, l: int):
+def _within(bound: int | None, l: int, what: str) -> None:
+    """Refuse a caller's public bound on |a| that does not fit the declared l bits."""
+    if bound is not None and bound >= 1 << (l - 1):
+        raise ValueError(f"{what} input may reach {bound.bit_length() + 1} bits (sign"
+                         f" included), beyond the declared {l}")
+
+
+def trunc(rt, a, f: int, l: int, bound: int | None = None):
     """floor(a / 2^f) + e with 0 <= e <= prss_subsets(rt), for every |a| < 2^(l-1).
 
     One opening of a + r, where r's low f bits and high bits are PRSS sums of uniform
     pieces, so the opened value is statistically independent of a (security parameter
-    rt.options.sec_param).  The field must hold a + r without wrapping around."""
+    rt.options.sec_param) only while |a| < 2^(l-1): callers pass ``bound``, their proof
+    that |a| <= bound (public), and a bound beyond l bits is refused.  The field must hold
+    a + r without wrapping around."""
+    _within(bound, l, "truncation")
     p_bits = type(a).sectype.field.modulus.bit_length()
     if p_bits < rt.options.sec_param + l + prss_subsets(rt).bit_length() + 2:
         raise ValueError(f"a {p_bits}-bit field is too small to truncate {l}-bit values"
@@ -97,13 +107,14 @@ def cheap_random_bits(rt):
         del rt.np_random_bits
 
 
-def mul(rt, a, b, f: int, l: int):
-    """Product of two values scaled by 2^f, rescaled to 2^f (|a·b| < 2^(l-1))."""
-    return trunc(rt, a * b, f, l)
+def mul(rt, a, b, f: int, l: int, bound: int | None = None):
+    """Product of two values scaled by 2^f, rescaled to 2^f (|a·b| <= bound < 2^(l-1))."""
+    return trunc(rt, a * b, f, l, bound)
 
 
-def lt_zero(rt, a, l: int):
-    """Elementwise [a < 0] as 0/1 secure integers, for |a| < 2^(l-1)."""
+def lt_zero(rt, a, l: int, bound: int | None = None):
+    """Elementwise [a < 0] as 0/1 secure integers, for |a| <= bound < 2^(l-1)."""
+    _within(bound, l, "comparison")
     return rt.np_sgn(a, l=l, LT=True)
 
 
@@ -152,8 +163,9 @@ def rank_indicators(rt, rank_list: list, n: int, wanted: list[int]) -> dict[int,
     return out
 
 
-def chebyshev_basis(rt, u, degree: int, f: int, l: int) -> list:
-    """T_0(u) .. T_degree(u) for secret u in [-1, 1] scaled by 2^f (T_0 as the public 2^f).
+def chebyshev_basis(rt, u, degree: int, f: int, l: int, bound: int | None = None) -> list:
+    """T_0(u) .. T_degree(u) for secret u in [-1, 1] scaled by 2^f (T_0 as the public 2^f);
+    ``bound`` bounds every |T_k| (scaled), so products stay below bound².
 
     Doubling formulas T_2k = 2·T_k² − 1 and T_2k+1 = 2·T_k·T_k+1 − u give every degree up
     to 2h from those up to h in one round of multiplications: log2(degree) rounds."""
@@ -164,6 +176,7 @@ def chebyshev_basis(rt, u, degree: int, f: int, l: int) -> list:
         targets = range(h + 1, min(2 * h, degree) + 1)
         left = [basis[d // 2] for d in targets]
         right = [basis[d // 2 + d % 2] for d in targets]
-        products = mul(rt, rt.np_stack(left), rt.np_stack(right), f, l)
+        products = mul(rt, rt.np_stack(left), rt.np_stack(right), f, l,
+                       None if bound is None else bound * bound)
         basis += [2 * products[i] - (u if d % 2 else one) for i, d in enumerate(targets)]
     return basis

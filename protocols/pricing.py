@@ -29,9 +29,8 @@ from decimal import Decimal, localcontext
 import numpy as np
 from mpyc import thresha
 
-from . import bsm
+from . import bsm, domain, normal_approx
 from . import fixedpoint as fx
-from . import normal_approx
 
 VOL_BITS = 24      # volatilities are ranked as round(σ·2^24)
 F = 32             # fraction bits of outputs and of the secure evaluation
@@ -46,6 +45,7 @@ TOTALS_TYPE_BITS = 88     # exact path with portfolio totals (< 2^108)
 SECURE_TYPE_BITS = 100    # secure evaluation: products before truncation (< 2^88) + 2^30 mask
 PRODUCT_BITS = 2 * F + 24  # bound on any product before truncation
 CHUNK = 1000
+_VOL_TOP = round(domain.VOL_MAX * 2 ** VOL_BITS)  # largest vol input, scaled
 
 METHODS = ("median", "mean", "trimmed")
 REVEAL = ("all", "coordinator")
@@ -81,6 +81,9 @@ def _check_public(vols, public: dict) -> None:
         raise PricingError(f"unknown reveal mode {public['reveal']!r}")
     if not 0 < public["limit"] < 1:
         raise PricingError(f"circuit-breaker limit {public['limit']} must be in (0, 1)")
+    domain.check(public["strikes"], public["expiries"], public["spot"], public["rate"],
+                 public["dividend"])
+    domain.check_vols(vols)
 
 
 async def price(rt, vols: list[float], public: dict) -> dict:
@@ -123,8 +126,10 @@ async def _chunk(rt, vols, public: dict, idx):
         mine = bsm.bsm(np.asarray(public["is_call"])[idx], public["spot"],
                        np.asarray(public["strikes"])[idx], np.asarray(public["expiries"])[idx],
                        public["rate"], public["dividend"], vols)
-        rows += list(_fixed(bsm.normalise(mine, public["spot"], public["greeks"]))
-                     .reshape(-1, m))
+        own = _fixed(bsm.normalise(mine, public["spot"], public["greeks"]))
+        if max(abs(int(v)) for v in own) >= 1 << (SELECT_TYPE_BITS - 1):  # not in the domain
+            raise PricingError(f"an output exceeds {SELECT_TYPE_BITS} bits")
+        rows += list(own.reshape(-1, m))
     else:
         rows.append(_fixed(1 / vols))
     inputs = rt.input(sec.array(np.array(rows)), senders=None)
@@ -148,12 +153,18 @@ async def _chunk(rt, vols, public: dict, idx):
         recip_sum = None if kind == "exact" else sum(prods[2 * n + i] for i in range(n))
 
     limit = int(round(public["limit"] * 2 ** LIMIT_BITS))
-    over = limit * sigma_sum - (divisor << LIMIT_BITS) * spread
     # the breaker decides to 2^-(VOL_BITS + LIMIT_BITS - BREAKER_DROP) of a vol point: drop
-    # low bits first (cheap) so that the comparison is short (costly per bit)
+    # low bits first (cheap) so that the comparison is short (costly per bit).  The slack
+    # makes it conservative: an option passes only if spread < limit·aggregate exactly
+    # (the truncation rounds up by at most d units), which the secure path relies on.
+    e = fx.prss_subsets(rt)
+    slack = (e + 1) << BREAKER_DROP
+    over = limit * sigma_sum - (divisor << LIMIT_BITS) * spread - slack
     bits = VOL_BITS + LIMIT_BITS + divisor.bit_length() + 5
-    over = fx.trunc(rt, over, BREAKER_DROP, bits)
-    breached = np.asarray(await rt.output(fx.lt_zero(rt, over, bits - BREAKER_DROP + 1)),
+    over_bound = (divisor << LIMIT_BITS) * _VOL_TOP + slack  # sums of at most divisor vols
+    over = fx.trunc(rt, over, BREAKER_DROP, bits, over_bound)
+    breached = np.asarray(await rt.output(fx.lt_zero(rt, over, bits - BREAKER_DROP + 1,
+                                                     (over_bound >> BREAKER_DROP) + e + 1)),
                           dtype=int).astype(bool)
     ok = np.flatnonzero(~breached)
     breached_idx = [int(idx[i]) for i in np.flatnonzero(breached)]
@@ -225,46 +236,90 @@ def _public_coefficients(public: dict, ok, divisor: int) -> dict[str, np.ndarray
 
 def newton_steps(limit: float) -> int:
     """Newton iterations that take 1/(σ√T) to 2^-34 relative error from the aggregated
-    reciprocals, whose error is at most limit/(1-limit) when the breaker holds."""
-    e0 = limit / (1 - limit)
-    if e0 >= 1:
+    reciprocals, whose error is at most limit/(1-limit) when the breaker holds (the limit
+    as the breaker uses it, rounded to 2^-12).  A limit above domain.SECURE_LIMIT_MAX is refused:
+    the magnitude bounds need the start error below 1 with room for rounding."""
+    used = round(limit * 2 ** LIMIT_BITS) / 2 ** LIMIT_BITS
+    if used > domain.SECURE_LIMIT_MAX:
         raise PricingError(f"circuit-breaker limit {limit} is too loose for the mean or"
-                           " trimmed aggregation (it needs a limit below 0.5)")
+                           f" trimmed aggregation (it needs a limit of at most"
+                           f" {domain.SECURE_LIMIT_MAX})")
+    e0 = used / (1 - used)
     return max(1, math.ceil(math.log2(34 * math.log(2) / -math.log(e0))))
 
 
-def _secure_bsm(rt, sigma_sum, recip_sum, divisor: int, public: dict, ok):
-    """Normalised price (and Greeks) rows from the secret aggregate volatility."""
-    c = _public_coefficients(public, ok, divisor)
-    one, lp = 1 << F, PRODUCT_BITS
+def _top(x) -> int:
+    """Largest magnitude in an integer or an object array of integers."""
+    return int(np.max(np.abs(np.asarray(x, dtype=object))))
 
-    sigma = fx.trunc(rt, sigma_sum * ((1 << (F + F - VOL_BITS)) // divisor), F, lp)
-    s = fx.trunc(rt, sigma * c["sqrt_t"], F, lp)                       # σ√T
-    y = fx.trunc(rt, recip_sum * c["y0"], F, lp)                       # ≈ 1/(σ√T)
+
+def _chebyshev_bound(e: int) -> int:
+    """A bound on |T_k(u)|·2^F, k <= DEGREE, for the clamped |u| <= 1 + (e + 1)·2^-16:
+    T_k(1 + δ) = cosh(k·acosh(1 + δ)), with 1 % and 2^24 units for the doubling's rounding."""
+    grow = math.cosh(normal_approx.DEGREE * math.acosh(1 + (e + 1) / 2 ** 16))
+    return int(grow * 1.01 * 2 ** F) + (1 << 24)
+
+
+def _secure_bsm(rt, sigma_sum, recip_sum, divisor: int, public: dict, ok):
+    """Normalised price (and Greeks) rows from the secret aggregate volatility.
+
+    Every truncation and comparison passes its bound on |input|: per option, from the
+    public coefficients and the vol range, in exact integers (docs/PRICING.md, "Accepted
+    domain", derives each one); ``*_b`` names such bounds.  fx refuses a bound beyond the
+    declared length, so a parameter outside the domain fails here instead of unmasking."""
+    c = _public_coefficients(public, ok, divisor)
+    one, lp, e = 1 << F, PRODUCT_BITS, fx.prss_subsets(rt)  # e: round-up of a truncation
+    a = {k: np.abs(v) for k, v in c.items()}
+
+    sigma_in_b = _VOL_TOP << (F + F - VOL_BITS)  # at most divisor vols, times 2^40/divisor
+    sigma = fx.trunc(rt, sigma_sum * ((1 << (F + F - VOL_BITS)) // divisor), F, lp, sigma_in_b)
+    sigma_b = (sigma_in_b >> F) + e
+    s = fx.trunc(rt, sigma * c["sqrt_t"], F, lp, _top(sigma_b * a["sqrt_t"]))  # σ√T
+    s_b = ((sigma_b * a["sqrt_t"]) >> F) + e
+    recip_b = divisor * (round(one / domain.VOL_MIN) + 1)
+    y = fx.trunc(rt, recip_sum * c["y0"], F, lp, _top(recip_b * a["y0"]))    # ≈ 1/(σ√T)
+    y_b = 2 * (((recip_b * a["y0"]) >> F) + e)  # Newton keeps y below twice its start
     for _ in range(newton_steps(public["limit"])):
-        y = fx.mul(rt, y, 2 * one - fx.mul(rt, s, y, F, lp), F, lp)
-    d1 = fx.trunc(rt, c["m"] * y + s * (one >> 1), F, lp)
+        sy = fx.mul(rt, s, y, F, lp, _top(s_b * y_b))  # in [0, 2·one] when the breaker passed
+        y = fx.mul(rt, y, 2 * one - sy, F, lp, _top(y_b * (2 * one + e)))
+    d1_in_b = a["m"] * y_b + s_b * (one >> 1)
+    d1 = fx.trunc(rt, c["m"] * y + s * (one >> 1), F, lp, _top(d1_in_b))
+    d_b = _top((d1_in_b >> F) + e + s_b)  # |d1| and |d2| = |d1 − s|
     d = rt.np_stack([d1, d1 - s])
 
     b = int(round(2 ** F / normal_approx.BOUND))
-    u = fx.trunc(rt, d * b, F, lp)
-    coarse = fx.trunc(rt, u, F - 16, lp)
-    side = fx.lt_zero(rt, rt.np_stack([(1 << 16) - coarse, coarse + (1 << 16)]), 40)
+    u = fx.trunc(rt, d * b, F, lp, d_b * b)
+    u_b = ((d_b * b) >> F) + e
+    coarse = fx.trunc(rt, u, F - 16, lp, u_b)
+    side = fx.lt_zero(rt, rt.np_stack([(1 << 16) - coarse, coarse + (1 << 16)]), 40,
+                      (u_b >> (F - 16)) + e + (1 << 16))
     high, low = side[0], side[1]
     u = u + high * (one - u) + low * (-one - u)
-    basis = fx.chebyshev_basis(rt, u, normal_approx.DEGREE, F, lp)
+    t_b = _chebyshev_bound(e)
+    basis = fx.chebyshev_basis(rt, u, normal_approx.DEGREE, F, lp, t_b)
     cdf = sum(k * t for k, t in zip(normal_approx.CDF[1:], basis[1:]) if k)
-    cdf = fx.trunc(rt, cdf, F, lp) + (one >> 1)
+    cdf_in_b = sum(map(abs, normal_approx.CDF)) * t_b
+    cdf = fx.trunc(rt, cdf, F, lp, cdf_in_b) + (one >> 1)
+    n_b = (cdf_in_b >> F) + e + (one >> 1)
     n1, n2 = cdf[0], cdf[1]
     pdf = sum(k * t[0] for k, t in zip(normal_approx.PDF[1:], basis[1:]) if k)
-    pdf = fx.trunc(rt, pdf + normal_approx.PDF[0] * one, F, lp) * (1 - high[0] - low[0])
+    pdf_in_b = sum(map(abs, normal_approx.PDF[1:])) * t_b + abs(normal_approx.PDF[0]) * one
+    pdf = fx.trunc(rt, pdf + normal_approx.PDF[0] * one, F, lp, pdf_in_b) * (1 - high[0] - low[0])
+    p_b = (pdf_in_b >> F) + e
 
     rows = [c["dq"] * n1 - c["kdr"] * n2 + c["put"] * (c["kdr"] - c["dq"]) * one]
+    rows_b = [(a["dq"] + a["kdr"]) * n_b + c["put"] * (a["kdr"] + a["dq"]) * one]
     if public["greeks"]:
-        pdf_s = fx.mul(rt, rt.np_stack([pdf, pdf]), rt.np_stack([y, s]), F, lp)
+        pdf_s = fx.mul(rt, rt.np_stack([pdf, pdf]), rt.np_stack([y, s]), F, lp,
+                       p_b * max(_top(y_b), _top(s_b)))
+        py_b, ps_b = ((p_b * y_b) >> F) + e, ((p_b * s_b) >> F) + e
         rows += [c["dq"] * n1 - c["put"] * c["dq"] * one,
                  c["dq"] * pdf_s[0],
                  c["dq_sqrt_t"] * pdf,
                  -c["half_inv_t"] * pdf_s[1] - c["r_kdr"] * n2 + c["q_dq"] * n1
                  + c["put"] * (c["r_kdr"] - c["q_dq"]) * one]
-    return fx.trunc(rt, rt.np_stack(rows), F, lp)
+        rows_b += [a["dq"] * n_b + c["put"] * a["dq"] * one,
+                   a["dq"] * py_b,
+                   a["dq_sqrt_t"] * p_b,
+                   a["half_inv_t"] * ps_b + (a["r_kdr"] + a["q_dq"]) * (n_b + c["put"] * one)]
+    return fx.trunc(rt, rt.np_stack(rows), F, lp, max(map(_top, rows_b)))
