@@ -167,12 +167,15 @@ EXAMPLE_SURFACES = {"ETH": 0.65, "BTC": 0.5}  # at-the-money vol levels of the e
 
 DEFAULT_POLICY = """\
 # This operator's signing policy: the node refuses to help sign anything else.
-chain_ids: [31337, 11155111]      # local devnet and Sepolia
-recipients: []                    # add the settlement contracts you accept
-selectors: ["0xa9059cbb"]         # ERC-20 transfer(address,uint256)
-allow_plain_transfers: true
-max_value_wei: 1000000000000000000     # 1 ETH per transaction
-daily_cap_wei: 5000000000000000000     # 5 ETH per key per rolling 24 h
+# Fields are explained in configs/policy.example.yaml (ERC-20 tokens go under `tokens`).
+version: 2
+chain_ids: [31337, 11155111]            # local devnet and Sepolia
+eth:                                    # in wei; fees (gas × maxFeePerGas) count as spent
+  recipients: []                        # add the settlement contracts you accept
+  max_fee_wei: 10000000000000000        # 0.01 ETH of fees per transaction
+  max_per_tx_wei: 1000000000000000000   # 1 ETH (value + max fee) per transaction
+  daily_cap_wei: 5000000000000000000    # 5 ETH per key per rolling 24 h
+tokens: []                              # no ERC-20 calls until you list a token
 """
 
 

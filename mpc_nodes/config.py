@@ -53,6 +53,9 @@ class Limits(_Strict):
     max_request_ttl_s: float = Field(default=600.0, gt=0)
     vol_spread_limit: float = Field(default=0.25, gt=0, lt=1, description=(
         "circuit breaker: largest (max - min) / aggregate of the parties' vols for an option"))
+    policy_quorum: int | None = Field(default=None, ge=1, description=(
+        "signed policy approvals (ACCEPT votes) a signing job needs, from any parties; each"
+        " approver records the spend and nonce. None: every party (caps exact network-wide)"))
 
 
 class Roster(_Strict):
@@ -83,7 +86,23 @@ class Roster(_Strict):
         both = {p.name for p in self.parties} & {c.name for c in self.coordinators}
         if both:  # a certificate's CN names one identity (broker logins, client ids)
             raise ValueError(f"{sorted(both)} named both a party and a coordinator")
+        q, q_min = self.limits.policy_quorum, self.min_policy_quorum
+        if q is not None and not q_min <= q <= n:
+            raise ValueError(f"limits.policy_quorum {q} must be between {q_min} and {n}: two"
+                             f" quorums must share t+1 = {self.threshold + 1} parties (2q - n"
+                             f" > t) so that an honest one sees both, and a quorum must hold the"
+                             f" 2t+1 signers")
         return self
+
+    @property
+    def min_policy_quorum(self) -> int:
+        """Smallest policy quorum under which nonces stay unique network-wide."""
+        return max(2 * self.threshold + 1, -(-(self.n + self.threshold + 1) // 2))
+
+    @property
+    def policy_quorum(self) -> int:
+        """Policy approvals a signing job needs (default: every party)."""
+        return self.limits.policy_quorum or self.n
 
     @property
     def n(self) -> int:

@@ -172,21 +172,28 @@ class Coordinator:
         loop = asyncio.get_running_loop()
         jobs_topic = topics.jobs(self.roster.cluster_id)
         progress(f"job {request.job_id[:8]} requested; collecting votes")
-        votes = await self._collect_votes(request.job_id, digest, vote_timeout, only)
+        approvals = kind.approvals_needed(self.roster)  # signing: the policy quorum
+        votes = await self._collect_votes(request.job_id, digest, vote_timeout,
+                                          None if approvals else only)
         order = {p.name: p.index for p in self.roster.parties}
         outcome.votes = [VoteInfo(v.sender, m.accept, m.reason, m.code_digest)
                          for v, m, _ in sorted(votes.values(), key=lambda x: order[x[0].sender])]
-        accepted = {name: raw_vote for name, (v, m, raw_vote) in votes.items()
-                     if m.accept and (only is None or name in only)}
+        approved = {name: raw_vote for name, (v, m, raw_vote) in votes.items() if m.accept}
+        accepted = {name: raw for name, raw in approved.items() if only is None or name in only}
+        embedded = approved if approvals else accepted
         outcome.timings["vote_s"] = loop.time() - t0
         needed = kind.min_parties(self.roster)
         problem = None
-        digests = {votes[name][1].code_digest for name in accepted}
+        missing = [p.name for p in self.roster.parties if p.name not in votes]
+        digests = {votes[name][1].code_digest for name in embedded}
         if len(digests) > 1:
             problem = "parties run different protocol code: " + ", ".join(
-                f"{name}={votes[name][1].code_digest[:12]}" for name in sorted(accepted))
+                f"{name}={votes[name][1].code_digest[:12]}" for name in sorted(embedded))
+        elif len(approved) < approvals:
+            problem = (f"only {len(approved)} of the {approvals} policy approvals required"
+                       f" (limits.policy_quorum) were given"
+                       + (f"; no vote from {', '.join(missing)}" if missing else ""))
         elif len(accepted) < needed:
-            missing = [p.name for p in self.roster.parties if p.name not in votes]
             problem = (f"only {len(accepted)} of the {needed} required parties accepted"
                        + (f"; no vote from {', '.join(missing)}" if missing else ""))
         elif only is not None and set(accepted) != set(only):
@@ -200,7 +207,8 @@ class Coordinator:
 
         outcome.participants = sorted(accepted, key=order.__getitem__)
         start = JobStart(job_id=request.job_id, request_digest=digest,
-                         votes=[accepted[n].decode() for n in outcome.participants])
+                         votes=[embedded[n].decode() for n in sorted(embedded, key=order.get)],
+                         participants=outcome.participants if approvals else None)
         await self.bus.publish(jobs_topic, self.seal_for_jobs(start)[0])
         progress(f"job {request.job_id[:8]} started with {', '.join(outcome.participants)}")
         t1 = loop.time()

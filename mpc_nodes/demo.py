@@ -65,17 +65,19 @@ async def _jobs(cluster_dir: Path, broker: str, console, err) -> bool:
         return ok
 
 
-DEMO_RECIPIENT = "0x00000000000000000000000000000000000dEaD1"
+DEMO_RECIPIENT = "0x00000000000000000000000000000000000DEaD1"  # EIP-55 checksummed
 
 
 def _allow_demo_settlements(cluster_dir: Path) -> None:
     """Each operator's policy for the demo: one recipient on a local devnet chain."""
     for pdir in cluster_dir.glob("party*"):
-        (pdir / "policy.yaml").write_text(f"""chain_ids: [31337]
-recipients: ["{DEMO_RECIPIENT}"]
-allow_plain_transfers: true
-max_value_wei: 1000000000000000000
-daily_cap_wei: 2000000000000000000
+        (pdir / "policy.yaml").write_text(f"""version: 2
+chain_ids: [31337]
+eth:
+  recipients: ["{DEMO_RECIPIENT}"]
+  max_fee_wei: 1000000000000000
+  max_per_tx_wei: 1000000000000000000
+  daily_cap_wei: 2000000000000000000
 """)
 
 
@@ -100,9 +102,10 @@ async def _settlement(cluster_dir: Path, broker: str, console, err) -> bool:
         console.print(f"settlement of 0.1 ETH signed in {1000 * signed.timings['total_s']:.0f} ms:"
                       f" tx {signed.output['hash'][:18]}…, verified by eth-account and"
                       " libsecp256k1")
-        replay = await c.run_job("sign", {"key_id": "demo-vault", "tx": tx})
-        console.print(f"signing the same nonce again is refused by every party's policy:"
-                      f" [dim]{replay.votes[0].reason}[/]")
+        other = {**tx, "value": 2 * 10**17}  # same nonce, another transaction
+        replay = await c.run_job("sign", {"key_id": "demo-vault", "tx": other})
+        console.print("another transaction with the same nonce is refused by every party's"
+                      f" policy: [dim]{replay.votes[0].reason}[/]")
         return not replay.ok
 
 

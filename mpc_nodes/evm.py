@@ -1,7 +1,9 @@
 """EIP-1559 settlement transactions: parse and validate the JSON a coordinator sends, compute
 the digest the parties sign, and assemble the signed raw transaction.
 
-Encoding is eth-account's (typed transactions, RLP); nothing is hand-rolled here.
+Encoding is eth-account's (typed transactions, RLP); nothing is hand-rolled here.  Nonces
+follow EIP-2681 (below 2**64 - 1) and addresses EIP-55 (a mixed-case address must carry a
+correct checksum; all lower or all upper case is taken as unchecksummed).
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eth_account.typed_transactions import TypedTransaction
-from eth_utils import is_address, keccak, to_checksum_address
+from eth_utils import is_checksum_address, is_hex_address, keccak, to_checksum_address
 
 MAX_UINT256 = 2**256 - 1
+MAX_NONCE = 2**64 - 2  # EIP-2681: a nonce is below 2**64 - 1
 FIELDS = {"chainId", "nonce", "to", "value", "data", "gas", "gasLimit", "maxFeePerGas",
           "maxPriorityFeePerGas", "accessList", "type"}
 
@@ -46,6 +49,23 @@ class Transaction:
     @property
     def data(self) -> bytes:
         return bytes.fromhex(self.fields["data"][2:])
+
+    @property
+    def max_fee(self) -> int:
+        """The most this transaction can pay in fees: gas × maxFeePerGas, in wei."""
+        return self.fields["gas"] * self.fields["maxFeePerGas"]
+
+
+def checked_address(value, what: str = "address") -> str:
+    """The checksummed form of a 20-byte hex address; EvmError unless it is one and, if it
+    mixes cases, its EIP-55 checksum is right (a typo must not pass as another address)."""
+    if not (isinstance(value, str) and value.startswith("0x") and is_hex_address(value)):
+        raise EvmError(f"{what} is not an address: {value!r}")
+    digits = value[2:]
+    if digits != digits.lower() and digits != digits.upper() and not is_checksum_address(value):
+        raise EvmError(f"{what} {value} has a wrong EIP-55 checksum (mixed case must checksum;"
+                       f" write it all in lower case to skip the checksum)")
+    return to_checksum_address(value)
 
 
 def _uint(tx: dict, name: str, required: bool = True, default: int = 0) -> int:
@@ -87,14 +107,14 @@ def parse_transaction(tx: dict) -> Transaction:
               "value": _uint(tx, "value", required=False)}
     if fields["chainId"] == 0:
         raise EvmError("field chainId must be positive")
+    if fields["nonce"] > MAX_NONCE:
+        raise EvmError(f"field nonce must be below 2**64 - 1 (EIP-2681), got {fields['nonce']}")
     if fields["maxPriorityFeePerGas"] > fields["maxFeePerGas"]:
         raise EvmError("maxPriorityFeePerGas exceeds maxFeePerGas")
     to = tx.get("to")
     if to is None or to == "":
         raise EvmError("field to is required (contract creation is not a settlement)")
-    if not isinstance(to, str) or not is_address(to):
-        raise EvmError(f"field to is not an address: {to!r}")
-    fields["to"] = to_checksum_address(to)
+    fields["to"] = checked_address(to, "field to")
     data = tx.get("data", "0x")
     if not isinstance(data, str) or not data.startswith("0x") or len(data) % 2:
         raise EvmError("field data must be a 0x-prefixed hex string of whole bytes")

@@ -99,6 +99,11 @@ class JobKind:
         (and never fewer than two: a joint computation needs someone to compute with)."""
         return max(2, 2 * roster.threshold + 1)
 
+    def approvals_needed(self, roster: Roster) -> int:
+        """Signed ACCEPT votes a start must carry, from participants or not (0: only the
+        participants' own).  Signing needs the roster's policy quorum."""
+        return 0
+
     def output_is_shared(self, params) -> bool:
         """Whether all participants report one agreed output for these parameters."""
         return self.shared_output

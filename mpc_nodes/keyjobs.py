@@ -10,6 +10,7 @@ FROST(Ed25519) keys (scheme "frost-ed25519"); their signing jobs are in `frostjo
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Literal
 
 from eth_keys import keys as eth_keys
@@ -30,6 +31,7 @@ KEYGEN = {SCHEME: ("protocols.ecdsa:keygen", "secp256k1"),
           FROST_SCHEME: ("protocols.ed25519_dkg:keygen", "ed25519")}
 """Key generation per scheme: the protocol and the curve recorded with the share."""
 KeyId = Field(pattern=KEY_ID.pattern)
+log = logging.getLogger("mpcnet.policy")
 
 
 def eth_address(public_key: str) -> str:
@@ -125,22 +127,28 @@ class Sign(JobKind):
     name = "sign"
     params_model = SignParams
 
-    def _check(self, ctx, params):
+    def approvals_needed(self, roster):
+        return roster.policy_quorum  # every approver reserves: caps and nonces network-wide
+
+    def _check(self, ctx, params, reserve: bool = False):
         meta, share = load_key(ctx, params.key_id)
         try:
             tx = parse_transaction(params.tx)
         except EvmError as exc:
             raise JobRejected(f"invalid transaction: {exc}") from None
-        decision = load_policy(ctx).check(tx, params.key_id)
-        if not decision.accept:
+        policy = load_policy(ctx)
+        decision = (policy.reserve if reserve else policy.check)(tx, params.key_id)
+        if not decision.accept:  # the requester learns the rule, only the log the particulars
+            log.warning("policy refuses key %s, chain %s, nonce %s: %s", params.key_id,
+                        tx.chain_id, tx.nonce, decision.detail)
             raise JobRejected(f"policy: {decision.reason}")
         return meta, share, tx
 
     def local_check(self, ctx, params):
-        self._check(ctx, params)
+        self._check(ctx, params, reserve=True)  # an approval records the spend and nonce
 
     def session_call(self, ctx, params, participants):
-        meta, share, tx = self._check(ctx, params)  # again: state may have moved since voting
+        meta, share, tx = self._check(ctx, params)  # again: the policy may have been edited
         if params.presignature is None:
             return SessionCall("protocols.ecdsa:sign", [share, _points(participants),
                                                         meta.public_key, tx.digest.hex()])
@@ -156,7 +164,6 @@ class Sign(JobKind):
         meta, _ = ctx.keystore.load(params.key_id)
         tx = parse_transaction(params.tx)
         raw, tx_hash = signed_transaction(tx, output["r"], output["s"], output["y_parity"])
-        load_policy(ctx).record(tx, params.key_id)
         return {"key_id": params.key_id, "address": meta.address,
                 "public_key": meta.public_key, "r": hex(output["r"]),
                 "s": hex(output["s"]), "y_parity": output["y_parity"], "raw": raw.hex(),

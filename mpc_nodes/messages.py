@@ -44,12 +44,15 @@ class Vote(_Msg):
 
 
 class JobStart(_Msg):
-    """Coordinator → nodes: run the job among the parties whose signed accept votes are embedded."""
+    """Coordinator → nodes: run the job among the parties whose signed accept votes are
+    embedded, or, if `participants` is given, among those of them (the other votes are
+    approvals, e.g. the policy quorum of a signing job)."""
 
     type: Literal["job_start"] = "job_start"
     job_id: JobId
     request_digest: Digest
     votes: list[Annotated[str, Field(max_length=8192)]] = Field(max_length=256)
+    participants: list[Name] | None = Field(default=None, max_length=256)
 
 
 class JobAbort(_Msg):

@@ -286,7 +286,9 @@ class Node:
             del self.pending[job_id]
 
     def participants_from(self, start: JobStart, job: PendingJob) -> list[str]:
-        """Verify the embedded votes; return the participant names in roster order."""
+        """Verify the embedded votes (every one an ACCEPT of this request: the approvals);
+        return the participant names in roster order: the approvers, or those the start
+        names among them.  A job kind may need more approvals than participants."""
         names = set()
         for raw in start.votes:
             try:
@@ -307,6 +309,15 @@ class Node:
                 raise JobRejected(f"{v.sender} runs protocol code {vote.code_digest[:12]}, we run"
                                   f" {self.code_digest[:12]}: digests must agree")
             names.add(v.sender)
+        approvals = kind_for(job.request.kind).approvals_needed(self.roster)
+        if len(names) < approvals:
+            raise JobRejected(f"start carries {len(names)} approvals, {approvals} required"
+                              f" (the roster's policy quorum)")
+        if start.participants is not None:
+            if len(set(start.participants)) != len(start.participants) \
+                    or not set(start.participants) <= names:
+                raise JobRejected("start names participants that did not approve the job")
+            names = set(start.participants)
         order = {p.name: p.index for p in self.roster.parties}
         return sorted(names, key=order.__getitem__)
 

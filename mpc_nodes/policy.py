@@ -1,125 +1,247 @@
-"""Each operator's own signing policy, checked before its node contributes to a signature.
+"""Each operator's own signing policy, checked before its node approves a signature.
 
-policy.yaml (path in node.yaml, default beside it):
+policy.yaml (path in node.yaml, default beside it; configs/policy.example.yaml explains each
+field) says which chains, which plain-ETH recipients and which ERC-20 calls a key may sign,
+and caps what one transaction and a rolling 24 h may move, per key:
 
+    version: 2
     chain_ids: [11155111]
-    recipients: ["0x…"]              # allowed `to` addresses
-    selectors: ["0xa9059cbb"]        # allowed contract calls (first 4 bytes of data)
-    allow_plain_transfers: true      # empty data
-    max_value_wei: 1000000000000000000
-    daily_cap_wei: 5000000000000000000   # rolling 24 h, per key
+    eth:                              # the native coin, in wei; fees count as spent
+      recipients: ["0x…"]             # plain transfers (empty data) only to these
+      max_fee_wei: …                  # gas × maxFeePerGas of one transaction
+      max_per_tx_wei: …               # value + max fee of one transaction
+      daily_cap_wei: …                # value + max fee, rolling 24 h per key
+    tokens:                           # ERC-20 transfer / approve / transferFrom, decoded
+      - {chain_id: …, address: "0x…", recipients: [...], spenders: [...], owners: [...],
+         max_per_tx: …, daily_cap: …}  # amounts in the token's base units
 
-State (signed nonces per key and chain, recent spending) is kept in the node's data
-directory and written atomically, so it survives restarts.  No policy file: nothing is signed.
+A node approves (votes ACCEPT) only what its policy allows and, in the same step, durably
+reserves the transaction: its spend counts toward the caps and its nonce is bound to its
+digest, so the identical transaction may be approved again (a retry, not counted twice) and
+any other transaction with that nonce is refused.  No valid policy file: nothing is signed.
+
+A refusal tells the requester which rule refused (`Decision.reason`), never the policy's
+state (caps, amounts spent, allow-lists): that goes to the node's log (`Decision.detail`).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from keyshare.atomic import write_atomic
 
+from .calldata import CalldataError, decode_erc20
 from .config import ConfigError, load_yaml_model, resolve
-from .evm import Transaction
+from .evm import Transaction, checked_address
 
 DAY_S = 24 * 3600
+ETH = "eth"  # the asset name of the native coin in the spend log (summed over all chains)
+
+Address = Annotated[str, AfterValidator(checked_address)]
+Wei = Annotated[int, Field(ge=0)]
 
 
-class Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    chain_ids: list[int] = Field(min_length=1)
-    recipients: list[str] = Field(default_factory=list)
-    selectors: list[str] = Field(default_factory=list)
-    allow_plain_transfers: bool = True
-    max_value_wei: int = Field(ge=0)
-    daily_cap_wei: int = Field(ge=0)
 
-    @field_validator("recipients")
+class EthRule(_Strict):
+    """The native coin: where plain transfers may go, and what value plus fees may reach."""
+
+    recipients: list[Address] = Field(default_factory=list, description=(
+        "plain transfers (empty data) only to these"))
+    max_fee_wei: Wei = Field(description="gas × maxFeePerGas of one transaction")
+    max_per_tx_wei: Wei = Field(description="value + max fee of one transaction")
+    daily_cap_wei: Wei = Field(description="value + max fee, rolling 24 h per key")
+
+
+class TokenRule(_Strict):
+    """One ERC-20 contract on one chain: who may receive or be approved, and how much."""
+
+    chain_id: int = Field(ge=1)
+    address: Address
+    label: str = Field(default="", max_length=40)
+    recipients: list[Address] = Field(default_factory=list, description=(
+        "`to` of transfer and transferFrom"))
+    spenders: list[Address] = Field(default_factory=list, description="`spender` of approve")
+    owners: list[Address] = Field(default_factory=list, description=(
+        "`from` of transferFrom (accounts whose allowance the key spends)"))
+    max_per_tx: Wei = Field(description="amount of one call, in base units (approve: the"
+                                        " allowance)")
+    daily_cap: Wei = Field(description="amounts of all calls, rolling 24 h per key")
+
+    @property
+    def asset(self) -> str:
+        return f"erc20:{self.chain_id}:{self.address.lower()}"
+
+
+class Policy(_Strict):
+    """A signing policy, version 2.  Every call is decoded; fees count toward value caps."""
+
+    version: Literal[2]
+    chain_ids: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    eth: EthRule
+    tokens: list[TokenRule] = Field(default_factory=list)
+
+    @model_validator(mode="before")
     @classmethod
-    def _addresses(cls, v):
-        for a in v:
-            if not (isinstance(a, str) and a.startswith("0x") and len(a) == 42):
-                raise ValueError(f"not an address: {a!r}")
-        return [a.lower() for a in v]
+    def _version(cls, raw):
+        if isinstance(raw, dict) and "version" not in raw:
+            raise ValueError(
+                "this is a version 1 policy (or has no version): version 1 checked only the"
+                " first 4 bytes of contract calls and counted no fees, so it allowed more than"
+                " it said. Rewrite it as version 2 (see configs/policy.example.yaml)")
+        return raw
 
-    @field_validator("selectors")
-    @classmethod
-    def _selectors(cls, v):
-        for s in v:
-            if not (isinstance(s, str) and s.startswith("0x") and len(s) == 10):
-                raise ValueError(f"a selector is 0x plus 4 bytes: {s!r}")
-        return [s.lower() for s in v]
+    @model_validator(mode="after")
+    def _tokens(self) -> "Policy":
+        seen = set()
+        for t in self.tokens:
+            if t.chain_id not in self.chain_ids:
+                raise ValueError(f"token {t.address} is on chain {t.chain_id}, which chain_ids"
+                                 f" does not allow")
+            if t.asset in seen:
+                raise ValueError(f"token {t.address} on chain {t.chain_id} is listed twice")
+            seen.add(t.asset)
+        return self
+
+    def token(self, chain_id: int, address: str) -> TokenRule | None:
+        return next((t for t in self.tokens if t.chain_id == chain_id
+                     and t.address.lower() == address.lower()), None)
 
 
 @dataclass(frozen=True)
 class Decision:
+    """accept, or the rule that refused (`reason`, for the requester) and the particulars
+    (`detail`, for this node's log only); `spends` is what an approval reserves per asset."""
+
     accept: bool
     reason: str = ""
+    detail: str = ""
+    spends: dict = field(default_factory=dict)
+
+
+def _refuse(reason: str, detail: str = "") -> Decision:
+    return Decision(False, reason, detail or reason)
 
 
 class PolicyState:
-    """Signed nonces and rolling spending, persisted as JSON."""
+    """Nonce bindings (key, chain, nonce → transaction digest) and the spend log, as JSON
+    written atomically (fsync) in the node's data directory."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
         try:
-            self.data = json.loads(self.path.read_text())
+            data = json.loads(self.path.read_text())
         except FileNotFoundError:
-            self.data = {"nonces": {}, "spend": []}
+            data = {}
+        self.data = data if data.get("version") == 2 else self._upgrade(data)
 
-    def nonce_used(self, key_id: str, chain_id: int, nonce: int) -> bool:
-        return nonce in self.data["nonces"].get(f"{key_id}:{chain_id}", [])
+    @staticmethod
+    def _upgrade(old: dict) -> dict:
+        """Version 1 state: a nonce list (digest unknown: every use refused) and ETH spends."""
+        return {"version": 2,
+                "nonces": {k: {str(n): "" for n in v} for k, v in old.get("nonces", {}).items()},
+                "spend": [[ts, key, ETH, value, ""] for ts, key, value in old.get("spend", [])]}
 
-    def spent_last_day(self, key_id: str, now: float) -> int:
-        return sum(v for ts, k, v in self.data["spend"] if k == key_id and now - ts < DAY_S)
+    def bound_digest(self, key_id: str, chain_id: int, nonce: int) -> str | None:
+        return self.data["nonces"].get(f"{key_id}:{chain_id}", {}).get(str(nonce))
 
-    def record(self, key_id: str, tx: Transaction, now: float) -> None:
-        self.data["nonces"].setdefault(f"{key_id}:{tx.chain_id}", []).append(tx.nonce)
+    def spent_last_day(self, key_id: str, asset: str, now: float, besides: str) -> int:
+        """What key_id moved of asset in the last 24 h, not counting transaction `besides`."""
+        return sum(amount for ts, k, a, amount, digest in self.data["spend"]
+                   if k == key_id and a == asset and now - ts < DAY_S and digest != besides)
+
+    def reserve(self, key_id: str, tx: Transaction, spends: dict, now: float) -> None:
+        """Bind the nonce to this transaction and log its spends, durably; idempotent."""
+        nonces = self.data["nonces"].setdefault(f"{key_id}:{tx.chain_id}", {})
+        if nonces.get(str(tx.nonce)) == tx.digest.hex():
+            return
+        nonces[str(tx.nonce)] = tx.digest.hex()
         self.data["spend"] = [e for e in self.data["spend"] if now - e[0] < DAY_S]
-        self.data["spend"].append([now, key_id, tx.value])
+        self.data["spend"] += [[now, key_id, a, amount, tx.digest.hex()]
+                               for a, amount in spends.items()]
         write_atomic(self.path, json.dumps(self.data).encode())
 
 
 class PolicyCheck:
     """A node's policy together with its state."""
 
-    def __init__(self, policy: Policy | None, state: PolicyState, source: Path):
-        self.policy, self.state, self.source = policy, state, source
+    def __init__(self, policy: Policy | None, state: PolicyState, source: Path,
+                 problem: str = ""):
+        self.policy, self.state, self.source, self.problem = policy, state, source, problem
 
     def check(self, tx: Transaction, key_id: str) -> Decision:
+        """Would this node sign tx with key_id now?  (An earlier approval of the identical
+        transaction is not counted again.)"""
         p, now = self.policy, time.time()
         if p is None:
-            return Decision(False, f"no signing policy at {self.source}")
+            return _refuse("this node has no valid signing policy",
+                           f"{self.source}: {self.problem or 'no such file'}")
         if tx.chain_id not in p.chain_ids:
-            return Decision(False, f"chain id {tx.chain_id} not allowed (allowed: {p.chain_ids})")
-        if tx.to.lower() not in p.recipients:
-            return Decision(False, f"recipient {tx.to} not allowed")
-        if tx.data:
-            selector = "0x" + tx.data[:4].hex()
-            if selector not in p.selectors:
-                return Decision(False, f"contract selector {selector} not allowed")
-        elif not p.allow_plain_transfers:
-            return Decision(False, "plain transfers (empty data) not allowed")
-        if tx.value > p.max_value_wei:
-            return Decision(False, f"value {tx.value} wei exceeds the per-transaction maximum"
-                                   f" {p.max_value_wei}")
-        spent = self.state.spent_last_day(key_id, now)
-        if spent + tx.value > p.daily_cap_wei:
-            return Decision(False, f"value {tx.value} wei would bring the last 24 h to"
-                                   f" {spent + tx.value}, over the daily cap {p.daily_cap_wei}")
-        if self.state.nonce_used(key_id, tx.chain_id, tx.nonce):
-            return Decision(False, f"nonce {tx.nonce} on chain {tx.chain_id} was already signed"
-                                   f" with key {key_id}")
-        return Decision(True)
+            return _refuse(f"chain id {tx.chain_id} is not allowed")
+        if tx.max_fee > p.eth.max_fee_wei:
+            return _refuse("over the fee limit (gas × maxFeePerGas)",
+                           f"max fee {tx.max_fee} wei > max_fee_wei {p.eth.max_fee_wei}")
+        spends = self._spends(p, tx)
+        if isinstance(spends, Decision):
+            return spends
+        bound = self.state.bound_digest(key_id, tx.chain_id, tx.nonce)
+        if bound is not None and bound != tx.digest.hex():
+            return _refuse(f"nonce {tx.nonce} on chain {tx.chain_id} is already used by another"
+                           f" transaction of key {key_id}")
+        for asset, amount in spends.items():
+            token = None if asset == ETH else p.token(tx.chain_id, tx.to)
+            what = "" if token is None else f" of token {token.address}"
+            per_tx, cap = ((p.eth.max_per_tx_wei, p.eth.daily_cap_wei) if token is None
+                           else (token.max_per_tx, token.daily_cap))
+            if amount > per_tx:
+                return _refuse(f"over the per-transaction limit{what} for key {key_id}",
+                               f"{asset}: {amount} > per-transaction limit {per_tx}")
+            spent = self.state.spent_last_day(key_id, asset, now, besides=tx.digest.hex())
+            if spent + amount > cap:
+                return _refuse(f"over the daily cap{what} for key {key_id}",
+                               f"{asset}: {spent} spent in 24 h + {amount} > daily cap {cap}")
+        return Decision(True, spends=spends)
 
-    def record(self, tx: Transaction, key_id: str) -> None:
-        self.state.record(key_id, tx, time.time())
+    @staticmethod
+    def _spends(p: Policy, tx: Transaction) -> dict | Decision:
+        """What tx moves per asset (value + max fee in ETH; a token call's amount), or the
+        refusal of a recipient or call the policy does not allow."""
+        if not tx.data:
+            if tx.to.lower() not in {a.lower() for a in p.eth.recipients}:
+                return _refuse(f"recipient {tx.to} is not allowed")
+            return {ETH: tx.value + tx.max_fee}
+        token = p.token(tx.chain_id, tx.to)
+        if token is None:
+            return _refuse(f"calls to {tx.to} are not allowed")
+        if tx.value:
+            return _refuse("a token call must carry no ETH value")
+        try:
+            call = decode_erc20(tx.data)
+        except CalldataError as exc:
+            return _refuse(f"calldata refused: {exc}")
+        allowed = {"transfer": [("to", token.recipients)],
+                   "approve": [("spender", token.spenders)],
+                   "transferFrom": [("from", token.owners), ("to", token.recipients)]}
+        for arg, listed in allowed[call.function]:
+            if call.args[arg].lower() not in {a.lower() for a in listed}:
+                return _refuse(f"{call.function} {arg} {call.args[arg]} is not allowed for"
+                               f" token {token.address}")
+        return {ETH: tx.max_fee, token.asset: call.amount}
+
+    def reserve(self, tx: Transaction, key_id: str) -> Decision:
+        """Check, and on acceptance record the spend and nonce durably (before the vote)."""
+        decision = self.check(tx, key_id)
+        if decision.accept:
+            self.state.reserve(key_id, tx, decision.spends, time.time())
+        return decision
 
 
 def load_policy(ctx) -> PolicyCheck:
@@ -131,4 +253,4 @@ def load_policy(ctx) -> PolicyCheck:
     try:
         return PolicyCheck(load_yaml_model(source, Policy), state, source)
     except ConfigError as exc:
-        return PolicyCheck(None, state, Path(f"{source} (invalid: {exc})"))
+        return PolicyCheck(None, state, source, problem=str(exc))

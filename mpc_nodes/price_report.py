@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .audit import verify_log
 from .frost_domain import REPORT_DOMAIN
 from .messages import Digest, JobId, digest_bytes, output_digest
-from .pricejobs import PriceParams
 
 REPORT_TYPE = "mpcnet-price-report"
 REPORT_VERSION = 2
@@ -91,6 +90,8 @@ class Report(BaseModel):
 
 def check_report(report) -> Report:
     """Raise ReportError unless `report` is a complete, well-formed, self-consistent report."""
+    from .jobs import kind_for  # not at the top: the job kinds (frostjobs) import this module
+    PriceParams = kind_for("price").params_model
     if not isinstance(report, dict):
         raise ReportError("the report is not a JSON object")
     for name in ("type", "version"):

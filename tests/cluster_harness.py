@@ -95,6 +95,14 @@ class LocalCluster:
         self.nodes: dict[int, subprocess.Popen] = {}
         self.broker_proc: subprocess.Popen | None = None
 
+    def set_limits(self, **limits) -> None:
+        """Change the roster's limits (e.g. policy_quorum) before the nodes start."""
+        from mpc_nodes.config import load_roster
+        path = self.dir / "roster.yaml"
+        dump_yaml(path, self.roster.model_copy(update={
+            "limits": self.roster.limits.model_copy(update=limits)}))
+        self.roster = load_roster(path)  # validated
+
     def configure_node(self, i: int, **settings) -> None:
         """Change fields of party i's node.yaml (before it starts)."""
         path = self.dir / f"party{i}" / "node.yaml"

@@ -16,12 +16,13 @@ from tests.conftest import BROKERS
 
 pytestmark = pytest.mark.e2e
 RECIPIENT = "0x1111111111111111111111111111111111111111"
-POLICY = f"""chain_ids: [11155111]
-recipients: ["{RECIPIENT}"]
-selectors: ["0xa9059cbb"]
-allow_plain_transfers: true
-max_value_wei: 1000000000000000000
-daily_cap_wei: 1500000000000000000
+POLICY = f"""version: 2
+chain_ids: [11155111]
+eth:
+  recipients: ["{RECIPIENT}"]
+  max_fee_wei: 10000000000000000
+  max_per_tx_wei: 1000000000000000000
+  daily_cap_wei: 1500000000000000000
 """
 
 
@@ -84,23 +85,28 @@ async def test_keygen_sign_presign(make_cluster, broker):
 
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("threshold, expect_ok", [(1, True), (2, False)])
-async def test_five_parties_two_stopped_follows_the_2t_plus_1_rule(make_cluster, threshold,
+async def test_five_parties_three_signers_follow_the_2t_plus_1_rule(make_cluster, threshold,
                                                                     expect_ok):
-    cluster = with_policies(make_cluster(parties=5, threshold=threshold))
+    """Four parties approve (the smallest policy quorum for n = 5, t = 1), three sign."""
+    cluster = with_policies(make_cluster(parties=5, threshold=threshold, start=False))
+    cluster.set_limits(policy_quorum=cluster.roster.min_policy_quorum)  # 4 (t=1), 5 (t=2)
+    cluster.start()
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
         await keygen(c)
         cluster.stop_node(1)
-        cluster.stop_node(3)
         await cluster.wait_offline(c, "party1")
-        await cluster.wait_offline(c, "party3")
-        outcome = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(0)}, vote_timeout=2)
+        outcome = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(0)}, vote_timeout=2,
+                                  only=["party0", "party2", "party4"])
         assert outcome.ok == expect_ok, outcome.error
         if expect_ok:
             assert outcome.participants == ["party0", "party2", "party4"]
             verified_by_others(outcome.output, tx(0))
+            two = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(1)}, vote_timeout=2,
+                                  only=["party0", "party2"])
+            assert not two.ok and "only 2 of the 3 required parties" in two.error, two.error
         else:
-            assert "only 3 of the 5 required parties accepted" in outcome.error
+            assert "only 4 of the 5 policy approvals required" in outcome.error
 
 
 @pytest.mark.timeout(120)
@@ -109,14 +115,16 @@ async def test_policy_rejections_carry_reasons(make_cluster):
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
         await keygen(c)
-        assert (await c.run_job("sign", {"key_id": "vault-1", "tx": tx(0, value=10**18)})).ok
+        first = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(0, value=9 * 10**17)})
+        assert first.ok, first.error
         cases = [
-            (tx(1, chainId=1), "chain id 1 not allowed"),
+            (tx(1, chainId=1), "policy: chain id 1 is not allowed"),
             (tx(1, to="0x2222222222222222222222222222222222222222"), "recipient"),
-            (tx(1, data="0x095ea7b3" + "00" * 64), "contract selector 0x095ea7b3 not allowed"),
-            (tx(1, value=2 * 10**18), "exceeds the per-transaction maximum"),
-            (tx(1, value=6 * 10**17), "over the daily cap"),
-            (tx(0), "nonce 0 on chain 11155111 was already signed"),
+            (tx(1, data="0x095ea7b3" + "00" * 64), f"calls to {RECIPIENT} are not allowed"),
+            (tx(1, gas=10**7), "over the fee limit"),
+            (tx(1, value=2 * 10**18), "over the per-transaction limit for key vault-1"),
+            (tx(1, value=6 * 10**17), "policy: over the daily cap for key vault-1"),
+            (tx(0), "nonce 0 on chain 11155111 is already used by another transaction"),
         ]
         for transaction, reason in cases:
             outcome = await c.run_job("sign", {"key_id": "vault-1", "tx": transaction})
@@ -127,7 +135,9 @@ async def test_policy_rejections_carry_reasons(make_cluster):
 
 @pytest.mark.timeout(180)
 async def test_refresh_survives_crashes_and_keeps_the_key(make_cluster):
-    cluster = with_policies(make_cluster(parties=4, threshold=1))
+    cluster = with_policies(make_cluster(parties=4, threshold=1, start=False))
+    cluster.set_limits(policy_quorum=3)  # signing goes on with a party down
+    cluster.start()
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
         key = await keygen(c)

@@ -1,6 +1,9 @@
 """EIP-1559 encoding checked against eth-account, transaction validation errors, and the
 signing policy with its persisted state."""
 
+import json
+import time
+
 import coincurve
 import pytest
 from eth_account import Account
@@ -38,6 +41,8 @@ def test_digest_and_raw_transaction_match_eth_account():
     ({"maxPriorityFeePerGas": 10**12}, "exceeds maxFeePerGas"),
     ({"surprise": 1}, "unknown field(s): surprise"),
     ({"value": True}, "field value must be an integer"),
+    ({"nonce": 2**64 - 1}, "EIP-2681"),
+    ({"to": "0xaBcDeF0000000000000000000000000000000000"}, "wrong EIP-55 checksum"),
 ])
 def test_invalid_transactions_name_the_field(change, message):
     with pytest.raises(EvmError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -55,24 +60,39 @@ def test_transaction_parser_only_raises_evm_error(tx):
         assert str(exc)
 
 
-def policy(tmp_path, **overrides):
-    p = Policy(**{"chain_ids": [11155111], "recipients": [TO], "selectors": ["0xa9059cbb"],
-                  "allow_plain_transfers": False, "max_value_wei": 10**17,
-                  "daily_cap_wei": 2 * 10**16, **overrides})
+def policy(tmp_path):
+    p = Policy.model_validate({
+        "version": 2, "chain_ids": [11155111],
+        "eth": {"recipients": [TO], "max_fee_wei": 10**16, "max_per_tx_wei": 10**17,
+                "daily_cap_wei": 2 * 10**16},
+        "tokens": [{"chain_id": 11155111, "address": TO, "recipients": [TO],
+                    "max_per_tx": 10**6, "daily_cap": 10**6}]})
     return PolicyCheck(p, PolicyState(tmp_path / "state.json"), tmp_path / "policy.yaml")
 
 
 def test_policy_decisions_and_state_survive_a_reload(tmp_path):
     check = policy(tmp_path)
-    tx = parse_transaction(TX)  # value 0.01 ETH
-    assert check.check(tx, "k").accept
-    check.record(tx, "k")
+    plain = parse_transaction({**TX, "data": "0x"})  # 0.01 ETH + at most 0.0018 ETH of fees
+    assert check.reserve(plain, "k").accept
     again = policy(tmp_path)  # a restart: state re-read from disk
-    assert "nonce 7 on chain 11155111 was already signed" in again.check(tx, "k").reason
-    assert again.check(parse_transaction({**TX, "nonce": 7}), "other-key").accept
-    over_cap = parse_transaction({**TX, "nonce": 8, "value": 2 * 10**16})
-    assert "over the daily cap" in again.check(over_cap, "k").reason
-    plain = parse_transaction({**TX, "nonce": 9, "data": "0x"})
-    assert "plain transfers" in again.check(plain, "k").reason
-    assert "no signing policy" in PolicyCheck(None, again.state, tmp_path / "x").check(
-        tx, "k").reason
+    assert again.check(plain, "k").accept  # the identical transaction: a retry, not counted
+    other = parse_transaction({**TX, "data": "0x", "value": 1})
+    assert "nonce 7 on chain 11155111 is already used" in again.check(other, "k").reason
+    assert again.check(other, "other-key").accept
+    over_cap = parse_transaction({**TX, "nonce": 8, "data": "0x", "value": 10**16})
+    assert again.check(over_cap, "k").reason == "over the daily cap for key k"
+    assert "transfer to" in again.check(parse_transaction({**TX, "nonce": 9, "value": 0}),
+                                        "k").reason  # TX's calldata pays the zero address
+    refusal = PolicyCheck(None, again.state, tmp_path / "x").check(plain, "k")
+    assert refusal.reason == "this node has no valid signing policy"
+    assert str(tmp_path / "x") in refusal.detail
+
+
+def test_version_1_state_is_kept_and_its_nonces_stay_used(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps(
+        {"nonces": {"k:11155111": [7]}, "spend": [[time.time(), "k", 10**16]]}))
+    check = policy(tmp_path)
+    plain = parse_transaction({**TX, "data": "0x"})
+    assert "nonce 7 on chain 11155111 is already used" in check.check(plain, "k").reason
+    spent = parse_transaction({**TX, "nonce": 8, "data": "0x", "value": 10**16 - 10**15})
+    assert check.check(spent, "k").reason == "over the daily cap for key k"
