@@ -52,9 +52,11 @@ def test_cluster_lifecycle_through_the_cli(cluster_dir, external):
     result = json.loads(agg.stdout)
     assert result["ok"] and result["output"]["value"] == pytest.approx(statistics.median(values),
                                                                        abs=1e-7)
-    human = mpcnet("aggregate", "--dir", str(cluster_dir), "--input", "btc_vol_30d",
+    eth = [yaml.safe_load((cluster_dir / f"party{i}" / "inputs.yaml").read_text())["eth_vol_30d"]
+           for i in range(3)]  # a mean of btc_vol_30d too would be refused (one aggregation)
+    human = mpcnet("aggregate", "--dir", str(cluster_dir), "--input", "eth_vol_30d",
                    "--method", "mean")
-    assert human.returncode == 0 and f"{statistics.mean(values):.6f}" in human.stdout
+    assert human.returncode == 0 and f"{statistics.mean(eth):.6f}" in human.stdout
 
     refused = mpcnet("aggregate", "--dir", str(cluster_dir), "--input", "nope")
     assert refused.returncode == 1
@@ -89,7 +91,10 @@ def test_demo_runs_end_to_end():
     demo = mpcnet("demo", timeout=140)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     assert "demo passed" in demo.stdout
-    assert demo.stdout.count("plaintext check") == 4 and "MISMATCH" not in demo.stdout
+    assert demo.stdout.count("plaintext check") == 3 and "MISMATCH" not in demo.stdout
+    # a mean of the inputs whose median the demo revealed is refused (SECURITY.md, attack 1)
+    assert "is refused by every party: private input 'eth_vol_30d' is bound to aggregation" \
+        " 'median'" in demo.stdout.replace("\n", " ")
     assert "Ed25519 signature verified by OpenSSL" in demo.stdout  # the signed price report
     assert "verified by eth-account and libsecp256k1" in demo.stdout
     assert "already signed" in demo.stdout

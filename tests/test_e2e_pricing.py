@@ -44,6 +44,14 @@ def _assert_close(values, refs):
             assert abs(values[g][j] - ref[g]) <= max(1e-4 * abs(ref[g]), 1e-6 * SPOT), g
 
 
+def _shift_surface(cluster, i, dv):
+    """What an operator does when its view changes: write its next surface."""
+    path = cluster.dir / f"party{i}" / "data" / "surfaces" / "ETH.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["vols"] = [[round(v + dv, 4) for v in row] for row in doc["vols"]]
+    path.write_text(yaml.safe_dump(doc))
+
+
 def _days_book():
     # expiries on whole days, so that QuantLib sees the very same year fractions
     return parse_options(OPTIONS.replace("0.25", str(91 / 365)).replace("0.5,", f"{182 / 365},"))
@@ -147,6 +155,10 @@ async def test_party_killed_during_pricing(make_cluster):
         for proxy in cluster.mpc_proxies.values():
             proxy.delay_s = 0.0
         await cluster.wait_offline(c, "party3")
+        # the surfaces were bound to the four parties and the mean when the job started
+        # (docs/SECURITY.md, attack 1): the survivors price on their next surfaces
+        for i in range(3):
+            _shift_surface(cluster, i, 0.01)
         after = await run_price(c, price_params(many, "ETH", SPOT, RATE))
         assert after.ok, after.error
         assert after.participants == ["party0", "party1", "party2"]
