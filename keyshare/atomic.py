@@ -33,17 +33,3 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
         raise
     fsync_dir(path.parent)
 
-
-def create_exclusive(path: Path, data: bytes = b"") -> bool:
-    """Create `path` durably if it does not exist; False if it already did."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fsync_dir(Path(path).parent)
-    return True

@@ -1,8 +1,9 @@
 """An operator's encrypted backup of its committed key shares.
 
-Presignatures and other one-time secrets are never backed up: restoring one would let it
-be used twice.  A backup is a sealed file (its own passphrase) holding the share files and
-COMMITTED markers; import checks every share opens with the store's passphrase first.
+A backup holds key shares only: one-time secrets (presignatures, FROST nonces) never reach
+the disk (they live in the node's memory), so no backup can hold one.  A backup is a sealed
+file (its own passphrase) holding the share files and COMMITTED markers; import checks every
+share opens with the store's passphrase first.
 """
 
 from __future__ import annotations

@@ -3,32 +3,29 @@
     <root>/kdf.json                   scrypt parameters (the store key is derived once)
     <root>/<key_id>/COMMITTED         the committed epoch (written atomically)
     <root>/<key_id>/epoch-<e>.share   a sealed share per epoch; epochs above COMMITTED are staged
-    <root>/<key_id>/presig/<id>.sealed, <id>.used   one-time secrets and their durable use marks
 
 A refresh stages epoch e+1 next to the committed epoch e and commits it only when every
-party has it; until then the committed epoch stays the one that loads.  A one-time secret is
-marked used (created exclusively, fsynced) before it is read, so it is released at most once,
-also across crashes.
+party has it; until then the committed epoch stays the one that loads.  One-time secrets
+(presignatures, FROST nonces) are never stored here: a restored copy of the store would
+release them again (see `onetime`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .atomic import create_exclusive, write_atomic
-from .errors import (ForeignShare, KeyShareError, PresignatureUnavailable, TamperedFile,
-                     UnknownKey)
+from .atomic import write_atomic
+from .errors import ForeignShare, KeyShareError, TamperedFile, UnknownKey
 from .sealed import SCRYPT_N, FileKey, read_header, seal, unseal
 
 SHARE_FORMAT = "mpcnet-keyshare"
-SECRET_FORMAT = "mpcnet-onetime-secret"
 KEY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
-SECRET_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
 class KeyMeta(BaseModel):
@@ -53,7 +50,7 @@ class KeyMeta(BaseModel):
 
 
 class KeyStore:
-    """Encrypted, crash-safe storage of this party's shares and one-time secrets."""
+    """Encrypted, crash-safe storage of this party's key shares."""
 
     def __init__(self, root: Path, passphrase: bytes, cluster_id: str, party_index: int,
                  scrypt_n: int = SCRYPT_N):
@@ -149,7 +146,7 @@ class KeyStore:
         return sorted(e for e in epochs if e > committed)
 
     def commit(self, key_id: str, epoch: int) -> None:
-        """Make a staged epoch current, then delete older epochs and their presignatures."""
+        """Make a staged epoch current, then delete older epochs."""
         committed = self.committed_epoch(key_id)
         if epoch == committed:
             return  # idempotent: a repeated commit is harmless
@@ -157,9 +154,6 @@ class KeyStore:
         write_atomic(self._dir(key_id) / "COMMITTED", str(epoch).encode())
         for path in self._dir(key_id).glob("epoch-*.share"):
             if int(path.stem.split("-")[1]) < epoch:
-                path.unlink()
-        for path in (self._dir(key_id) / "presig").glob("*.sealed"):
-            if read_header(path.read_bytes(), SECRET_FORMAT)["meta"].get("epoch") != epoch:
                 path.unlink()
 
     def abort(self, key_id: str, epoch: int) -> None:
@@ -172,62 +166,13 @@ class KeyStore:
         return sorted(p.name for p in self.root.iterdir() if (p / "COMMITTED").exists())
 
     def list_keys(self) -> list[dict]:
-        """Metadata of every committed key, with unused presignatures counted."""
-        out = []
-        for key_id in self.key_ids():
-            meta, _ = self.load(key_id)
-            out.append({**meta.model_dump(mode="json"),
-                        "presignatures": self.count_secrets(key_id, meta.epoch)})
-        return out
+        """Metadata of every committed key."""
+        return [self.load(key_id)[0].model_dump(mode="json") for key_id in self.key_ids()]
 
-    # -- one-time secrets (presignatures, signing nonces) -------------------------------
-
-    def add_secret(self, key_id: str, secret_id: str, epoch: int, binding: str,
-                   payload: dict) -> None:
-        """Store a secret that may be released once, bound to an epoch and a party set."""
-        if not SECRET_ID.match(secret_id):
-            raise KeyShareError(f"invalid secret id {secret_id!r}")
-        meta = {"key_id": key_id, "id": secret_id, "epoch": epoch, "binding": binding,
-                "created": time.time()}
-        write_atomic(self._dir(key_id) / "presig" / f"{secret_id}.sealed",
-                     seal(self._key, SECRET_FORMAT, meta, json.dumps(payload).encode()))
-
-    def discard_secrets(self, key_id: str, binding_prefix: str, older_than: float) -> int:
-        """Retire unused secrets whose binding starts with the prefix and that were made
-        before `older_than` (Unix time): marked used, then deleted.  Returns how many."""
-        retired = 0
-        for path in sorted((self._dir(key_id) / "presig").glob("*.sealed")):
-            meta = read_header(path.read_bytes(), SECRET_FORMAT)["meta"]
-            if (str(meta.get("binding", "")).startswith(binding_prefix)
-                    and meta.get("created", 0) < older_than
-                    and create_exclusive(path.with_suffix(".used"))):
-                path.unlink()
-                retired += 1
-        return retired
-
-    def _available(self, key_id: str, epoch: int, binding: str | None) -> list[Path]:
-        found = []
-        for path in sorted((self._dir(key_id) / "presig").glob("*.sealed")):
-            if path.with_suffix(".used").exists():
-                continue
-            meta = read_header(path.read_bytes(), SECRET_FORMAT)["meta"]
-            if meta.get("epoch") == epoch and binding in (None, meta.get("binding")):
-                found.append(path)
-        return found
-
-    def count_secrets(self, key_id: str, epoch: int, binding: str | None = None) -> int:
-        return len(self._available(key_id, epoch, binding))
-
-    def take_secret(self, key_id: str, epoch: int, binding: str,
-                    secret_id: str | None = None) -> tuple[str, dict]:
-        """Mark one unused secret used (durably), then return (id, payload)."""
-        for path in self._available(key_id, epoch, binding):
-            if secret_id is not None and path.stem != secret_id:
-                continue
-            if not create_exclusive(path.with_suffix(".used")):
-                continue  # taken concurrently
-            _, plaintext = self._open(path, SECRET_FORMAT)
-            path.unlink()
-            return path.stem, json.loads(plaintext)
-        raise PresignatureUnavailable(f"no unused presignature for key {key_id} epoch {epoch}"
-                                      f" and party set {binding}")
+    def remove_legacy_secrets(self) -> int:
+        """Delete the `presig/` folders in which earlier versions kept one-time secrets on
+        disk (a snapshot of them could be restored and used twice); how many keys had one."""
+        found = [f for f in (self._dir(k) / "presig" for k in self.key_ids()) if f.exists()]
+        for folder in found:
+            shutil.rmtree(folder)
+        return len(found)

@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -30,6 +31,7 @@ from .config import load_node_config, load_roster, resolve
 from .evm import EvmError, parse_transaction
 from .frost_coordinator import FrostSigningError, frost_keygen, frost_sign
 from .frost_domain import DEFAULT_PURPOSE
+from .jobs import PRESIGNATURE_LIFETIME_S
 from .keyjobs import FROST_SCHEME, SCHEME, eth_address
 from .ledger import Ledger
 from .pki import read_passphrase
@@ -41,12 +43,17 @@ def _ledger(cluster_dir, coordinator) -> Ledger:
 
 def _key_table(rows: list[dict]) -> Table:
     table = Table(title="keys")
-    for col in ("key", "scheme", "address", "t-of-n", "epoch", "presignatures"):
+    for col in ("key", "scheme", "address", "t-of-n", "epoch"):
         table.add_column(col)
     for r in rows:
         table.add_row(r["key_id"], r["scheme"], r.get("address") or "-",
-                      f"{r['t'] + 1}-of-{r['n']}", str(r["epoch"]), str(r["presignatures"]))
+                      f"{r['t'] + 1}-of-{r['n']}", str(r["epoch"]))
     return table
+
+
+def _boot_ids(c) -> dict[str, str]:
+    """Each online party's boot id: presignatures live as long as the process that has them."""
+    return {name: p.boot_id for name, p in c.presence.items() if p.state == "online"}
 
 
 @main.command()
@@ -179,16 +186,20 @@ def sign(cluster_dir, key_id, tx_file, message_file, message_hex, signers, presi
         parse_transaction(tx)
     except (json.JSONDecodeError, EvmError) as exc:
         _fail(f"{tx_file}: {exc}")
-    params, only, ledger = {"key_id": key_id, "tx": tx}, None, _ledger(cluster_dir, coordinator)
-    if presigned:
-        pool = ledger.key(key_id)["presignatures"]
-        if not pool:
-            _fail(f"no presignatures left for {key_id}: run mpcnet presign --key {key_id}")
-        params["presignature"], only = pool[0]["id"], pool[0]["binding"].split(",")
-        pool.pop(0)  # used or not, never offered twice
-        ledger.save()
+    params, ledger = {"key_id": key_id, "tx": tx}, _ledger(cluster_dir, coordinator)
 
     async def action(c):
+        only = None
+        if presigned:
+            await c.status(wait=1.0)
+            entry, dropped = ledger.take_presignature(key_id, _boot_ids(c))
+            ledger.save()
+            gone = (f" ({len(dropped)} dropped: a holder restarted since, which discards"
+                    f" them, or they expired)" if dropped else "")
+            if entry is None:
+                raise ValueError(f"no presignatures left for {key_id}{gone}: run mpcnet"
+                                 f" presign --key {key_id}")
+            params["presignature"], only = entry["id"], entry["binding"].split(",")
         return await c.run_job("sign", params, progress=_progress(as_json), only=only)
     outcome = _coordinate(cluster_dir, coordinator, broker, action)
     if outcome.ok:
@@ -208,15 +219,20 @@ def sign(cluster_dir, key_id, tx_file, message_file, message_hex, signers, presi
 @common_coord
 @common_json
 def presign(cluster_dir, key_id, count, broker, coordinator, as_json):
-    """Precompute presignatures for fast signing with the parties online now."""
+    """Precompute presignatures for fast signing with the parties online now.  They live in
+    those parties' memory only: a party that restarts loses them."""
     async def action(c):
-        return await c.run_job("presign", {"key_id": key_id, "count": count},
-                               progress=_progress(as_json))
-    outcome = _coordinate(cluster_dir, coordinator, broker, action)
+        outcome = await c.run_job("presign", {"key_id": key_id, "count": count},
+                                  progress=_progress(as_json))
+        return outcome, _boot_ids(c)
+    outcome, boots = _coordinate(cluster_dir, coordinator, broker, action)
     if outcome.ok:
         ledger = _ledger(cluster_dir, coordinator)
+        holders = outcome.output["binding"].split(",")
         ledger.key(key_id)["presignatures"] += [
-            {"id": i, "binding": outcome.output["binding"], "epoch": outcome.output["epoch"]}
+            {"id": i, "binding": outcome.output["binding"], "epoch": outcome.output["epoch"],
+             "boots": {n: boots.get(n) for n in holders},
+             "expires": time.time() + PRESIGNATURE_LIFETIME_S}
             for i in outcome.output["ids"]]
         ledger.save()
     _report(outcome, as_json, lambda o: console.print(
@@ -279,7 +295,9 @@ config_option = click.option("--config", type=click.Path(path_type=Path, exists=
 @config_option
 @common_json
 def keys_list(cluster_dir, config, as_json):
-    """Keys, schemes, addresses, thresholds, epochs and presignatures left, per party."""
+    """Keys, schemes, addresses, thresholds and epochs, per party.  Presignatures and FROST
+    nonces are not here: they live only in each running node's memory (see the node's
+    mpcnet_presignatures_left metric) and are gone when it restarts."""
     try:
         listing = {party: store.list_keys() for party, store in _stores(cluster_dir, config)}
     except (*USER_ERRORS, KeyShareError) as exc:
@@ -307,7 +325,8 @@ def _backup_passphrase() -> bytes:
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--key", "key_ids", multiple=True, help="only these keys (default: all)")
 def keys_export(config, out, key_ids):
-    """Write an encrypted backup of this party's committed shares (no presignatures)."""
+    """Write an encrypted backup of this party's committed shares (presignatures and nonces
+    are never on disk, so never in a backup)."""
     try:
         (_, store), = _stores(None, config)
         done = export_backup(store, out, _backup_passphrase(), list(key_ids) or None)

@@ -1,15 +1,17 @@
 """Job kinds for FROST(Ed25519) signing (RFC 9591): the two rounds, each a bus job without an
 MPC session, in which every signer reports its own part (shared_output=False).
 
-frost-commit  each selected signer draws fresh nonces, stores them as a one-time secret
-              (durably, before it reports anything) and reports its commitment.
+frost-commit  each selected signer draws fresh nonces, keeps them in its memory only
+              (keyshare.onetime: never on disk, so no snapshot or backup can bring them
+              back) and reports its commitment.
 frost-sign    each signer checks the request (its key, its own commitment exactly as it
-              stored it, the signer set), takes its nonces (marked used durably before they
-              are read, so never used twice, even across a crash) and reports its share.
+              made it, the signer set), takes its nonces out of memory (so never used
+              twice) and reports its share.  A node restarted in between has lost them: it
+              refuses, and the coordinator starts again with fresh commitments.
 
 Nonces are bound to the key epoch and to `frost/<request>/<signer names>`; their secret id
 is derived from the commitment, so a request naming another commitment finds nothing.
-Unused nonces older than the cluster's request lifetime are deleted.
+Unused nonces expire after the cluster's request lifetime.
 What a key signs depends on its purpose, fixed at keygen (mpc_nodes.frost_domain): a
 "reports" key signs only the price report this node rebuilds from its own record of the
 job; a "raw" key signs any message an authorised coordinator asks for, except one in the
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 
 from nacl.bindings import crypto_core_ed25519_scalar_add
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,13 +61,6 @@ def nonce_id(c: frost.SigningCommitment) -> str:
                           + c.binding).hexdigest()[:16]
 
 
-def retire_stale_nonces(ctx: NodeContext, key_id: str) -> None:
-    """Nonces live no longer than a request may: those of abandoned attempts (a round two
-    that never came) are deleted, and a round two after that finds none."""
-    ctx.keystore.discard_secrets(key_id, "frost/",
-                                 time.time() - ctx.roster.limits.max_request_ttl_s)
-
-
 def load_frost_key(ctx: NodeContext, key_id: str):
     """This party's committed FROST share as a scalar, refused unless it matches its
     published verification share."""
@@ -91,13 +85,15 @@ class CommitParams(_Params):
 
 
 class FrostCommit(_Signing):
-    """Round one: fresh nonces, stored as a one-time secret; report the commitment."""
+    """Round one: fresh nonces, kept in memory as a one-time secret; report the commitment."""
 
     name = "frost-commit"
     params_model = CommitParams
 
     def local_check(self, ctx, params):
         load_frost_key(ctx, params.key_id)
+        if ctx.nonces.room() < 1:
+            raise JobRejected(f"this node already holds {ctx.nonces.capacity} unused nonces")
 
     def session_call(self, ctx, params, participants):
         self.local_check(ctx, params)
@@ -105,11 +101,13 @@ class FrostCommit(_Signing):
 
     def finish(self, ctx, params, output, participants):
         meta, sk = load_frost_key(ctx, params.key_id)
-        retire_stale_nonces(ctx, params.key_id)
         nonces, c = frost.commit(identifier(ctx.party), sk)
-        ctx.keystore.add_secret(params.key_id, nonce_id(c), meta.epoch,
-                                binding(params.request, [p.name for p in participants]),
-                                {"hiding": nonces.hiding.hex(), "binding": nonces.binding.hex()})
+        try:
+            ctx.nonces.add(params.key_id, nonce_id(c), meta.epoch,
+                           binding(params.request, [p.name for p in participants]),
+                           {"hiding": nonces.hiding.hex(), "binding": nonces.binding.hex()})
+        except KeyShareError as exc:
+            raise JobRejected(str(exc)) from None
         return {"identifier": c.identifier, "hiding": c.hiding.hex(), "binding": c.binding.hex()}
 
 
@@ -152,10 +150,10 @@ class FrostSign(_Signing):
             raise JobRejected("this party's commitment is not in the list")
         names = [signers[i] for i in sorted(ids)]
         bound = binding(params.request, names)
-        retire_stale_nonces(ctx, params.key_id)
-        if ctx.keystore.count_secrets(params.key_id, meta.epoch, bound) == 0:
-            raise JobRejected(f"no unused nonce for request {params.request}: already used,"
-                              f" or never committed to by this party")
+        try:  # a restarted node has lost them: the coordinator retries with fresh commitments
+            ctx.nonces.check(params.key_id, nonce_id(own[0]), meta.epoch, bound)
+        except KeyShareError as exc:
+            raise JobRejected(f"no usable nonce behind this party's commitment: {exc}") from None
         return meta, sk, clist, own[0], names, bound
 
     def _check_message(self, ctx, params, meta) -> None:
@@ -188,8 +186,8 @@ class FrostSign(_Signing):
     def finish(self, ctx, params, output, participants):
         meta, sk, clist, own, _, bound = self._prepare(ctx, params)
         self._check_message(ctx, params, meta)
-        try:  # marked used durably before it is read; another commitment's id finds nothing
-            _, secret = ctx.keystore.take_secret(params.key_id, meta.epoch, bound, nonce_id(own))
+        try:  # out of memory before the share is computed: never taken twice
+            secret = ctx.nonces.take(params.key_id, nonce_id(own), meta.epoch, bound)
         except KeyShareError as exc:
             raise JobRejected(f"nonce refused: {exc}") from None
         nonces = frost.SigningNonces(bytes.fromhex(secret["hiding"]),

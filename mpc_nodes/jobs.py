@@ -13,11 +13,16 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from keyshare import KeyStore
+from keyshare import KeyStore, OneTimeSecrets
 
 from .config import NodeConfig, PartyInfo, Roster, resolve
 from .input_usage import InputReused, InputUsage, InputUse
 from .inputs import INPUT_NAME, InputError, load_input
+
+
+PRESIGNATURE_LIFETIME_S = 24 * 3600.0
+MAX_PRESIGNATURES = MAX_NONCES = 10_000
+"""Bounds of a node's in-memory one-time secrets (see keyshare.onetime)."""
 
 
 class JobRejected(Exception):
@@ -58,6 +63,16 @@ class NodeContext:
                 self.input_usage.claim(uses, [p.name for p in participants])
         except InputReused as exc:
             raise JobRejected(str(exc)) from None
+
+    @functools.cached_property
+    def presignatures(self) -> OneTimeSecrets:
+        """This node process's ECDSA presignatures: in memory only, gone when it stops."""
+        return OneTimeSecrets("presignature", PRESIGNATURE_LIFETIME_S, MAX_PRESIGNATURES)
+
+    @functools.cached_property
+    def nonces(self) -> OneTimeSecrets:
+        """This node process's FROST nonces: in memory only, living no longer than a request."""
+        return OneTimeSecrets("nonce", self.roster.limits.max_request_ttl_s, MAX_NONCES)
 
 
 @dataclass(frozen=True)

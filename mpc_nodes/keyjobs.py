@@ -145,6 +145,12 @@ class Sign(JobKind):
         return meta, share, tx
 
     def local_check(self, ctx, params):
+        if params.presignature is not None:  # first: a refusal must reserve nothing
+            meta, _ = load_key(ctx, params.key_id)
+            try:
+                ctx.presignatures.check(params.key_id, params.presignature, meta.epoch)
+            except KeyShareError as exc:
+                raise JobRejected(str(exc)) from None
         self._check(ctx, params, reserve=True)  # an approval records the spend and nonce
 
     def session_call(self, ctx, params, participants):
@@ -152,9 +158,9 @@ class Sign(JobKind):
         if params.presignature is None:
             return SessionCall("protocols.ecdsa:sign", [share, _points(participants),
                                                         meta.public_key, tx.digest.hex()])
-        try:
-            _, presig = ctx.keystore.take_secret(params.key_id, meta.epoch, binding(participants),
-                                                 params.presignature)
+        try:  # gone from memory before the session can release a share of s made with it
+            presig = ctx.presignatures.take(params.key_id, params.presignature, meta.epoch,
+                                            binding(participants))
         except KeyShareError as exc:
             raise JobRejected(str(exc)) from None
         return SessionCall("protocols.ecdsa:sign_presigned", [presig, meta.public_key,
@@ -176,13 +182,17 @@ class PresignParams(_Params):
 
 
 class Presign(JobKind):
-    """Precompute presignatures, bound to this key epoch and this exact party set."""
+    """Precompute presignatures, bound to this key epoch and this exact party set, and kept
+    only in this node process's memory (keyshare.onetime): a restart discards them."""
 
     name = "presign"
     params_model = PresignParams
 
     def local_check(self, ctx, params):
         load_key(ctx, params.key_id)
+        if ctx.presignatures.room() < params.count:
+            raise JobRejected(f"no room for {params.count} more presignatures on this node"
+                              f" ({ctx.presignatures.capacity} at most)")
 
     def session_call(self, ctx, params, participants):
         _, share = load_key(ctx, params.key_id)
@@ -194,8 +204,11 @@ class Presign(JobKind):
         ids = []
         for presig in output:  # the id is the same on every party: it names the nonce point
             ids.append(hashlib.sha256(bytes.fromhex(presig["R"])).hexdigest()[:16])
-            ctx.keystore.add_secret(params.key_id, ids[-1], meta.epoch, binding(participants),
-                                    presig)
+            try:
+                ctx.presignatures.add(params.key_id, ids[-1], meta.epoch, binding(participants),
+                                      presig)
+            except KeyShareError as exc:
+                raise JobRejected(str(exc)) from None
         return {"key_id": params.key_id, "epoch": meta.epoch, "binding": binding(participants),
                 "ids": ids}
 
@@ -255,6 +268,7 @@ class Commit(_AllParties):
 
     def finish(self, ctx, params, output, participants):
         ctx.keystore.commit(params.key_id, params.epoch)
+        ctx.presignatures.retire(params.key_id, params.epoch)  # bound to the old shares
         meta, _ = load_key(ctx, params.key_id)
         return {"key_id": params.key_id, "epoch": meta.epoch, "committed": True}
 

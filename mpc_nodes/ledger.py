@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 
@@ -22,3 +23,19 @@ class Ledger:
 
     def key(self, key_id: str) -> dict:
         return self.data.setdefault(key_id, {"presignatures": []})
+
+    def take_presignature(self, key_id: str, boots: dict[str, str]) -> tuple[dict | None,
+                                                                             list[dict]]:
+        """Pop the first presignature of `key_id` its holders can still have: unexpired, and
+        every holder still runs the process that made it (the same boot id in `boots`, party
+        name -> boot id of its presence): a node keeps presignatures in memory only.  Returns
+        it (None when none is left) and the entries dropped on the way; the caller saves."""
+        pool, dropped = self.key(key_id)["presignatures"], []
+        while pool:
+            entry = pool.pop(0)  # used or not, never offered twice
+            holders = entry["binding"].split(",")
+            if (entry.get("boots") == {n: boots.get(n) for n in holders}
+                    and time.time() < entry.get("expires", 0)):
+                return entry, dropped
+            dropped.append(entry)
+        return None, dropped

@@ -44,8 +44,9 @@ class NodeMetrics:
                               " heartbeat does not come back (lost subscriptions).", **labels)
         self.engine_restarts = Counter("mpcnet_engine_restarts_total", "MPC engine processes"
                                        " replaced after a failed or hung session.", **labels)
-        self.presignatures_left = Gauge("mpcnet_presignatures_left", "Unused presignatures, by"
-                                        " key.", ["key_id"], **labels)
+        self.presignatures_left = Gauge("mpcnet_presignatures_left", "Unused presignatures this"
+                                        " node process holds, by key (in memory only: none"
+                                        " after a restart).", ["key_id"], **labels)
         self.info = Gauge("mpcnet_node_info", "Constant 1, labelled with the node's identity.",
                           ["party", "version", "code_digest"], **labels)
         self.party = party

@@ -133,11 +133,11 @@ class Node:
             log.warning("could not publish presence: %s", exc)
 
     def _update_key_metrics(self) -> None:
-        """Presignatures left per key (metadata only: nothing is decrypted)."""
+        """Presignatures this node process holds per key (in memory only: none after a restart)."""
         store = self.ctx.keystore
         for key_id in store.key_ids():
-            epoch = store.committed_epoch(key_id)
-            self.metrics.presignatures_left.labels(key_id).set(store.count_secrets(key_id, epoch))
+            self.metrics.presignatures_left.labels(key_id).set(
+                self.ctx.presignatures.count(key_id, store.committed_epoch(key_id)))
 
     def health(self) -> dict:
         """What /healthz reports: healthy while connected to the broker and hearing from it
@@ -157,6 +157,9 @@ class Node:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         self.engine.start()
+        if legacy := self.ctx.keystore.remove_legacy_secrets():
+            log.warning("deleted the on-disk presignatures and nonces of %d key(s) left by an"
+                        " earlier version: one-time secrets now live in memory only", legacy)
         self._update_key_metrics()
         health = None
         if self.config.metrics_port:

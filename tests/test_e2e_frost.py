@@ -64,7 +64,7 @@ async def test_two_of_three_cli_offline_party_and_nonces(make_cluster):
             assert result["signers"] == names and result["excluded"] == {}
             verified(result, message)
 
-        # every nonce was used once and is gone; a replayed round two is refused
+        # every nonce is used once and then gone; a replayed round two is refused
         only = ["party0", "party1"]
 
         async def commit(request):
@@ -74,24 +74,21 @@ async def test_two_of_three_cli_offline_party_and_nonces(make_cluster):
             return {"key_id": "oracle-1", "request": request, "message": "abcd",
                     "commitments": [outcome.party_outputs[n] for n in only]}
         params = await commit("00112233aabbccdd")
-        assert [store(cluster, i).count_secrets("oracle-1", 0) for i in range(3)] == [1, 1, 0]
         first = await c.run_job("frost-sign", params, only=only)
         assert first.ok, first.error
-        assert [store(cluster, i).count_secrets("oracle-1", 0) for i in range(3)] == [0, 0, 0]
         replay = await c.run_job("frost-sign", {**params, "message": "abce"}, only=only)
         assert not replay.ok
-        assert all("no unused nonce" in v.reason for v in replay.votes if v.party in only)
-        used = [len(list((cluster.dir / f"party{i}/data/keys/oracle-1/presig").glob("*.used")))
-                for i in range(3)]
-        assert used == [3, 3, 2]  # one per signature each party took part in
+        assert all("was already used" in v.reason for v in replay.votes if v.party in only)
+        assert not list(cluster.dir.rglob("presig*"))  # nonces never reach the disk
 
-        # a list with a changed commitment of party0: its nonce is not found, so not burnt
+        # a list with a changed commitment of party0: no nonce is behind it, so none is burnt
         params = await commit("00112233aabbccde")
         own, other = params["commitments"]
         swapped = await c.run_job("frost-sign", {**params, "commitments": [
             {**own, "hiding": other["hiding"]}, other]}, only=only)
-        assert not swapped.ok and "nonce refused" in swapped.party_errors["party0"]
-        assert store(cluster, 0).count_secrets("oracle-1", 0) == 1
+        votes = {v.party: v for v in swapped.votes}
+        assert not swapped.ok and "unknown here" in votes["party0"].reason
+        assert (await c.run_job("frost-sign", params, only=only)).ok  # the real one still signs
 
         ecdsa = await c.run_job("sign", {"key_id": "oracle-1", "tx": {}})
         assert not ecdsa.ok and "is a frost-ed25519 key" in ecdsa.votes[0].reason
@@ -131,4 +128,4 @@ async def test_three_of_five_cheater_is_named_and_excluded(make_cluster):
         with pytest.raises(FrostSigningError) as failed:
             await frost_sign(c, "oracle-5", b"pinned to the cheater", [1, 2, 3])
         assert list(failed.value.excluded) == ["party1"]
-    assert [store(cluster, i).count_secrets("oracle-5", 0) for i in range(5)] == [0] * 5
+    assert not list(cluster.dir.rglob("presig*"))

@@ -1,18 +1,16 @@
-"""The key share store with real files: encryption, tamper detection, crash safety, epochs,
-one-time secrets and backups."""
+"""The key share store with real files: encryption, tamper detection, crash safety, epochs
+and backups; and the in-memory pool of one-time secrets, which never touches a file."""
 
 import json
 import os
-import signal
 import stat
-import subprocess
-import sys
-import time
+from types import SimpleNamespace
 
 import pytest
 
-from keyshare import (ForeignShare, KeyMeta, KeyShareError, KeyStore, PresignatureUnavailable,
-                      TamperedFile, UnknownKey, WrongPassphrase, export_backup, import_backup)
+from keyshare import (ForeignShare, KeyMeta, KeyShareError, KeyStore, OneTimeSecrets,
+                      PresignatureUnavailable, TamperedFile, UnknownKey, WrongPassphrase,
+                      export_backup, import_backup, onetime)
 
 FAST = 2**10  # cheap scrypt for tests
 
@@ -102,7 +100,6 @@ def test_crash_during_write_keeps_the_old_file(tmp_path, monkeypatch):
 def test_refresh_epochs_stage_commit_abort(tmp_path):
     s = store(tmp_path / "keys")
     s.save_new(meta(), 42)
-    s.add_secret("vault-1", "p0", 0, "0,1,2", {"kinv": 1})
     s.stage(meta(epoch=1), 43)
     assert s.staged_epochs("vault-1") == [1]
     assert s.load("vault-1")[1] == 42  # staged is not current ("crash" before commit)
@@ -110,7 +107,6 @@ def test_refresh_epochs_stage_commit_abort(tmp_path):
     s.commit("vault-1", 1)
     s.commit("vault-1", 1)  # idempotent
     assert s.load("vault-1")[1] == 43 and s.committed_epoch("vault-1") == 1
-    assert s.count_secrets("vault-1", 1) == 0  # old-epoch presignatures are gone
     with pytest.raises(UnknownKey):
         s.load("vault-1", 0)
     s.stage(meta(epoch=2), 44)
@@ -118,58 +114,65 @@ def test_refresh_epochs_stage_commit_abort(tmp_path):
     assert s.staged_epochs("vault-1") == [] and s.load("vault-1")[1] == 43
 
 
-def test_one_time_secrets_are_released_once(tmp_path):
-    s = store(tmp_path / "keys")
-    s.save_new(meta(), 42)
+def test_one_time_secrets_are_released_once_with_a_reason(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pool = OneTimeSecrets("presignature", lifetime_s=600, capacity=10)
     for i in range(3):
-        s.add_secret("vault-1", f"p{i}", 0, "0,1,2", {"kinv": i})
-    s.add_secret("vault-1", "other-set", 0, "0,1,3", {"kinv": 9})
-    assert s.count_secrets("vault-1", 0, "0,1,2") == 3
-    taken = {s.take_secret("vault-1", 0, "0,1,2")[0] for _ in range(3)}
-    assert taken == {"p0", "p1", "p2"}
-    with pytest.raises(PresignatureUnavailable):
-        s.take_secret("vault-1", 0, "0,1,2")
-    assert store(tmp_path / "keys").count_secrets("vault-1", 0, "0,1,2") == 0  # after restart
-    assert s.list_keys()[0]["presignatures"] == 1
+        pool.add("vault-1", f"p{i}", 0, "party0,party1,party2", {"kinv": i})
+    assert pool.count("vault-1") == 3 and pool.count("vault-1", epoch=1) == 0
+    assert pool.take("vault-1", "p1", 0, "party0,party1,party2") == {"kinv": 1}
+    with pytest.raises(PresignatureUnavailable, match="presignature p1 was already used"):
+        pool.take("vault-1", "p1", 0, "party0,party1,party2")
+    with pytest.raises(PresignatureUnavailable, match=r"p9 unknown here \(node restarted\?\)"):
+        pool.check("vault-1", "p9", 0)
+    with pytest.raises(PresignatureUnavailable, match="bound to party0,party1,party2"):
+        pool.take("vault-1", "p0", 0, "party0,party1,party3")
+    with pytest.raises(PresignatureUnavailable, match="belongs to epoch 0"):
+        pool.take("vault-1", "p0", 1, "party0,party1,party2")
+    with pytest.raises(KeyShareError, match="exists already"):  # a used id never comes back
+        pool.add("vault-1", "p1", 0, "party0,party1,party2", {"kinv": 1})
+    assert pool.count("vault-1") == 2  # refused takes burn nothing
+    assert not list(tmp_path.rglob("*"))  # and nothing was ever written
 
 
-KILLED_AFTER_MARK = """
-import os, signal, sys
-from keyshare import KeyStore
-from keyshare import store as st
-real = st.create_exclusive
-def mark_then_die(path, data=b""):
-    real(path, data)
-    os.kill(os.getpid(), signal.SIGKILL)  # crash after the durable mark, before release
-st.create_exclusive = mark_then_die
-s = KeyStore(sys.argv[1], b"pw", "c1", 1, scrypt_n=1024)
-s.take_secret("vault-1", 0, "0,1,2")
-"""
+def test_one_time_secrets_expire_are_bounded_and_retired_by_a_refresh(monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(onetime, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    pool = OneTimeSecrets("nonce", lifetime_s=60, capacity=2)
+    pool.add("oracle-1", "n1", 0, "frost/aa/p0,p1", {"x": 1})
+    pool.add("oracle-1", "n2", 1, "frost/ab/p0,p1", {"x": 2})
+    with pytest.raises(KeyShareError, match="already holds 2 nonces"):
+        pool.add("oracle-1", "n3", 0, "frost/ac/p0,p1", {"x": 3})
+    assert pool.retire("oracle-1", keep_epoch=1) == 1
+    with pytest.raises(PresignatureUnavailable, match="n1 belongs to an epoch .* refreshed"):
+        pool.check("oracle-1", "n1", 0)
+    now[0] += 61
+    assert pool.room() == 2
+    with pytest.raises(PresignatureUnavailable, match="nonce n2 expired"):
+        pool.take("oracle-1", "n2", 1, "frost/ab/p0,p1")
 
 
-@pytest.mark.timeout(60)
-def test_secret_marked_then_crash_is_never_released(tmp_path):
+def test_legacy_on_disk_secrets_are_removed(tmp_path):
     s = store(tmp_path / "keys")
     s.save_new(meta(), 42)
-    s.add_secret("vault-1", "only", 0, "0,1,2", {"kinv": 5})
-    proc = subprocess.run([sys.executable, "-c", KILLED_AFTER_MARK, str(tmp_path / "keys")],
-                          env=dict(os.environ, PYTHONPATH=os.getcwd()))
-    assert proc.returncode == -signal.SIGKILL
-    with pytest.raises(PresignatureUnavailable):
-        store(tmp_path / "keys").take_secret("vault-1", 0, "0,1,2")
+    legacy = tmp_path / "keys" / "vault-1" / "presig"
+    legacy.mkdir()
+    (legacy / "p0.sealed").write_text("{}")
+    assert s.remove_legacy_secrets() == 1 and not legacy.exists()
+    assert s.remove_legacy_secrets() == 0 and s.load("vault-1")[1] == 42
 
 
 def test_backup_round_trip_and_errors(tmp_path):
     s = store(tmp_path / "keys")
     s.save_new(meta(), 42)
-    s.add_secret("vault-1", "p0", 0, "0,1,2", {"kinv": 1})
     backup = tmp_path / "backup.bin"
     assert export_backup(s, backup, b"backup-pw") == ["vault-1"]
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
     fresh = store(tmp_path / "restored")
     assert import_backup(fresh, backup, b"backup-pw") == ["vault-1"]
     assert fresh.load("vault-1")[1] == 42
-    assert fresh.count_secrets("vault-1", 0) == 0  # presignatures are never restored
+    assert sorted(p.name for p in (tmp_path / "restored" / "vault-1").iterdir()) == [
+        "COMMITTED", "epoch-0.share"]  # a backup holds shares only
     with pytest.raises(WrongPassphrase):
         import_backup(store(tmp_path / "x"), backup, b"nope")
     other = store(tmp_path / "y")
@@ -184,15 +187,3 @@ def test_backup_round_trip_and_errors(tmp_path):
     export_backup(s, tmp_path / "backup2.bin", b"b")
     with pytest.raises(WrongPassphrase):  # the shares need the store's own passphrase too
         import_backup(store(tmp_path / "w", b"other"), tmp_path / "backup2.bin", b"b")
-
-
-def test_stale_one_time_secrets_are_retired(tmp_path):
-    s = store(tmp_path / "keys")
-    s.save_new(meta(), 42)
-    s.add_secret("vault-1", "n1", 0, "frost/aa/p0,p1", {"x": 1})
-    s.add_secret("vault-1", "n2", 0, "p0,p1,p2", {"x": 2})  # a presignature: not touched
-    assert s.discard_secrets("vault-1", "frost/", time.time() - 600) == 0  # still fresh
-    assert s.discard_secrets("vault-1", "frost/", time.time() + 1) == 1
-    assert s.count_secrets("vault-1", 0, "frost/aa/p0,p1") == 0
-    assert s.count_secrets("vault-1", 0, "p0,p1,p2") == 1
-    assert not (tmp_path / "keys" / "vault-1" / "presig" / "n1.sealed").exists()
