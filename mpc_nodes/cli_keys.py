@@ -22,7 +22,7 @@ from eth_account import Account
 from rich.table import Table
 
 from keyshare import KeyShareError, KeyStore, export_backup, import_backup
-from protocols.secp256k1 import CurveError, check_verification_shares, verify
+from protocols.secp256k1 import verify
 
 from .cli import (USER_ERRORS, _coordinate, _coordinator_config, _fail, _progress, _report,
                   common_broker, common_coord, common_dir, common_json, console, err, main)
@@ -32,6 +32,7 @@ from .evm import EvmError, parse_transaction
 from .frost_coordinator import FrostSigningError, frost_keygen, frost_sign
 from .frost_domain import DEFAULT_PURPOSE
 from .jobs import PRESIGNATURE_LIFETIME_S
+from .keycheck import reported_key_problem
 from .keyjobs import FROST_SCHEME, SCHEME, eth_address
 from .ledger import Ledger
 from .pki import read_passphrase
@@ -78,22 +79,17 @@ def keygen(cluster_dir, scheme, label, purpose, broker, coordinator, as_json):
         if scheme == FROST_SCHEME:  # checked and recorded in the ledger there
             return await frost_keygen(c, key_id, label, _progress(as_json),
                                       purpose or DEFAULT_PURPOSE)
-        return await c.run_job("keygen", {"key_id": key_id, "scheme": scheme, "label": label},
-                               progress=_progress(as_json))
+        outcome = await c.run_job("keygen", {"key_id": key_id, "scheme": scheme,
+                                             "label": label}, progress=_progress(as_json))
+        if outcome.ok and (problem := reported_key_problem(outcome.output, c.roster)):
+            outcome.ok, outcome.error = False, problem
+        return outcome
     outcome = _coordinate(cluster_dir, coordinator, broker, action)
     if scheme == FROST_SCHEME:
         _report(outcome, as_json, lambda o: console.print(
             f"key [bold]{key_id}[/] ({o.output['t'] + 1}-of-{o.output['n']} {scheme},"
             f" signs {o.output['purpose']})\npublic key [bold]{o.output['public_key']}[/]"))
         return
-    if outcome.ok:
-        out = outcome.output
-        try:
-            check_verification_shares(out["verification_shares"], out["t"], out["public_key"])
-        except CurveError as exc:
-            outcome.ok, outcome.error = False, f"verification shares do not check out: {exc}"
-        if eth_address(out["public_key"]) != out["address"]:
-            outcome.ok, outcome.error = False, "reported address does not match the public key"
     if outcome.ok:
         ledger = _ledger(cluster_dir, coordinator)
         ledger.key(key_id).update({k: outcome.output[k] for k in

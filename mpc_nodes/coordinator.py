@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from .bus import Bus, BusUnavailable
 from .config import CoordinatorConfig, Roster, load_coordinator_config, load_roster, resolve
 from .envelope import EnvelopeError, Verifier, seal
 from .jobs import kind_for
-from .messages import JobAbort, JobRequest, JobResult, JobStart, Presence, Vote
+from .messages import JobAbort, JobRequest, JobResult, JobStart, Presence, Vote, output_digest
 from .pki import client_context, load_identity, read_passphrase
 
 
@@ -302,25 +303,42 @@ class Coordinator:
     @staticmethod
     def _judge(outcome: JobOutcome, results: dict[str, JobResult],
                shared_output: bool = True) -> None:
+        """Success only when every participant reported success with an output that has the
+        digest it claims, and, for a shared output, all those digests agree.  No party's
+        word is taken for its own digest: a party that reports a forged output under the
+        honest digest, or a result the others do not share, is named and fails the job."""
         for name in outcome.participants:
             r = results.get(name)
             if r is None:
                 outcome.party_errors[name] = "no result (offline, or timed out)"
             elif not r.ok:
                 outcome.party_errors[name] = r.error or "failed"
+            elif r.output_digest != output_digest(r.output):
+                outcome.party_errors[name] = ("its output does not have the output digest it"
+                                              " reported (a forged output?)")
             else:
                 outcome.party_timings[name] = r.timings
+        if not outcome.party_errors and shared_output:
+            outcome.party_errors = _dissenters({n: results[n].output_digest
+                                                for n in outcome.participants})
         if outcome.party_errors:
             outcome.error = "; ".join(f"{n}: {e}" for n, e in outcome.party_errors.items())
             return
-        if not shared_output:  # each party reports its own part (an output share, a nonce...)
-            outcome.party_outputs = {n: results[n].output for n in outcome.participants}
-            outcome.ok = True
-            return
-        digests = {results[n].output_digest for n in outcome.participants}
-        if len(digests) != 1:
-            outcome.error = "participants reported different results: " + ", ".join(
-                f"{n}={results[n].output_digest[:12]}" for n in outcome.participants)
-            return
         outcome.ok = True
-        outcome.output = results[outcome.participants[0]].output
+        if shared_output:
+            outcome.output = results[outcome.participants[0]].output
+        else:  # each party reports its own part (an output share, a nonce...)
+            outcome.party_outputs = {n: results[n].output for n in outcome.participants}
+
+
+def _dissenters(digests: dict[str, str]) -> dict[str, str]:
+    """The parties whose output digest differs from a strict majority's, each with why;
+    every party when no majority agrees; none when all agree."""
+    top, count = Counter(digests.values()).most_common(1)[0]
+    if count == len(digests):
+        return {}
+    if 2 * count > len(digests):
+        return {n: f"its result ({d[:12]}) disagrees with the other participants' ({top[:12]})"
+                for n, d in digests.items() if d != top}
+    return {n: f"reported result {d[:12]}; no majority of participants agrees"
+            for n, d in digests.items()}

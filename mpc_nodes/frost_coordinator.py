@@ -17,6 +17,7 @@ from protocols import frost
 from .coordinator import Coordinator, JobOutcome
 from .frost_domain import DEFAULT_PURPOSE
 from .frostjobs import MAX_MESSAGE_BYTES
+from .keycheck import reported_key_problem
 from .keyjobs import FROST_SCHEME
 from .ledger import Ledger
 
@@ -30,20 +31,6 @@ class FrostSigningError(RuntimeError):
         self.excluded = excluded
 
 
-def check_frost_key(out: dict) -> str | None:
-    """Why a reported FROST key is not acceptable (verification shares not on one degree-t
-    polynomial through the group public key), or None."""
-    vshares = out["verification_shares"]
-    if len(vshares) != out["n"]:
-        return f"{len(vshares)} verification shares for {out['n']} parties"
-    try:
-        pk = frost.group_public_key({i + 1: bytes.fromhex(v) for i, v in enumerate(vshares)},
-                                    degree=out["t"])
-    except (frost.FrostError, ValueError) as exc:
-        return f"verification shares do not check out: {exc}"
-    return None if pk.hex() == out["public_key"] else "group public key does not match"
-
-
 async def frost_keygen(c: Coordinator, key_id: str, label: str = "",
                        progress=lambda text: None, purpose: str = DEFAULT_PURPOSE) -> JobOutcome:
     """Dealer-free t-of-n FROST key among all parties, for one purpose ("raw" messages or
@@ -51,7 +38,7 @@ async def frost_keygen(c: Coordinator, key_id: str, label: str = "",
     outcome = await c.run_job("keygen", {"key_id": key_id, "scheme": FROST_SCHEME,
                                          "label": label, "purpose": purpose},
                               progress=progress)
-    if outcome.ok and (problem := check_frost_key(outcome.output)):
+    if outcome.ok and (problem := reported_key_problem(outcome.output, c.roster)):
         outcome.ok, outcome.error = False, problem
     if outcome.ok and outcome.output.get("purpose") != purpose:
         outcome.ok = False

@@ -13,7 +13,6 @@ import hashlib
 import logging
 from typing import Literal
 
-from eth_keys import keys as eth_keys
 from pydantic import Field, model_validator
 
 from keyshare import KeyMeta, KeyShareError
@@ -23,19 +22,14 @@ from protocols.secp256k1 import hex_point, mul_base
 from .evm import EvmError, parse_transaction, signed_transaction
 from .frost_domain import Purpose, purpose_of
 from .jobs import JobKind, JobRejected, NodeContext, SessionCall, _Params
+from .keycheck import FROST_SCHEME, SCHEME, eth_address, key_problem
 from .policy import load_policy
 
-SCHEME = "ecdsa-secp256k1"
-FROST_SCHEME = "frost-ed25519"
 KEYGEN = {SCHEME: ("protocols.ecdsa:keygen", "secp256k1"),
           FROST_SCHEME: ("protocols.ed25519_dkg:keygen", "ed25519")}
 """Key generation per scheme: the protocol and the curve recorded with the share."""
 KeyId = Field(pattern=KEY_ID.pattern)
 log = logging.getLogger("mpcnet.policy")
-
-
-def eth_address(public_key: str) -> str:
-    return eth_keys.PublicKey.from_compressed_bytes(bytes.fromhex(public_key)).to_checksum_address()
 
 
 def load_share(ctx: NodeContext, key_id: str, scheme: str) -> tuple[KeyMeta, int]:
@@ -109,6 +103,10 @@ class Keygen(_AllParties):
                        address=eth_address(public_key) if params.scheme == SCHEME else None,
                        purpose=purpose_of(params.purpose) if params.scheme == FROST_SCHEME
                        else None)
+        problem = key_problem(meta.model_dump(), [p.name for p in ctx.roster.parties], meta.t,
+                              own=(ctx.party.index, output["share"]))
+        if problem:  # nothing is saved: a key no one can check is no vault
+            raise JobRejected(f"key {params.key_id} is inconsistent, not saved: {problem}")
         ctx.keystore.save_new(meta, output["share"])
         return {"key_id": meta.key_id, "scheme": meta.scheme, "public_key": public_key,
                 "address": meta.address, "verification_shares": meta.verification_shares,
