@@ -110,7 +110,8 @@ def main(log_level):
 
 @main.command()
 @click.option("--parties", "-n", type=int, required=True, help="number of parties (>= 2)")
-@click.option("--threshold", "-t", type=int, required=True, help="colluders tolerated, t < n/2")
+@click.option("--threshold", "-t", type=int, required=True,
+              help="colluders tolerated, 1 <= t < n/2")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="new cluster dir")
 @click.option("--host", default="127.0.0.1", show_default=True, help="host the parties use")
 @click.option("--base-port", type=int, help="MPC ports base (default: free ports)")

@@ -69,11 +69,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def validate_shape(parties: int, threshold: int) -> None:
-    if parties < 2:
-        raise ClusterError(f"--parties must be at least 2 (got {parties})")
-    if threshold < 0 or not 2 * threshold < parties:
+    if parties < 3:
+        raise ClusterError(f"--parties must be at least 3 (got {parties}): a threshold t >= 1"
+                           f" needs n >= 2t + 1")
+    if threshold < 1:
+        raise ClusterError(f"--threshold {threshold} is not allowed: t must be at least 1 (with"
+                           f" t = 0 each party's key share is the whole key)")
+    if not 2 * threshold < parties:
         raise ClusterError(f"--threshold {threshold} is not allowed with {parties} parties:"
-                           f" need 0 <= t < n/2, i.e. t <= {(parties - 1) // 2}")
+                           f" need 1 <= t < n/2, i.e. t <= {(parties - 1) // 2}")
 
 
 def _passphrase_file(directory: Path) -> bytes:

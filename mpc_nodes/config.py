@@ -62,7 +62,7 @@ class Roster(_Strict):
     """The public description of a cluster: its parties, coordinators and CA."""
 
     cluster_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{2,63}$")]
-    threshold: int = Field(ge=0, description="max colluding parties tolerated; t+1 reconstruct")
+    threshold: int = Field(description="max colluding parties tolerated, >= 1; t+1 reconstruct")
     parties: list[PartyInfo]
     coordinators: list[CoordinatorInfo] = Field(min_length=1)
     ca_cert: str
@@ -73,6 +73,9 @@ class Roster(_Strict):
         n = len(self.parties)
         if n < 2:
             raise ValueError(f"a cluster needs at least 2 parties, got {n}")
+        if self.threshold < 1:
+            raise ValueError(f"threshold {self.threshold} is not allowed: t must be at least 1"
+                             f" (with t = 0 each party's key share is the whole key)")
         if not 2 * self.threshold < n:
             raise ValueError(f"threshold {self.threshold} too large for {n} parties (need t < n/2)")
         if [p.index for p in self.parties] != list(range(n)):
@@ -242,4 +245,3 @@ def load_node_config(path: Path) -> NodeConfig:
 
 def load_coordinator_config(path: Path) -> CoordinatorConfig:
     return load_yaml_model(path, CoordinatorConfig)
-

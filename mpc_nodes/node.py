@@ -86,7 +86,7 @@ class Node:
         self.pending: dict[str, PendingJob] = {}
         self._requests: set[asyncio.Task] = set()  # requests being checked
         self.queue: asyncio.Queue = asyncio.Queue()
-        self.running_job: str | None = None
+        self.running: PendingJob | None = None  # the job in the engine now
         cluster = self.roster.cluster_id
         self.jobs_topic = topics.jobs(cluster)
         broker_url = broker or self.config.broker
@@ -212,12 +212,7 @@ class Node:
         elif isinstance(msg, JobStart):
             await self._on_start(verified)
         elif isinstance(msg, JobAbort):
-            if self.pending.pop(msg.job_id, None):
-                log.info("job %s aborted by %s: %s", msg.job_id[:8], verified.sender, msg.reason)
-            elif msg.job_id == self.running_job and self.engine.abort(
-                    f"the job failed elsewhere ({msg.reason[:300]})"):
-                log.info("job %s: stopped its session, the coordinator says it failed: %s",
-                         msg.job_id[:8], msg.reason)
+            self._on_abort(verified)
         else:
             self.metrics.rejected_messages.inc()
             log.warning("ignored %s from %s on the jobs topic", msg.type, verified.sender)
@@ -349,17 +344,42 @@ class Node:
             return
         await self.queue.put((job, participants))
 
+    def _on_abort(self, verified: Verified) -> None:
+        """Drop a pending job, or stop the running one, when the coordinator that requested
+        it aborts it.  Another roster coordinator's abort is ignored: it could otherwise
+        cancel every job of the coordinator the operators actually serve."""
+        msg: JobAbort = verified.message
+        job = self.pending.get(msg.job_id)
+        if job is None and self.running and self.running.request.job_id == msg.job_id:
+            job = self.running
+        if job is None:
+            return
+        if verified.sender != job.request.coordinator:
+            self.metrics.rejected_messages.inc()
+            log.warning("job %s: ignored an abort from %s; only %s, which requested it, may"
+                        " abort it", msg.job_id[:8], verified.sender, job.request.coordinator)
+            self.audit.append("rejected_message", topic=self.jobs_topic, size=len(verified.raw),
+                              reason=f"abort of job {msg.job_id} from {verified.sender}, which"
+                              f" did not request it")
+            return
+        if job is not self.running:
+            del self.pending[msg.job_id]
+            log.info("job %s aborted by %s: %s", msg.job_id[:8], verified.sender, msg.reason)
+        elif self.engine.abort(f"the job failed elsewhere ({msg.reason[:300]})"):
+            log.info("job %s: stopped its session, the coordinator says it failed: %s",
+                     msg.job_id[:8], msg.reason)
+
     # -- execution ----------------------------------------------------------------------
 
     async def _executor(self) -> None:
         """Run queued jobs one at a time, in the order their starts arrived."""
         while True:
             job, participants = await self.queue.get()
-            self.running_job = job.request.job_id
+            self.running = job
             try:
                 await self._execute(job, participants)
             finally:
-                self.running_job = None
+                self.running = None
 
     async def _execute(self, job: PendingJob, participants: list[str]) -> None:
         started = time.monotonic()

@@ -36,8 +36,9 @@ def test_init_creates_a_consistent_cluster(tmp_path):
             load_identity(pdir / "identity.key", b"not the passphrase")
 
 
-@pytest.mark.parametrize("n, t, message", [(1, 0, "at least 2"), (3, 2, "need 0 <= t < n/2"),
-                                           (4, 2, "t <= 1"), (3, -1, "not allowed")])
+@pytest.mark.parametrize("n, t, message", [(2, 1, "at least 3"), (3, 2, "need 1 <= t < n/2"),
+                                           (4, 2, "t <= 1"), (3, -1, "not allowed"),
+                                           (3, 0, "t must be at least 1")])
 def test_init_refuses_bad_shapes(tmp_path, n, t, message):
     with pytest.raises(ClusterError, match=message):
         init_cluster(tmp_path / "c", n, t)
