@@ -439,8 +439,9 @@ class Node:
             result = JobResult(job_id=job.request.job_id, request_digest=job.digest,
                                session_id=sid, ok=False, error=error, timings=timings or {})
             raw, ok = self._seal("results", result), False
+        shared = kind_for(job.request.kind).output_is_shared(job.params)
         self.audit.append("result", job_id=result.job_id, session_id=sid, ok=ok,
-                          output_digest=result.output_digest, error=error)
+                          output_digest=result.output_digest, error=error, shared=shared)
         try:
             # retained: a coordinator that reconnects after a broker restart still gets it
             await self.bus.publish(self._topic("results"), raw, retain=True)

@@ -62,3 +62,14 @@ def test_cluster_cross_check_finds_disagreeing_results(tmp_path):
     reports, disagreements = verify_cluster({"p0": a.path, "p1": b.path})
     assert all(r.ok for r in reports.values())
     assert disagreements == ["job j2: p0=bbb, p1=ccc"]
+
+
+def test_cluster_cross_check_skips_per_party_outputs(tmp_path):
+    """FROST rounds and sealed output shares differ per party by design."""
+    a, b = AuditLog(tmp_path / "a.log"), AuditLog(tmp_path / "b.log")
+    a.append("result", job_id="j1", ok=True, output_digest="aaa", shared=False)
+    b.append("result", job_id="j1", ok=True, output_digest="bbb", shared=False)
+    a.append("result", job_id="j2", ok=True, output_digest="ccc", shared=True)
+    b.append("result", job_id="j2", ok=True, output_digest="ddd", shared=True)
+    _, disagreements = verify_cluster({"p0": a.path, "p1": b.path})
+    assert disagreements == ["job j2: p0=ccc, p1=ddd"]
