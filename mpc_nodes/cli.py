@@ -318,14 +318,16 @@ def audit_verify(cluster_dir, as_json):
     if as_json:
         print(json.dumps({"ok": ok, "disagreements": disagreements, "logs": {
             name: {"ok": r.ok, "entries": r.entries, "head": r.head, "bad_line": r.bad_line,
-                   "reason": r.reason, "path": str(r.path)} for name, r in reports.items()}},
-            indent=2))
+                   "reason": r.reason, "warnings": r.warnings, "path": str(r.path)}
+            for name, r in reports.items()}}, indent=2))
     else:
         for name, r in reports.items():
             if r.ok:
                 console.print(f"{name}: [green]ok[/], {r.entries} entries, head {r.head[:16]}")
             else:
                 console.print(f"{name}: [red]TAMPERED[/] at {r.path} line {r.bad_line}: {r.reason}")
+            for warning in r.warnings:  # torn final lines: an interrupted append, kept aside
+                console.print(f"{name}: [yellow]warning[/] {r.path} {warning}")
         for d in disagreements:
             console.print(f"[red]results disagree[/] {d}")
     sys.exit(0 if ok else 1)

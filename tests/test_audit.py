@@ -25,7 +25,10 @@ def test_chain_verifies_and_survives_reopen(tmp_path):
     (lambda lines: lines.__setitem__(2, lines[2].replace('"d2"', '"d9"')), 3, "edited"),
     (lambda lines: lines.pop(1), 2, "sequence number"),
     (lambda lines: lines.insert(3, lines[3]), 5, "sequence number"),  # duplicated line
-    (lambda lines: lines.__setitem__(4, lines[4][:20]), 5, "corrupt or truncated"),
+    # a cut line that still ends in a newline; a final line cut before its newline is a
+    # torn tail, recovered (tests/test_full_disk.py)
+    (lambda lines: lines.__setitem__(4, lines[4][:20] + "\n"), 5, "corrupt or truncated"),
+    (lambda lines: lines.__setitem__(2, lines[2][:20]), 3, "corrupt or truncated"),
     (lambda lines: (lines.__setitem__(1, lines[2]), lines.__setitem__(2, lines[1])), 2,
      "sequence number"),
 ])

@@ -1,0 +1,201 @@
+"""A full disk never damages durable state (issue 11, item 3).
+
+Unit tests put files on a small tmpfs that is really full (root only: skipped otherwise); the
+end-to-end test puts one party's data directory there, fills it, and checks that the node
+stays up, says so in /healthz, its metrics and its votes, damages nothing, and takes jobs
+again once there is room.
+"""
+
+import asyncio
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from keyshare.atomic import write_atomic
+from mpc_nodes.audit import AuditLog, AuditWriteError, verify_cluster, verify_log
+from mpc_nodes.cli import main as cli
+from mpc_nodes.cluster import free_port, init_cluster
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: str = "2m"):
+    """Mount a tmpfs of `size` at `path` (skip when we may not); always unmount."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                           str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def full_fs(tmp_path):
+    with small_tmpfs(tmp_path / "fs", "1m") as path:
+        yield path
+
+
+def fill(directory: Path) -> Path:
+    """Write a filler file until the filesystem refuses even one more byte."""
+    filler = directory / "filler"
+    with open(filler, "ab", buffering=0) as f:
+        for chunk in (1 << 16, 1 << 12, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+    return filler
+
+
+def make_log(path: Path, n: int = 3) -> AuditLog:
+    log = AuditLog(path)
+    for i in range(n):
+        log.append("result", job_id=f"job{i}", ok=True, output_digest=f"d{i}")
+    return log
+
+
+# -- the audit log --------------------------------------------------------------------------
+
+def test_torn_final_line_is_recovered_and_flagged(tmp_path):
+    path = tmp_path / "audit.log"
+    make_log(path)
+    torn = b'{"event":"request","hash":"ab'  # an append a crash or a full disk cut short
+    with open(path, "ab") as f:
+        f.write(torn)
+
+    before = verify_log(path)
+    assert before.ok and before.entries == 3 and before.torn == torn
+    assert "torn final line" in before.warnings[0]
+
+    log = AuditLog(path)  # the node starts: no refusal
+    assert (tmp_path / "audit.log.torn-3").read_bytes() == torn
+    log.append("request", job_id="next")
+    report = verify_log(path)
+    assert report.ok and report.entries == 5 and not report.torn
+    flagged = report.events[3]
+    assert flagged["event"] == "torn_tail" and flagged["bytes"] == len(torn)
+    assert flagged["sha256"] == hashlib.sha256(torn).hexdigest()
+    assert report.events[4]["job_id"] == "next"
+    assert len(report.warnings) == 1 and "recovered, kept in audit.log.torn-3" in \
+        report.warnings[0]
+    AuditLog(path)  # opening again records nothing new
+    assert verify_log(path).entries == 5
+
+    (tmp_path / "audit.log.torn-3").unlink()  # the kept bytes are part of the evidence
+    assert "missing or changed" in verify_log(path).warnings[0]
+
+
+def test_torn_tail_moved_aside_but_not_recorded_is_recorded_at_start(tmp_path):
+    """A crash after the torn bytes were moved aside and cut off, before the event."""
+    path = tmp_path / "audit.log"
+    make_log(path)
+    (tmp_path / "audit.log.torn-3").write_bytes(b'{"seq":3')
+    AuditLog(path)
+    report = verify_log(path)
+    assert report.ok and [e["event"] for e in report.events][-1] == "torn_tail"
+
+
+def test_torn_line_in_the_middle_is_refused(tmp_path):
+    """Bytes of an interrupted append that a later append continued: that line is damaged
+    in the middle of the chain, which only tampering (or the old bug) produces."""
+    path = tmp_path / "audit.log"
+    make_log(path)
+    with open(path, "ab") as f:
+        f.write(b'{"seq":3,"ev')
+    good = tmp_path / "other.log"
+    make_log(good, 5)
+    with open(path, "ab") as f:
+        f.write(good.read_bytes().splitlines(keepends=True)[3])
+        f.write(good.read_bytes().splitlines(keepends=True)[4])
+    report = verify_log(path)
+    assert not report.ok and report.bad_line == 4 and "corrupt or truncated" in report.reason
+    with pytest.raises(ValueError, match="damaged at line 4"):
+        AuditLog(path)
+
+
+def test_failed_append_on_a_full_disk_leaves_the_log_valid(full_fs):
+    path = full_fs / "audit.log"
+    log = make_log(path)
+    before = path.read_bytes()
+    filler = fill(full_fs)
+    # larger than a page: part of it fits into the log's last page, the rest does not
+    with pytest.raises(AuditWriteError, match="No space left on device"):
+        log.append("request", job_id="big", note="x" * 20_000)
+    assert path.read_bytes() == before  # no partial line for the next append to continue
+    with pytest.raises(AuditWriteError):
+        log.append("request", job_id="big again", note="y" * 20_000)
+    filler.unlink()
+    log.append("request", job_id="after", note="z" * 20_000)
+    report = verify_log(path)
+    assert report.ok and report.entries == 4 and not report.warnings
+    assert report.events[3]["job_id"] == "after"
+    AuditLog(path)  # and the node would start
+
+
+def test_torn_tail_on_a_full_disk_waits_for_room(full_fs):
+    """Found at start while the disk is full: the node starts, appends fail (the torn bytes
+    cannot be moved aside yet), and the first append after space returns recovers it."""
+    path = full_fs / "audit.log"
+    make_log(path)
+    with open(path, "ab") as f:
+        f.write(b'{"seq":3,"ts":17')
+    before = path.read_bytes()
+    filler = fill(full_fs)
+    log = AuditLog(path)
+    with pytest.raises(AuditWriteError, match="torn final line"):
+        log.append("request", job_id="j", note="x" * 20_000)
+    assert path.read_bytes() == before
+    filler.unlink()
+    log.append("request", job_id="j")
+    report = verify_log(path)
+    assert report.ok and [e["event"] for e in report.events][3:] == ["torn_tail", "request"]
+
+
+def test_cli_audit_verify_warns_about_a_recovered_torn_tail(tmp_path):
+    cluster = tmp_path / "cluster"
+    init_cluster(cluster, 3, 1)
+    logs = {i: cluster / f"party{i}" / "data" / "audit.log" for i in range(3)}
+    for path in logs.values():
+        make_log(path)
+    with open(logs[1], "ab") as f:
+        f.write(b'{"seq":3')
+    AuditLog(logs[1])
+    done = CliRunner().invoke(cli, ["audit", "verify", "--dir", str(cluster), "--json"])
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.output)
+    assert report["ok"] and report["logs"]["party1"]["ok"]
+    assert "torn final line" in report["logs"]["party1"]["warnings"][0]
+    assert report["logs"]["party0"]["warnings"] == []
+    done = CliRunner().invoke(cli, ["audit", "verify", "--dir", str(cluster)])
+    assert done.exit_code == 0 and "warning" in done.output and "TAMPERED" not in done.output
+
+
+# -- whole files ----------------------------------------------------------------------------
+
+def test_write_atomic_on_a_full_disk_keeps_the_previous_file(full_fs):
+    path = full_fs / "COMMITTED"
+    write_atomic(path, b"old")
+    filler = fill(full_fs)
+    with pytest.raises(OSError) as exc:
+        write_atomic(path, b"new" * 50_000)
+    assert exc.value.errno == errno.ENOSPC
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in full_fs.iterdir()) == ["COMMITTED", "filler"]  # no temp
+    filler.unlink()
+    write_atomic(path, b"new" * 50_000)
+    assert path.read_bytes() == b"new" * 50_000
