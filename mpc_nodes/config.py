@@ -152,6 +152,9 @@ class NodeConfig(_Strict):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     metrics_host: str = Field(default="127.0.0.1", description="bind address of /metrics, /healthz")
     metrics_port: int | None = Field(default=None, ge=1, le=65535, description="None: disabled")
+    min_free_mib: float = Field(default=64.0, ge=0, description=(
+        "below this much free space in data_dir the node votes no on every job (each writes"
+        " durable state) and /healthz reports low disk; 0 disables the check"))
 
     @field_validator("broker")
     @classmethod

@@ -102,10 +102,11 @@ class InputUsage:
                                       " used with one participant set only, until its"
                                       " operator changes it")
                 self._refuse_aggregation(use, bound[1])
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("COMMIT")
+        except BaseException:  # also a COMMIT refused on a full disk: nothing is bound
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()

@@ -2,7 +2,8 @@
 
 GET /metrics  Prometheus text format
 GET /healthz  200 when the node is connected to the broker and hears from it (its own
-              heartbeat comes back), 503 otherwise; the JSON body says which
+              heartbeat comes back) and its data directory has room, 503 otherwise; the
+              JSON body says which
 """
 
 from __future__ import annotations
@@ -47,6 +48,14 @@ class NodeMetrics:
         self.presignatures_left = Gauge("mpcnet_presignatures_left", "Unused presignatures this"
                                         " node process holds, by key (in memory only: none"
                                         " after a restart).", ["key_id"], **labels)
+        self.data_dir_free_bytes = Gauge("mpcnet_data_dir_free_bytes", "Free space in the"
+                                         " node's data directory (below min_free_mib the node"
+                                         " refuses jobs).", **labels)
+        self.write_failures = Counter("mpcnet_durable_write_failures_total", "Writes of"
+                                      " durable state (audit log, replay guard, policy state,"
+                                      " key shares) that failed, e.g. on a full disk; the"
+                                      " operation failed and the previous state is intact.",
+                                      **labels)
         self.info = Gauge("mpcnet_node_info", "Constant 1, labelled with the node's identity.",
                           ["party", "version", "code_digest"], **labels)
         self.party = party

@@ -15,13 +15,15 @@ import asyncio
 import json
 import logging
 import secrets
+import shutil
 import signal
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, client_ids, topics
-from .audit import AuditLog
+from .audit import AuditLog, AuditWriteError
 from .bus import Bus, BusUnavailable
 from .codedigest import code_digest
 from .config import NodeConfig, load_node_config, load_roster, resolve
@@ -37,6 +39,7 @@ from .session import SessionError, SessionPeer, SessionSpec
 
 log = logging.getLogger("mpcnet.node")
 CLOCK_SKEW_S = 30.0
+MiB = 1 << 20
 
 
 @dataclass
@@ -82,6 +85,7 @@ class Node:
         self.boot_id = secrets.token_hex(8)
         self.metrics = NodeMetrics(party.name)
         self.metrics.info.labels(party.name, __version__, self.code_digest).set(1)
+        self.metrics.data_dir_free_bytes.set_function(self.free_bytes)
         self.engine = MpcEngine(on_restart=self.metrics.engine_restarts.inc)
         self.pending: dict[str, PendingJob] = {}
         self._requests: set[asyncio.Task] = set()  # requests being checked
@@ -139,11 +143,38 @@ class Node:
             self.metrics.presignatures_left.labels(key_id).set(
                 self.ctx.presignatures.count(key_id, store.committed_epoch(key_id)))
 
+    def free_bytes(self) -> int:
+        try:
+            return shutil.disk_usage(self.data_dir).free
+        except OSError:
+            return 0
+
+    def low_disk(self) -> str:
+        """Why this node refuses jobs for lack of space in its data directory, or ""."""
+        free, minimum = self.free_bytes(), self.config.min_free_mib
+        if free >= minimum * MiB:
+            return ""
+        return (f"low disk: {free / MiB:.1f} MiB free in data dir (this node needs"
+                f" {minimum:g} MiB to take jobs)")
+
+    def _audit(self, event: str, **fields) -> str:
+        """Append to the audit log; return "" or why that failed (logged, counted, the log
+        left as it was): the caller fails its operation, the node goes on."""
+        try:
+            self.audit.append(event, **fields)
+            return ""
+        except AuditWriteError as exc:
+            self.metrics.write_failures.inc()
+            log.error("%s", exc)
+            return str(exc)
+
     def health(self) -> dict:
         """What /healthz reports: healthy while connected to the broker and hearing from it
-        (our own heartbeat comes back)."""
+        (our own heartbeat comes back), with room in the data directory."""
         connected, deaf = self.bus.connected.is_set(), self.bus.deaf
-        return {"healthy": connected and not deaf, "party": self.party.name,
+        low = self.low_disk()
+        return {"healthy": connected and not deaf and not low, "party": self.party.name,
+                "disk": low or "ok", "data_dir_free_bytes": self.free_bytes(),
                 "version": __version__, "code_digest": self.code_digest,
                 "bus": "deaf" if deaf else "connected" if connected else "disconnected",
                 "broker": self.bus.url, "bus_error": self.bus.last_error,
@@ -195,14 +226,14 @@ class Node:
         except EnvelopeError as exc:
             self.metrics.rejected_messages.inc()
             log.warning("rejected message on %s: %s", topic, exc)
-            self.audit.append("rejected_message", topic=topic[:200], reason=str(exc)[:500],
-                              size=len(payload))
+            self._audit("rejected_message", topic=topic[:200], reason=str(exc)[:500],
+                        size=len(payload))
             return
         if verified.sender_kind != "coordinator":
             self.metrics.rejected_messages.inc()
             log.warning("rejected %s on %s: only coordinators publish jobs", verified.sender, topic)
-            self.audit.append("rejected_message", topic=topic[:200], size=len(payload),
-                              reason=f"{verified.sender} is not a coordinator")
+            self._audit("rejected_message", topic=topic[:200], size=len(payload),
+                        reason=f"{verified.sender} is not a coordinator")
             return
         msg = verified.message
         if isinstance(msg, JobRequest):  # its own task: a slow local check stalls no vote
@@ -236,6 +267,8 @@ class Node:
         ttl = self.roster.limits.max_request_ttl_s
         if req.expires_at - max(req.issued_at, now - CLOCK_SKEW_S) > ttl:
             raise JobRejected(f"request lifetime exceeds the cluster limit of {ttl:g}s")
+        if low := self.low_disk():  # every job writes the replay guard and the audit log
+            raise JobRejected(low)
         if not self.replay.first_time(req.job_id, req.expires_at):
             raise JobRejected(f"replayed request: job {req.job_id} was seen before")
         try:
@@ -259,6 +292,22 @@ class Node:
             accept, reason = True, ""
         except JobRejected as exc:
             params, accept, reason = None, False, str(exc)
+        except (OSError, sqlite3.Error) as exc:  # replay guard, policy state: e.g. disk full
+            self.metrics.write_failures.inc()
+            log.error("job %s: cannot read or write this node's state: %s", req.job_id[:8], exc)
+            params, accept, reason = None, False, f"cannot read or write this node's state: {exc}"
+        except Exception as exc:  # a bug in a job kind's check must refuse, not drop, the job
+            log.exception("job %s: checking the request crashed", req.job_id[:8])
+            params, accept, reason = None, False, f"internal error: {type(exc).__name__}: {exc}"
+        params_json = json.dumps(req.params, sort_keys=True)
+        problem = self._audit("request", job_id=req.job_id, kind=req.kind,
+                              params=req.params if len(params_json) <= 2048 else None,
+                              params_digest=digest_bytes(params_json.encode()),
+                              coordinator=verified.sender,
+                              request_digest=verified.payload_digest, accept=accept,
+                              reason=reason)
+        if problem and accept:  # a job the audit log cannot show does not run
+            accept, reason = False, problem
         self.metrics.votes.labels(req.kind, "accept" if accept else "reject").inc()
         if accept:
             self.pending[req.job_id] = PendingJob(req, verified.payload_digest, params)
@@ -266,12 +315,6 @@ class Node:
             self.metrics.policy_rejections.labels(req.kind).inc()
         log.info("job %s (%s) from %s: %s%s", req.job_id[:8], req.kind, verified.sender,
                  "accept" if accept else "reject: ", reason)
-        params_json = json.dumps(req.params, sort_keys=True)
-        self.audit.append("request", job_id=req.job_id, kind=req.kind,
-                          params=req.params if len(params_json) <= 2048 else None,
-                          params_digest=digest_bytes(params_json.encode()),
-                          coordinator=verified.sender, request_digest=verified.payload_digest,
-                          accept=accept, reason=reason)
         vote = Vote(job_id=req.job_id, request_digest=verified.payload_digest, accept=accept,
                     reason=reason, code_digest=self.code_digest, version=__version__)
         self._sweep()
@@ -337,8 +380,11 @@ class Node:
         except JobRejected as exc:
             await self._publish_result(job, None, ok=False, error=str(exc))
             return
-        self.audit.append("start", job_id=start.job_id, participants=participants,
-                          selected=self.party.name in participants)
+        problem = self._audit("start", job_id=start.job_id, participants=participants,
+                              selected=self.party.name in participants)
+        if problem and self.party.name in participants:  # unrecorded, it does not run here
+            await self._publish_result(job, None, ok=False, error=problem)
+            return
         if self.party.name not in participants:
             log.info("job %s: not selected (participants %s)", start.job_id[:8], participants)
             return
@@ -358,9 +404,9 @@ class Node:
             self.metrics.rejected_messages.inc()
             log.warning("job %s: ignored an abort from %s; only %s, which requested it, may"
                         " abort it", msg.job_id[:8], verified.sender, job.request.coordinator)
-            self.audit.append("rejected_message", topic=self.jobs_topic, size=len(verified.raw),
-                              reason=f"abort of job {msg.job_id} from {verified.sender}, which"
-                              f" did not request it")
+            self._audit("rejected_message", topic=self.jobs_topic, size=len(verified.raw),
+                        reason=f"abort of job {msg.job_id} from {verified.sender}, which"
+                        f" did not request it")
             return
         if job is not self.running:
             del self.pending[msg.job_id]
@@ -440,8 +486,10 @@ class Node:
                                session_id=sid, ok=False, error=error, timings=timings or {})
             raw, ok = self._seal("results", result), False
         shared = kind_for(job.request.kind).output_is_shared(job.params)
-        self.audit.append("result", job_id=result.job_id, session_id=sid, ok=ok,
-                          output_digest=result.output_digest, error=error, shared=shared)
+        # published even if the log cannot record it (logged, counted): the session ran,
+        # and the other participants' logs record the result
+        self._audit("result", job_id=result.job_id, session_id=sid, ok=ok,
+                    output_digest=result.output_digest, error=error, shared=shared)
         try:
             # retained: a coordinator that reconnects after a broker restart still gets it
             await self.bus.publish(self._topic("results"), raw, retain=True)

@@ -199,3 +199,105 @@ def test_write_atomic_on_a_full_disk_keeps_the_previous_file(full_fs):
     filler.unlink()
     write_atomic(path, b"new" * 50_000)
     assert path.read_bytes() == b"new" * 50_000
+
+
+# -- a node on a full disk ------------------------------------------------------------------
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def free_bytes_metric(port: int) -> float:
+    _, text = http_get(port, "/metrics")
+    found = [x for x in text.splitlines() if x.startswith("mpcnet_data_dir_free_bytes ")]
+    assert found, text
+    return float(found[0].split()[1])
+
+
+def vote_of(outcome, party: str):
+    votes = {v.party: v for v in outcome.votes}
+    assert party in votes, f"no vote from {party} (dropped silently): {outcome.error}"
+    return votes[party]
+
+
+async def restart(cluster, c, i: int) -> None:
+    """Stop party i, start it again, and wait until it is connected and online."""
+    cluster.stop_node(i)
+    starts = cluster.log(i).count("(connection 1)")
+    cluster.start_node(i)
+    while cluster.log(i).count("(connection 1)") == starts:  # bounded by the test's timeout
+        assert cluster.nodes[i].poll() is None, cluster.log(i)[-3000:]
+        await asyncio.sleep(0.1)
+    await cluster.wait_online(c)
+
+
+def check_durable_state(cluster, data: Path) -> None:
+    """Nothing the node keeps on disk is damaged: chains verify, the replay guard opens."""
+    logs = {f"party{i}": cluster.dir / f"party{i}" / "data" / "audit.log" for i in (1, 2)}
+    reports, disagreements = verify_cluster({"party0": data / "audit.log", **logs})
+    assert all(r.ok and not r.warnings for r in reports.values()), reports
+    assert not disagreements
+    db = sqlite3.connect(f"file:{data / 'seen_jobs.sqlite'}?mode=ro", uri=True)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT count(*) FROM seen").fetchone()[0] >= 2
+    finally:
+        db.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(180)
+async def test_a_node_on_a_full_disk_refuses_with_the_reason_and_recovers(make_cluster,
+                                                                         tmp_path):
+    with small_tmpfs(tmp_path / "party0-data", "4m") as data:
+        cluster = make_cluster(parties=3, threshold=1, start=False)
+        port = free_port()
+        cluster.configure_node(0, data_dir=str(data), metrics_port=port, min_free_mib=1)
+        cluster.start()
+        async with cluster.coordinator() as c:
+            await cluster.wait_online(c)
+            made = await c.run_job("keygen", {"key_id": "vault-1"})
+            assert made.ok, made.error
+            assert (await asyncio.to_thread(http_get, port, "/healthz"))[0] == 200
+
+            filler = fill(data)
+            status, body = await asyncio.to_thread(http_get, port, "/healthz")
+            assert status == 503, body
+            assert json.loads(body)["disk"].startswith("low disk: ")
+            assert free_bytes_metric(port) < 1 << 20
+            for kind, params in (("aggregate", {"input": "eth_vol_30d"}),
+                                 ("presign", {"key_id": "vault-1", "count": 1})):
+                refused = await c.run_job(kind, params)
+                assert not refused.ok
+                assert {v.party for v in refused.votes} == {"party0", "party1", "party2"}
+                vote = vote_of(refused, "party0")  # a vote, not silence
+                assert not vote.accept and vote.reason.startswith("low disk: ")
+                assert "MiB free in data dir" in vote.reason
+            assert cluster.nodes[0].poll() is None  # the node stays up
+
+            # a restart on the full disk: it starts, and still says why it refuses
+            await restart(cluster, c, 0)
+            again = await c.run_job("aggregate", {"input": "eth_vol_30d"})
+            assert vote_of(again, "party0").reason.startswith("low disk: ")
+
+            # without the free-space check, the write that fails still ends in a vote
+            cluster.configure_node(0, min_free_mib=0)
+            await restart(cluster, c, 0)
+            failed = await c.run_job("aggregate", {"input": "eth_vol_30d"})
+            vote = vote_of(failed, "party0")
+            assert not vote.accept and "disk is full" in vote.reason, vote
+            assert cluster.nodes[0].poll() is None
+
+            filler.unlink()
+            status, body = await asyncio.to_thread(http_get, port, "/healthz")
+            assert status == 200 and json.loads(body)["disk"] == "ok", body
+            agg = await c.run_job("aggregate", {"input": "eth_vol_30d"})
+            assert agg.ok and agg.participants == ["party0", "party1", "party2"], agg.error
+            pre = await c.run_job("presign", {"key_id": "vault-1", "count": 1})
+            assert pre.ok, pre.error  # party0's key share still opens
+        check_durable_state(cluster, data)
+        cluster.close()  # before the tmpfs goes
