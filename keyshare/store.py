@@ -1,17 +1,23 @@
 """One party's key share store.
 
     <root>/kdf.json                   scrypt parameters (the store key is derived once)
-    <root>/<key_id>/COMMITTED         the committed epoch (written atomically)
+    <root>/<key_id>/COMMITTED         the committed epoch (written atomically); absent while a
+                                      new key is only staged
     <root>/<key_id>/epoch-<e>.share   a sealed share per epoch; epochs above COMMITTED are staged
+    <root>/<key_id>/PROMISED          staged epochs this party voted to commit: {epoch: sharing}
 
-A refresh stages epoch e+1 next to the committed epoch e and commits it only when every
-party has it; until then the committed epoch stays the one that loads.  One-time secrets
-(presignatures, FROST nonces) are never stored here: a restored copy of the store would
-release them again (see `onetime`).
+A new key (epoch 0) or a refresh (epoch e) changes a key in two phases, the same for both:
+stage on every party -> commit once every party staged it -> drop the older epochs once every
+party committed.  A party promises to commit a staged epoch before it says so (PROMISED) and
+from then on never discards it, so a commit that reached one party can always be finished on
+the others; until the drop, the older epoch stays on disk.  One-time secrets (presignatures,
+FROST nonces) are never stored here: a restored copy of the store would release them again
+(see `onetime`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -26,6 +32,13 @@ from .sealed import SCRYPT_N, FileKey, read_header, seal, unseal
 
 SHARE_FORMAT = "mpcnet-keyshare"
 KEY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
+
+
+def sharing_digest(public_key: str, verification_shares: list[str]) -> str:
+    """Names one sharing of a key: the public key and every party's verification share.  A
+    commit is voted for by this digest, so all parties commit the same sharing."""
+    doc = json.dumps([public_key, verification_shares], separators=(",", ":"))
+    return hashlib.sha256(doc.encode()).hexdigest()
 
 
 class KeyMeta(BaseModel):
@@ -47,6 +60,10 @@ class KeyMeta(BaseModel):
     address: str | None = None
     purpose: str | None = None  # FROST keys: what the key signs, fixed at keygen
     created: float = Field(default_factory=time.time)
+
+    @property
+    def sharing(self) -> str:
+        return sharing_digest(self.public_key, self.verification_shares)
 
 
 class KeyStore:
@@ -101,6 +118,12 @@ class KeyStore:
         except ValueError:
             raise TamperedFile(f"{path}: not an epoch number") from None
 
+    def _committed_or_none(self, key_id: str) -> int | None:
+        try:
+            return self.committed_epoch(key_id)
+        except UnknownKey:
+            return None
+
     def _write_share(self, meta: KeyMeta, share: int) -> None:
         if meta.cluster_id != self.cluster_id or meta.party_index != self.party_index:
             raise ForeignShare(f"share for cluster {meta.cluster_id} party {meta.party_index},"
@@ -109,13 +132,6 @@ class KeyStore:
         write_atomic(self._dir(meta.key_id) / f"epoch-{meta.epoch}.share",
                      seal(self._key, SHARE_FORMAT, meta.model_dump(mode="json"),
                           str(share).encode()))
-
-    def save_new(self, meta: KeyMeta, share: int) -> None:
-        """Store the first epoch of a new key and commit it."""
-        if (self._dir(meta.key_id) / "COMMITTED").exists():
-            raise KeyShareError(f"key {meta.key_id} already exists")
-        self._write_share(meta, share)
-        write_atomic(self._dir(meta.key_id) / "COMMITTED", str(meta.epoch).encode())
 
     def load(self, key_id: str, epoch: int | None = None) -> tuple[KeyMeta, int]:
         """The committed share (or a given staged epoch), checked against this store."""
@@ -134,33 +150,118 @@ class KeyStore:
                                f" epoch {meta.epoch} of party {meta.party_index}")
         return meta, share
 
+    # -- two-phase epoch changes -------------------------------------------------------
+
+    def promised(self, key_id: str) -> dict[int, str]:
+        """Staged epochs this party voted to commit, with the sharing it voted for."""
+        path = self._dir(key_id) / "PROMISED"
+        try:
+            return {int(e): d for e, d in json.loads(path.read_text()).items()}
+        except FileNotFoundError:
+            return {}
+        except (ValueError, AttributeError):
+            raise TamperedFile(f"{path}: not a promise record") from None
+
+    def _set_promised(self, key_id: str, promised: dict[int, str]) -> None:
+        write_atomic(self._dir(key_id) / "PROMISED",
+                     json.dumps({str(e): d for e, d in sorted(promised.items())}).encode())
+
+    def epochs(self, key_id: str) -> dict[int, str]:
+        """Every epoch on disk (committed, older or staged) with the sharing it holds."""
+        folder = self._dir(key_id)
+        found = sorted(int(p.stem.split("-")[1]) for p in folder.glob("epoch-*.share")
+                       if p.is_file())
+        return {e: self.load(key_id, e)[0].sharing for e in found}
+
+    def state(self, key_id: str) -> dict:
+        """What an operator and a repair need to see: the committed epoch (None for a key
+        not yet committed), every epoch on disk and the epochs promised."""
+        if not self._dir(key_id).is_dir():
+            return {"committed": None, "epochs": {}, "promised": {}}
+        return {"committed": self._committed_or_none(key_id),
+                "epochs": {str(e): d for e, d in self.epochs(key_id).items()},
+                "promised": {str(e): d for e, d in self.promised(key_id).items()}}
+
+    def unfinished(self, key_id: str) -> str | None:
+        """Why this key must not be used until its epoch change is finished, or None: a
+        promised epoch not yet committed (other parties may have committed it), or an older
+        epoch still kept (not every party has confirmed the new one)."""
+        committed = self.committed_epoch(key_id)
+        pending = sorted(e for e in self.promised(key_id) if e > committed)
+        if pending:
+            return f"epoch {pending[0]} is voted for commit but not committed here"
+        if any(e < committed for e in self.epochs(key_id)):
+            return f"epoch {committed} is not yet confirmed by every party"
+        return None
+
     def stage(self, meta: KeyMeta, share: int) -> None:
-        """Write a new epoch without making it current."""
-        if meta.epoch <= self.committed_epoch(meta.key_id):
-            raise KeyShareError(f"epoch {meta.epoch} is not newer than the committed one")
+        """Write an epoch without making it current: epoch 0 of a new key, or the next epoch
+        of a committed one.  A stale staged copy of the same epoch is replaced, unless this
+        party promised to commit it."""
+        committed = self._committed_or_none(meta.key_id)
+        if committed is not None and meta.epoch <= committed:
+            raise KeyShareError(f"key {meta.key_id} already exists" if meta.epoch == 0 else
+                                f"epoch {meta.epoch} is not newer than the committed one")
+        if meta.epoch in self.promised(meta.key_id):
+            raise KeyShareError(f"epoch {meta.epoch} of key {meta.key_id} is voted for commit;"
+                                f" finish it (mpcnet keys repair) before staging another")
         self._write_share(meta, share)
 
     def staged_epochs(self, key_id: str) -> list[int]:
-        committed = self.committed_epoch(key_id)
-        epochs = (int(p.stem.split("-")[1]) for p in self._dir(key_id).glob("epoch-*.share"))
-        return sorted(e for e in epochs if e > committed)
+        committed = self._committed_or_none(key_id)
+        return [e for e in self.epochs(key_id) if committed is None or e > committed]
 
-    def commit(self, key_id: str, epoch: int) -> None:
-        """Make a staged epoch current, then delete older epochs."""
-        committed = self.committed_epoch(key_id)
-        if epoch == committed:
+    def promise(self, key_id: str, epoch: int, sharing: str) -> None:
+        """Record, before voting so, that this party will commit this staged sharing."""
+        committed = self._committed_or_none(key_id)
+        if committed == epoch and self.load(key_id)[0].sharing == sharing:
+            return  # already committed: voting again is harmless
+        if committed is not None and epoch < committed:
+            raise KeyShareError(f"epoch {epoch} of key {key_id} is older than the committed"
+                                f" epoch {committed}")
+        try:
+            held = self.load(key_id, epoch)[0].sharing
+        except UnknownKey:
+            raise KeyShareError(f"epoch {epoch} of key {key_id} is not staged here") from None
+        if held != sharing:
+            raise KeyShareError(f"epoch {epoch} of key {key_id} is staged here with another"
+                                f" sharing ({held[:12]}, not {sharing[:12]})")
+        self._set_promised(key_id, {**self.promised(key_id), epoch: sharing})
+
+    def commit(self, key_id: str, epoch: int, sharing: str) -> None:
+        """Make a promised epoch current; older epochs stay until `drop_older`."""
+        if self._committed_or_none(key_id) == epoch:
             return  # idempotent: a repeated commit is harmless
+        if self.promised(key_id).get(epoch) != sharing:
+            raise KeyShareError(f"epoch {epoch} of key {key_id} was not voted for commit here")
         self.load(key_id, epoch)  # must be a readable, valid share
         write_atomic(self._dir(key_id) / "COMMITTED", str(epoch).encode())
-        for path in self._dir(key_id).glob("epoch-*.share"):
-            if int(path.stem.split("-")[1]) < epoch:
-                path.unlink()
+        self._set_promised(key_id, {e: d for e, d in self.promised(key_id).items()
+                                    if e > epoch})
 
-    def abort(self, key_id: str, epoch: int) -> None:
-        """Discard a staged epoch."""
-        if epoch <= self.committed_epoch(key_id):
-            raise KeyShareError(f"epoch {epoch} is committed; it cannot be aborted")
-        (self._dir(key_id) / f"epoch-{epoch}.share").unlink(missing_ok=True)
+    def drop_older(self, key_id: str) -> list[int]:
+        """Delete the epochs older than the committed one (every party confirmed it)."""
+        committed = self.committed_epoch(key_id)
+        gone = [e for e in self.epochs(key_id) if e < committed]
+        for e in gone:
+            (self._dir(key_id) / f"epoch-{e}.share").unlink()
+        return gone
+
+    def abort(self, key_id: str, epoch: int) -> bool:
+        """Discard a staged epoch this party has not promised to commit: from now on it can
+        never vote for it, so no party can ever commit it.  True if there was one."""
+        committed = self._committed_or_none(key_id)
+        if committed is not None and epoch <= committed:
+            raise KeyShareError(f"epoch {epoch} of key {key_id} is committed here")
+        if epoch in self.promised(key_id):
+            raise KeyShareError(f"epoch {epoch} of key {key_id} is voted for commit here (every"
+                                f" party had staged it): it is finished, not aborted")
+        path = self._dir(key_id) / f"epoch-{epoch}.share"
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        if committed is None and not any(self._dir(key_id).iterdir()):
+            self._dir(key_id).rmdir()  # a half-made key leaves nothing behind
+        return existed
 
     def key_ids(self) -> list[str]:
         return sorted(p.name for p in self.root.iterdir() if (p / "COMMITTED").exists())

@@ -32,6 +32,7 @@ from .evm import EvmError, parse_transaction
 from .frost_coordinator import FrostSigningError, frost_keygen, frost_sign
 from .frost_domain import DEFAULT_PURPOSE
 from .jobs import PRESIGNATURE_LIFETIME_S
+from .keyepochs import key_status, repair, verdict
 from .keycheck import reported_key_problem
 from .keyjobs import FROST_SCHEME, SCHEME, eth_address
 from .ledger import Ledger
@@ -243,7 +244,9 @@ def presign(cluster_dir, key_id, count, broker, coordinator, as_json):
 @common_coord
 @common_json
 def refresh(cluster_dir, key_id, epoch, broker, coordinator, as_json):
-    """Re-randomise all shares of a key (same public key): stage on every party, then commit."""
+    """Re-randomise all shares of a key (same public key): stage on every party, commit once
+    all staged, drop the old epoch once all committed.  A crash in between leaves the old
+    epoch in use until `mpcnet keys repair` finishes or rolls back the change."""
     ledger = _ledger(cluster_dir, coordinator)
     if epoch is None:
         if "epoch" not in ledger.key(key_id):
@@ -251,11 +254,8 @@ def refresh(cluster_dir, key_id, epoch, broker, coordinator, as_json):
         epoch = ledger.key(key_id)["epoch"] + 1
     params = {"key_id": key_id, "epoch": epoch}
 
-    async def action(c):
-        staged = await c.run_job("refresh", params, progress=_progress(as_json))
-        if not staged.ok:
-            return staged
-        return await c.run_job("refresh-commit", params, progress=_progress(as_json))
+    async def action(c):  # staged, committed and confirmed on every party (keyepochs)
+        return await c.run_job("refresh", params, progress=_progress(as_json))
     outcome = _coordinate(cluster_dir, coordinator, broker, action)
     if outcome.ok:
         ledger.key(key_id)["epoch"] = epoch
@@ -267,7 +267,8 @@ def refresh(cluster_dir, key_id, epoch, broker, coordinator, as_json):
 
 @main.group()
 def keys():
-    """An operator's own key store: list, back up, restore."""
+    """An operator's own key store (list, back up, restore), and every party's epochs of a
+    key over the bus (status, repair)."""
 
 
 def _stores(cluster_dir: Path | None, config: Path | None) -> list[tuple[str, KeyStore]]:
@@ -304,6 +305,74 @@ def keys_list(cluster_dir, config, as_json):
     for party, rows in listing.items():
         console.print(f"[bold]{party}[/]")
         console.print(_key_table(rows) if rows else "  no keys")
+
+
+def _state_table(key_id: str, states: dict[str, dict], problems: dict[str, str]) -> Table:
+    table = Table(title=f"key {key_id}")
+    for col in ("party", "committed", "staged", "older kept", "voted for commit", "sharing"):
+        table.add_column(col)
+    for name, s in states.items():
+        committed = s["committed"]
+        above = [e for e in s["epochs"] if committed is None or int(e) > committed]
+        below = [e for e in s["epochs"] if committed is not None and int(e) < committed]
+        current = s["epochs"].get(str(committed), "") if committed is not None else ""
+        table.add_row(name, "-" if committed is None else str(committed),
+                      ", ".join(above) or "-", ", ".join(below) or "-",
+                      ", ".join(s["promised"]) or "-", current[:12] or "-")
+    for name, why in problems.items():
+        table.add_row(name, "?", "?", "?", "?", why)
+    return table
+
+
+@keys.command("status")
+@common_dir
+@click.option("--key", "key_id", required=True)
+@common_broker
+@common_coord
+@common_json
+def keys_status(cluster_dir, key_id, broker, coordinator, as_json):
+    """Every party's committed, staged and older epochs of a key, and its commit votes: shows
+    a refresh or keygen that a crash left half done.  Exit 1 if the parties disagree."""
+    async def action(c):
+        return *(await key_status(c, key_id)), [p.name for p in c.roster.parties]
+    states, problems, names = _coordinate(cluster_dir, coordinator, broker, action)
+    summary = verdict(key_id, states, names)
+    if as_json:
+        print(json.dumps({"key_id": key_id, "states": states, "problems": problems,
+                          "verdict": summary}, indent=2))
+    else:
+        console.print(_state_table(key_id, states, problems))
+        console.print(summary)
+    if problems or not summary.startswith(("consistent", "no party")):
+        sys.exit(1)
+
+
+@keys.command("repair")
+@common_dir
+@click.option("--key", "key_id", required=True)
+@common_broker
+@common_coord
+@common_json
+def keys_repair(cluster_dir, key_id, broker, coordinator, as_json):
+    """Reconcile the parties' epochs of a key after a crash: finish a commit some party voted
+    for, drop older epochs every party has replaced, abort a stage (or a half-made key) that
+    not every party has.  Every party must be online; each acts only on the others' signed
+    votes."""
+    async def action(c):
+        return await repair(c, key_id, _progress(as_json))
+    result = _coordinate(cluster_dir, coordinator, broker, action)
+    if as_json:
+        print(json.dumps({"key_id": key_id, **result}, indent=2))
+    else:
+        for step in result["steps"]:
+            console.print(f"{step['kind']} epoch {step['epoch']}: "
+                          + ("ok" if step["ok"] else f"failed: {step['error']}"))
+        console.print(_state_table(key_id, result["states"], result["problems"]))
+        if result["error"] is None:
+            console.print(f"key {key_id} is consistent on every party")
+    if result["error"] is not None:
+        err.print(f"[bold red]repair of {key_id} incomplete:[/] {result['error']}")
+        sys.exit(1)
 
 
 def _backup_passphrase() -> bytes:

@@ -16,6 +16,7 @@ from .bus import Bus, BusUnavailable
 from .config import CoordinatorConfig, Roster, load_coordinator_config, load_roster, resolve
 from .envelope import EnvelopeError, Verifier, seal
 from .jobs import kind_for
+from .keyepochs import complete_epoch
 from .messages import JobAbort, JobRequest, JobResult, JobStart, Presence, Vote, output_digest
 from .pki import client_context, load_identity, read_passphrase
 
@@ -165,6 +166,8 @@ class Coordinator:
         finally:
             self._votes.pop(request.job_id, None)
             self._results.pop(request.job_id, None)
+        if outcome.ok and (commit := kind.commit_params(kind.parse(params), outcome.output)):
+            await complete_epoch(self, outcome, commit, progress)  # stage -> commit -> drop
         return outcome
 
     async def _follow(self, request, digest, kind, outcome, progress, t0, vote_timeout,

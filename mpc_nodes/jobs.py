@@ -119,6 +119,12 @@ class JobKind:
         participants' own).  Signing needs the roster's policy quorum."""
         return 0
 
+    def commit_params(self, params, output: dict) -> dict | None:
+        """For a kind that stages a key epoch (keygen, refresh): the `key-commit` parameters
+        that make it current, which the coordinator runs once every participant staged it
+        (see `epochjobs`); None for other kinds."""
+        return None
+
     def output_is_shared(self, params) -> bool:
         """Whether all participants report one agreed output for these parameters."""
         return self.shared_output
@@ -195,10 +201,11 @@ class Ping(JobKind):
 
 
 def _all_kinds() -> list[JobKind]:
+    from .epochjobs import EPOCH_JOBS
     from .frostjobs import FROST_JOBS  # key jobs build on the kinds above
     from .keyjobs import KEY_JOBS
     from .pricejobs import PRICE_JOBS
-    return [Aggregate(), Ping(), *KEY_JOBS, *FROST_JOBS, *PRICE_JOBS]
+    return [Aggregate(), Ping(), *KEY_JOBS, *EPOCH_JOBS, *FROST_JOBS, *PRICE_JOBS]
 
 
 KINDS: dict[str, JobKind] = {k.name: k for k in _all_kinds()}

@@ -1,7 +1,9 @@
-"""Job kinds for threshold keys: keygen, sign, presign, refresh and refresh-commit.
+"""Job kinds for threshold keys: keygen, sign, presign and refresh.
 
-Keys are t-of-n over the roster.  Keygen, refresh and commit need every party (shares live
-at the roster points); signing and presigning need an honest majority above t, 2t+1 parties.
+Keys are t-of-n over the roster.  Keygen and refresh need every party (shares live at the
+roster points) and only stage the new epoch: it becomes current through the two-phase
+`epochjobs` (commit once every party staged it), which the coordinator runs next.  Signing
+and presigning need an honest majority above t, 2t+1 parties.
 Before a node contributes to a signature it checks the transaction against its own policy,
 and that its stored share matches its published verification share.  Keygen also makes
 FROST(Ed25519) keys (scheme "frost-ed25519"); their signing jobs are in `frostjobs`.
@@ -36,8 +38,11 @@ def load_share(ctx: NodeContext, key_id: str, scheme: str) -> tuple[KeyMeta, int
     """This party's committed share of a key of this scheme (not yet checked)."""
     try:
         meta, share = ctx.keystore.load(key_id)
+        unfinished = ctx.keystore.unfinished(key_id)
     except KeyShareError as exc:
         raise JobRejected(f"cannot use key {key_id}: {exc}") from None
+    if unfinished:  # the parties may hold different epochs: a signature would not verify
+        raise JobRejected(f"key {key_id}: {unfinished}; run mpcnet keys repair --key {key_id}")
     if meta.scheme != scheme:
         raise JobRejected(f"key {key_id} is a {meta.scheme} key, not {scheme}")
     return meta, share
@@ -81,7 +86,8 @@ class KeygenParams(_Params):
 
 
 class Keygen(_AllParties):
-    """Dealer-free key generation among all parties; each stores its share."""
+    """Dealer-free key generation among all parties; each stages its share as epoch 0, and
+    the key exists once every party committed it (`epochjobs`)."""
 
     name = "keygen"
     params_model = KeygenParams
@@ -89,6 +95,9 @@ class Keygen(_AllParties):
     def local_check(self, ctx, params):
         if params.key_id in ctx.keystore.key_ids():
             raise JobRejected(f"key {params.key_id} already exists")
+        if 0 in ctx.keystore.promised(params.key_id):  # a stale unvoted stage is replaced
+            raise JobRejected(f"key {params.key_id} is voted for commit but not committed"
+                              f" here: finish it with mpcnet keys repair --key {params.key_id}")
 
     def session_call(self, ctx, params, participants):
         return SessionCall(KEYGEN[params.scheme][0], [], threshold=ctx.roster.threshold)
@@ -107,10 +116,17 @@ class Keygen(_AllParties):
                               own=(ctx.party.index, output["share"]))
         if problem:  # nothing is saved: a key no one can check is no vault
             raise JobRejected(f"key {params.key_id} is inconsistent, not saved: {problem}")
-        ctx.keystore.save_new(meta, output["share"])
+        try:
+            ctx.keystore.stage(meta, output["share"])
+        except (KeyShareError, OSError) as exc:
+            raise JobRejected(f"key {params.key_id} not staged here: {exc}") from None
         return {"key_id": meta.key_id, "scheme": meta.scheme, "public_key": public_key,
                 "address": meta.address, "verification_shares": meta.verification_shares,
-                "n": meta.n, "t": meta.t, "epoch": 0, "purpose": meta.purpose}
+                "n": meta.n, "t": meta.t, "epoch": 0, "purpose": meta.purpose,
+                "sharing": meta.sharing}
+
+    def commit_params(self, params, output):
+        return {"key_id": params.key_id, "epoch": 0, "sharing": output["sharing"]}
 
 
 class SignParams(_Params):
@@ -217,7 +233,8 @@ class RefreshParams(_Params):
 
 
 class Refresh(_AllParties):
-    """Re-randomise every share (same public key) and stage them as the next epoch."""
+    """Re-randomise every share (same public key) and stage them as the next epoch, which
+    becomes current once every party committed it (`epochjobs`)."""
 
     name = "refresh"
     params_model = RefreshParams
@@ -230,45 +247,25 @@ class Refresh(_AllParties):
 
     def session_call(self, ctx, params, participants):
         self.local_check(ctx, params)
-        meta, share = load_key(ctx, params.key_id)
-        for stale in ctx.keystore.staged_epochs(params.key_id):
-            ctx.keystore.abort(params.key_id, stale)  # left by an earlier, failed refresh
+        meta, share = load_key(ctx, params.key_id)  # a stale unvoted stage is replaced
         return SessionCall("protocols.ecdsa:refresh", [share, meta.public_key],
                            threshold=ctx.roster.threshold)
 
     def finish(self, ctx, params, output, participants):
         meta, _ = ctx.keystore.load(params.key_id)
-        ctx.keystore.stage(meta.model_copy(update={
-            "epoch": params.epoch, "verification_shares": output["verification_shares"]}),
-            output["share"])
+        new = meta.model_copy(update={"epoch": params.epoch,
+                                      "verification_shares": output["verification_shares"]})
+        try:
+            ctx.keystore.stage(new, output["share"])
+        except (KeyShareError, OSError) as exc:
+            raise JobRejected(f"epoch {params.epoch} of key {params.key_id} not staged here:"
+                              f" {exc}") from None
         return {"key_id": params.key_id, "epoch": params.epoch, "staged": True,
+                "public_key": meta.public_key, "sharing": new.sharing,
                 "verification_shares": output["verification_shares"]}
 
-
-class Commit(_AllParties):
-    """Make a staged refresh epoch current on every party (no MPC; idempotent)."""
-
-    name = "refresh-commit"
-    params_model = RefreshParams
-
-    def local_check(self, ctx, params):
-        try:
-            committed = ctx.keystore.committed_epoch(params.key_id)
-            staged = ctx.keystore.staged_epochs(params.key_id)
-        except KeyShareError as exc:
-            raise JobRejected(str(exc)) from None
-        if committed != params.epoch and params.epoch not in staged:
-            raise JobRejected(f"epoch {params.epoch} of key {params.key_id} is not staged here")
-
-    def session_call(self, ctx, params, participants):
-        self.local_check(ctx, params)
-        return None
-
-    def finish(self, ctx, params, output, participants):
-        ctx.keystore.commit(params.key_id, params.epoch)
-        ctx.presignatures.retire(params.key_id, params.epoch)  # bound to the old shares
-        meta, _ = load_key(ctx, params.key_id)
-        return {"key_id": params.key_id, "epoch": meta.epoch, "committed": True}
+    def commit_params(self, params, output):
+        return {"key_id": params.key_id, "epoch": params.epoch, "sharing": output["sharing"]}
 
 
-KEY_JOBS = [Keygen(), Sign(), Presign(), Refresh(), Commit()]
+KEY_JOBS = [Keygen(), Sign(), Presign(), Refresh()]

@@ -25,9 +25,17 @@ def store(root, passphrase=b"pw", cluster="c1", party=1):
     return KeyStore(root, passphrase, cluster, party, scrypt_n=FAST)
 
 
+def made(s, m, share):
+    """A key as keygen leaves it on a party: staged, voted for, committed, confirmed."""
+    s.stage(m, share)
+    s.promise(m.key_id, m.epoch, m.sharing)
+    s.commit(m.key_id, m.epoch, m.sharing)
+    s.drop_older(m.key_id)
+
+
 def test_round_trip_modes_and_reopen(tmp_path):
     s = store(tmp_path / "keys")
-    s.save_new(meta(), 123456789)
+    made(s, meta(), 123456789)
     assert s.load("vault-1") == (meta().model_copy(update={"created": s.load("vault-1")[0].created}),
                                  123456789)
     f = tmp_path / "keys" / "vault-1" / "epoch-0.share"
@@ -43,7 +51,7 @@ def test_round_trip_modes_and_reopen(tmp_path):
 
 def test_every_flipped_byte_is_detected(tmp_path):
     s = store(tmp_path / "keys")
-    s.save_new(meta(), 42)
+    made(s, meta(), 42)
     path = tmp_path / "keys" / "vault-1" / "epoch-0.share"
     original = path.read_bytes()
     for i in range(len(original)):
@@ -63,7 +71,7 @@ def test_every_flipped_byte_is_detected(tmp_path):
 
 def test_edited_metadata_and_foreign_shares(tmp_path):
     s = store(tmp_path / "keys")
-    s.save_new(meta(), 42)
+    made(s, meta(), 42)
     path = tmp_path / "keys" / "vault-1" / "epoch-0.share"
     doc = json.loads(path.read_text())
     doc["meta"]["t"] = 0
@@ -72,9 +80,9 @@ def test_edited_metadata_and_foreign_shares(tmp_path):
         s.load("vault-1")
     other = store(tmp_path / "other", cluster="c2")
     with pytest.raises(ForeignShare):
-        other.save_new(meta(), 1)
+        made(other, meta(), 1)
     s2 = store(tmp_path / "k2")
-    s2.save_new(meta(), 7)
+    made(s2, meta(), 7)
     (tmp_path / "k3").mkdir()
     os.rename(tmp_path / "k2" / "vault-1", tmp_path / "k3" / "vault-1")
     os.rename(tmp_path / "k2" / "kdf.json", tmp_path / "k3" / "kdf.json")
@@ -84,7 +92,7 @@ def test_edited_metadata_and_foreign_shares(tmp_path):
 
 def test_crash_during_write_keeps_the_old_file(tmp_path, monkeypatch):
     s = store(tmp_path / "keys")
-    s.save_new(meta(), 42)
+    made(s, meta(), 42)
 
     def boom(*a):
         raise OSError("disk gone")
@@ -99,19 +107,48 @@ def test_crash_during_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 def test_refresh_epochs_stage_commit_abort(tmp_path):
     s = store(tmp_path / "keys")
-    s.save_new(meta(), 42)
-    s.stage(meta(epoch=1), 43)
+    made(s, meta(), 42)
+    new = meta(epoch=1).model_copy(update={"verification_shares": ["03" + "ef" * 32] * 3})
+    s.stage(new, 43)
     assert s.staged_epochs("vault-1") == [1]
     assert s.load("vault-1")[1] == 42  # staged is not current ("crash" before commit)
     assert store(tmp_path / "keys").load("vault-1")[1] == 42
-    s.commit("vault-1", 1)
-    s.commit("vault-1", 1)  # idempotent
+    with pytest.raises(KeyShareError, match="not voted for commit"):
+        s.commit("vault-1", 1, new.sharing)  # a commit needs this party's vote first
+    with pytest.raises(KeyShareError, match="another sharing"):
+        s.promise("vault-1", 1, meta().sharing)
+    s.promise("vault-1", 1, new.sharing)
+    assert s.unfinished("vault-1") == "epoch 1 is voted for commit but not committed here"
+    with pytest.raises(KeyShareError, match="voted for commit"):
+        s.abort("vault-1", 1)  # a promised epoch is finished, never discarded
+    with pytest.raises(KeyShareError, match="voted for commit"):
+        s.stage(new, 44)
+    s.commit("vault-1", 1, new.sharing)
+    s.commit("vault-1", 1, new.sharing)  # idempotent
     assert s.load("vault-1")[1] == 43 and s.committed_epoch("vault-1") == 1
+    assert s.load("vault-1", 0)[1] == 42  # kept until every party confirmed epoch 1
+    assert s.unfinished("vault-1") == "epoch 1 is not yet confirmed by every party"
+    assert s.drop_older("vault-1") == [0] and s.unfinished("vault-1") is None
     with pytest.raises(UnknownKey):
         s.load("vault-1", 0)
     s.stage(meta(epoch=2), 44)
-    s.abort("vault-1", 2)
+    assert s.abort("vault-1", 2)
     assert s.staged_epochs("vault-1") == [] and s.load("vault-1")[1] == 43
+    assert s.state("vault-1") == {"committed": 1, "epochs": {"1": new.sharing},
+                                  "promised": {}}
+
+
+def test_a_new_key_is_staged_until_committed_and_a_half_made_one_is_removed(tmp_path):
+    s = store(tmp_path / "keys")
+    s.stage(meta(), 42)
+    assert s.key_ids() == [] and s.state("vault-1")["committed"] is None
+    with pytest.raises(UnknownKey):
+        s.load("vault-1")  # not usable before every party committed
+    s.stage(meta(), 41)  # a retry replaces a stale, unpromised stage
+    assert s.abort("vault-1", 0) and not (tmp_path / "keys" / "vault-1").exists()
+    made(s, meta(), 42)
+    with pytest.raises(KeyShareError, match="already exists"):
+        s.stage(meta(), 43)
 
 
 def test_one_time_secrets_are_released_once_with_a_reason(tmp_path, monkeypatch):
@@ -154,7 +191,7 @@ def test_one_time_secrets_expire_are_bounded_and_retired_by_a_refresh(monkeypatc
 
 def test_legacy_on_disk_secrets_are_removed(tmp_path):
     s = store(tmp_path / "keys")
-    s.save_new(meta(), 42)
+    made(s, meta(), 42)
     legacy = tmp_path / "keys" / "vault-1" / "presig"
     legacy.mkdir()
     (legacy / "p0.sealed").write_text("{}")
@@ -164,7 +201,7 @@ def test_legacy_on_disk_secrets_are_removed(tmp_path):
 
 def test_backup_round_trip_and_errors(tmp_path):
     s = store(tmp_path / "keys")
-    s.save_new(meta(), 42)
+    made(s, meta(), 42)
     backup = tmp_path / "backup.bin"
     assert export_backup(s, backup, b"backup-pw") == ["vault-1"]
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
@@ -176,7 +213,7 @@ def test_backup_round_trip_and_errors(tmp_path):
     with pytest.raises(WrongPassphrase):
         import_backup(store(tmp_path / "x"), backup, b"nope")
     other = store(tmp_path / "y")
-    other.save_new(meta(), 99)
+    made(other, meta(), 99)
     with pytest.raises(KeyShareError, match="already exists with another share"):
         import_backup(other, backup, b"backup-pw")
     data = bytearray(backup.read_bytes())
