@@ -207,11 +207,34 @@ def cluster_up(cluster_dir, broker, timeout, as_json):
 @cluster.command("down")
 @common_dir
 def cluster_down(cluster_dir):
-    """Stop a cluster started with `cluster up`."""
-    if stop_cluster(cluster_dir):
-        console.print("cluster stopped")
+    """Stop every process of a cluster started with `cluster up`, even without its
+    supervisor."""
+    stopped = stop_cluster(cluster_dir)
+    if stopped:
+        console.print(f"cluster stopped: {', '.join(stopped)}")
     else:
         console.print("no running cluster here")
+
+
+@cluster.command("procs")
+@common_dir
+@common_json
+def cluster_procs_cmd(cluster_dir, as_json):
+    """The processes of a cluster started here that still run, and orphans (nodes whose
+    supervisor is gone: `cluster down` stops them)."""
+    from .cluster_procs import live
+    running = live(cluster_dir)
+    orphaned = [] if any(p.name == "supervisor" for p in running) else running
+    if as_json:
+        print(json.dumps({"running": [p.__dict__ for p in running],
+                          "orphans": [p.name for p in orphaned]}, indent=2))
+        return
+    for p in running:
+        console.print(f"{p}{' [bold red]orphan[/]' if p in orphaned else ''}")
+    if not running:
+        console.print("no running cluster here")
+    elif orphaned:
+        err.print("these processes run without their supervisor: run mpcnet cluster down")
 
 
 @cluster.command("supervise", hidden=True)

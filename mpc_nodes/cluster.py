@@ -8,16 +8,17 @@ Layout made by init (private files are 0600, directories holding secrets 0700):
     partyI/node.yaml            party I's own config
     partyI/{identity.key,tls.key,tls.crt,passphrase,inputs.yaml}, partyI/data/
     coordinator/{coordinator.yaml,identity.key,passphrase}
-    run/                        state of a running local cluster (cluster up)
+    run/                        state of a running local cluster (cluster up); run/procs/
+                                records every process of it (mpc_nodes.cluster_procs)
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import random
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import pki
+from . import cluster_procs, pki
 from .config import (CoordinatorConfig, CoordinatorInfo, NodeConfig, PartyInfo, PassphraseSource,
                      Roster, dump_yaml, parse_broker_url)
 from .volsurface import example_surface_yaml
@@ -242,18 +243,28 @@ def node_command(config: Path, broker: str | None) -> list[str]:
 
 
 def start_supervisor(cluster_dir: Path, broker: str | None) -> int:
-    """Start `cluster supervise` detached; return its pid."""
+    """Start `cluster supervise` detached and record it; return its pid.  Refuse while any
+    recorded process of this cluster still runs (cluster_procs), naming them."""
     cluster_dir = Path(cluster_dir).resolve()
-    state = RunState.load(cluster_dir)
-    if state and _alive(state.supervisor_pid):
-        raise ClusterError(f"cluster in {cluster_dir} is already up (supervisor pid"
-                           f" {state.supervisor_pid}); run mpcnet cluster down first")
     (cluster_dir / "run").mkdir(exist_ok=True)
-    log = open(cluster_dir / "run" / "supervisor.log", "ab")
-    cmd = [sys.executable, "-m", "mpc_nodes.cli", "cluster", "supervise", "--dir", str(cluster_dir)]
-    proc = subprocess.Popen(cmd + (["--broker", broker] if broker else []), stdout=log,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+    with open(cluster_dir / "run" / "up.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two `cluster up` at once: the second sees the first
+        running = cluster_procs.live(cluster_dir)
+        if any(p.name == "supervisor" for p in running):
+            raise ClusterError(f"cluster in {cluster_dir} is already up ("
+                               f"{', '.join(map(str, running))}); run mpcnet cluster down first")
+        if running:
+            raise ClusterError(f"processes of the cluster in {cluster_dir} still run without"
+                               f" their supervisor: {', '.join(map(str, running))}; run mpcnet"
+                               f" cluster down first")
+        log = open(cluster_dir / "run" / "supervisor.log", "ab")
+        cmd = [sys.executable, "-m", "mpc_nodes.cli", "cluster", "supervise", "--dir",
+               str(cluster_dir)]
+        proc = subprocess.Popen(cmd + (["--broker", broker] if broker else []), stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        log.close()
+        cluster_procs.record(cluster_dir, "supervisor", proc.pid)
     return proc.pid
 
 
@@ -271,20 +282,24 @@ def wait_for_state(cluster_dir: Path, pid: int, timeout: float = 20.0) -> RunSta
     raise ClusterError(f"cluster supervisor did not start within {timeout:g}s")
 
 
-def stop_cluster(cluster_dir: Path, timeout: float = 20.0) -> bool:
-    """Stop a running local cluster; False if none was running."""
+def stop_cluster(cluster_dir: Path, timeout: float = 20.0) -> list[str]:
+    """Stop every process of a local cluster, with or without its supervisor; the ones that
+    were running (empty if none)."""
     state = RunState.load(cluster_dir)
-    if state is None or not _alive(state.supervisor_pid):
-        RunState.path(cluster_dir).unlink(missing_ok=True)
-        return False
-    os.kill(state.supervisor_pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _alive(state.supervisor_pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _alive(state.supervisor_pid):
-        os.killpg(state.supervisor_pid, signal.SIGKILL)
+    if state and not cluster_procs.recorded(cluster_dir):  # started by an earlier version
+        for name, pid in {"supervisor": state.supervisor_pid, **state.nodes}.items():
+            if _runs_from(pid, Path(cluster_dir).resolve()):  # not a reused pid
+                cluster_procs.record(cluster_dir, name, pid)
+    stopped = cluster_procs.stop_all(cluster_dir, timeout)
     RunState.path(cluster_dir).unlink(missing_ok=True)
-    return True
+    return [str(p) for p in stopped]
+
+
+def _runs_from(pid: int, cluster_dir: Path) -> bool:
+    try:
+        return str(cluster_dir).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:

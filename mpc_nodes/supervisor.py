@@ -1,6 +1,7 @@
 """`cluster supervise`: the process behind `cluster up`.  It runs the embedded broker in-process
 (unless an external broker is given), one node process per party, restarts a node that dies,
 and on SIGTERM stops the nodes (SIGTERM, then SIGKILL after a grace period) and the broker.
+Each node is recorded in run/procs/ and dies with the supervisor (cluster_procs).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import signal
 from pathlib import Path
 
+from . import cluster_procs
 from .broker import EmbeddedBroker
 from .cluster import RunState, node_command, party_dirs
 from .config import load_node_config, load_roster, parse_broker_url
@@ -27,19 +29,23 @@ class Supervisor:
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.stopping = asyncio.Event()
 
-    async def _spawn(self, pdir: Path) -> None:
+    async def _spawn(self, pdir: Path) -> cluster_procs.Proc | None:
         logfile = open(pdir / "node.log", "ab")
         self.procs[pdir.name] = await asyncio.create_subprocess_exec(
             *node_command(pdir / "node.yaml", self.external_broker), stdout=logfile,
-            stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL)
+            stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+            preexec_fn=cluster_procs.die_with_parent(os.getpid()))
         logfile.close()
+        return cluster_procs.record(self.dir, pdir.name, self.procs[pdir.name].pid)
 
     async def _watch(self, pdir: Path) -> None:
         """Keep one node running until the supervisor stops."""
         while not self.stopping.is_set():
-            await self._spawn(pdir)
+            proc = await self._spawn(pdir)
             self._save()
             code = await self.procs[pdir.name].wait()
+            if proc:
+                cluster_procs.forget(self.dir, proc)
             if self.stopping.is_set():
                 return
             log.warning("%s exited with %s; restarting in %.0fs", pdir.name, code,
@@ -55,6 +61,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         dirs = party_dirs(self.dir)
+        cluster_procs.record(self.dir, "supervisor", os.getpid())
         broker = None
         if self.external_broker:
             self.broker_url = self.external_broker
@@ -81,6 +88,9 @@ class Supervisor:
         if broker:
             await broker.stop()
         RunState.path(self.dir).unlink(missing_ok=True)
+        for proc in cluster_procs.recorded(self.dir):
+            if proc.pid == os.getpid():
+                cluster_procs.forget(self.dir, proc)
 
 
 def embedded_broker(cluster_dir: Path) -> EmbeddedBroker:

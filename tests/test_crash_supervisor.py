@@ -1,0 +1,98 @@
+"""Issue 11 item 6: the death of the supervisor (which hosts the embedded broker) does not
+orphan the cluster.  Killed with SIGKILL, it used to leave its nodes running; `cluster down`
+then said "no running cluster here" and `cluster up` started a second set beside them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mpc_nodes.cluster import RunState
+
+pytestmark = pytest.mark.e2e
+
+
+def mpcnet(*args, timeout=90):
+    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def node_pids(cluster_dir: Path) -> dict[int, str]:
+    """Every node process of this cluster on the machine (read from /proc, not from the
+    cluster's own records), pid -> party; stopped ones included, zombies not."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        config = [a.decode() for a in argv if a.endswith(b"node.yaml")]
+        if b"node" in argv and config and state != "Z" and \
+                Path(config[0]).parent.parent == cluster_dir.resolve():
+            found[int(proc.name)] = Path(config[0]).parent.name
+    return found
+
+
+def until(predicate, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (value := predicate()):
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout:g}s: {what}")
+
+
+@pytest.fixture
+def cluster_dir(tmp_path):
+    d = tmp_path / "cluster"
+    assert mpcnet("init", "-n", "3", "-t", "1", "--out", str(d)).returncode == 0
+    yield d
+    mpcnet("cluster", "down", "--dir", str(d))
+    for pid in node_pids(d):  # never leave processes behind, whatever the outcome
+        os.kill(pid, signal.SIGKILL)
+
+
+def supervisor_pid(cluster_dir: Path) -> int:
+    return RunState.load(cluster_dir).supervisor_pid
+
+
+@pytest.mark.timeout(180)
+def test_killed_supervisor_takes_its_nodes_and_down_stops_orphans(cluster_dir):
+    up = mpcnet("cluster", "up", "--dir", str(cluster_dir), "--json")
+    assert up.returncode == 0, up.stderr
+    until(lambda: len(node_pids(cluster_dir)) == 3, "3 node processes")
+
+    # the supervisor dies: its nodes go with it
+    os.kill(supervisor_pid(cluster_dir), signal.SIGKILL)
+    until(lambda: not node_pids(cluster_dir), "the nodes exit with their supervisor", 30)
+
+    again = mpcnet("cluster", "up", "--dir", str(cluster_dir), "--json")
+    assert again.returncode == 0, again.stderr
+    until(lambda: len(node_pids(cluster_dir)) == 3, "3 node processes")
+
+    # a node that cannot act on its supervisor's death (stopped) outlives it: an orphan
+    orphan, = [pid for pid, party in node_pids(cluster_dir).items() if party == "party0"]
+    os.kill(orphan, signal.SIGSTOP)
+    os.kill(supervisor_pid(cluster_dir), signal.SIGKILL)
+    until(lambda: set(node_pids(cluster_dir)) == {orphan}, "only the stopped node left", 30)
+
+    procs = json.loads(mpcnet("cluster", "procs", "--dir", str(cluster_dir), "--json").stdout)
+    assert procs["orphans"] == ["party0"]
+    refused = mpcnet("cluster", "up", "--dir", str(cluster_dir))
+    assert refused.returncode == 2
+    assert f"party0 (pid {orphan})" in refused.stderr and "cluster down" in refused.stderr
+    assert set(node_pids(cluster_dir)) == {orphan}  # never a second set beside it
+
+    down = mpcnet("cluster", "down", "--dir", str(cluster_dir))
+    assert down.returncode == 0 and f"party0 (pid {orphan})" in down.stdout
+    assert not node_pids(cluster_dir)
+
+    third = mpcnet("cluster", "up", "--dir", str(cluster_dir), "--json")
+    assert third.returncode == 0, third.stderr
+    assert sorted(node_pids(cluster_dir).values()) == ["party0", "party1", "party2"]
