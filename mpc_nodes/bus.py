@@ -1,10 +1,17 @@
 """MQTT bus client: stays connected (reconnecting with backoff), resubscribes, and publishes
 with retries so that a vote or result is not lost to a broker blip.
 
+A link can die silently (a cut that drops packets without closing the connection): a short
+MQTT keep-alive (nodes use NODE_KEEPALIVE_S) makes the broker drop a silent client, and send
+its will, after 1.5 keep-alives, and the client drop an unanswered connection after about 2.
+
 A connection can be up and still deliver nothing (a broker that dropped the subscriptions,
 an ACL that denies reading): with a heartbeat topic, the client publishes a nonce there
 every few seconds and expects it back; two probes in a row unanswered mean the bus is deaf,
 and the client says so (`deaf`, `on_hearing`) and reconnects to subscribe afresh.
+
+Every connection attempt has a number (`attempt`, increasing for the life of the object);
+the will may be a function of it, so that a late will can be told from a newer announcement.
 
 Messages are handed to one handler coroutine in arrival order; the handler must not raise
 (anything it raises is logged and the message dropped, never the connection).
@@ -27,6 +34,8 @@ from .config import parse_broker_url
 log = logging.getLogger("mpcnet.bus")
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]  # no 40 ms Nagle stalls
 Handler = Callable[[str, bytes], Awaitable[None]]
+Will = tuple[str, bytes] | Callable[[int], tuple[str, bytes]]
+NODE_KEEPALIVE_S = 3  # a node's presence must follow a silent cut within seconds
 
 
 class BusUnavailable(ConnectionError):
@@ -42,11 +51,11 @@ class Bus:
 
     def __init__(self, url: str, client_id: str, tls: ssl.SSLContext | None,
                  subscriptions: list[str], handler: Handler,
-                 will: tuple[str, bytes] | None = None,
+                 will: Will | None = None,
                  on_connect: Callable[[], Awaitable[None]] | None = None,
                  keepalive: int = 10, heartbeat: str | None = None,
                  on_hearing: Callable[[bool], Awaitable[None]] | None = None,
-                 heartbeat_interval: float = 5.0, heartbeat_timeout: float = 3.0):
+                 heartbeat_interval: float = 2.0, heartbeat_timeout: float = 3.0):
         self.tls_required, self.host, self.port = parse_broker_url(url)
         if self.tls_required and tls is None:
             raise ValueError(f"{url} needs TLS: give the broker CA")
@@ -61,6 +70,7 @@ class Bus:
         self._client: aiomqtt.Client | None = None
         self.connected = asyncio.Event()
         self.connects = 0
+        self.attempt = 0  # number of the current (or last) connection attempt
         self.last_error: str | None = None
         self._heartbeat = heartbeat
         self._on_hearing = on_hearing
@@ -72,8 +82,9 @@ class Bus:
         """Connect and dispatch messages forever, reconnecting with jittered backoff."""
         delay = 0.2
         while True:
-            will = (aiomqtt.Will(self._will[0], self._will[1], qos=1, retain=True)
-                    if self._will else None)
+            self.attempt += 1
+            topic_payload = self._will(self.attempt) if callable(self._will) else self._will
+            will = (aiomqtt.Will(*topic_payload, qos=1, retain=True) if topic_payload else None)
             try:
                 async with aiomqtt.Client(self.host, self.port, identifier=self._client_id,
                                           tls_context=self._tls, will=will, clean_session=True,
@@ -131,9 +142,12 @@ class Bus:
         while True:
             nonce, heard = secrets.token_hex(8).encode(), asyncio.Event()
             self._hb_waiting = (nonce, heard)
-            await client.publish(self._heartbeat, nonce, qos=1)
+
+            async def probe():
+                await client.publish(self._heartbeat, nonce, qos=1)
+                await heard.wait()
             try:
-                await asyncio.wait_for(heard.wait(), self._hb_timeout)
+                await asyncio.wait_for(probe(), self._hb_timeout)
                 missed = 0
                 await self._set_deaf(False)
                 await asyncio.sleep(self._hb_interval)
@@ -151,11 +165,9 @@ class Bus:
         self.deaf = deaf
         if not deaf:
             log.info("broker %s: hearing our own heartbeat again", self.url)
-        if self._on_hearing:
-            try:
-                await self._on_hearing(not deaf)
-            except Exception:
-                log.exception("on_hearing hook failed")
+        if self._on_hearing:  # in the background: a dead link must not delay the reconnect
+            task = asyncio.ensure_future(self._on_hearing(not deaf))
+            task.add_done_callback(_log_failure)
 
     async def _dispatch(self, topic: str, payload: bytes) -> None:
         try:
@@ -188,3 +200,8 @@ class Bus:
         except asyncio.TimeoutError:
             raise BusUnavailable(f"no connection to the broker at {self.url} after {timeout:g}s:"
                                  f" {self.last_error or 'no answer'}") from None
+
+
+def _log_failure(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("on_hearing hook failed: %r", task.exception())

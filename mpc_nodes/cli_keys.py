@@ -186,18 +186,9 @@ def sign(cluster_dir, key_id, tx_file, message_file, message_hex, signers, presi
     params, ledger = {"key_id": key_id, "tx": tx}, _ledger(cluster_dir, coordinator)
 
     async def action(c):
-        only = None
-        if presigned:
-            await c.status(wait=1.0)
-            entry, dropped = ledger.take_presignature(key_id, _boot_ids(c))
-            ledger.save()
-            gone = (f" ({len(dropped)} dropped: a holder restarted since, which discards"
-                    f" them, or they expired)" if dropped else "")
-            if entry is None:
-                raise ValueError(f"no presignatures left for {key_id}{gone}: run mpcnet"
-                                 f" presign --key {key_id}")
-            params["presignature"], only = entry["id"], entry["binding"].split(",")
-        return await c.run_job("sign", params, progress=_progress(as_json), only=only)
+        if not presigned:
+            return await c.run_job("sign", params, progress=_progress(as_json))
+        return await _sign_presigned(c, ledger, params, _progress(as_json))
     outcome = _coordinate(cluster_dir, coordinator, broker, action)
     if outcome.ok:
         problem = check_signature(outcome.output)
@@ -206,6 +197,35 @@ def sign(cluster_dir, key_id, tx_file, message_file, message_hex, signers, presi
     _report(outcome, as_json, lambda o: console.print(
         f"signed by {o.output['address']}\nhash {o.output['hash']}\nr {o.output['r']}\n"
         f"s {o.output['s']}\nyParity {o.output['y_parity']}\nraw 0x{o.output['raw']}"))
+
+
+PRESIGNED_TRIES = 3  # presignatures tried per sign when holders refuse the first ones
+
+
+async def _sign_presigned(c, ledger: Ledger, params: dict, progress):
+    """Sign with the ledger's next usable presignature, taken for this process alone; one a
+    holder refuses (it lacks it or used it) is dropped with the holder's reason and the next
+    one tried."""
+    key_id, dropped = params["key_id"], []
+    for _ in range(PRESIGNED_TRIES):
+        await c.status(wait=1.0)
+        entry, gone = ledger.take_presignature(key_id, _boot_ids(c))
+        dropped += gone
+        for d in gone:
+            err.print(f"[dim]… dropped presignature {d['id']}: {d['reason']}[/]")
+        if entry is None:
+            raise ValueError(f"no presignatures left for {key_id}"
+                             f"{f' ({len(dropped)} dropped, reasons above)' if dropped else ''}:"
+                             f" run mpcnet presign --key {key_id}")
+        outcome = await c.run_job("sign", {**params, "presignature": entry["id"]},
+                                  progress=progress, only=entry["binding"].split(","))
+        refusals = [f"{v.party}: {v.reason}" for v in outcome.votes
+                    if not v.accept and f"presignature {entry['id']}" in v.reason]
+        if outcome.ok or not refusals:
+            return outcome
+        ledger.drop_presignature(key_id, entry["id"], "; ".join(refusals))
+        err.print(f"[dim]… dropped presignature {entry['id']}: {'; '.join(refusals)}[/]")
+    return outcome
 
 
 @main.command()
@@ -219,19 +239,22 @@ def presign(cluster_dir, key_id, count, broker, coordinator, as_json):
     """Precompute presignatures for fast signing with the parties online now.  They live in
     those parties' memory only: a party that restarts loses them."""
     async def action(c):
+        started = time.time()  # the nodes' lifetimes start later: ours ends first
         outcome = await c.run_job("presign", {"key_id": key_id, "count": count},
                                   progress=_progress(as_json))
-        return outcome, _boot_ids(c)
-    outcome, boots = _coordinate(cluster_dir, coordinator, broker, action)
-    if outcome.ok:
-        ledger = _ledger(cluster_dir, coordinator)
+        return outcome, _boot_ids(c), started
+    outcome, boots, started = _coordinate(cluster_dir, coordinator, broker, action)
+    if outcome.ok:  # every holder reported the same ids (a shared output)
         holders = outcome.output["binding"].split(",")
-        ledger.key(key_id)["presignatures"] += [
-            {"id": i, "binding": outcome.output["binding"], "epoch": outcome.output["epoch"],
-             "boots": {n: boots.get(n) for n in holders},
-             "expires": time.time() + PRESIGNATURE_LIFETIME_S}
-            for i in outcome.output["ids"]]
-        ledger.save()
+        if missing := [n for n in holders if n not in boots]:
+            outcome.ok = False
+            outcome.error = (f"{', '.join(missing)} went offline during presign: its"
+                             f" presignatures may be gone, so none was recorded")
+        else:
+            _ledger(cluster_dir, coordinator).add_presignatures(
+                key_id, outcome.output["ids"], outcome.output["binding"],
+                outcome.output["epoch"], {n: boots[n] for n in holders},
+                started + PRESIGNATURE_LIFETIME_S)
     _report(outcome, as_json, lambda o: console.print(
         f"{len(o.output['ids'])} presignatures for {key_id} with {o.output['binding']}"))
 
@@ -239,7 +262,7 @@ def presign(cluster_dir, key_id, count, broker, coordinator, as_json):
 @main.command()
 @common_dir
 @click.option("--key", "key_id", required=True)
-@click.option("--epoch", type=int, help="the new epoch (default: the ledger's epoch + 1)")
+@click.option("--epoch", type=int, help="the new epoch (default: the parties' epoch + 1)")
 @common_broker
 @common_coord
 @common_json
@@ -248,19 +271,25 @@ def refresh(cluster_dir, key_id, epoch, broker, coordinator, as_json):
     all staged, drop the old epoch once all committed.  A crash in between leaves the old
     epoch in use until `mpcnet keys repair` finishes or rolls back the change."""
     ledger = _ledger(cluster_dir, coordinator)
-    if epoch is None:
-        if "epoch" not in ledger.key(key_id):
-            _fail(f"the coordinator has no record of {key_id}; give --epoch")
-        epoch = ledger.key(key_id)["epoch"] + 1
     params = {"key_id": key_id, "epoch": epoch}
 
     async def action(c):  # staged, committed and confirmed on every party (keyepochs)
+        if params["epoch"] is None:  # the parties' word: a repair may have moved the epoch
+            states, problems = await key_status(c, key_id)
+            committed = {s["committed"] for s in states.values()}
+            if problems or len(committed) != 1 or None in committed:
+                raise ValueError(f"the parties do not agree on one committed epoch of {key_id}"
+                                 f" (mpcnet keys status --key {key_id}); repair it or give"
+                                 f" --epoch")
+            params["epoch"] = committed.pop() + 1
         return await c.run_job("refresh", params, progress=_progress(as_json))
     outcome = _coordinate(cluster_dir, coordinator, broker, action)
+    epoch = params["epoch"]
     if outcome.ok:
         ledger.key(key_id)["epoch"] = epoch
-        ledger.key(key_id)["presignatures"] = []  # bound to the old epoch
         ledger.save()
+        ledger.drop_all_presignatures(key_id, f"bound to epoch {epoch - 1}; the key is at"
+                                              f" epoch {epoch} now")
     _report(outcome, as_json, lambda o: console.print(
         f"key {key_id} refreshed: epoch {o.output['epoch']} committed on every party"))
 
@@ -305,6 +334,38 @@ def keys_list(cluster_dir, config, as_json):
     for party, rows in listing.items():
         console.print(f"[bold]{party}[/]")
         console.print(_key_table(rows) if rows else "  no keys")
+
+
+@keys.command("presignatures")
+@common_dir
+@click.option("--key", "key_ids", multiple=True, help="only these keys (default: all ECDSA)")
+@click.option("--reconcile", is_flag=True, help="ask which holders still run the process"
+              " that made each presignature, and drop those some holder can no longer have")
+@common_broker
+@common_coord
+@common_json
+def keys_presignatures(cluster_dir, key_ids, reconcile, broker, coordinator, as_json):
+    """The coordinator's presignature pool per key: how many are ready, and why others were
+    dropped.  --reconcile makes it agree with the parties' pools (which live in memory)."""
+    ledger = _ledger(cluster_dir, coordinator)
+    key_ids = list(key_ids) or sorted(k for k, v in ledger.data.items()
+                                      if v.get("scheme") == SCHEME)
+    now = {}
+    if reconcile:
+        async def action(c):
+            await c.status(wait=1.0)
+            return {k: ledger.reconcile(k, _boot_ids(c)) for k in key_ids}
+        now = _coordinate(cluster_dir, coordinator, broker, action)
+    report = {k: {"ready": len(ledger.presignatures(k)),
+                  "dropped_now": [{"id": d["id"], "reason": d["reason"]}
+                                  for d in now.get(k, [])]} for k in key_ids}
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    for k, r in report.items():
+        console.print(f"{k}: {r['ready']} ready")
+        for d in r["dropped_now"]:
+            console.print(f"  dropped {d['id']}: {d['reason']}")
 
 
 def _state_table(key_id: str, states: dict[str, dict], problems: dict[str, str]) -> Table:

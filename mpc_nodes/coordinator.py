@@ -17,7 +17,8 @@ from .config import CoordinatorConfig, Roster, load_coordinator_config, load_ros
 from .envelope import EnvelopeError, Verifier, seal
 from .jobs import kind_for
 from .keyepochs import complete_epoch
-from .messages import JobAbort, JobRequest, JobResult, JobStart, Presence, Vote, output_digest
+from .messages import (JobAbort, JobRequest, JobResult, JobStart, Presence, Vote, output_digest,
+                       supersedes)
 from .pki import client_context, load_identity, read_passphrase
 
 
@@ -116,8 +117,10 @@ class Coordinator:
         if v.sender_kind != "party" or v.sender != where[0]:
             return
         msg = v.message
-        if isinstance(msg, Presence):
-            self.presence[v.sender] = msg
+        if isinstance(msg, Presence):  # a late will of an older connection loses
+            known = self.presence.get(v.sender)
+            if known is None or supersedes(msg, known):
+                self.presence[v.sender] = msg
             self._presence_seen.set()
         elif isinstance(msg, Vote) and msg.job_id in self._votes:
             self._votes[msg.job_id].put_nowait((v, payload))

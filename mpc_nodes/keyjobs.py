@@ -216,6 +216,9 @@ class Presign(JobKind):
     def finish(self, ctx, params, output, participants):
         meta, _ = ctx.keystore.load(params.key_id)
         ids = []
+        if ctx.presignatures.room() < len(output):  # all or none: never a partial pool
+            raise JobRejected(f"no room left for {len(output)} more presignatures on this"
+                              f" node (another presign job filled it meanwhile)")
         for presig in output:  # the id is the same on every party: it names the nonce point
             ids.append(hashlib.sha256(bytes.fromhex(presig["R"])).hexdigest()[:16])
             try:

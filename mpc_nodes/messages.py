@@ -79,7 +79,9 @@ class JobResult(_Msg):
 
 class Presence(_Msg):
     """Node → all (retained): online, offline, or deaf (connected but its own heartbeat does
-    not come back: it would miss requests), with version and code digest."""
+    not come back: it would miss requests), with version and code digest.  `connection`
+    numbers the node process's bus connections and `seq` its announcements, so that a will
+    (sent by the broker, maybe late) can be ordered against them: see `supersedes`."""
 
     type: Literal["presence"] = "presence"
     state: Literal["online", "offline", "deaf"]
@@ -87,6 +89,19 @@ class Presence(_Msg):
     code_digest: Digest
     boot_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
     ts: float
+    connection: Annotated[int, Field(ge=0)]
+    seq: Annotated[int, Field(ge=0)]
+
+
+def supersedes(new: Presence, old: Presence) -> bool:
+    """Whether `new` is later news of a party than `old`.  Within one boot: a later connection
+    wins, and within a connection its end ("offline", its will or a clean shutdown) wins over
+    its announcements, which follow their order; across boots the later timestamp wins (a
+    will of an earlier process carries the time of the connection it ends)."""
+    if new.boot_id != old.boot_id:
+        return new.ts > old.ts
+    return ((new.connection, new.state == "offline", new.seq)
+            > (old.connection, old.state == "offline", old.seq))
 
 
 Message = Annotated[Union[JobRequest, Vote, JobStart, JobAbort, JobResult, Presence],

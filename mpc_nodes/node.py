@@ -24,14 +24,14 @@ from pathlib import Path
 
 from . import __version__, client_ids, topics
 from .audit import AuditLog, AuditWriteError
-from .bus import Bus, BusUnavailable
+from .bus import NODE_KEEPALIVE_S, Bus, BusUnavailable
 from .codedigest import code_digest
 from .config import NodeConfig, load_node_config, load_roster, resolve
 from .engine import MpcEngine
 from .envelope import EnvelopeError, Verified, Verifier, envelope_fields, seal
 from .jobs import JobRejected, NodeContext, kind_for
 from .messages import (JobAbort, JobRequest, JobResult, JobStart, Presence, Vote, digest_bytes,
-                       output_digest)
+                       output_digest, supersedes)
 from .metrics import HealthServer, NodeMetrics
 from .pki import client_context, load_identity, public_hex, read_passphrase
 from .replay import ReplayGuard
@@ -96,10 +96,13 @@ class Node:
         broker_url = broker or self.config.broker
         tls = (client_context(self.tls_cert, self.tls_key, self.passphrase, self._broker_ca())
                if broker_url.startswith("mqtts") else None)  # our cert doubles as broker login
-        self.bus = Bus(broker_url, client_ids.node_id(cluster, party.name), tls, [self.jobs_topic],
-                       self.on_message, will=(self._topic("status"), self._presence("offline")),
+        self._presence_seq, self._announced = 0, None  # our latest announcement
+        status = self._topic("status")  # ours too: to correct a stale will the broker kept
+        self.bus = Bus(broker_url, client_ids.node_id(cluster, party.name), tls,
+                       [self.jobs_topic, status], self.on_message,
+                       will=lambda attempt: (status, self._presence("offline", attempt)[1]),
                        on_connect=self._announce, heartbeat=self._topic("heartbeat"),
-                       on_hearing=self._on_hearing)
+                       on_hearing=self._on_hearing, keepalive=NODE_KEEPALIVE_S)
         self.metrics.bus_connected.set_function(lambda: float(self.bus.connected.is_set()))
         self.metrics.bus_deaf.set_function(lambda: float(self.bus.deaf))
         self._stopping = asyncio.Event()
@@ -117,10 +120,14 @@ class Node:
         return seal(self.identity, f"party/{self.party.name}", self.roster.cluster_id, topic,
                     message).raw
 
-    def _presence(self, state: str) -> bytes:
-        return self._seal("status", Presence(state=state, version=__version__,
-                                             code_digest=self.code_digest, boot_id=self.boot_id,
-                                             ts=time.time()))
+    def _presence(self, state: str, connection: int | None = None) -> tuple[Presence, bytes]:
+        """A presence of this process: of the current bus connection unless given (a will)."""
+        self._presence_seq += 1
+        presence = Presence(state=state, version=__version__, code_digest=self.code_digest,
+                            boot_id=self.boot_id, ts=time.time(),
+                            connection=self.bus.attempt if connection is None else connection,
+                            seq=self._presence_seq)
+        return presence, self._seal("status", presence)
 
     async def _announce(self) -> None:
         self.metrics.bus_connects.inc()
@@ -129,12 +136,31 @@ class Node:
     async def _on_hearing(self, hearing: bool) -> None:
         """Presence follows whether our own heartbeat comes back: "deaf" tells coordinators
         this node would miss their requests, though it is connected."""
+        self._announced, raw = self._presence("online" if hearing else "deaf")
         try:
-            await self.bus.publish(self._topic("status"),
-                                   self._presence("online" if hearing else "deaf"),
-                                   retain=True, timeout=5.0)
+            await self.bus.publish(self._topic("status"), raw, retain=True, timeout=5.0)
         except BusUnavailable as exc:
             log.warning("could not publish presence: %s", exc)
+
+    async def _on_own_presence(self, payload: bytes) -> None:
+        """The broker's retained presence of ours should be our latest announcement.  If it
+        is older news (a will of an earlier connection that the broker sent late, or kept),
+        every coordinator that connects would read us as offline: announce again."""
+        try:
+            verified = self.verifier.open(payload, self._topic("status"))
+        except EnvelopeError as exc:
+            log.warning("rejected message on our status topic: %s", exc)
+            return
+        seen, ours = verified.message, self._announced
+        if (verified.sender != self.party.name or not isinstance(seen, Presence) or ours is None
+                or ours.connection != self.bus.attempt):
+            return  # not ours, or our announcement on this connection is still on its way
+        earlier = seen.boot_id != ours.boot_id or seen.connection < ours.connection
+        if earlier and supersedes(ours, seen):  # (our own echoes on this connection are not)
+            log.info("the broker holds a stale presence of ours (%s, connection %d of boot"
+                     " %s); announcing %s again", seen.state, seen.connection, seen.boot_id,
+                     ours.state)
+            await self._on_hearing(not self.bus.deaf)
 
     def _update_key_metrics(self) -> None:
         """Presignatures this node process holds per key (in memory only: none after a restart)."""
@@ -205,7 +231,7 @@ class Node:
         finally:
             log.info("%s shutting down", self.party.name)
             try:
-                await self.bus.publish(self._topic("status"), self._presence("offline"),
+                await self.bus.publish(self._topic("status"), self._presence("offline")[1],
                                        retain=True, timeout=2.0)
             except BusUnavailable:
                 pass
@@ -221,6 +247,9 @@ class Node:
 
     async def on_message(self, topic: str, payload: bytes) -> None:
         """Entry point for every bus message; never raises on bad input."""
+        if topic == self._topic("status"):
+            await self._on_own_presence(payload)
+            return
         try:
             verified = self.verifier.open(payload, topic)
         except EnvelopeError as exc:

@@ -5,7 +5,10 @@ dials in.  Here each connection is TLS 1.3 with certificates from the cluster CA
 peer is checked by name, the accepting side checks the caller's certificate names the
 session party it claims to be, and every connection opens with the session id (a digest of
 the job request and the participant set), so parties of different jobs never mix.
-A lost connection before shutdown fails the session at once instead of hanging.
+A lost connection before shutdown fails the session at once instead of hanging.  A party
+whose session fails first tells its connected peers why (a GOODBYE frame), so that they name
+the cause ("party0 stopped: lost connection to party1") rather than the messenger; a session
+that does not finish names the peers it waits for and how long each has been silent.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .pki import cert_common_name, client_context, server_context
 
 log = logging.getLogger("mpcnet.session")
 SESSION_ID_BYTES = 32
+GOODBYE_PC = -(2 ** 62)  # an MPyC frame label no protocol uses: "I stop, because ..."
 
 
 class SessionError(RuntimeError):
@@ -80,6 +84,8 @@ class _Session:
         self.closing = False
         self.failed = loop.create_future()
         self.transports: list = []
+        self.started = time.monotonic()
+        self.heard: dict[int, float] = {}  # peer pid -> monotonic time of its last bytes
 
     def fail(self, reason: str) -> None:
         if not self.failed.done():
@@ -88,10 +94,32 @@ class _Session:
     def name(self, pid: int) -> str:
         return self.spec.peers[pid].name
 
+    def goodbye(self, reason: str) -> None:
+        """Tell every connected peer why we stop (best effort), so it names the cause."""
+        for p in self.rt.parties:
+            if p.pid != self.rt.pid and getattr(p.protocol, "verified", False):
+                try:
+                    p.protocol.send(GOODBYE_PC, reason.encode()[:1000])
+                except Exception:  # noqa: BLE001 - a closed transport: nothing to tell
+                    pass
+
     def missing(self, exclude: int | None = None) -> list[str]:
         """Session parties with no connection yet."""
         return [self.name(p.pid) for p in self.rt.parties
                 if p.pid not in (self.rt.pid, exclude) and p.protocol is None]
+
+    def stalled(self) -> str:
+        """Whom the protocol waits for, and since when we heard from them: for a session that
+        does not finish, this names the silent link (a cut that drops without closing)."""
+        now, me, waits = time.monotonic(), self.name(self.rt.pid), []
+        for p in self.rt.parties:
+            buffers = getattr(p.protocol, "buffers", None) if p.pid != self.rt.pid else None
+            if buffers and any(isinstance(b, asyncio.Future) and not b.done()
+                               for b in buffers.values()):
+                silent = now - self.heard.get(p.pid, self.started)
+                waits.append(f"no message from {self.name(p.pid)} for {silent:.1f} s"
+                             f" (link {me}↔{self.name(p.pid)})")
+        return "; ".join(waits) or "waiting on no party: still computing"
 
 
 def _exchanger_class():
@@ -123,7 +151,14 @@ def _exchanger_class():
 
         def data_received(self, data):
             if self.verified:
-                return super().data_received(data)
+                if self.peer_pid is not None:
+                    self.session.heard[self.peer_pid] = time.monotonic()
+                super().data_received(data)
+                said = self.buffers.pop(GOODBYE_PC, None)
+                if isinstance(said, (bytes, bytearray)) and self.peer_pid is not None:
+                    self.session.fail(f"{self.session.name(self.peer_pid)} stopped:"
+                                      f" {bytes(said).decode(errors='replace')}")
+                return None
             self.bytes.extend(data)
             if len(self.bytes) < SESSION_ID_BYTES + 2:
                 return None
@@ -156,9 +191,12 @@ def _exchanger_class():
                 name, reason = self.session.name(self.peer_pid), f" ({exc})" if exc else ""
                 if self.runtime.start_time is None:
                     missing = self.session.missing(exclude=self.peer_pid)
-                    waiting = f"; never connected: {', '.join(missing)}" if missing else ""
-                    self.session.fail(f"{name} left during set-up (it gave up waiting, is in"
-                                      f" another session, or rejected us){reason}{waiting}")
+                    if missing:  # most likely it gave up waiting for them, as we would
+                        self.session.fail(f"{', '.join(missing)} never connected during set-up;"
+                                          f" {name}, which had, then left{reason}")
+                    else:
+                        self.session.fail(f"{name} left during set-up (it stopped, is in"
+                                          f" another session, or rejected us){reason}")
                 else:
                     self.session.fail(f"lost connection to {name} mid-session (it stopped,"
                                       f" or rejected our session id){reason}")
@@ -246,6 +284,8 @@ async def run_session(spec: SessionSpec) -> dict:
             connect.result()
         rt.start_time = time.time()
         connected = time.monotonic()
+        log.info("session %s: connected to %s", spec.session_id[:12],
+                 ", ".join(p.name for p in spec.peers))
         task = asyncio.ensure_future(target(rt, *spec.args))
         done, _ = await asyncio.wait({task, session.failed},
                                      timeout=max(0.0, deadline - time.monotonic()),
@@ -253,7 +293,8 @@ async def run_session(spec: SessionSpec) -> dict:
         if task not in done:
             if session.failed.done():
                 session.failed.result()
-            raise SessionError(f"protocol did not finish within {spec.session_timeout:g}s")
+            raise SessionError(f"protocol did not finish within {spec.session_timeout:g}s:"
+                               f" {session.stalled()}")
         result = task.result()
         session.closing = True
         mpc_done = time.monotonic()
@@ -264,6 +305,10 @@ async def run_session(spec: SessionSpec) -> dict:
                         spec.session_id[:12], type(exc).__name__, exc)
         return {"output": result, "connect_s": connected - started,
                 "mpc_s": mpc_done - connected}
+    except Exception as exc:
+        session.goodbye(str(exc))
+        session.closing = True  # close, not abort: the goodbyes go out first
+        raise
     finally:
         if task is not None and not task.done():
             task.cancel()

@@ -151,12 +151,13 @@ class LocalCluster:
             self.broker_proc = None
 
     def start_node(self, i: int, pythonpath: Path | None = None,
-                   env: dict | None = None) -> None:
+                   env: dict | None = None, broker: str | None = None) -> None:
         """Start party i; `pythonpath` lets a test run it on other code, `env` adds
-        environment variables (e.g. a test-only hook)."""
+        environment variables (e.g. a test-only hook), `broker` another broker URL (e.g. a
+        fault proxy of its own)."""
         cfg = self.dir / f"party{i}" / "node.yaml"
         self.nodes[i] = self._spawn(["--log-level", "INFO", "node", "--config", str(cfg),
-                                     "--broker", self.node_broker_url],
+                                     "--broker", broker or self.node_broker_url],
                                     self.dir / f"party{i}" / "node.log", pythonpath, env)
 
     def stop_node(self, i: int, sig=signal.SIGTERM) -> int | None:

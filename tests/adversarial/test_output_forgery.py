@@ -18,6 +18,7 @@ from eth_account import Account
 from nacl.bindings import crypto_scalarmult_ed25519_base_noclamp
 
 from mpc_nodes.keycheck import key_problem
+from mpc_nodes.ledger import Ledger
 from mpc_nodes.options_csv import parse_options
 from mpc_nodes.price_client import price_params, run_price
 from tests.adversarial.harness import start_liar
@@ -113,8 +114,7 @@ async def test_a_forged_keygen_output_fails_and_is_not_recorded(make_cluster, cu
     outcome = json.loads(run.stdout)
     assert_names_the_liar(outcome)
     assert "output digest" in outcome["party_errors"]["party0"]
-    ledger = cluster.dir / "coordinator" / "keys.json"
-    recorded = ledger.read_text() if ledger.exists() else ""
+    recorded = json.dumps(Ledger(cluster.dir / "coordinator" / "coordinator.yaml").data)
     assert "vault-1" not in recorded
     assert attacker_public(scheme) not in recorded
     assert Account.from_key(ATTACKER.to_bytes(32, "big")).address not in recorded
