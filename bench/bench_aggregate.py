@@ -17,24 +17,28 @@ from _cluster import local_cluster, online_coordinator, pct
 
 from mpc_nodes import topics
 from mpc_nodes.bus import Bus
+from mpc_nodes.client_ids import coordinator_id
 from mpc_nodes.config import load_roster
 from mpc_nodes.pki import client_context
 
 
 async def mqtt_round_trip(url: str, cluster_dir: Path, n: int = 50) -> list[float]:
-    """Publish-to-receive time of a small QoS 1 message through the same broker, as party0
-    on a topic of its own that no node listens to."""
+    """Publish-to-receive time of a small QoS 1 message through the same broker, as the
+    coordinator (its certificate and a client id of its own, mpc_nodes.client_ids) on the
+    jobs topic, the one topic it may publish to: the nodes drop and audit these messages as
+    not signed, which is harmless in this throwaway cluster."""
     got: asyncio.Queue = asyncio.Queue()
 
     async def handler(topic, payload):
         await got.put(payload)
-    pdir = cluster_dir / "party0"
+    cdir = cluster_dir / "coordinator"
     roster = load_roster(cluster_dir / "roster.yaml")
-    topic = topics.node(roster.cluster_id, "party0", "bench")
-    tls = (client_context(pdir / "tls.crt", pdir / "tls.key",
-                          (pdir / "passphrase").read_bytes().strip(), roster.ca_cert)
+    name = roster.coordinators[0].name
+    topic = topics.jobs(roster.cluster_id)
+    tls = (client_context(cdir / "tls.crt", cdir / "tls.key",
+                          (cdir / "passphrase").read_bytes().strip(), roster.ca_cert)
            if url.startswith("mqtts") else None)
-    bus = Bus(url, "bench-rtt", tls, [topic], handler)
+    bus = Bus(url, coordinator_id(roster.cluster_id, name), tls, [topic], handler)
     task = asyncio.ensure_future(bus.run())
     await bus.wait_connected(10)
     times = []
