@@ -183,13 +183,11 @@ class KeyStore:
                 "promised": {str(e): d for e, d in self.promised(key_id).items()}}
 
     def unfinished(self, key_id: str) -> str | None:
-        """Why this key must not be used until its epoch change is finished, or None: a
-        promised epoch not yet committed (other parties may have committed it), or an older
-        epoch still kept (not every party has confirmed the new one)."""
+        """Why this key must not be used until its epoch change is finished, or None: this
+        party committed a new epoch that not every party has confirmed (some may still be on
+        the old one).  A party still on the old epoch needs no such check: while any party
+        is behind, every party that moved on refuses."""
         committed = self.committed_epoch(key_id)
-        pending = sorted(e for e in self.promised(key_id) if e > committed)
-        if pending:
-            return f"epoch {pending[0]} is voted for commit but not committed here"
         if any(e < committed for e in self.epochs(key_id)):
             return f"epoch {committed} is not yet confirmed by every party"
         return None
