@@ -411,6 +411,7 @@ def demo(parties, threshold, broker, keep):
 from . import cli_keys  # noqa: E402,F401  (registers keygen, sign, presign, refresh, keys)
 from . import cli_deploy  # noqa: E402,F401  (registers deploy compose, demo-jobs)
 from . import cli_price  # noqa: E402,F401  (registers price)
+from . import cli_jobs  # noqa: E402,F401  (registers job show)
 
 if __name__ == "__main__":
     from mpc_nodes.cli import main as canonical_main  # the group the key commands joined

@@ -100,6 +100,16 @@ class JobKind:
     """True: every participant must report the same output.  False: each reports its own
     part (an encrypted output share, a signature share) in JobOutcome.party_outputs."""
 
+    one_output_suffices: ClassVar[bool] = False
+    """True: one output that the coordinator verifies on its own (a signature), reported alike
+    by more than t participants, is the job's result even if other participants failed or
+    were lost after it was produced (they are named in JobOutcome.party_notes)."""
+
+    def verify_output(self, params, output: dict) -> str | None:
+        """Why `output` is not a valid result of these parameters, None if it is; checked by
+        the coordinator, without the parties' word, for kinds with one_output_suffices."""
+        return "this kind's outputs cannot be verified on their own"
+
     def parse(self, params: dict) -> _Params:
         """Validate parameters; raise ValueError naming the bad field."""
         try:

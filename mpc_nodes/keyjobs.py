@@ -19,7 +19,8 @@ from pydantic import Field, model_validator
 
 from keyshare import KeyMeta, KeyShareError
 from keyshare.store import KEY_ID
-from protocols.secp256k1 import hex_point, mul_base
+from eth_account import Account
+from protocols.secp256k1 import hex_point, mul_base, verify
 
 from .evm import EvmError, parse_transaction, signed_transaction
 from .frost_domain import Purpose, purpose_of
@@ -143,6 +144,24 @@ class Sign(JobKind):
 
     def approvals_needed(self, roster):
         return roster.policy_quorum  # every approver reserves: caps and nonces network-wide
+
+    one_output_suffices = True  # the signature exists once one party has it
+
+    def verify_output(self, params, output):
+        try:
+            digest = parse_transaction(params.tx).digest.hex()
+            if output["key_id"] != params.key_id or output["digest"] != digest:
+                return "the output is not a signature of the requested transaction"
+            if not verify(output["public_key"], bytes.fromhex(digest), int(output["r"], 16),
+                          int(output["s"], 16)):
+                return "the signature does not verify under libsecp256k1 (or is high-s)"
+            if eth_address(output["public_key"]) != output["address"] \
+                    or Account.recover_transaction(bytes.fromhex(output["raw"])) \
+                    != output["address"]:
+                return "the raw transaction does not recover to the key's address"
+        except Exception as exc:  # anything a lying party could put there
+            return f"malformed signature output: {type(exc).__name__}: {exc}"
+        return None
 
     def _check(self, ctx, params, reserve: bool = False):
         meta, share = load_key(ctx, params.key_id)

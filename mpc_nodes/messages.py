@@ -77,6 +77,32 @@ class JobResult(_Msg):
     timings: dict[str, float] = Field(default_factory=dict)
 
 
+class JobQuery(_Msg):
+    """Coordinator → nodes: what became of these jobs?  Each asked party that finished one
+    republishes its stored signed result; for every other it publishes a `JobState`."""
+
+    type: Literal["job_query"] = "job_query"
+    job_ids: list[JobId] = Field(min_length=1, max_length=64)
+    parties: list[Name] | None = Field(default=None, max_length=256)  # None: every party
+
+
+class JobState(_Msg):
+    """Node → all (on its `answers` topic): where a job stands on this node.  done: its
+    result was republished; running: started (queued or in its session) in this boot;
+    pending: accepted, no start yet; lost: started before this node restarted, no result;
+    unknown: never started here (refused, not selected, or never seen)."""
+
+    type: Literal["job_state"] = "job_state"
+    job_id: JobId
+    state: Literal["done", "running", "pending", "lost", "unknown"]
+    boot_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+    kind: Annotated[str, Field(max_length=40)] | None = None
+    shared: bool | None = None
+    participants: list[Name] = Field(default_factory=list, max_length=256)
+    request_digest: Digest | None = None
+    params: dict[str, Any] | None = None  # the request's, when small enough to keep
+
+
 class Presence(_Msg):
     """Node → all (retained): online, offline, or deaf (connected but its own heartbeat does
     not come back: it would miss requests), with version and code digest.  `connection`
@@ -104,7 +130,8 @@ def supersedes(new: Presence, old: Presence) -> bool:
             > (old.connection, old.state == "offline", old.seq))
 
 
-Message = Annotated[Union[JobRequest, Vote, JobStart, JobAbort, JobResult, Presence],
+Message = Annotated[Union[JobRequest, Vote, JobStart, JobAbort, JobResult, JobQuery, JobState,
+                          Presence],
                     Field(discriminator="type")]
 message_adapter: TypeAdapter = TypeAdapter(Message)
 

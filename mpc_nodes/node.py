@@ -29,9 +29,10 @@ from .codedigest import code_digest
 from .config import NodeConfig, load_node_config, load_roster, resolve
 from .engine import MpcEngine
 from .envelope import EnvelopeError, Verified, Verifier, envelope_fields, seal
+from .job_records import JobRecords
 from .jobs import JobRejected, NodeContext, kind_for
-from .messages import (JobAbort, JobRequest, JobResult, JobStart, Presence, Vote, digest_bytes,
-                       output_digest, supersedes)
+from .messages import (JobAbort, JobQuery, JobRequest, JobResult, JobStart, JobState, Presence,
+                       Vote, digest_bytes, output_digest, supersedes)
 from .metrics import HealthServer, NodeMetrics
 from .pki import client_context, load_identity, public_hex, read_passphrase
 from .replay import ReplayGuard
@@ -50,6 +51,7 @@ class PendingJob:
     digest: str
     params: object
     received: float = field(default_factory=time.monotonic)
+    vote: bytes | None = None  # our signed vote, sent again if the same request comes again
 
 
 def session_id(request_digest: str, participants: list[str], digest: str) -> str:
@@ -80,6 +82,7 @@ class Node:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.replay = ReplayGuard(self.data_dir / "seen_jobs.sqlite")
         self.audit = AuditLog(self.data_dir / "audit.log")
+        self.records = JobRecords(self.data_dir / "jobs.sqlite")
         self.verifier = Verifier(self.roster)
         self.code_digest = code_digest()
         self.boot_id = secrets.token_hex(8)
@@ -89,6 +92,7 @@ class Node:
         self.engine = MpcEngine(on_restart=self.metrics.engine_restarts.inc)
         self.pending: dict[str, PendingJob] = {}
         self._requests: set[asyncio.Task] = set()  # requests being checked
+        self._checking: set[str] = set()  # their job ids
         self.queue: asyncio.Queue = asyncio.Queue()
         self.running: PendingJob | None = None  # the job in the engine now
         cluster = self.roster.cluster_id
@@ -242,6 +246,7 @@ class Node:
             if health:
                 await health.stop()
             self.replay.close()
+            self.records.close()
 
     # -- messages -----------------------------------------------------------------------
 
@@ -273,6 +278,8 @@ class Node:
             await self._on_start(verified)
         elif isinstance(msg, JobAbort):
             self._on_abort(verified)
+        elif isinstance(msg, JobQuery):
+            await self._on_query(msg)
         else:
             self.metrics.rejected_messages.inc()
             log.warning("ignored %s from %s on the jobs topic", msg.type, verified.sender)
@@ -316,6 +323,22 @@ class Node:
 
     async def _on_request(self, verified: Verified) -> None:
         req: JobRequest = verified.message
+        again = self.pending.get(req.job_id)
+        if again is not None and again.digest == verified.payload_digest:
+            # the coordinator republished it (its votes were lost to a bus outage): same vote
+            if again.vote is not None:
+                await self.bus.publish(self._topic("votes"), again.vote)
+            return
+        if req.job_id in self._checking:
+            return  # a second copy while we check the first: that one gets the vote
+        self._checking.add(req.job_id)
+        try:
+            await self._vote(verified)
+        finally:
+            self._checking.discard(req.job_id)
+
+    async def _vote(self, verified: Verified) -> None:
+        req: JobRequest = verified.message
         try:
             params = await self._check_request(verified)
             accept, reason = True, ""
@@ -346,8 +369,11 @@ class Node:
                  "accept" if accept else "reject: ", reason)
         vote = Vote(job_id=req.job_id, request_digest=verified.payload_digest, accept=accept,
                     reason=reason, code_digest=self.code_digest, version=__version__)
+        raw_vote = self._seal("votes", vote)
+        if accept:
+            self.pending[req.job_id].vote = raw_vote
         self._sweep()
-        await self.bus.publish(self._topic("votes"), self._seal("votes", vote))
+        await self.bus.publish(self._topic("votes"), raw_vote)
 
     def _sweep(self) -> None:
         """Forget accepted jobs that were never started before they expired."""
@@ -409,6 +435,13 @@ class Node:
         except JobRejected as exc:
             await self._publish_result(job, None, ok=False, error=str(exc))
             return
+        if self.party.name in participants:
+            try:  # first: without the row, a query after a crash answers "unknown"
+                self.records.started(start.job_id, job.digest, job.request.kind,
+                                     kind_for(job.request.kind).output_is_shared(job.params),
+                                     participants, self.boot_id, job.request.params)
+            except sqlite3.Error as exc:
+                log.error("could not record the start of job %s: %s", start.job_id[:8], exc)
         problem = self._audit("start", job_id=start.job_id, participants=participants,
                               selected=self.party.name in participants)
         if problem and self.party.name in participants:  # unrecorded, it does not run here
@@ -418,6 +451,31 @@ class Node:
             log.info("job %s: not selected (participants %s)", start.job_id[:8], participants)
             return
         await self.queue.put((job, participants))
+
+    async def _on_query(self, query: JobQuery) -> None:
+        """Tell a coordinator what became of jobs here: republish the stored signed result of
+        each finished one (not retained: the retained result is the latest job's), and a
+        JobState for every one asked about."""
+        if query.parties is not None and self.party.name not in query.parties:
+            return
+        for job_id in query.job_ids:
+            record, pending = self.records.get(job_id), self.pending.get(job_id)
+            if record is not None and record.result is not None:
+                await self.bus.publish(self._topic("results"), record.result)
+                state = "done"
+            elif record is not None:  # started: by this process, or by one that stopped
+                state = "running" if record.boot_id == self.boot_id else "lost"
+            else:
+                state = "pending" if pending else "unknown"
+            answer = JobState(job_id=job_id, state=state, boot_id=self.boot_id,
+                              kind=record.kind if record else
+                              pending.request.kind if pending else None,
+                              shared=record.shared if record else None,
+                              participants=record.participants if record else [],
+                              request_digest=record.request_digest if record else
+                              pending.digest if pending else None,
+                              params=record.params if record else None)
+            await self.bus.publish(self._topic("answers"), self._seal("answers", answer))
 
     def _on_abort(self, verified: Verified) -> None:
         """Drop a pending job, or stop the running one, when the coordinator that requested
@@ -515,6 +573,11 @@ class Node:
                                session_id=sid, ok=False, error=error, timings=timings or {})
             raw, ok = self._seal("results", result), False
         shared = kind_for(job.request.kind).output_is_shared(job.params)
+        try:  # durable before it is published: a lost delivery can be asked for again
+            self.records.finished(result.job_id, job.digest, job.request.kind, shared,
+                                  self.boot_id, raw)
+        except sqlite3.Error as exc:
+            log.error("could not store the result of job %s: %s", job.request.job_id[:8], exc)
         # published even if the log cannot record it (logged, counted): the session ran,
         # and the other participants' logs record the result
         self._audit("result", job_id=result.job_id, session_id=sid, ok=ok,
@@ -522,6 +585,8 @@ class Node:
         try:
             # retained: a coordinator that reconnects after a broker restart still gets it
             await self.bus.publish(self._topic("results"), raw, retain=True)
+            log.info("job %s: result published (%s)", job.request.job_id[:8],
+                     "ok" if ok else "failed")
         except BusUnavailable as exc:
             log.error("could not publish the result of job %s: %s", job.request.job_id[:8], exc)
 

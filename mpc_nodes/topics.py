@@ -11,8 +11,9 @@ def jobs(cluster: str) -> str:
 
 
 def node(cluster: str, party: str, leaf: str) -> str:
-    """A node's own topic: leaf is 'status' (retained presence), 'votes', 'results' or
-    'heartbeat' (the node's own probe that its subscriptions still deliver)."""
+    """A node's own topic: leaf is 'status' (retained presence), 'votes', 'results',
+    'answers' (job states it gives when asked) or 'heartbeat' (the node's own probe that its
+    subscriptions still deliver)."""
     return f"{PREFIX}/{cluster}/nodes/{party}/{leaf}"
 
 
