@@ -1,5 +1,6 @@
 """A small TCP fault proxy for tests: forwards 127.0.0.1:listen → target and can add latency,
-black-hole traffic (connections stay open, nothing passes), or cut every connection.
+black-hole traffic (connections stay open, nothing passes; with `silent`, not even a close,
+as with a cut cable), or cut every connection.
 
 It runs its own event loop in a daemon thread, so sync and async tests control it alike.
 Only loopback addresses are used.
@@ -22,6 +23,7 @@ class FaultProxy:
         self.port = listen_port or free_port()
         self.delay_s = 0.0
         self.blackhole = False
+        self.silent = False  # while black-holed, closes are held back too
         self.connections = 0
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
@@ -68,6 +70,8 @@ class FaultProxy:
                 if not self.blackhole:
                     queue.put_nowait((self._loop.time() + self.delay_s, data))
         finally:
+            while self.blackhole and self.silent:
+                await asyncio.sleep(0.05)
             queue.put_nowait(None)
             await asyncio.gather(sender, return_exceptions=True)
 

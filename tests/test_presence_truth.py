@@ -61,17 +61,22 @@ async def cut_heal_and_run(cluster, proxy, name: str, replay_will=None) -> dict:
                 wills.append(payload)
             await original(topic, payload)
         c.bus._handler = spy
-        proxy.blackhole = True
+        node = cluster.roster.parties.index(cluster.roster.party(name))
+        logged = len(cluster.log(node))
+        proxy.silent = proxy.blackhole = True  # a cut cable: no data, no close
         cut = time.monotonic()
         await cluster.wait_offline(c, name, timeout=30)
         figures["offline_s"] = time.monotonic() - cut
+        await wait_until(lambda: re.search(r"mpcnet\.bus (WARNING|ERROR)",
+                                           cluster.log(node)[logged:]), "dropped by the node")
+        figures["node_dropped_s"] = time.monotonic() - cut
         # an aggregation needs all three (2t + 1): it fails on the votes, naming the party
         job = await c.run_job("aggregate", {"input": "eth_vol_30d"}, vote_timeout=60)
         figures["job_failed_s"] = time.monotonic() - cut
         assert not job.ok
         assert f"no vote from {name}" in job.error, job.error
         assert job.timings["vote_s"] < 60  # it did not wait for the silent party's vote
-        proxy.blackhole = False
+        proxy.blackhole = proxy.silent = False
         healed = time.monotonic()
         await cluster.wait_online(c, {name}, timeout=60)
         figures["online_again_s"] = time.monotonic() - healed
@@ -97,8 +102,9 @@ async def test_silent_broker_cut_is_seen_and_healed(make_cluster):
     for i in range(3):  # amqtt handed a reconnecting node every other party's retained state
         assert not re.search(r"rejected .*/nodes/", cluster.log(i)), cluster.log(i)[-3000:]
     print(f"\nsilent broker cut: offline after {figures['offline_s']:.1f}s, a job failed"
-          f" {figures['job_failed_s']:.1f}s after the cut; online {figures['online_again_s']:.1f}s"
-          " after healing")
+          f" {figures['job_failed_s']:.1f}s after the cut, the node dropped the connection after"
+          f" {figures['node_dropped_s']:.1f}s; online {figures['online_again_s']:.1f}s after"
+          " healing")
 
 
 @pytest.mark.timeout(240)
