@@ -266,6 +266,9 @@ class Refresh(_AllParties):
         if params.epoch != meta.epoch + 1:
             raise JobRejected(f"key {params.key_id} is at epoch {meta.epoch}; cannot refresh"
                               f" to epoch {params.epoch}")
+        if params.epoch in ctx.keystore.promised(params.key_id):  # a stale unvoted one is replaced
+            raise JobRejected(f"epoch {params.epoch} of key {params.key_id} is voted for commit"
+                              f" here: finish it with mpcnet keys repair --key {params.key_id}")
 
     def session_call(self, ctx, params, participants):
         self.local_check(ctx, params)
