@@ -40,6 +40,7 @@ class MpcEngine:
         self._ready: asyncio.Task | None = None
         self._on_restart = on_restart
         self._running = False
+        self._starting = False  # in `run`, waiting for the child to be ready
         self._aborted: str | None = None
         self.restarts = 0
 
@@ -71,14 +72,19 @@ class MpcEngine:
         """Run one session; raise SessionError with a clear reason on any failure."""
         if self._ready is None:
             self.start()
+        self._starting, self._aborted = True, None
         try:
             await self._ready
         except Exception as exc:
             await self._restart()
             raise SessionError(f"MPC engine unavailable: {exc}") from None
+        finally:
+            self._starting = False
+        if self._aborted is not None:  # aborted while the child was starting: nothing ran
+            raise SessionError(f"aborted: {self._aborted}")
         proc = self._proc
         budget = spec.connect_timeout + spec.session_timeout + self.GRACE_S
-        self._running, self._aborted = True, None
+        self._running = True
         try:
             proc.stdin.write(_frame(spec))
             await proc.stdin.drain()
@@ -100,7 +106,11 @@ class MpcEngine:
 
     def abort(self, reason: str) -> bool:
         """Stop the session in progress, if any (its `run` raises SessionError naming the
-        reason); the engine is replaced.  An idle engine is left alone."""
+        reason); the engine is replaced.  A session still waiting for the child to start is
+        stopped before it begins.  An idle engine is left alone."""
+        if self._starting:
+            self._aborted = reason
+            return True
         if not self._running or self._proc is None or self._proc.returncode is not None:
             return False
         self._aborted = reason

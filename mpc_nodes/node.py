@@ -52,6 +52,7 @@ class PendingJob:
     params: object
     received: float = field(default_factory=time.monotonic)
     vote: bytes | None = None  # our signed vote, sent again if the same request comes again
+    aborted: str | None = None  # the requester aborted it after it was started here
 
 
 def session_id(request_digest: str, participants: list[str], digest: str) -> str:
@@ -95,6 +96,7 @@ class Node:
         self._checking: set[str] = set()  # their job ids
         self.queue: asyncio.Queue = asyncio.Queue()
         self.running: PendingJob | None = None  # the job in the engine now
+        self.queued: dict[str, PendingJob] = {}  # started here, waiting for the engine
         cluster = self.roster.cluster_id
         self.jobs_topic = topics.jobs(cluster)
         broker_url = broker or self.config.broker
@@ -450,6 +452,7 @@ class Node:
         if self.party.name not in participants:
             log.info("job %s: not selected (participants %s)", start.job_id[:8], participants)
             return
+        self.queued[start.job_id] = job
         await self.queue.put((job, participants))
 
     async def _on_query(self, query: JobQuery) -> None:
@@ -482,7 +485,7 @@ class Node:
         it aborts it.  Another roster coordinator's abort is ignored: it could otherwise
         cancel every job of the coordinator the operators actually serve."""
         msg: JobAbort = verified.message
-        job = self.pending.get(msg.job_id)
+        job = self.pending.get(msg.job_id) or self.queued.get(msg.job_id)
         if job is None and self.running and self.running.request.job_id == msg.job_id:
             job = self.running
         if job is None:
@@ -495,12 +498,14 @@ class Node:
                         reason=f"abort of job {msg.job_id} from {verified.sender}, which"
                         f" did not request it")
             return
-        if job is not self.running:
-            del self.pending[msg.job_id]
+        reason = f"the job failed elsewhere ({msg.reason[:300]})"
+        if self.pending.pop(msg.job_id, None) is not None:
             log.info("job %s aborted by %s: %s", msg.job_id[:8], verified.sender, msg.reason)
-        elif self.engine.abort(f"the job failed elsewhere ({msg.reason[:300]})"):
+        elif job is self.running and self.engine.abort(reason):
             log.info("job %s: stopped its session, the coordinator says it failed: %s",
                      msg.job_id[:8], msg.reason)
+        else:  # queued, or running but not in the engine yet: _execute stops before the session
+            job.aborted = reason
 
     # -- execution ----------------------------------------------------------------------
 
@@ -508,6 +513,7 @@ class Node:
         """Run queued jobs one at a time, in the order their starts arrived."""
         while True:
             job, participants = await self.queue.get()
+            self.queued.pop(job.request.job_id, None)
             self.running = job
             try:
                 await self._execute(job, participants)
@@ -524,6 +530,7 @@ class Node:
             return
         parties = [self.roster.party(name) for name in participants]
         try:
+            self._check_aborted(job)
             await asyncio.to_thread(kind.prepare, self.ctx, job.params)
             call = kind.session_call(self.ctx, job.params, parties)
             ran = {"output": None, "connect_s": 0.0, "mpc_s": 0.0}
@@ -538,6 +545,7 @@ class Node:
                     target=call.target, args=call.args, threshold=call.threshold,
                     connect_timeout=self.config.connect_timeout_s,
                     session_timeout=max(self.config.session_timeout_s, call.timeout or 0.0))
+                self._check_aborted(job)  # no await between this and the engine's own check
                 ran = await self.engine.run(spec)
                 self.metrics.session_seconds.labels(req.kind).observe(ran["connect_s"]
                                                                       + ran["mpc_s"])
@@ -556,6 +564,11 @@ class Node:
             log.exception("job %s crashed", req.job_id[:8])
             await self._publish_result(job, sid, ok=False,
                                        error=f"internal error: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _check_aborted(job: PendingJob) -> None:
+        if job.aborted is not None:
+            raise SessionError(f"aborted: {job.aborted}")
 
     async def _publish_result(self, job: PendingJob, sid: str | None, ok: bool, output=None,
                               error: str | None = None, timings: dict | None = None) -> None:

@@ -97,7 +97,7 @@ def test_demo_runs_end_to_end():
         " 'median'" in demo.stdout.replace("\n", " ")
     assert "Ed25519 signature verified by OpenSSL" in demo.stdout  # the signed price report
     assert "verified by eth-account and libsecp256k1" in demo.stdout
-    assert "already signed" in demo.stdout
+    assert "is already used by another transaction" in demo.stdout.replace("\n", " ")
 
 
 def test_coordinator_commands_explain_a_missing_cluster(tmp_path):

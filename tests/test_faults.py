@@ -312,3 +312,35 @@ async def test_an_aborted_job_stops_its_sessions_at_once(make_cluster):
                    for n in ("party0", "party1", "party2")), outcome.party_errors
         after = await c.run_job("ping", {"rounds": 2})  # on fresh engines, at once
         assert after.ok, after.error
+
+
+@pytest.mark.timeout(120)
+async def test_an_aborted_job_queued_behind_another_never_runs(make_cluster):
+    """An abort that reaches a node while the job waits behind another is kept: the job
+    fails with the reason when its turn comes, instead of running anyway."""
+    from mpc_nodes import topics
+    from mpc_nodes.messages import JobAbort
+    cluster = make_cluster(parties=3, threshold=1)
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        started = {"long": asyncio.Event(), "queued": asyncio.Event()}
+
+        def run(name, rounds):
+            return asyncio.ensure_future(c.run_job(
+                "ping", {"rounds": rounds},
+                progress=lambda text: "started with" in text and started[name].set()))
+        long = run("long", 10_000)
+        await asyncio.wait_for(started["long"].wait(), 30)
+        long_id = next(iter(c._results))
+        queued = run("queued", 2)
+        await asyncio.wait_for(started["queued"].wait(), 30)
+        queued_id = next(j for j in c._results if j != long_id)
+        jobs = topics.jobs(cluster.roster.cluster_id)
+        for job_id in (queued_id, long_id):
+            await c.bus.publish(jobs, c.seal_for_jobs(JobAbort(job_id=job_id,
+                                                               reason="operator"))[0])
+        outcome = await queued
+        assert not outcome.ok
+        assert all("aborted: the job failed elsewhere (operator)" in outcome.party_errors[n]
+                   for n in ("party0", "party1", "party2")), outcome.party_errors
+        assert not (await long).ok

@@ -117,10 +117,10 @@ async def test_killed_party_fails_session_on_others_quickly(tls):
         await asyncio.sleep(1.5)  # connected and exchanging rounds
         assert not any(t.done() for t in tasks)
         os.kill(engines[2]._proc.pid, signal.SIGKILL)
-        t0 = asyncio.get_running_loop().time()
         results = await asyncio.gather(*tasks, return_exceptions=True)
-        assert asyncio.get_running_loop().time() - t0 < 5.0  # detected, not timed out
         assert all(isinstance(r, SessionError) for r in results), results
+        # detected as a lost connection, not waited out (the session may run 30 s)
+        assert not any("did not finish" in str(r) or "hung" in str(r) for r in results), results
         # party0 and party1 fail at once; at least one blames party2, the other may blame
         # the survivor that dropped out first
         assert any("lost connection to party2" in str(r) for r in results[:2]), results
@@ -141,5 +141,22 @@ async def test_silent_party_times_out(tls):
         assert all(isinstance(r, SessionError) for r in results), results
         for r in results:  # whoever gives up first, both name the party that never came
             assert "party2" in str(r), r
+    finally:
+        await asyncio.gather(*(e.close() for e in engines))
+
+
+@pytest.mark.timeout(60)
+async def test_abort_while_the_engine_starts_stops_the_session_before_it_begins(tls):
+    """An abort that arrives while the child is still starting is not lost: the session
+    never begins, and the engine serves the next one."""
+    engines = [MpcEngine() for _ in range(3)]
+    try:
+        first = asyncio.ensure_future(engines[0].run(specs(tls, [1.0, 2.0, 3.0])[0]))
+        await asyncio.sleep(0)  # in run(), waiting for the child
+        assert engines[0].abort("operator")
+        with pytest.raises(SessionError, match="aborted: operator"):
+            await first
+        values = [0.3, 0.1, 0.2]
+        assert await run_all(engines, specs(tls, values)) == [pytest.approx(0.2, abs=1e-8)] * 3
     finally:
         await asyncio.gather(*(e.close() for e in engines))
