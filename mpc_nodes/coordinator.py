@@ -354,11 +354,11 @@ class Coordinator:
             if remaining <= 0:
                 return votes
             try:
-                v, raw = await asyncio.wait_for(queue.get(), min(remaining, 0.25))
+                v, raw_vote = await asyncio.wait_for(queue.get(), min(remaining, 0.25))
             except asyncio.TimeoutError:
                 continue
             if v.message.request_digest == digest and v.sender not in votes:
-                votes[v.sender] = (v, v.message, raw)
+                votes[v.sender] = (v, v.message, raw_vote)
 
     async def _collect_results(self, job_id: str, digest: str, participants: list[str],
                                timeout: float, failures: dict[str, str] | None = None,

@@ -100,7 +100,7 @@ async def test_silent_broker_cut_is_seen_and_healed(make_cluster):
     proxy = own_broker_link(cluster, 2)
     figures = await cut_heal_and_run(cluster, proxy, "party2")
     for i in range(3):  # amqtt handed a reconnecting node every other party's retained state
-        assert not re.search(r"rejected .*/nodes/", cluster.log(i)), cluster.log(i)[-3000:]
+        assert "rejected" not in cluster.log(i), cluster.log(i)[-3000:]
     print(f"\nsilent broker cut: offline after {figures['offline_s']:.1f}s, a job failed"
           f" {figures['job_failed_s']:.1f}s after the cut, the node dropped the connection after"
           f" {figures['node_dropped_s']:.1f}s; online {figures['online_again_s']:.1f}s after"
