@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -75,8 +76,10 @@ async def test_fourteen_concurrent_presigned_signs_each_take_their_own(make_clus
         procs.append(subprocess.Popen(sign_command(common, tmp_path / f"tx{nonce}.json"),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))
+    t = time.monotonic()
     try:
         done = [await asyncio.to_thread(p.communicate, timeout=300) for p in procs]
+        print(f"14 concurrent sign --presigned done in {time.monotonic() - t:.1f}s")
     finally:
         for p in procs:
             p.kill()
@@ -111,7 +114,9 @@ async def test_a_kill_during_presign_leaves_a_reconciled_pool(make_cluster, tmp_
             assert asyncio.get_running_loop().time() < deadline, cluster.log(1)[-2000:]
             await asyncio.sleep(0.05)
         cluster.stop_node(1, signal.SIGKILL)
+        killed = time.monotonic()
         out, _ = await asyncio.to_thread(presign.communicate, timeout=200)
+        print(f"presign failed {time.monotonic() - killed:.1f}s after the kill (CLI exit)")
     finally:
         presign.kill()
     assert presign.returncode == 1 and not json.loads(out)["ok"]
@@ -122,8 +127,10 @@ async def test_a_kill_during_presign_leaves_a_reconciled_pool(make_cluster, tmp_
     # the coordinator's pool now holds only ids party1 lost: reconciling drops them all
     pool = ledger(cluster).presignatures("vault-1")
     assert {e["id"] for e in pool} == kept  # the failed job recorded nothing
+    t = time.monotonic()
     run = await asyncio.to_thread(mpcnet, "keys", "presignatures", *common, "--reconcile",
                                   "--json")
+    print(f"reconciled in {time.monotonic() - t:.1f}s (CLI included)")
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)["vault-1"]
     assert report["ready"] == 0
@@ -163,8 +170,10 @@ async def test_a_presignature_the_holders_refuse_is_dropped_with_their_reason(ma
         assert other.ok, other.error
     tx_file = tmp_path / "tx.json"
     tx_file.write_text(json.dumps(tx(1)))
+    t = time.monotonic()
     signed = await asyncio.to_thread(subprocess.run, sign_command(common, tx_file), text=True,
                                      capture_output=True, timeout=120)
+    print(f"signed with the next presignature in {time.monotonic() - t:.1f}s (CLI included)")
     assert signed.returncode == 0, signed.stderr
     outcome = json.loads(signed.stdout)
     verified_by_others(outcome["output"], tx(1))

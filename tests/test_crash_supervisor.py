@@ -70,7 +70,9 @@ def test_killed_supervisor_takes_its_nodes_and_down_stops_orphans(cluster_dir):
 
     # the supervisor dies: its nodes go with it
     os.kill(supervisor_pid(cluster_dir), signal.SIGKILL)
+    killed = time.monotonic()
     until(lambda: not node_pids(cluster_dir), "the nodes exit with their supervisor", 30)
+    print(f"nodes gone {time.monotonic() - killed:.2f}s after the supervisor's SIGKILL")
 
     again = mpcnet("cluster", "up", "--dir", str(cluster_dir), "--json")
     assert again.returncode == 0, again.stderr
@@ -89,7 +91,9 @@ def test_killed_supervisor_takes_its_nodes_and_down_stops_orphans(cluster_dir):
     assert f"party0 (pid {orphan})" in refused.stderr and "cluster down" in refused.stderr
     assert set(node_pids(cluster_dir)) == {orphan}  # never a second set beside it
 
+    t = time.monotonic()
     down = mpcnet("cluster", "down", "--dir", str(cluster_dir))
+    print(f"cluster down stopped the orphan in {time.monotonic() - t:.2f}s (CLI included)")
     assert down.returncode == 0 and f"party0 (pid {orphan})" in down.stdout
     assert not node_pids(cluster_dir)
 
