@@ -80,8 +80,12 @@ def _report(outcome: JobOutcome, as_json: bool, render) -> None:
         t = outcome.timings
         console.print(f"[dim]job {outcome.job_id[:8]} · {', '.join(outcome.participants)} ·"
                       f" {1000 * t.get('total_s', 0):.0f} ms[/]")
+        for name, note in outcome.party_notes.items():  # it succeeded all the same
+            err.print(f"  note: {name}: {note}")
     else:
-        err.print(f"[bold red]job {outcome.job_id[:8]} failed:[/] {outcome.error}")
+        err.print(f"[bold red]job {outcome.job_id} failed:[/] {outcome.error}")
+        if outcome.participants:  # it started: the parties keep what became of it
+            err.print(f"  (mpcnet job show {outcome.job_id} asks them again)")
         for v in outcome.votes:
             if not v.accept:
                 err.print(f"  {v.party} rejected: {v.reason}")
