@@ -108,7 +108,8 @@ class Coordinator:
         self.bus = Bus(url, client_ids.coordinator_id(cluster, self.config.name), tls,
                        [topics.all_nodes(cluster, leaf)
                         for leaf in ("status", "votes", "results", "answers")],
-                       self._on_message)
+                       self._on_message, on_connect=self._on_connect)
+        self._connected_at = 0.0  # loop time of our latest (re)connection
         self._task: asyncio.Task | None = None
 
     async def __aenter__(self) -> "Coordinator":
@@ -165,8 +166,14 @@ class Coordinator:
         return {name for name, p in self.presence.items()
                 if p.state == "online" and self._heard.get(name) == self.bus.connects}
 
+    async def _on_connect(self) -> None:
+        self._connected_at = asyncio.get_running_loop().time()
+
     def _reconnecting(self) -> set[str]:
-        """Parties heard on an earlier connection of ours but not yet on this one."""
+        """Parties heard on an earlier connection of ours but not yet on this one, while they
+        may still be coming back (WAIT_FOR_PARTIES_S after our reconnect)."""
+        if asyncio.get_running_loop().time() - self._connected_at > WAIT_FOR_PARTIES_S:
+            return set()
         return {name for name in self.presence if self._heard.get(name) != self.bus.connects}
 
     async def wait_for_parties(self, needed: int, only: list[str] | None,
