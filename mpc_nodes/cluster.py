@@ -249,6 +249,7 @@ def start_supervisor(cluster_dir: Path, broker: str | None) -> int:
     (cluster_dir / "run").mkdir(exist_ok=True)
     with open(cluster_dir / "run" / "up.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two `cluster up` at once: the second sees the first
+        _adopt(cluster_dir)
         running = cluster_procs.live(cluster_dir)
         if any(p.name == "supervisor" for p in running):
             raise ClusterError(f"cluster in {cluster_dir} is already up ("
@@ -285,14 +286,19 @@ def wait_for_state(cluster_dir: Path, pid: int, timeout: float = 20.0) -> RunSta
 def stop_cluster(cluster_dir: Path, timeout: float = 20.0) -> list[str]:
     """Stop every process of a local cluster, with or without its supervisor; the ones that
     were running (empty if none)."""
-    state = RunState.load(cluster_dir)
-    if state and not cluster_procs.recorded(cluster_dir):  # started by an earlier version
-        for name, pid in {"supervisor": state.supervisor_pid, **state.nodes}.items():
-            if _runs_from(pid, Path(cluster_dir).resolve()):  # not a reused pid
-                cluster_procs.record(cluster_dir, name, pid)
+    _adopt(cluster_dir)
     stopped = cluster_procs.stop_all(cluster_dir, timeout)
     RunState.path(cluster_dir).unlink(missing_ok=True)
     return [str(p) for p in stopped]
+
+
+def _adopt(cluster_dir: Path) -> None:
+    """Record the processes of a cluster started by an earlier version (run/state.json only)."""
+    state = RunState.load(cluster_dir)
+    if state and not cluster_procs.recorded(cluster_dir):
+        for name, pid in {"supervisor": state.supervisor_pid, **state.nodes}.items():
+            if _runs_from(pid, Path(cluster_dir).resolve()):  # not a reused pid
+                cluster_procs.record(cluster_dir, name, pid)
 
 
 def _runs_from(pid: int, cluster_dir: Path) -> bool:
