@@ -32,7 +32,7 @@ from .evm import EvmError, parse_transaction
 from .frost_coordinator import FrostSigningError, frost_keygen, frost_sign
 from .frost_domain import DEFAULT_PURPOSE
 from .jobs import PRESIGNATURE_LIFETIME_S
-from .keyepochs import key_status, repair, verdict
+from .keyepochs import RepairError, key_status, plan, repair, run_repairing, verdict
 from .keycheck import reported_key_problem
 from .keyjobs import FROST_SCHEME, SCHEME, eth_address
 from .ledger import Ledger
@@ -186,9 +186,11 @@ def sign(cluster_dir, key_id, tx_file, message_file, message_hex, signers, presi
     params, ledger = {"key_id": key_id, "tx": tx}, _ledger(cluster_dir, coordinator)
 
     async def action(c):
+        progress = _progress(as_json)
         if not presigned:
-            return await c.run_job("sign", params, progress=_progress(as_json))
-        return await _sign_presigned(c, ledger, params, _progress(as_json))
+            return await run_repairing(c, key_id, lambda: c.run_job("sign", params,
+                                                                    progress=progress), progress)
+        return await _sign_presigned(c, ledger, params, progress)
     outcome = _coordinate(cluster_dir, coordinator, broker, action)
     if outcome.ok:
         problem = check_signature(outcome.output)
@@ -240,8 +242,9 @@ def presign(cluster_dir, key_id, count, broker, coordinator, as_json):
     those parties' memory only: a party that restarts loses them."""
     async def action(c):
         started = time.time()  # the nodes' lifetimes start later: ours ends first
-        outcome = await c.run_job("presign", {"key_id": key_id, "count": count},
-                                  progress=_progress(as_json))
+        progress = _progress(as_json)
+        outcome = await run_repairing(c, key_id, lambda: c.run_job(
+            "presign", {"key_id": key_id, "count": count}, progress=progress), progress)
         return outcome, _boot_ids(c), started
     outcome, boots, started = _coordinate(cluster_dir, coordinator, broker, action)
     if outcome.ok:  # every holder reported the same ids (a shared output)
@@ -277,6 +280,20 @@ def refresh(cluster_dir, key_id, epoch, broker, coordinator, as_json):
         if params["epoch"] is None:  # the parties' word: a repair may have moved the epoch
             states, problems = await key_status(c, key_id)
             committed = {s["committed"] for s in states.values()}
+            try:
+                unfinished = not problems and plan(key_id, states,
+                                                   [p.name for p in c.roster.parties])
+            except RepairError:
+                unfinished = False  # not reconcilable here: the check below says so
+            if unfinished:
+                _progress(as_json)(f"key {key_id}: an earlier epoch change is unfinished;"
+                                   " repairing first")
+                fixed = await repair(c, key_id, _progress(as_json))
+                if fixed["error"]:
+                    raise ValueError(f"key {key_id} needs a repair that failed:"
+                                     f" {fixed['error']}")
+                states, problems = fixed["states"], fixed["problems"]
+                committed = {s["committed"] for s in states.values()}
             if problems or len(committed) != 1 or None in committed:
                 raise ValueError(f"the parties do not agree on one committed epoch of {key_id}"
                                  f" (mpcnet keys status --key {key_id}); repair it or give"

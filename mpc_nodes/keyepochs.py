@@ -131,3 +131,28 @@ async def repair(c: Coordinator, key_id: str, progress=lambda text: None) -> dic
     if error is None and set(states) == set(names) and plan(key_id, states, names):
         error = "the parties still disagree: " + verdict(key_id, states, names)
     return {"steps": done, "states": states, "problems": problems, "error": error}
+
+
+def needs_repair(outcome: JobOutcome, key_id: str) -> bool:
+    """Whether a party refused or failed the job because an epoch change of the key is
+    unfinished on it (the nodes' reasons name `keys repair`)."""
+    hint = f"keys repair --key {key_id}"
+    reasons = [v.reason for v in outcome.votes if not v.accept]
+    return any(hint in r for r in [*reasons, *outcome.party_errors.values()])
+
+
+async def run_repairing(c: Coordinator, key_id: str, run, progress=lambda text: None):
+    """Run a key job (`run()` returns its outcome); where a party stopped it because an
+    epoch change of the key was left unfinished by a crash, reconcile the parties' epochs
+    (`repair`: each node finishes or rolls back on the others' signed votes) and run it once
+    more, so no operator has to step in after a crash during a refresh or keygen."""
+    outcome = await run()
+    if outcome.ok or not needs_repair(outcome, key_id):
+        return outcome
+    progress(f"key {key_id}: an epoch change is unfinished on some party; repairing")
+    fixed = await repair(c, key_id, progress)
+    if fixed["error"]:
+        outcome.error = f"{outcome.error}; automatic repair failed: {fixed['error']}"
+        return outcome
+    progress(f"key {key_id} repaired; running the job again")
+    return await run()

@@ -191,3 +191,32 @@ async def test_a_keygen_that_loses_a_party_after_the_session_is_finished_by_repa
         (address,) = {keys[0]["address"] for keys in listing.values()}
         signed = await sign_checked(c, 0)
         assert signed["address"] == address
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("event", ["request", "result"])
+async def test_the_next_sign_repairs_an_unfinished_commit_by_itself(make_cluster, tmp_path,
+                                                                    event):
+    """A party killed while voting for or after making a commit, and restarted: the next
+    `mpcnet sign` finishes the epoch change on the parties' signed votes and signs, with no
+    operator step in between."""
+    cluster = with_policies(make_cluster(parties=3, threshold=1))
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        key = (await c.run_job("keygen", {"key_id": "vault-1"})).output
+        assert key and key["committed"], "keygen failed"
+        since = len(audit(cluster, 2))
+        running = asyncio.ensure_future(c.run_job("refresh", {"key_id": "vault-1",
+                                                              "epoch": 1}))
+        await kill_at(cluster, 2, "key-commit", event, since)
+        assert not (await running).ok
+        cluster.start_node(2)
+        await cluster.wait_online(c)
+    tx_file = tmp_path / "tx.json"
+    tx_file.write_text(json.dumps(tx(0)))
+    code, signed = await cli(cluster, "sign", "--key", "vault-1", "--tx", str(tx_file))
+    assert code == 0 and signed["ok"], signed
+    verified_by_others(signed["output"], tx(0))
+    assert signed["output"]["address"] == key["address"]
+    code, status = await cli(cluster, "keys", "status", "--key", "vault-1")
+    assert code == 0 and {s["committed"] for s in status["states"].values()} == {1}, status
