@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: demo test soak install bench clean
+.PHONY: demo test check soak install bench clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -27,6 +27,10 @@ demo: $(STAMP)
 
 test: $(TSTAMP)
 	$(BIN)/python -m pytest -q
+
+# the edit-test loop: units and in-process MPC, no cluster processes, fewer fuzz replays
+check: $(TSTAMP)
+	MPCNET_FUZZ_REPLAY=100 $(BIN)/python -m pytest -q -m "not e2e and not slow and not containers"
 
 soak: $(TSTAMP)
 	$(BIN)/python -m pytest -q -s -m slow -o addopts=""

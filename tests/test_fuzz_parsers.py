@@ -3,8 +3,9 @@ job parameters, node/roster/coordinator configs, private inputs files, options f
 volatility surfaces.  Each must reject bad input with its own error type and a reason —
 never crash, never hang.
 
-MPCNET_FUZZ_EXAMPLES sets the examples per parser: 2,000 by default (`make test`, the same
-examples every run), 10,000 fresh ones in `make soak`.
+`make test` replays the same 500 examples per parser every run and `make check` 100
+(MPCNET_FUZZ_REPLAY sets the count); MPCNET_FUZZ_EXAMPLES asks for that many fresh ones
+(`make soak`: 10,000).
 """
 
 import datetime as dt
@@ -26,7 +27,8 @@ from mpc_nodes.options_csv import OptionsError, parse_options
 from mpc_nodes.volsurface import VOL_MAX, VOL_MIN, SurfaceError, parse_surface
 from tests.test_envelope import KEYS, TOPIC, job, roster
 
-EXAMPLES = int(os.environ.get("MPCNET_FUZZ_EXAMPLES", "2000"))
+EXAMPLES = int(os.environ.get("MPCNET_FUZZ_EXAMPLES") or os.environ.get("MPCNET_FUZZ_REPLAY",
+                                                                         "500"))
 # `make test` replays the same examples every run (CI must not fail on a new draw); `make
 # soak` (MPCNET_FUZZ_EXAMPLES set) draws fresh ones to keep looking
 fuzz = settings(max_examples=EXAMPLES, deadline=None, database=None,
