@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from mpc_nodes import mosquitto
@@ -32,6 +34,34 @@ def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
             return True
     except OSError:
         return False
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """GET http://127.0.0.1:port/path: (status, body), error statuses included."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def eth_policy(recipient: str, daily_cap_wei: int = 5 * 10**18) -> str:
+    """A version 2 policy.yaml allowing plain ETH transfers to `recipient` on Sepolia."""
+    return f"""version: 2
+chain_ids: [11155111]
+eth:
+  recipients: ["{recipient}"]
+  max_fee_wei: 10000000000000000
+  max_per_tx_wei: 1000000000000000000
+  daily_cap_wei: {daily_cap_wei}
+"""
+
+
+def write_policies(cluster: "LocalCluster", policy: str) -> "LocalCluster":
+    """Give every party of `cluster` the same policy.yaml."""
+    for i in range(cluster.roster.n):
+        (cluster.dir / f"party{i}" / "policy.yaml").write_text(policy)
+    return cluster
 
 
 def mosquitto_available() -> bool:

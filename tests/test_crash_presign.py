@@ -15,17 +15,11 @@ import time
 import pytest
 
 from mpc_nodes.ledger import Ledger
+from tests.cluster_harness import eth_policy, write_policies
 from tests.test_e2e_keys import RECIPIENT, verified_by_others
 
 pytestmark = pytest.mark.e2e
-POLICY = f"""version: 2
-chain_ids: [11155111]
-eth:
-  recipients: ["{RECIPIENT}"]
-  max_fee_wei: 10000000000000000
-  max_per_tx_wei: 1000000000000000000
-  daily_cap_wei: 5000000000000000000
-"""
+POLICY = eth_policy(RECIPIENT)
 
 
 def tx(nonce):
@@ -41,8 +35,7 @@ def mpcnet(*args, timeout=240):
 
 async def started_cluster(make_cluster):
     cluster = make_cluster(parties=3, threshold=1)
-    for i in range(3):
-        (cluster.dir / f"party{i}" / "policy.yaml").write_text(POLICY)
+    write_policies(cluster, POLICY)
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
     common = ["--dir", str(cluster.dir), "--broker", cluster.broker_url]

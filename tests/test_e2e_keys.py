@@ -12,18 +12,12 @@ from eth_account import Account
 from keyshare import KeyStore
 from mpc_nodes.cli_keys import check_signature
 from mpc_nodes.evm import parse_transaction
+from tests.cluster_harness import eth_policy, write_policies
 from tests.conftest import BROKERS
 
 pytestmark = pytest.mark.e2e
 RECIPIENT = "0x1111111111111111111111111111111111111111"
-POLICY = f"""version: 2
-chain_ids: [11155111]
-eth:
-  recipients: ["{RECIPIENT}"]
-  max_fee_wei: 10000000000000000
-  max_per_tx_wei: 1000000000000000000
-  daily_cap_wei: 1500000000000000000
-"""
+POLICY = eth_policy(RECIPIENT, daily_cap_wei=1_500_000_000_000_000_000)
 
 
 def tx(nonce, value=10**17, **changes):
@@ -33,9 +27,7 @@ def tx(nonce, value=10**17, **changes):
 
 
 def with_policies(cluster):
-    for i in range(cluster.roster.n):
-        (cluster.dir / f"party{i}" / "policy.yaml").write_text(POLICY)
-    return cluster
+    return write_policies(cluster, POLICY)
 
 
 def verified_by_others(out, transaction):

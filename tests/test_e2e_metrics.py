@@ -2,23 +2,14 @@
 
 import asyncio
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mpc_nodes.config import load_node_config
+from tests.cluster_harness import http_get
 
 pytestmark = pytest.mark.e2e
-
-
-def get(port, path):
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def samples(text):
@@ -29,7 +20,7 @@ def samples(text):
 async def health_becomes(port, wanted, tries=100):
     """Poll /healthz until it answers `wanted` (or give up); return the last answer."""
     for _ in range(tries):
-        status, body = await asyncio.to_thread(get, port, "/healthz")
+        status, body = await asyncio.to_thread(http_get, port, "/healthz")
         if status == wanted:
             break
         await asyncio.sleep(0.1)
@@ -48,7 +39,7 @@ async def test_metrics_and_health_follow_the_node(make_cluster):
         assert (await c.run_job("keygen", {"key_id": "vault-1"})).ok
         assert (await c.run_job("presign", {"key_id": "vault-1", "count": 3})).ok
     for port in ports:
-        status, body = await asyncio.to_thread(get, port, "/metrics")
+        status, body = await asyncio.to_thread(http_get, port, "/metrics")
         assert status == 200
         m = samples(body)
         assert m[("mpcnet_jobs_total", (("kind", "aggregate"), ("outcome", "ok")))] == 1
@@ -58,14 +49,14 @@ async def test_metrics_and_health_follow_the_node(make_cluster):
         assert m[("mpcnet_bus_connected", ())] == 1
         assert m[("mpcnet_presignatures_left", (("key_id", "vault-1"),))] == 3
         assert m[("mpcnet_bus_connections_total", ())] >= 1
-        status, body = await asyncio.to_thread(get, port, "/healthz")
+        status, body = await asyncio.to_thread(http_get, port, "/healthz")
         assert status == 200 and json.loads(body)["bus"] == "connected"
-    assert (await asyncio.to_thread(get, ports[0], "/nope"))[0] == 404
+    assert (await asyncio.to_thread(http_get, ports[0], "/nope"))[0] == 404
 
     cluster.stop_broker()
     status, body = await health_becomes(ports[0], 503)
     assert status == 503 and json.loads(body)["bus"] == "disconnected"
     cluster.start_broker()
     assert (await health_becomes(ports[0], 200))[0] == 200
-    m = samples((await asyncio.to_thread(get, ports[0], "/metrics"))[1])
+    m = samples((await asyncio.to_thread(http_get, ports[0], "/metrics"))[1])
     assert m[("mpcnet_bus_connections_total", ())] >= 2

@@ -15,8 +15,6 @@ import os
 import sqlite3
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from keyshare.atomic import write_atomic
 from mpc_nodes.audit import AuditLog, AuditWriteError, verify_cluster, verify_log
 from mpc_nodes.cli import main as cli
 from mpc_nodes.cluster import free_port, init_cluster
+from tests.cluster_harness import http_get
 
 
 @contextlib.contextmanager
@@ -203,13 +202,6 @@ def test_write_atomic_on_a_full_disk_keeps_the_previous_file(full_fs):
 
 
 # -- a node on a full disk ------------------------------------------------------------------
-
-def http_get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def free_bytes_metric(port: int) -> float:

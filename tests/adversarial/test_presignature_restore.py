@@ -21,18 +21,12 @@ import pytest
 from mpc_nodes.cli_keys import check_signature
 from mpc_nodes.evm import parse_transaction
 from protocols import frost
+from tests.cluster_harness import eth_policy, write_policies
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 RECIPIENT = "0x1111111111111111111111111111111111111111"
-POLICY = f"""version: 2
-chain_ids: [11155111]
-eth:
-  recipients: ["{RECIPIENT}"]
-  max_fee_wei: 10000000000000000
-  max_per_tx_wei: 1000000000000000000
-  daily_cap_wei: 5000000000000000000
-"""
+POLICY = eth_policy(RECIPIENT)
 ONE, ALL = [0], [0, 1, 2]
 RESTORED = [pytest.param(ONE, id="one-party"), pytest.param(ALL, id="all-parties")]
 UNKNOWN = "unknown here (node restarted?)"
@@ -81,8 +75,7 @@ def independently_verified(out: dict, transaction: dict) -> None:
 async def test_a_restored_presignature_never_signs_twice(make_cluster, curious_factory,
                                                          tmp_path, restored):
     cluster = make_cluster(parties=3, threshold=1)
-    for i in range(3):
-        (cluster.dir / f"party{i}" / "policy.yaml").write_text(POLICY)
+    write_policies(cluster, POLICY)
     async with curious_factory(cluster) as cc:
         assert (await cc.run("keygen", {"key_id": "vault-1"})).ok
         pre = await cc.run("presign", {"key_id": "vault-1", "count": 2})

@@ -10,17 +10,15 @@ cause it: an ACL that stops delivering to the node, on a private Mosquitto.
 
 import asyncio
 import json
-import urllib.error
-import urllib.request
 
 import aiomqtt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mpc_nodes import client_ids, mosquitto, topics
+from mpc_nodes import client_ids, mosquitto
 from mpc_nodes.config import load_node_config, parse_broker_url
 from mpc_nodes.coordinator import Coordinator
-from tests.cluster_harness import mosquitto_binary
+from tests.cluster_harness import http_get, mosquitto_binary
 from tests.test_broker_acl import TLS_BROKERS, login
 
 pytestmark = pytest.mark.e2e
@@ -28,13 +26,6 @@ JOB = ("ping", {"rounds": 2})  # an MPC session of every party that votes, on no
 needs_mosquitto = pytest.mark.skipif(mosquitto_binary() is None,
                                      reason="no mosquitto binary installed")
 
-
-def http_get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
 
 
 def metrics_port(cluster, i: int) -> int:
