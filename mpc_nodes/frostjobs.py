@@ -22,9 +22,7 @@ which describes EVM transactions).
 from __future__ import annotations
 
 import hashlib
-import os
 
-from nacl.bindings import crypto_core_ed25519_scalar_add
 from pydantic import BaseModel, ConfigDict, Field
 
 from keyshare import KeyShareError
@@ -39,11 +37,6 @@ from .price_report import ReportError, rebuild_for_signing
 RequestId = Field(pattern=r"^[0-9a-f]{16}$")
 Hex32 = Field(pattern=r"^[0-9a-f]{64}$")
 MAX_MESSAGE_BYTES = 64 * 1024
-
-# TEST-ONLY hook: a node started with MPCNET_TEST_CORRUPT_FROST_SHARE=1 reports a wrong
-# signature share, so tests can check that the coordinator names and excludes a cheater.
-_CORRUPT_SHARE = os.environ.get("MPCNET_TEST_CORRUPT_FROST_SHARE") == "1"
-
 
 def identifier(party) -> int:
     """A party's FROST identifier: its Shamir evaluation point, roster index + 1."""
@@ -197,8 +190,6 @@ class FrostSign(_Signing):
                            bytes.fromhex(params.message), clist, min_signers=meta.t + 1)
         except frost.FrostError as exc:
             raise JobRejected(f"cannot sign: {exc}") from None
-        if _CORRUPT_SHARE:  # TEST-ONLY (see above)
-            z = crypto_core_ed25519_scalar_add(z, frost.encode_identifier(1))
         return {"identifier": own.identifier, "share": z.hex()}
 
 

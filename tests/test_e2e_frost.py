@@ -13,9 +13,23 @@ from nacl.signing import VerifyKey
 
 from keyshare import KeyStore
 from mpc_nodes.frost_coordinator import FrostSigningError, frost_keygen, frost_sign
+from tests.adversarial.harness import start_liar
 
 pytestmark = pytest.mark.e2e
-CHEAT = {"MPCNET_TEST_CORRUPT_FROST_SHARE": "1"}
+CHEAT = """
+from nacl.bindings import crypto_core_ed25519_scalar_add
+from mpc_nodes.messages import output_digest
+from protocols import frost
+
+def lie(leaf, message, node):
+    # a consistent liar: a wrong signature share, reported under its own digest
+    if leaf != "results" or not message.ok or set(message.output) != {"identifier", "share"}:
+        return message
+    z = crypto_core_ed25519_scalar_add(bytes.fromhex(message.output["share"]),
+                                       frost.encode_identifier(1))
+    output = {**message.output, "share": z.hex()}
+    return message.model_copy(update={"output": output, "output_digest": output_digest(output)})
+"""
 
 
 def verified(result, message: bytes) -> None:
@@ -107,8 +121,9 @@ async def test_two_of_three_cli_offline_party_and_nonces(make_cluster):
 async def test_three_of_five_cheater_is_named_and_excluded(make_cluster):
     cluster = make_cluster(parties=5, threshold=2, start=False)
     cluster.start_broker()
-    for i in range(5):
-        cluster.start_node(i, env=CHEAT if i == 1 else None)
+    for i in (0, 2, 3, 4):
+        cluster.start_node(i)
+    start_liar(cluster, 1, CHEAT)
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
         key = await frost_keygen(c, "oracle-5")
