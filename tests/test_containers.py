@@ -34,6 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ENGINE = os.environ.get("MPCNET_CONTAINER_ENGINE", "docker")
 BASE_IMAGE = os.environ.get("MPCNET_BASE_IMAGE", "localhost/mpcnet-base:bookworm")
 JOB_TIMEOUT = 120  # the coordinator's result timeout: a job in flight ends within it
+# podman without systemd never runs health checks itself: the test runs them (`podman
+# healthcheck run`) where it reads a container's health
+PODMAN = Path(ENGINE).name == "podman"
 
 
 def _run(cmd: list[str], timeout: float = 60, check: bool = True, **kw):
@@ -82,17 +85,42 @@ class Deployed:
     def __init__(self, cluster: Path, compose: list[str], image: str):
         self.cluster, self.dir, self.image = cluster, cluster / "deploy", image
         self.compose_cmd = compose
+        # podman-compose has no `ps -q SERVICE` and runs a profiled service only with its profile
+        self.podman_compose = Path(compose[0]).name == "podman-compose"
+        self.project = dict(line.split("=", 1) for line in (
+            self.dir / ".env").read_text().splitlines() if "=" in line)["COMPOSE_PROJECT_NAME"]
         self.env = {**os.environ, "MPCNET_IMAGE": image, "MPCNET_BROKER_IMAGE": BASE_IMAGE}
         self.parties = [p["name"] for p in yaml.safe_load(
             (self.dir / "roster.yaml").read_text())["parties"]]
+        self.ips: dict[str, str] = {}
+        if self.podman_compose:
+            self._static_addresses()
+
+    def _static_addresses(self) -> None:
+        """podman's DNS (aardvark-dns 1.4) stalls lookups for seconds at a time while
+        containers come and go, which fails sessions' set-up (10 s): under podman-compose the
+        test runs a copy of the compose file with fixed addresses and /etc/hosts entries."""
+        spec = yaml.safe_load((self.dir / "docker-compose.yml").read_text())
+        net = f"10.{secrets.randbelow(64) + 128}.{secrets.randbelow(256)}"
+        names = [n for n, svc in spec["services"].items() if "profiles" not in svc]
+        self.ips = {n: f"{net}.{i + 10}" for i, n in enumerate(names)}
+        (network,) = spec["networks"]
+        spec["networks"][network]["ipam"] = {"config": [{"subnet": f"{net}.0/24"}]}
+        for name, svc in spec["services"].items():
+            svc["extra_hosts"] = [f"{n}:{ip}" for n, ip in self.ips.items()]
+            if name in self.ips:
+                svc["networks"] = {network: {"ipv4_address": self.ips[name]}}
+        (self.dir / "podman-compose.yml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        self.compose_cmd = [*self.compose_cmd, "-f", "podman-compose.yml"]
 
     def compose(self, *args: str, timeout: float = 120, check: bool = True):
         return _run([*self.compose_cmd, *args], timeout=timeout, check=check, cwd=self.dir,
                     env=self.env)
 
     def coordinator_args(self, *args: str) -> list[str]:
-        return [*self.compose_cmd, "run", "--rm", "--no-deps", "-T", "coordinator", "mpcnet",
-                *args, "--dir", "/cluster"]
+        profile = ["--profile", "tools"] if self.podman_compose else []
+        return [*self.compose_cmd, *profile, "run", "--rm", "--no-deps", "-T", "coordinator",
+                "mpcnet", *args, "--dir", "/cluster"]
 
     def mpcnet(self, *args: str, timeout: float = JOB_TIMEOUT + 30, check: bool = True):
         """`mpcnet ARGS --dir /cluster --json` in the coordinator container, parsed."""
@@ -101,7 +129,12 @@ class Deployed:
         return json.loads(out.stdout[out.stdout.index("{"):]), out
 
     def container(self, service: str) -> str:
-        cid = self.compose("ps", "-q", service).stdout.strip()
+        if self.podman_compose:  # the service's container, by compose's labels
+            cid = self.engine("ps", "-aq", "--filter",
+                              f"label=com.docker.compose.project={self.project}", "--filter",
+                              f"label=com.docker.compose.service={service}").stdout.strip()
+        else:
+            cid = self.compose("ps", "-q", service).stdout.strip()
         assert cid, f"no container for {service}"
         return cid
 
@@ -109,8 +142,10 @@ class Deployed:
         return _run([ENGINE, *args], timeout=timeout, check=check)
 
     def health(self, service: str) -> str:
-        return self.engine("inspect", "-f", "{{.State.Health.Status}}",
-                           self.container(service)).stdout.strip()
+        cid = self.container(service)
+        if PODMAN:  # updates the status that inspect reports (fails while it is not healthy)
+            self.engine("healthcheck", "run", cid, check=False)
+        return self.engine("inspect", "-f", "{{.State.Health.Status}}", cid).stdout.strip()
 
     def wait_healthy(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -255,7 +290,8 @@ def test_faults_across_containers(deployed):
     job = _in_flight(d)
     d.engine("network", "disconnect", network, victim)
     code, said = _ended(job)
-    d.engine("network", "connect", "--alias", "party2", network, victim)
+    fixed = ["--ip", d.ips["party2"]] if d.ips else []  # podman: its fixed address
+    d.engine("network", "connect", "--alias", "party2", *fixed, network, victim)
     assert code == 1 and "failed" in said, said
     print("partition:", said.strip()[-500:])
     _after_fault(d, "partition")
