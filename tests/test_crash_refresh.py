@@ -81,6 +81,20 @@ async def repaired(cluster, c, key_id: str) -> dict:
     return status
 
 
+async def refresh_killing_party2(cluster, c, kind: str, event: str) -> tuple[dict, float]:
+    """Make key vault-1, refresh it to epoch 1 and SIGKILL party2 when its audit log records
+    `event` of a `kind` job; return the key and the seconds from the kill to the failure."""
+    key = (await c.run_job("keygen", {"key_id": "vault-1"})).output
+    assert key and key["committed"], "keygen failed"
+    since = len(audit(cluster, 2))
+    running = asyncio.ensure_future(c.run_job("refresh", {"key_id": "vault-1", "epoch": 1}))
+    await kill_at(cluster, 2, kind, event, since)
+    faulted = time.monotonic()
+    outcome = await running
+    assert not outcome.ok, "the refresh cannot complete without party2"
+    return key, time.monotonic() - faulted
+
+
 MOMENTS = [("refresh", "start"),       # in the session, before anything is staged
            ("refresh", "result"),      # staged here, not yet voted for commit
            ("key-commit", "request"),  # voted to commit (the promise is on disk)
@@ -93,16 +107,7 @@ async def test_a_party_killed_during_refresh_never_strands_the_key(make_cluster,
     cluster = with_policies(make_cluster(parties=3, threshold=1))
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
-        key = (await c.run_job("keygen", {"key_id": "vault-1"})).output
-        assert key and key["committed"], "keygen failed"
-        since = len(audit(cluster, 2))
-        running = asyncio.ensure_future(c.run_job("refresh", {"key_id": "vault-1",
-                                                              "epoch": 1}))
-        await kill_at(cluster, 2, kind, event, since)
-        faulted = time.monotonic()
-        outcome = await running
-        assert not outcome.ok, "the refresh cannot complete without party2"
-        reported = time.monotonic() - faulted
+        key, reported = await refresh_killing_party2(cluster, c, kind, event)
         cluster.start_node(2)
         await cluster.wait_online(c)
         back = time.monotonic()
@@ -203,13 +208,7 @@ async def test_the_next_sign_repairs_an_unfinished_commit_by_itself(make_cluster
     cluster = with_policies(make_cluster(parties=3, threshold=1))
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
-        key = (await c.run_job("keygen", {"key_id": "vault-1"})).output
-        assert key and key["committed"], "keygen failed"
-        since = len(audit(cluster, 2))
-        running = asyncio.ensure_future(c.run_job("refresh", {"key_id": "vault-1",
-                                                              "epoch": 1}))
-        await kill_at(cluster, 2, "key-commit", event, since)
-        assert not (await running).ok
+        key, _ = await refresh_killing_party2(cluster, c, "key-commit", event)
         cluster.start_node(2)
         await cluster.wait_online(c)
     tx_file = tmp_path / "tx.json"
