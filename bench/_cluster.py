@@ -10,8 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mpc_nodes.cluster import init_cluster, start_supervisor, stop_cluster, wait_for_state  # noqa: E402
-from mpc_nodes.coordinator import Coordinator  # noqa: E402
+from mpc_nodes.deploy.cluster import init_cluster, start_supervisor, stop_cluster, wait_for_state  # noqa: E402
+from mpc_nodes.client.coordinator import Coordinator  # noqa: E402
 
 
 def pct(values, q):

@@ -15,16 +15,16 @@ from pathlib import Path
 
 from _cluster import local_cluster, online_coordinator, pct
 
-from mpc_nodes import topics
-from mpc_nodes.bus import Bus
-from mpc_nodes.client_ids import coordinator_id
+from mpc_nodes.wire import topics
+from mpc_nodes.wire.bus import Bus
+from mpc_nodes.wire.client_ids import coordinator_id
 from mpc_nodes.config import load_roster
 from mpc_nodes.pki import client_context
 
 
 async def mqtt_round_trip(url: str, cluster_dir: Path, n: int = 50) -> list[float]:
     """Publish-to-receive time of a small QoS 1 message through the same broker, as the
-    coordinator (its certificate and a client id of its own, mpc_nodes.client_ids) on the
+    coordinator (its certificate and a client id of its own, mpc_nodes.wire.client_ids) on the
     jobs topic, the one topic it may publish to: the nodes drop and audit these messages as
     not signed, which is harmless in this throwaway cluster."""
     got: asyncio.Queue = asyncio.Queue()

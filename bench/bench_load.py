@@ -21,7 +21,7 @@ from pathlib import Path
 
 from _cluster import local_cluster, online_coordinator, pct
 
-from mpc_nodes.coordinator import Coordinator
+from mpc_nodes.client.coordinator import Coordinator
 
 KINDS = {"ping": {"rounds": 5}, "aggregate": {"input": "eth_vol_30d"}}
 
@@ -61,7 +61,7 @@ def _cli_job(cluster_dir: Path, broker: str, kind: str) -> tuple[float, float, b
     extra = ["ping", "--rounds", "5"] if kind == "ping" else ["aggregate", "--input",
                                                                "eth_vol_30d"]
     t = time.time()
-    run = subprocess.run([sys.executable, "-m", "mpc_nodes.cli", *extra, "--dir",
+    run = subprocess.run([sys.executable, "-m", "mpc_nodes.cli.app", *extra, "--dir",
                           str(cluster_dir), "--broker", broker, "--json"], capture_output=True)
     return t, time.time() - t, run.returncode == 0
 

@@ -13,7 +13,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .parsing import MAX_YAML_BYTES, ParseBoundError, load_yaml, read_text
+from mpc_nodes.wire.parsing import MAX_YAML_BYTES, ParseBoundError, load_yaml, read_text
 
 NAME_RE = r"^[a-z][a-z0-9-]{0,31}$"
 Name = Annotated[str, Field(pattern=NAME_RE, description="lower-case name: a-z, 0-9, '-'")]
@@ -201,7 +201,7 @@ def resolve(base: Path, path: str) -> Path:
 
 def read_yaml_mapping(path: Path, error: type[Exception] = ConfigError) -> dict:
     """Read a YAML file whose top level is a mapping; any failure raises `error` naming it.
-    Size and nesting are bounded (mpc_nodes.parsing): inputs and policy are re-read per job."""
+    Size and nesting are bounded (mpc_nodes.wire.parsing): inputs and policy are re-read per job."""
     try:
         raw = load_yaml(read_text(path, MAX_YAML_BYTES))
     except FileNotFoundError:

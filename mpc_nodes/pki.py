@@ -23,7 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keyshare.atomic import write_atomic
 
-from .config import PassphraseSource, resolve
+from mpc_nodes.config import PassphraseSource, resolve
 
 CERT_DAYS = 825
 

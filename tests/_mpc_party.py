@@ -8,7 +8,7 @@ import sys
 
 
 async def main(spec):
-    from mpc_nodes.mpyc_runtime import PartyAddress, new_runtime
+    from mpc_nodes.node.mpyc_runtime import PartyAddress, new_runtime
 
     addresses = [PartyAddress("127.0.0.1", p) for p in spec["ports"]]
     rt = new_runtime(spec["pid"], addresses, spec.get("threshold"))

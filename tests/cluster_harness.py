@@ -18,10 +18,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from mpc_nodes import mosquitto
-from mpc_nodes.cluster import free_port, init_cluster
+from mpc_nodes.wire import mosquitto
+from mpc_nodes.deploy.cluster import free_port, init_cluster
 from mpc_nodes.config import dump_yaml, load_node_config, parse_broker_url
-from mpc_nodes.coordinator import Coordinator
+from mpc_nodes.client.coordinator import Coordinator
 from tests.faultproxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +91,7 @@ class LocalCluster:
         """broker: "embedded" (amqtt process), "mosquitto" (the machine's, on 1883),
         "mosquitto-private" (a Mosquitto process of our own on a free port) or
         "mosquitto-tls" (our own Mosquitto with the generated TLS, certificate-login and ACL
-        configuration of mpc_nodes.mosquitto, with its coordinator listener on
+        configuration of mpc_nodes.wire.mosquitto, with its coordinator listener on
         `coordinator_broker_url`)."""
         self.dir = root / "cluster"
         self.roster = init_cluster(self.dir, parties, threshold)
@@ -141,7 +141,7 @@ class LocalCluster:
     # -- processes --------------------------------------------------------------------
 
     def _spawn(self, args: list[str], log: Path, pythonpath: Path | None = None,
-               env: dict | None = None, module: str = "mpc_nodes.cli"):
+               env: dict | None = None, module: str = "mpc_nodes.cli.app"):
         with open(log, "ab") as out:
             return subprocess.Popen([sys.executable, "-m", module, *args], stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from mpc_nodes.cluster import free_port
+from mpc_nodes.deploy.cluster import free_port
 
 
 class FaultProxy:

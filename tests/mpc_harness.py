@@ -2,7 +2,7 @@
 
 Protocol tests use this to check that every party runs the same program and gets the
 same answer.  Each party is a separate ``python`` process that builds a fresh runtime
-with :func:`mpc_nodes.mpyc_runtime.new_runtime`, starts it on plain TCP, awaits
+with :func:`mpc_nodes.node.mpyc_runtime.new_runtime`, starts it on plain TCP, awaits
 ``target(rt, *args)`` and prints the JSON result.
 """
 
@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from mpc_nodes.cluster import free_port
+from mpc_nodes.deploy.cluster import free_port
 
 PARTY_SCRIPT = Path(__file__).with_name("_mpc_party.py")
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mpc_nodes.audit import AuditLog, verify_cluster, verify_log
+from mpc_nodes.node.audit import AuditLog, verify_cluster, verify_log
 
 
 def make_log(path, n=5):

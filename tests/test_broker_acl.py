@@ -1,12 +1,13 @@
 """Certificate logins and the topic ACL, with real clients: on the embedded broker, and on the
-real Mosquitto binary running the configuration mpc_nodes.mosquitto generates."""
+real Mosquitto binary running the configuration mpc_nodes.wire.mosquitto generates."""
 
 import asyncio
 
 import aiomqtt
 import pytest
 
-from mpc_nodes import client_ids, pki, topics
+from mpc_nodes.wire import client_ids, topics
+from mpc_nodes import pki
 from mpc_nodes.config import parse_broker_url
 from tests.cluster_harness import mosquitto_binary
 

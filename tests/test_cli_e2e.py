@@ -9,14 +9,14 @@ import sys
 import pytest
 import yaml
 
-from mpc_nodes.cluster import RunState
+from mpc_nodes.deploy.cluster import RunState
 from tests.cluster_harness import MOSQUITTO_URL, mosquitto_available
 
 pytestmark = pytest.mark.e2e
 
 
 def mpcnet(*args, timeout=90):
-    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli.app", *args], capture_output=True,
                           text=True, timeout=timeout)
 
 

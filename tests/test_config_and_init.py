@@ -8,14 +8,14 @@ import sys
 
 import pytest
 
-from mpc_nodes.cluster import ClusterError, init_cluster
+from mpc_nodes.deploy.cluster import ClusterError, init_cluster
 from mpc_nodes.config import ConfigError, load_node_config, load_roster, parse_broker_url
 from mpc_nodes.pki import KeyFileError, load_identity, public_hex, read_passphrase
-from mpc_nodes.replay import ReplayGuard
+from mpc_nodes.node.replay import ReplayGuard
 
 
 def mpcnet(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli.app", *args], capture_output=True,
                           text=True, timeout=60, **kw)
 
 
@@ -101,7 +101,7 @@ def test_example_configs_validate():
 
 
 def test_input_errors_never_quote_the_private_value(tmp_path):
-    from mpc_nodes.inputs import InputError, load_input
+    from mpc_nodes.node.inputs import InputError, load_input
     path = tmp_path / "inputs.yaml"
     path.write_text("eth_vol_30d: '0.6543'\n")
     with pytest.raises(InputError) as refused:

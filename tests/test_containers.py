@@ -26,7 +26,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eth_account import Account
 
-from mpc_nodes.demo import DEMO_RECIPIENT, _allow_demo_settlements
+from mpc_nodes.cli.demo import DEMO_RECIPIENT, _allow_demo_settlements
 
 pytestmark = [pytest.mark.containers, pytest.mark.e2e]
 
@@ -189,7 +189,7 @@ def deployed(tmp_path_factory):
     print(build.stdout, f"images built in {time.monotonic() - t0:.0f} s")
     cluster = tmp_path_factory.mktemp("containers") / "cluster"
     try:
-        _run([os.sys.executable, "-m", "mpc_nodes.cli", "init", "-n", "3", "-t", "1", "--out",
+        _run([os.sys.executable, "-m", "mpc_nodes.cli.app", "init", "-n", "3", "-t", "1", "--out",
               str(cluster), "--emit", "deploy", "--json"], cwd=ROOT)
         d = Deployed(cluster, compose, image)
         _allow_demo_settlements(d.dir)  # each operator's policy admits the demo's settlement
@@ -253,7 +253,7 @@ def _after_fault(d: Deployed, what: str) -> None:
 
 def _check_keys_and_logs(d: Deployed, keys: dict[str, dict], nonce: int) -> None:
     """Audit logs verify, every key store lists every key, and every key still signs."""
-    audit = _run([os.sys.executable, "-m", "mpc_nodes.cli", "audit", "verify", "--dir",
+    audit = _run([os.sys.executable, "-m", "mpc_nodes.cli.app", "audit", "verify", "--dir",
                   str(d.dir), "--json"], cwd=ROOT, check=False)
     report = json.loads(audit.stdout)
     assert audit.returncode == 0 and report["ok"], report

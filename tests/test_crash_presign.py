@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from mpc_nodes.ledger import Ledger
+from mpc_nodes.client.ledger import Ledger
 from tests.cluster_harness import eth_policy, write_policies
 from tests.test_e2e_keys import RECIPIENT, verified_by_others
 
@@ -29,7 +29,7 @@ def tx(nonce):
 
 
 def mpcnet(*args, timeout=240):
-    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli", *args], text=True,
+    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli.app", *args], text=True,
                           capture_output=True, timeout=timeout)
 
 
@@ -53,7 +53,7 @@ def refusals(cluster, text: str) -> int:
 
 
 def sign_command(common, tx_file):
-    return [sys.executable, "-m", "mpc_nodes.cli", "sign", *common, "--key", "vault-1",
+    return [sys.executable, "-m", "mpc_nodes.cli.app", "sign", *common, "--key", "vault-1",
             "--tx", str(tx_file), "--presigned", "--json"]
 
 
@@ -97,7 +97,7 @@ async def test_a_kill_during_presign_leaves_a_reconciled_pool(make_cluster, tmp_
     kept = {e["id"] for e in ledger(cluster).presignatures("vault-1")}
     assert len(kept) == 5
 
-    presign = subprocess.Popen([sys.executable, "-m", "mpc_nodes.cli", "presign", *common,
+    presign = subprocess.Popen([sys.executable, "-m", "mpc_nodes.cli.app", "presign", *common,
                                 "--key", "vault-1", "--count", "20", "--json"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.e2e
 
 
 def mpcnet(*args):
-    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli", *args], text=True,
+    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli.app", *args], text=True,
                           capture_output=True, timeout=120, env=dict(os.environ))
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from mpc_nodes.cluster import RunState
+from mpc_nodes.deploy.cluster import RunState
 
 pytestmark = pytest.mark.e2e
 
 
 def mpcnet(*args, timeout=90):
-    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli.app", *args], capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -18,14 +18,15 @@ import yaml
 from click.testing import CliRunner
 from cryptography import x509
 
-import mpc_nodes.cli_deploy  # noqa: F401  (registers deploy and demo-jobs)
-from mpc_nodes import mosquitto, pki
-from mpc_nodes.cli import main
-from mpc_nodes.cluster import ClusterError, init_cluster
+import mpc_nodes.cli.deploy  # noqa: F401  (registers deploy and demo-jobs)
+from mpc_nodes.wire import mosquitto
+from mpc_nodes import pki
+from mpc_nodes.cli.app import main
+from mpc_nodes.deploy.cluster import ClusterError, init_cluster
 from mpc_nodes.config import (NodeConfig, PassphraseSource, dump_yaml, load_coordinator_config, load_node_config,
                               load_roster, resolve)
-from mpc_nodes.deploy_emit import emit_compose
-from mpc_nodes.policy import Policy
+from mpc_nodes.deploy.compose import emit_compose
+from mpc_nodes.jobs.policy import Policy
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = (ROOT / "deploy" / "Dockerfile").read_text()
@@ -382,7 +383,7 @@ def test_k8s_manifests_agree_with_the_image_and_the_cli():
     init, = pod["initContainers"]  # copies the key files from the Secret with mode 0600
     assert "install -m 0600" in init["command"][-1] and init["image"] == node["image"]
 
-    # the broker: the configuration mpc_nodes.mosquitto generates, on the mounted paths
+    # the broker: the configuration mpc_nodes.wire.mosquitto generates, on the mounted paths
     broker = docs["Deployment", "mpcnet-mosquitto"]["spec"]["template"]["spec"]
     mosq, = broker["containers"]
     assert mosq["image"].startswith("eclipse-mosquitto:2")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from mpc_nodes.cli import main
+from mpc_nodes.cli.app import main
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mpc_nodes.codedigest import code_digest
-from mpc_nodes.messages import JobRequest
+from mpc_nodes.node.codedigest import code_digest
+from mpc_nodes.wire.messages import JobRequest
 from mpc_nodes.pki import load_identity
 from tests.cluster_harness import ROOT
 from tests.conftest import BROKERS, RESTARTABLE_BROKERS

@@ -12,13 +12,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nacl.signing import VerifyKey
 
 from keyshare import KeyStore
-from mpc_nodes.frost_coordinator import FrostSigningError, frost_keygen, frost_sign
+from mpc_nodes.jobs.frost import FrostSigningError, frost_keygen, frost_sign
 from tests.adversarial.harness import start_liar
 
 pytestmark = pytest.mark.e2e
 CHEAT = """
 from nacl.bindings import crypto_core_ed25519_scalar_add
-from mpc_nodes.messages import output_digest
+from mpc_nodes.wire.messages import output_digest
 from protocols import frost
 
 def lie(leaf, message, node):
@@ -46,7 +46,7 @@ def store(cluster, i: int) -> KeyStore:
 
 
 def mpcnet(*args):
-    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli", *args], text=True,
+    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli.app", *args], text=True,
                           capture_output=True, timeout=60)
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mpc_nodes import client_ids, topics
+from mpc_nodes.wire import client_ids, topics
 from mpc_nodes.config import parse_broker_url
 from mpc_nodes.pki import client_context
 from tests.conftest import BROKERS

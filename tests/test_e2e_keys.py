@@ -10,8 +10,8 @@ import pytest
 from eth_account import Account
 
 from keyshare import KeyStore
-from mpc_nodes.cli_keys import check_signature
-from mpc_nodes.evm import parse_transaction
+from mpc_nodes.cli.keys import check_signature
+from mpc_nodes.jobs.evm import parse_transaction
 from tests.cluster_harness import eth_policy, write_policies
 from tests.conftest import BROKERS
 
@@ -196,7 +196,7 @@ async def test_key_commands_through_the_cli(make_cluster, tmp_path):
     cluster = with_policies(make_cluster(parties=3, threshold=1))
 
     def mpcnet(*args, env=None):
-        return subprocess.run([sys.executable, "-m", "mpc_nodes.cli", *args], text=True,
+        return subprocess.run([sys.executable, "-m", "mpc_nodes.cli.app", *args], text=True,
                               capture_output=True, timeout=60, env={**os.environ, **(env or {})})
 
     common = ["--dir", str(cluster.dir), "--broker", cluster.broker_url]

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from mpc_nodes.options_csv import parse_options
-from mpc_nodes.price_client import price_params, run_price
-from mpc_nodes.volsurface import SurfaceBook
+from mpc_nodes.jobs.options_csv import parse_options
+from mpc_nodes.jobs.pricing import price_params, run_price
+from mpc_nodes.node.volsurface import SurfaceBook
 from tests.conftest import BROKERS
 from tests.test_pricing_numerics import quantlib
 
@@ -169,7 +169,7 @@ def test_price_command_line(make_cluster, tmp_path):
     cluster = make_cluster(parties=3, threshold=1)
     options = tmp_path / "options.csv"
     options.write_text(OPTIONS)
-    base = [sys.executable, "-m", "mpc_nodes.cli", "price", "--dir", str(cluster.dir),
+    base = [sys.executable, "-m", "mpc_nodes.cli.app", "price", "--dir", str(cluster.dir),
             "--broker", cluster.broker_url, "--underlying", "ETH", "--spot", str(SPOT),
             "--rate", str(RATE), "--options", str(options)]
     run = subprocess.run(base + ["--greeks", "--json", "--out", str(tmp_path / "out.csv")],
@@ -184,7 +184,7 @@ def test_price_command_line(make_cluster, tmp_path):
     assert human.returncode == 0, human.stderr
     assert "ETH portfolio" in human.stdout
 
-    cli = [sys.executable, "-m", "mpc_nodes.cli"]
+    cli = [sys.executable, "-m", "mpc_nodes.cli.app"]
     keygen = subprocess.run(cli + ["keygen", "--dir", str(cluster.dir), "--broker",
                                    cluster.broker_url, "--scheme", "frost-ed25519", "--label",
                                    "reports", "--purpose", "reports"],
@@ -214,10 +214,10 @@ def test_price_command_line(make_cluster, tmp_path):
 
 @pytest.mark.timeout(120)
 async def test_signed_price_reports(make_cluster, tmp_path):
-    from mpc_nodes.frost_coordinator import FrostSigningError, frost_keygen, frost_sign
-    from mpc_nodes.messages import output_digest
-    from mpc_nodes.price_client import sign_report
-    from mpc_nodes.price_report import (ReportError, build_report, canonical, report_message,
+    from mpc_nodes.jobs.frost import FrostSigningError, frost_keygen, frost_sign
+    from mpc_nodes.wire.messages import output_digest
+    from mpc_nodes.jobs.pricing import sign_report
+    from mpc_nodes.jobs.price_report import (ReportError, build_report, canonical, report_message,
                                         verify_signed_report)
     cluster = make_cluster(parties=3, threshold=1)
     book = _days_book()
@@ -253,7 +253,7 @@ async def test_signed_price_reports(make_cluster, tmp_path):
 
 @pytest.mark.timeout(120)
 async def test_large_books_are_split_into_jobs_and_merged(make_cluster, monkeypatch):
-    import mpc_nodes.price_client as client
+    import mpc_nodes.jobs.pricing as client
     cluster = make_cluster(parties=3, threshold=1)
     book = _days_book()
     params = price_params(book, "ETH", SPOT, RATE, greeks=True)

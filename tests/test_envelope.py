@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mpc_nodes.config import CoordinatorInfo, Limits, PartyInfo, Roster
-from mpc_nodes.envelope import EnvelopeError, Verifier, seal
-from mpc_nodes.messages import JobRequest, Vote
+from mpc_nodes.wire.envelope import EnvelopeError, Verifier, seal
+from mpc_nodes.wire.messages import JobRequest, Vote
 from mpc_nodes.pki import public_hex
 
 KEYS = {name: Ed25519PrivateKey.generate() for name in ("party0", "party1", "party2", "coord")}

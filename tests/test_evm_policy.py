@@ -10,8 +10,8 @@ from eth_account import Account
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpc_nodes.evm import EvmError, parse_transaction, signed_transaction
-from mpc_nodes.policy import Policy, PolicyCheck, PolicyState
+from mpc_nodes.jobs.evm import EvmError, parse_transaction, signed_transaction
+from mpc_nodes.jobs.policy import Policy, PolicyCheck, PolicyState
 
 TO = "0x1111111111111111111111111111111111111111"
 TX = {"chainId": 11155111, "nonce": 7, "to": TO, "value": "0x2386f26fc10000",

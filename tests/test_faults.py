@@ -12,8 +12,8 @@ import time
 import pytest
 import yaml
 
-from mpc_nodes.audit import verify_cluster, verify_log
-from mpc_nodes.cli_keys import check_signature
+from mpc_nodes.node.audit import verify_cluster, verify_log
+from mpc_nodes.cli.keys import check_signature
 
 pytestmark = pytest.mark.e2e
 
@@ -292,8 +292,8 @@ async def test_an_aborted_job_stops_its_sessions_at_once(make_cluster):
     """The coordinator aborts a job that failed; a participant still in its session (e.g.
     waiting out its connect timeout for a party that died) stops instead of holding up the
     next job."""
-    from mpc_nodes import topics
-    from mpc_nodes.messages import JobAbort
+    from mpc_nodes.wire import topics
+    from mpc_nodes.wire.messages import JobAbort
     cluster = make_cluster(parties=3, threshold=1)
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
@@ -318,8 +318,8 @@ async def test_an_aborted_job_stops_its_sessions_at_once(make_cluster):
 async def test_an_aborted_job_queued_behind_another_never_runs(make_cluster):
     """An abort that reaches a node while the job waits behind another is kept: the job
     fails with the reason when its turn comes, instead of running anyway."""
-    from mpc_nodes import topics
-    from mpc_nodes.messages import JobAbort
+    from mpc_nodes.wire import topics
+    from mpc_nodes.wire.messages import JobAbort
     cluster = make_cluster(parties=3, threshold=1)
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)

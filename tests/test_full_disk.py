@@ -21,9 +21,9 @@ import pytest
 from click.testing import CliRunner
 
 from keyshare.atomic import write_atomic
-from mpc_nodes.audit import AuditLog, AuditWriteError, verify_cluster, verify_log
-from mpc_nodes.cli import main as cli
-from mpc_nodes.cluster import free_port, init_cluster
+from mpc_nodes.node.audit import AuditLog, AuditWriteError, verify_cluster, verify_log
+from mpc_nodes.cli.app import main as cli
+from mpc_nodes.deploy.cluster import free_port, init_cluster
 from tests.cluster_harness import http_get
 
 

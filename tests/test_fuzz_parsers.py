@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 
 from mpc_nodes.config import (ConfigError, CoordinatorConfig, NodeConfig, Roster,
                               load_yaml_model)
-from mpc_nodes.envelope import EnvelopeError, Verifier, seal
-from mpc_nodes.inputs import InputError, load_input
-from mpc_nodes.jobs import KINDS
-from mpc_nodes.options_csv import OptionsError, parse_options
-from mpc_nodes.volsurface import VOL_MAX, VOL_MIN, SurfaceError, parse_surface
+from mpc_nodes.wire.envelope import EnvelopeError, Verifier, seal
+from mpc_nodes.node.inputs import InputError, load_input
+from mpc_nodes.jobs.registry import KINDS
+from mpc_nodes.jobs.options_csv import OptionsError, parse_options
+from mpc_nodes.node.volsurface import VOL_MAX, VOL_MIN, SurfaceError, parse_surface
 from tests.test_envelope import KEYS, TOPIC, job, roster
 
 EXAMPLES = int(os.environ.get("MPCNET_FUZZ_EXAMPLES") or os.environ.get("MPCNET_FUZZ_REPLAY",

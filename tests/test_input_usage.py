@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from mpc_nodes.input_usage import InputReused, InputUsage, InputUse
+from mpc_nodes.node.input_usage import InputReused, InputUsage, InputUse
 
 SET = ["party0", "party1", "party2"]
 

@@ -6,11 +6,11 @@ code under test."""
 
 import coincurve
 
-from mpc_nodes.coordinator import Coordinator, JobOutcome
-from mpc_nodes.evm import parse_transaction, signed_transaction
-from mpc_nodes.jobs import kind_for
-from mpc_nodes.keycheck import eth_address
-from mpc_nodes.messages import JobResult, output_digest
+from mpc_nodes.client.coordinator import Coordinator, JobOutcome
+from mpc_nodes.jobs.evm import parse_transaction, signed_transaction
+from mpc_nodes.jobs.registry import kind_for
+from mpc_nodes.jobs.keycheck import eth_address
+from mpc_nodes.wire.messages import JobResult, output_digest
 from tests.test_faults import transfer
 
 SIGN = kind_for("sign")

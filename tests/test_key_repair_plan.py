@@ -3,7 +3,7 @@ cases with real crashes are in test_crash_refresh)."""
 
 import pytest
 
-from mpc_nodes.keyepochs import RepairError, plan, verdict
+from mpc_nodes.jobs.epochs import RepairError, plan, verdict
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 NAMES = ["party0", "party1", "party2"]

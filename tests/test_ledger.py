@@ -8,7 +8,7 @@ import json
 import multiprocessing
 import time
 
-from mpc_nodes.ledger import Ledger
+from mpc_nodes.client.ledger import Ledger
 
 NOW = {"party0": "a" * 16, "party1": "b" * 16, "party2": "c" * 16}
 HOLDERS = ",".join(NOW)

@@ -15,7 +15,7 @@ import time
 import pytest
 from eth_account import Account
 
-from mpc_nodes.audit import verify_log
+from mpc_nodes.node.audit import verify_log
 from tests.cluster_harness import ROOT, _env
 from tests.conftest import RESTARTABLE_BROKERS
 from tests.faultproxy import FaultProxy
@@ -144,7 +144,7 @@ async def test_job_show_recovers_results_the_broker_lost(make_cluster, broker):
         await cluster.wait_online(c)
     asked = time.monotonic()
     shown = subprocess.run(
-        [sys.executable, "-m", "mpc_nodes.cli", "job", "show", job_id, "--dir",
+        [sys.executable, "-m", "mpc_nodes.cli.app", "job", "show", job_id, "--dir",
          str(cluster.dir), "--broker", cluster.broker_url, "--json"],
         capture_output=True, text=True, env=_env(), cwd=ROOT, timeout=60)
     assert shown.returncode == 0, shown.stdout + shown.stderr
@@ -166,7 +166,7 @@ async def test_results_lost_with_the_broker_reach_the_coordinator_following_the_
     proxy = FaultProxy(int(cluster.broker_url.rpartition(":")[2]))
     try:
         scheme = cluster.broker_url.rpartition(":")[0]
-        from mpc_nodes.coordinator import Coordinator
+        from mpc_nodes.client.coordinator import Coordinator
         async with Coordinator(cluster.dir / "coordinator" / "coordinator.yaml",
                                f"{scheme}:{proxy.port}") as c:
             await cluster.wait_online(c)

@@ -20,7 +20,7 @@ import time
 import aiomqtt
 import pytest
 
-from mpc_nodes import topics
+from mpc_nodes.wire import topics
 from mpc_nodes.config import parse_broker_url
 from tests.faultproxy import FaultProxy
 

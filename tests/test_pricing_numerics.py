@@ -10,7 +10,7 @@ import pytest
 import QuantLib as ql
 from scipy.special import ndtr
 
-from mpc_nodes.output_shares import OutputShareError, open_share, reconstruct, seal_share
+from mpc_nodes.jobs.output_shares import OutputShareError, open_share, reconstruct, seal_share
 from protocols import normal_approx
 from protocols.bsm import bsm, denormalise, normalise
 from protocols.pricing import PricingError, newton_steps, plan

@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
-from mpc_nodes.output_shares import reconstruct
+from mpc_nodes.jobs.output_shares import reconstruct
 from protocols.bsm import denormalise
 from tests.mpc_harness import run_parties
 from tests.test_pricing_numerics import quantlib
@@ -164,7 +164,7 @@ def test_truncation_rounds_within_its_bound():
 
 
 async def test_truncation_refuses_a_field_that_could_wrap_around():
-    from mpc_nodes.mpyc_runtime import PartyAddress, new_runtime
+    from mpc_nodes.node.mpyc_runtime import PartyAddress, new_runtime
     from protocols import fixedpoint as fx
     rt = new_runtime(0, [PartyAddress("127.0.0.1", 0)])
     await rt.start()

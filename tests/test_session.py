@@ -9,8 +9,8 @@ import statistics
 import pytest
 
 from mpc_nodes import pki
-from mpc_nodes.engine import MpcEngine
-from mpc_nodes.session import SessionError, SessionPeer, SessionSpec
+from mpc_nodes.node.engine import MpcEngine
+from mpc_nodes.node.session import SessionError, SessionPeer, SessionSpec
 from tests.mpc_harness import free_ports
 
 PASS = b"test-passphrase"

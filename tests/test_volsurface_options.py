@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from mpc_nodes.options_csv import OptionsError, parse_options
-from mpc_nodes.volsurface import SurfaceBook, SurfaceError, parse_surface
+from mpc_nodes.jobs.options_csv import OptionsError, parse_options
+from mpc_nodes.node.volsurface import SurfaceBook, SurfaceError, parse_surface
 
 YAML = """\
 axis: moneyness

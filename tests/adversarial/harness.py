@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from mpc_nodes.messages import JobRequest, JobStart, Vote
+from mpc_nodes.wire.messages import JobRequest, JobStart, Vote
 from tests.cluster_harness import LocalCluster
 
 
@@ -58,7 +58,7 @@ class CuriousCoordinator:
 
     async def publish(self, message) -> None:
         """Sign and publish any job-topic message (request, start, abort) as this coordinator."""
-        from mpc_nodes import topics
+        from mpc_nodes.wire import topics
         await self.c.bus.publish(topics.jobs(self.cluster.roster.cluster_id),
                                  self.c.seal_for_jobs(message)[0])
 

@@ -18,7 +18,7 @@ import logging
 import runpy
 import sys
 
-from mpc_nodes.node import Node
+from mpc_nodes.node.daemon import Node
 
 
 class LyingNode(Node):

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from mpc_nodes import pki
-from mpc_nodes.cluster import init_cluster
-from mpc_nodes.deploy_emit import emit_compose
+from mpc_nodes.deploy.cluster import init_cluster
+from mpc_nodes.deploy.compose import emit_compose
 
 ROOT = Path(__file__).resolve().parents[2]
 

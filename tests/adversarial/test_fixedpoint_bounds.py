@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from mpc_nodes.mpyc_runtime import PartyAddress, new_runtime
-from mpc_nodes.pricejobs import Price
+from mpc_nodes.node.mpyc_runtime import PartyAddress, new_runtime
+from mpc_nodes.jobs.pricing import Price
 from protocols import domain, pricing
 from protocols import fixedpoint as fx
 from protocols.bsm import denormalise

@@ -13,12 +13,12 @@ import json
 import pytest
 
 from mpc_nodes.config import ConfigError, read_yaml_mapping
-from mpc_nodes.envelope import EnvelopeError, Verifier, envelope_fields, seal
-from mpc_nodes.inputs import InputError, load_input
-from mpc_nodes.messages import JobRequest
-from mpc_nodes.options_csv import OptionsError, parse_options
-from mpc_nodes.parsing import MAX_DEPTH, MAX_YAML_BYTES
-from mpc_nodes.volsurface import MAX_FILE_BYTES, SurfaceBook, SurfaceError, parse_surface
+from mpc_nodes.wire.envelope import EnvelopeError, Verifier, envelope_fields, seal
+from mpc_nodes.node.inputs import InputError, load_input
+from mpc_nodes.wire.messages import JobRequest
+from mpc_nodes.jobs.options_csv import OptionsError, parse_options
+from mpc_nodes.wire.parsing import MAX_DEPTH, MAX_YAML_BYTES
+from mpc_nodes.node.volsurface import MAX_FILE_BYTES, SurfaceBook, SurfaceError, parse_surface
 
 BRACKETS = "[" * 50_000 + "]" * 50_000
 DAY = dt.date(2026, 11, 25)
@@ -32,7 +32,7 @@ def test_deeply_nested_surface_yaml_is_refused_with_a_reason(text):
 
 
 def test_nesting_within_the_bound_still_parses_as_yaml():
-    from mpc_nodes.parsing import load_yaml
+    from mpc_nodes.wire.parsing import load_yaml
     # the mapping, MAX_DEPTH - 2 lists and the scalar: MAX_DEPTH nodes deep
     assert load_yaml("x: " + "[" * (MAX_DEPTH - 2) + "1" + "]" * (MAX_DEPTH - 2)) is not None
 
@@ -47,7 +47,7 @@ def test_a_bad_surface_file_is_parsed_once_until_it_changes(tmp_path, monkeypatc
     (tmp_path / "ETH.yaml").write_text(BRACKETS)
     book = SurfaceBook(tmp_path)
     calls = []
-    import mpc_nodes.volsurface as vs
+    import mpc_nodes.node.volsurface as vs
     parse = vs.parse_surface
     monkeypatch.setattr(vs, "parse_surface", lambda *a: calls.append(1) or parse(*a))
     for _ in range(3):
@@ -74,7 +74,7 @@ def test_inputs_and_policy_yaml_are_bounded_in_size(tmp_path):
 
 
 def _roster_and_key(tmp_path):
-    from mpc_nodes.cluster import init_cluster
+    from mpc_nodes.deploy.cluster import init_cluster
     from mpc_nodes.config import load_roster
     from mpc_nodes.pki import load_identity, read_passphrase
     root = tmp_path / "c"

@@ -17,10 +17,10 @@ import pytest
 from eth_account import Account
 from nacl.bindings import crypto_scalarmult_ed25519_base_noclamp
 
-from mpc_nodes.keycheck import key_problem
-from mpc_nodes.ledger import Ledger
-from mpc_nodes.options_csv import parse_options
-from mpc_nodes.price_client import price_params, run_price
+from mpc_nodes.jobs.keycheck import key_problem
+from mpc_nodes.client.ledger import Ledger
+from mpc_nodes.jobs.options_csv import parse_options
+from mpc_nodes.jobs.pricing import price_params, run_price
 from tests.adversarial.harness import start_liar
 
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -36,8 +36,8 @@ import secrets
 import coincurve
 from nacl.bindings import crypto_scalarmult_ed25519_base_noclamp
 
-from mpc_nodes.keyjobs import eth_address
-from mpc_nodes.messages import output_digest
+from mpc_nodes.jobs.ecdsa import eth_address
+from mpc_nodes.wire.messages import output_digest
 
 N, L, SECRET, PLANTED = {N}, {L}, {ATTACKER}, {PLANTED}
 lies = 0
@@ -107,7 +107,7 @@ async def test_a_forged_keygen_output_fails_and_is_not_recorded(make_cluster, cu
     async with curious_factory(cluster):  # all three online
         pass
     run = subprocess.run(
-        [sys.executable, "-m", "mpc_nodes.cli", "keygen", "--dir", str(cluster.dir),
+        [sys.executable, "-m", "mpc_nodes.cli.app", "keygen", "--dir", str(cluster.dir),
          "--scheme", scheme, "--label", "vault-1", "--broker", cluster.broker_url, "--json"],
         capture_output=True, text=True, timeout=180)
     assert run.returncode == 1, run.stdout + run.stderr

@@ -16,11 +16,11 @@ import yaml
 from eth_abi import encode
 from eth_account import Account
 
-from mpc_nodes import topics
+from mpc_nodes.wire import topics
 from mpc_nodes.config import ConfigError, load_roster, load_yaml_model
-from mpc_nodes.evm import EvmError, parse_transaction
-from mpc_nodes.messages import JobStart
-from mpc_nodes.policy import Policy, PolicyCheck, PolicyState
+from mpc_nodes.jobs.evm import EvmError, parse_transaction
+from mpc_nodes.wire.messages import JobStart
+from mpc_nodes.jobs.policy import Policy, PolicyCheck, PolicyState
 
 CHAIN = 11155111
 TOKEN = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
@@ -235,7 +235,7 @@ async def test_rotating_subsets_cannot_exceed_the_cap_or_reuse_a_nonce(make_clus
 
 
 def test_the_policy_quorum_must_keep_nonces_unique(tmp_path):
-    from mpc_nodes.cluster import init_cluster
+    from mpc_nodes.deploy.cluster import init_cluster
     roster = init_cluster(tmp_path / "c", parties=5, threshold=1)
     assert roster.policy_quorum == 5 and roster.min_policy_quorum == 4
     data = yaml.safe_load((tmp_path / "c" / "roster.yaml").read_text())

@@ -7,7 +7,7 @@ or a raw message dressed up as one, and to pass forged files to `mpcnet verify-r
 Every such signature must be refused by the nodes (no share is produced), and every forged
 file by `verify-report`; a genuine report still signs and verifies with OpenSSL.
 
-The signed bytes and hashes are computed here independently of mpc_nodes.price_report.
+The signed bytes and hashes are computed here independently of mpc_nodes.jobs.price_report.
 """
 
 import copy
@@ -20,10 +20,10 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from mpc_nodes.cli import main
-from mpc_nodes.frost_coordinator import frost_keygen, frost_sign
-from mpc_nodes.options_csv import OptionBook
-from mpc_nodes.price_client import price_params, run_price, sign_report
+from mpc_nodes.cli.app import main
+from mpc_nodes.jobs.frost import frost_keygen, frost_sign
+from mpc_nodes.jobs.options_csv import OptionBook
+from mpc_nodes.jobs.pricing import price_params, run_price, sign_report
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -15,9 +15,9 @@ import aiomqtt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mpc_nodes import client_ids, mosquitto
+from mpc_nodes.wire import client_ids, mosquitto
 from mpc_nodes.config import load_node_config, parse_broker_url
-from mpc_nodes.coordinator import Coordinator
+from mpc_nodes.client.coordinator import Coordinator
 from tests.cluster_harness import http_get, mosquitto_binary
 from tests.test_broker_acl import TLS_BROKERS, login
 

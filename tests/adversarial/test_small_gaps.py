@@ -20,16 +20,17 @@ import pytest
 import yaml
 from cryptography import x509
 
-from mpc_nodes import pki, topics
+from mpc_nodes import pki
+from mpc_nodes.wire import topics
 from mpc_nodes.config import (ConfigError, CoordinatorInfo, dump_yaml, load_coordinator_config,
                               load_roster)
-from mpc_nodes.coordinator import Coordinator, JobOutcome
-from mpc_nodes.messages import JobAbort, JobRequest, JobStart
+from mpc_nodes.client.coordinator import Coordinator, JobOutcome
+from mpc_nodes.wire.messages import JobAbort, JobRequest, JobStart
 from tests.cluster_harness import LocalCluster
 
 
 def mpcnet(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mpc_nodes.cli.app", *args], capture_output=True,
                           text=True, timeout=timeout)
 
 

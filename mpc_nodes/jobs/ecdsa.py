@@ -1,0 +1,296 @@
+"""Job kinds for threshold keys: keygen, sign, presign and refresh.
+
+Keys are t-of-n over the roster.  Keygen and refresh need every party (shares live at the
+roster points) and only stage the new epoch: it becomes current through the two-phase
+`epochjobs` (commit once every party staged it), which the coordinator runs next.  Signing
+and presigning need an honest majority above t, 2t+1 parties.
+Before a node contributes to a signature it checks the transaction against its own policy,
+and that its stored share matches its published verification share.  Keygen also makes
+FROST(Ed25519) keys (scheme "frost-ed25519"); their signing jobs are in `frostjobs`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from keyshare import KeyMeta, KeyShareError
+from keyshare.store import KEY_ID
+from eth_account import Account
+from protocols.secp256k1 import hex_point, mul_base, verify
+
+from mpc_nodes.jobs.evm import EvmError, parse_transaction, signed_transaction
+from mpc_nodes.jobs.frost_domain import Purpose, purpose_of
+from mpc_nodes.jobs.kind import JobKind, JobRejected, NodeContext, SessionCall, _Params
+from mpc_nodes.jobs.keycheck import FROST_SCHEME, SCHEME, eth_address, key_problem
+from mpc_nodes.jobs.policy import load_policy
+
+KEYGEN = {SCHEME: ("protocols.ecdsa:keygen", "secp256k1"),
+          FROST_SCHEME: ("protocols.ed25519_dkg:keygen", "ed25519")}
+"""Key generation per scheme: the protocol and the curve recorded with the share."""
+KeyId = Field(pattern=KEY_ID.pattern)
+log = logging.getLogger("mpcnet.policy")
+
+
+def load_share(ctx: NodeContext, key_id: str, scheme: str) -> tuple[KeyMeta, int]:
+    """This party's committed share of a key of this scheme (not yet checked)."""
+    try:
+        meta, share = ctx.keystore.load(key_id)
+        unfinished = ctx.keystore.unfinished(key_id)
+    except KeyShareError as exc:
+        raise JobRejected(f"cannot use key {key_id}: {exc}") from None
+    if unfinished:  # the parties may hold different epochs: a signature would not verify
+        raise JobRejected(f"key {key_id}: {unfinished}; run mpcnet keys repair --key {key_id}")
+    if meta.scheme != scheme:
+        raise JobRejected(f"key {key_id} is a {meta.scheme} key, not {scheme}")
+    return meta, share
+
+
+def load_key(ctx: NodeContext, key_id: str) -> tuple[KeyMeta, int]:
+    """This party's committed share, refused unless it matches its verification share."""
+    meta, share = load_share(ctx, key_id, SCHEME)
+    if hex_point(mul_base(share)) != meta.verification_shares[ctx.party.index]:
+        raise JobRejected(f"stored share of key {key_id} does not match this party's"
+                          f" verification share: refusing to use it")
+    return meta, share
+
+
+def _points(participants) -> list[int]:
+    return [p.index + 1 for p in participants]
+
+
+def binding(participants) -> str:
+    """The party set a presignature is tied to."""
+    return ",".join(p.name for p in participants)
+
+
+class _AllParties(JobKind):
+    def min_parties(self, roster):
+        return roster.n
+
+
+class KeygenParams(_Params):
+    key_id: str = KeyId
+    scheme: Literal["ecdsa-secp256k1", "frost-ed25519"] = SCHEME
+    label: str = Field(default="", max_length=100)
+    purpose: Purpose | None = Field(default=None, description="FROST: what the key signs"
+                                    " (mpc_nodes.jobs.frost_domain); default raw")
+
+    @model_validator(mode="after")
+    def _purpose_is_frost(self) -> "KeygenParams":
+        if self.purpose is not None and self.scheme != FROST_SCHEME:
+            raise ValueError("a purpose is fixed for FROST keys only")
+        return self
+
+
+class Keygen(_AllParties):
+    """Dealer-free key generation among all parties; each stages its share as epoch 0, and
+    the key exists once every party committed it (`epochjobs`)."""
+
+    name = "keygen"
+    params_model = KeygenParams
+
+    def local_check(self, ctx, params):
+        if params.key_id in ctx.keystore.key_ids():
+            raise JobRejected(f"key {params.key_id} already exists")
+        if 0 in ctx.keystore.promised(params.key_id):  # a stale unvoted stage is replaced
+            raise JobRejected(f"key {params.key_id} is voted for commit but not committed"
+                              f" here: finish it with mpcnet keys repair --key {params.key_id}")
+
+    def session_call(self, ctx, params, participants):
+        return SessionCall(KEYGEN[params.scheme][0], [], threshold=ctx.roster.threshold)
+
+    def finish(self, ctx, params, output, participants):
+        public_key = output["public_key"]
+        meta = KeyMeta(key_id=params.key_id, scheme=params.scheme,
+                       curve=KEYGEN[params.scheme][1], cluster_id=ctx.roster.cluster_id,
+                       n=ctx.roster.n, t=ctx.roster.threshold, party_index=ctx.party.index,
+                       epoch=0, public_key=public_key,
+                       verification_shares=output["verification_shares"], label=params.label,
+                       address=eth_address(public_key) if params.scheme == SCHEME else None,
+                       purpose=purpose_of(params.purpose) if params.scheme == FROST_SCHEME
+                       else None)
+        problem = key_problem(meta.model_dump(), [p.name for p in ctx.roster.parties], meta.t,
+                              own=(ctx.party.index, output["share"]))
+        if problem:  # nothing is saved: a key no one can check is no vault
+            raise JobRejected(f"key {params.key_id} is inconsistent, not saved: {problem}")
+        try:
+            ctx.keystore.stage(meta, output["share"])
+        except (KeyShareError, OSError) as exc:
+            raise JobRejected(f"key {params.key_id} not staged here: {exc}") from None
+        return {"key_id": meta.key_id, "scheme": meta.scheme, "public_key": public_key,
+                "address": meta.address, "verification_shares": meta.verification_shares,
+                "n": meta.n, "t": meta.t, "epoch": 0, "purpose": meta.purpose,
+                "sharing": meta.sharing}
+
+    def commit_params(self, params, output):
+        return {"key_id": params.key_id, "epoch": 0, "sharing": output["sharing"]}
+
+
+class SignParams(_Params):
+    key_id: str = KeyId
+    tx: dict
+    presignature: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")
+
+
+class Sign(JobKind):
+    """Threshold-sign an EIP-1559 transaction that this party's policy allows."""
+
+    name = "sign"
+    params_model = SignParams
+
+    def approvals_needed(self, roster):
+        return roster.policy_quorum  # every approver reserves: caps and nonces network-wide
+
+    one_output_suffices = True  # the signature exists once one party has it
+
+    def verify_output(self, params, output):
+        try:
+            digest = parse_transaction(params.tx).digest.hex()
+            if output["key_id"] != params.key_id or output["digest"] != digest:
+                return "the output is not a signature of the requested transaction"
+            if not verify(output["public_key"], bytes.fromhex(digest), int(output["r"], 16),
+                          int(output["s"], 16)):
+                return "the signature does not verify under libsecp256k1 (or is high-s)"
+            if eth_address(output["public_key"]) != output["address"] \
+                    or Account.recover_transaction(bytes.fromhex(output["raw"])) \
+                    != output["address"]:
+                return "the raw transaction does not recover to the key's address"
+        except Exception as exc:  # anything a lying party could put there
+            return f"malformed signature output: {type(exc).__name__}: {exc}"
+        return None
+
+    def _check(self, ctx, params, reserve: bool = False):
+        meta, share = load_key(ctx, params.key_id)
+        try:
+            tx = parse_transaction(params.tx)
+        except EvmError as exc:
+            raise JobRejected(f"invalid transaction: {exc}") from None
+        policy = load_policy(ctx)
+        decision = (policy.reserve if reserve else policy.check)(tx, params.key_id)
+        if not decision.accept:  # the requester learns the rule, only the log the particulars
+            log.warning("policy refuses key %s, chain %s, nonce %s: %s", params.key_id,
+                        tx.chain_id, tx.nonce, decision.detail)
+            raise JobRejected(f"policy: {decision.reason}")
+        return meta, share, tx
+
+    def local_check(self, ctx, params):
+        if params.presignature is not None:  # first: a refusal must reserve nothing
+            meta, _ = load_key(ctx, params.key_id)
+            try:
+                ctx.presignatures.check(params.key_id, params.presignature, meta.epoch)
+            except KeyShareError as exc:
+                raise JobRejected(str(exc)) from None
+        self._check(ctx, params, reserve=True)  # an approval records the spend and nonce
+
+    def session_call(self, ctx, params, participants):
+        meta, share, tx = self._check(ctx, params)  # again: the policy may have been edited
+        if params.presignature is None:
+            return SessionCall("protocols.ecdsa:sign", [share, _points(participants),
+                                                        meta.public_key, tx.digest.hex()])
+        try:  # gone from memory before the session can release a share of s made with it
+            presig = ctx.presignatures.take(params.key_id, params.presignature, meta.epoch,
+                                            binding(participants))
+        except KeyShareError as exc:
+            raise JobRejected(str(exc)) from None
+        return SessionCall("protocols.ecdsa:sign_presigned", [presig, meta.public_key,
+                                                              tx.digest.hex()])
+
+    def finish(self, ctx, params, output, participants):
+        meta, _ = ctx.keystore.load(params.key_id)
+        tx = parse_transaction(params.tx)
+        raw, tx_hash = signed_transaction(tx, output["r"], output["s"], output["y_parity"])
+        return {"key_id": params.key_id, "address": meta.address,
+                "public_key": meta.public_key, "r": hex(output["r"]),
+                "s": hex(output["s"]), "y_parity": output["y_parity"], "raw": raw.hex(),
+                "hash": tx_hash.hex(), "digest": tx.digest.hex()}
+
+
+class PresignParams(_Params):
+    key_id: str = KeyId
+    count: int = Field(ge=1, le=100)
+
+
+class Presign(JobKind):
+    """Precompute presignatures, bound to this key epoch and this exact party set, and kept
+    only in this node process's memory (keyshare.onetime): a restart discards them."""
+
+    name = "presign"
+    params_model = PresignParams
+
+    def local_check(self, ctx, params):
+        load_key(ctx, params.key_id)
+        if ctx.presignatures.room() < params.count:
+            raise JobRejected(f"no room for {params.count} more presignatures on this node"
+                              f" ({ctx.presignatures.capacity} at most)")
+
+    def session_call(self, ctx, params, participants):
+        _, share = load_key(ctx, params.key_id)
+        return SessionCall("protocols.ecdsa:presign", [share, _points(participants),
+                                                       params.count])
+
+    def finish(self, ctx, params, output, participants):
+        meta, _ = ctx.keystore.load(params.key_id)
+        ids = []
+        if ctx.presignatures.room() < len(output):  # all or none: never a partial pool
+            raise JobRejected(f"no room left for {len(output)} more presignatures on this"
+                              f" node (another presign job filled it meanwhile)")
+        for presig in output:  # the id is the same on every party: it names the nonce point
+            ids.append(hashlib.sha256(bytes.fromhex(presig["R"])).hexdigest()[:16])
+            try:
+                ctx.presignatures.add(params.key_id, ids[-1], meta.epoch, binding(participants),
+                                      presig)
+            except KeyShareError as exc:
+                raise JobRejected(str(exc)) from None
+        return {"key_id": params.key_id, "epoch": meta.epoch, "binding": binding(participants),
+                "ids": ids}
+
+
+class RefreshParams(_Params):
+    key_id: str = KeyId
+    epoch: int = Field(ge=1, description="the new epoch")
+
+
+class Refresh(_AllParties):
+    """Re-randomise every share (same public key) and stage them as the next epoch, which
+    becomes current once every party committed it (`epochjobs`)."""
+
+    name = "refresh"
+    params_model = RefreshParams
+
+    def local_check(self, ctx, params):
+        meta, _ = load_key(ctx, params.key_id)
+        if params.epoch != meta.epoch + 1:
+            raise JobRejected(f"key {params.key_id} is at epoch {meta.epoch}; cannot refresh"
+                              f" to epoch {params.epoch}")
+        if params.epoch in ctx.keystore.promised(params.key_id):  # a stale unvoted one is replaced
+            raise JobRejected(f"epoch {params.epoch} of key {params.key_id} is voted for commit"
+                              f" here: finish it with mpcnet keys repair --key {params.key_id}")
+
+    def session_call(self, ctx, params, participants):
+        self.local_check(ctx, params)
+        meta, share = load_key(ctx, params.key_id)  # a stale unvoted stage is replaced
+        return SessionCall("protocols.ecdsa:refresh", [share, meta.public_key],
+                           threshold=ctx.roster.threshold)
+
+    def finish(self, ctx, params, output, participants):
+        meta, _ = ctx.keystore.load(params.key_id)
+        new = meta.model_copy(update={"epoch": params.epoch,
+                                      "verification_shares": output["verification_shares"]})
+        try:
+            ctx.keystore.stage(new, output["share"])
+        except (KeyShareError, OSError) as exc:
+            raise JobRejected(f"epoch {params.epoch} of key {params.key_id} not staged here:"
+                              f" {exc}") from None
+        return {"key_id": params.key_id, "epoch": params.epoch, "staged": True,
+                "public_key": meta.public_key, "sharing": new.sharing,
+                "verification_shares": output["verification_shares"]}
+
+    def commit_params(self, params, output):
+        return {"key_id": params.key_id, "epoch": params.epoch, "sharing": output["sharing"]}
+
+
+KEY_JOBS = [Keygen(), Sign(), Presign(), Refresh()]

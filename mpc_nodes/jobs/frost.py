@@ -1,0 +1,390 @@
+"""Job kinds for FROST(Ed25519) signing (RFC 9591): the two rounds, each a bus job without an
+MPC session, in which every signer reports its own part (shared_output=False).
+
+frost-commit  each selected signer draws fresh nonces, keeps them in its memory only
+              (keyshare.onetime: never on disk, so no snapshot or backup can bring them
+              back) and reports its commitment.
+frost-sign    each signer checks the request (its key, its own commitment exactly as it
+              made it, the signer set), takes its nonces out of memory (so never used
+              twice) and reports its share.  A node restarted in between has lost them: it
+              refuses, and the coordinator starts again with fresh commitments.
+
+Nonces are bound to the key epoch and to `frost/<request>/<signer names>`; their secret id
+is derived from the commitment, so a request naming another commitment finds nothing.
+Unused nonces expire after the cluster's request lifetime.
+What a key signs depends on its purpose, fixed at keygen (mpc_nodes.jobs.frost_domain): a
+"reports" key signs only the price report this node rebuilds from its own record of the
+job; a "raw" key signs any message an authorised coordinator asks for, except one in the
+reserved namespace of typed domains (raw messages are not checked against policy.yaml,
+which describes EVM transactions).
+
+The coordinator's side (below) follows RFC 9591: key generation checked against the verification
+shares and recorded in the ledger, and signing over the bus as the RFC's coordinator --
+commitments, signature shares, each share verified against its signer's verification share,
+cheaters named and excluded, the aggregate checked by OpenSSL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+from typing import TYPE_CHECKING
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field
+
+from keyshare import KeyShareError
+from protocols import frost
+from protocols.ed25519_dkg import scalar
+from mpc_nodes.client.ledger import Ledger
+from mpc_nodes.jobs.ecdsa import FROST_SCHEME, KeyId, load_share
+from mpc_nodes.jobs.frost_domain import DEFAULT_PURPOSE, DomainError, check_raw, purpose_of
+from mpc_nodes.jobs.keycheck import reported_key_problem
+from mpc_nodes.jobs.kind import JobKind, JobRejected, NodeContext, _Params
+from mpc_nodes.jobs.price_report import ReportError, rebuild_for_signing
+
+if TYPE_CHECKING:  # the coordinator imports the job kinds
+    from mpc_nodes.client.coordinator import Coordinator, JobOutcome
+
+
+RequestId = Field(pattern=r"^[0-9a-f]{16}$")
+Hex32 = Field(pattern=r"^[0-9a-f]{64}$")
+MAX_MESSAGE_BYTES = 64 * 1024
+
+def identifier(party) -> int:
+    """A party's FROST identifier: its Shamir evaluation point, roster index + 1."""
+    return party.index + 1
+
+
+def binding(request: str, names: list[str]) -> str:
+    """What a signer's nonces are bound to: this signing request and this signer set."""
+    return f"frost/{request}/{','.join(names)}"
+
+
+def nonce_id(c: frost.SigningCommitment) -> str:
+    """The secret id of the nonces behind a commitment (the same on both rounds)."""
+    return hashlib.sha256(frost.encode_identifier(c.identifier) + c.hiding
+                          + c.binding).hexdigest()[:16]
+
+
+def load_frost_key(ctx: NodeContext, key_id: str):
+    """This party's committed FROST share as a scalar, refused unless it matches its
+    published verification share."""
+    meta, share = load_share(ctx, key_id, FROST_SCHEME)
+    sk = scalar(share)
+    if frost.verification_share(sk).hex() != meta.verification_shares[ctx.party.index]:
+        raise JobRejected(f"stored share of key {key_id} does not match this party's"
+                          f" verification share: refusing to use it")
+    return meta, sk
+
+
+class _Signing(JobKind):
+    shared_output = False
+
+    def min_parties(self, roster):
+        return roster.threshold + 1  # FROST needs t+1 signers, not an honest majority
+
+
+class CommitParams(_Params):
+    key_id: str = KeyId
+    request: str = RequestId
+
+
+class FrostCommit(_Signing):
+    """Round one: fresh nonces, kept in memory as a one-time secret; report the commitment."""
+
+    name = "frost-commit"
+    params_model = CommitParams
+
+    def local_check(self, ctx, params):
+        load_frost_key(ctx, params.key_id)
+        if ctx.nonces.room() < 1:
+            raise JobRejected(f"this node already holds {ctx.nonces.capacity} unused nonces")
+
+    def session_call(self, ctx, params, participants):
+        self.local_check(ctx, params)
+        return None
+
+    def finish(self, ctx, params, output, participants):
+        meta, sk = load_frost_key(ctx, params.key_id)
+        nonces, c = frost.commit(identifier(ctx.party), sk)
+        try:
+            ctx.nonces.add(params.key_id, nonce_id(c), meta.epoch,
+                           binding(params.request, [p.name for p in participants]),
+                           {"hiding": nonces.hiding.hex(), "binding": nonces.binding.hex()})
+        except KeyShareError as exc:
+            raise JobRejected(str(exc)) from None
+        return {"identifier": c.identifier, "hiding": c.hiding.hex(), "binding": c.binding.hex()}
+
+
+class Commitment(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    identifier: int = Field(ge=1, le=1000)
+    hiding: str = Hex32
+    binding: str = Hex32
+
+
+class SignParams(_Params):
+    key_id: str = KeyId
+    request: str = RequestId
+    message: str = Field(pattern=r"^(?:[0-9a-f]{2})*$", max_length=2 * MAX_MESSAGE_BYTES)
+    commitments: list[Commitment] = Field(min_length=1, max_length=256)
+
+
+class FrostSign(_Signing):
+    """Round two: this signer's signature share over the message and commitment list."""
+
+    name = "frost-sign"
+    params_model = SignParams
+
+    def _prepare(self, ctx, params):
+        """Key, commitment list, own commitment and the binding; JobRejected if unusable."""
+        meta, sk = load_frost_key(ctx, params.key_id)
+        try:
+            clist = [frost.SigningCommitment(c.identifier, bytes.fromhex(c.hiding),
+                                             bytes.fromhex(c.binding)) for c in params.commitments]
+        except frost.FrostError as exc:
+            raise JobRejected(f"invalid commitment: {exc}") from None
+        ids = [c.identifier for c in clist]
+        signers = {identifier(p): p.name for p in ctx.roster.parties}
+        if len(set(ids)) != len(ids) or not set(ids) <= set(signers):
+            raise JobRejected(f"commitment identifiers {ids} are not distinct roster parties")
+        if len(ids) < meta.t + 1:
+            raise JobRejected(f"{len(ids)} signers; key {meta.key_id} needs {meta.t + 1}")
+        own = [c for c in clist if c.identifier == identifier(ctx.party)]
+        if not own:
+            raise JobRejected("this party's commitment is not in the list")
+        names = [signers[i] for i in sorted(ids)]
+        bound = binding(params.request, names)
+        try:  # a restarted node has lost them: the coordinator retries with fresh commitments
+            ctx.nonces.check(params.key_id, nonce_id(own[0]), meta.epoch, bound)
+        except KeyShareError as exc:
+            raise JobRejected(f"no usable nonce behind this party's commitment: {exc}") from None
+        return meta, sk, clist, own[0], names, bound
+
+    def _check_message(self, ctx, params, meta) -> None:
+        """Refuse a message the key's purpose does not allow (at the vote and again right
+        before the nonce is taken: a report's timestamp window may have passed)."""
+        message, purpose = bytes.fromhex(params.message), purpose_of(meta.purpose)
+        try:
+            if purpose == "reports":
+                rebuild_for_signing(message, ctx.roster.cluster_id, meta.key_id,
+                                    ctx.path(ctx.config.data_dir) / "audit.log")
+            else:
+                check_raw(message)
+        except ReportError as exc:
+            raise JobRejected(f"price report refused: key {meta.key_id} signs only price"
+                              f" reports this node rebuilds itself: {exc}") from None
+        except DomainError as exc:
+            raise JobRejected(f"raw message refused: {exc}") from None
+
+    def local_check(self, ctx, params):
+        meta, *_ = self._prepare(ctx, params)
+        self._check_message(ctx, params, meta)
+
+    def session_call(self, ctx, params, participants):
+        *_, names, _ = self._prepare(ctx, params)
+        if [p.name for p in participants] != names:
+            raise JobRejected(f"participants {[p.name for p in participants]} are not the"
+                              f" signers of the commitment list {names}")
+        return None
+
+    def finish(self, ctx, params, output, participants):
+        meta, sk, clist, own, _, bound = self._prepare(ctx, params)
+        self._check_message(ctx, params, meta)
+        try:  # out of memory before the share is computed: never taken twice
+            secret = ctx.nonces.take(params.key_id, nonce_id(own), meta.epoch, bound)
+        except KeyShareError as exc:
+            raise JobRejected(f"nonce refused: {exc}") from None
+        nonces = frost.SigningNonces(bytes.fromhex(secret["hiding"]),
+                                     bytes.fromhex(secret["binding"]))
+        try:
+            z = frost.sign(own.identifier, sk, bytes.fromhex(meta.public_key), nonces,
+                           bytes.fromhex(params.message), clist, min_signers=meta.t + 1)
+        except frost.FrostError as exc:
+            raise JobRejected(f"cannot sign: {exc}") from None
+        return {"identifier": own.identifier, "share": z.hex()}
+
+
+FROST_JOBS = [FrostCommit(), FrostSign()]
+
+
+# -- the coordinator's side ------------------------------------------------------------
+
+class FrostSigningError(RuntimeError):
+    """No signature: too few usable signers, or a pinned signer failed or cheated.
+    `excluded` names each party left out, with the reason."""
+
+    def __init__(self, message: str, excluded: dict[str, str]):
+        super().__init__(message)
+        self.excluded = excluded
+
+
+async def frost_keygen(c: Coordinator, key_id: str, label: str = "",
+                       progress=lambda text: None, purpose: str = DEFAULT_PURPOSE) -> JobOutcome:
+    """Dealer-free t-of-n FROST key among all parties, for one purpose ("raw" messages or
+    price "reports", mpc_nodes.jobs.frost_domain); checked, then recorded in the ledger."""
+    outcome = await c.run_job("keygen", {"key_id": key_id, "scheme": FROST_SCHEME,
+                                         "label": label, "purpose": purpose},
+                              progress=progress)
+    if outcome.ok and (problem := reported_key_problem(outcome.output, c.roster)):
+        outcome.ok, outcome.error = False, problem
+    if outcome.ok and outcome.output.get("purpose") != purpose:
+        outcome.ok = False
+        outcome.error = f"the parties stored purpose {outcome.output.get('purpose')!r}," \
+                        f" not {purpose!r}"
+    if outcome.ok:
+        ledger = Ledger(c.config_path)
+        ledger.key(key_id).update({k: outcome.output[k] for k in (
+            "scheme", "public_key", "epoch", "t", "n", "verification_shares", "purpose")})
+        ledger.save()
+    return outcome
+
+
+def _refusals(outcome: JobOutcome, names: list[str]) -> dict[str, str]:
+    """The signers a failed round names: refused, silent, or failed while running."""
+    votes = {v.party: v for v in outcome.votes}
+    bad = {}
+    for name in names:
+        v = votes.get(name)
+        if v is None:
+            bad[name] = "no vote (offline or unreachable)"
+        elif not v.accept:
+            bad[name] = f"refused: {v.reason}"
+        elif name in outcome.party_errors:
+            bad[name] = f"failed: {outcome.party_errors[name]}"
+    return bad
+
+
+class _Attempt:
+    """One run of both rounds with a fixed signer set."""
+
+    def __init__(self, c: Coordinator, key: dict, key_id: str, message: bytes,
+                 ids: list[int], progress):
+        self.c, self.key_id, self.message, self.ids = c, key_id, message, ids
+        self.progress = progress
+        self.pk = bytes.fromhex(key["public_key"])
+        self.vshares = {i + 1: bytes.fromhex(v) for i, v in enumerate(key["verification_shares"])}
+        names = {p.index + 1: p.name for p in c.roster.parties}
+        self.names = [names[i] for i in ids]
+        self.bad: dict[str, str] = {}
+        self.timings: dict[str, float] = {}
+
+    async def _round(self, kind: str, params: dict) -> dict[str, dict] | None:
+        t = asyncio.get_running_loop().time()
+        outcome = await self.c.run_job(kind, params, only=self.names, progress=self.progress)
+        self.timings[f"{kind}_s"] = asyncio.get_running_loop().time() - t
+        if outcome.ok:
+            return outcome.party_outputs
+        self.bad = _refusals(outcome, self.names)
+        if not self.bad:
+            raise FrostSigningError(f"{kind} failed: {outcome.error}", {})
+        return None
+
+    async def run(self) -> bytes | None:
+        """The signature, or None with `bad` naming the signers to exclude."""
+        request = secrets.token_hex(8)
+        outputs = await self._round("frost-commit", {"key_id": self.key_id, "request": request})
+        if outputs is None:
+            return None
+        clist = []
+        for i, name in zip(self.ids, self.names):
+            out = outputs[name]
+            try:
+                if out.get("identifier") != i:
+                    raise frost.FrostError(f"identifier {out.get('identifier')}, expected {i}")
+                clist.append(frost.SigningCommitment(i, bytes.fromhex(out["hiding"]),
+                                                     bytes.fromhex(out["binding"])))
+            except (frost.FrostError, KeyError, TypeError, ValueError) as exc:
+                self.bad[name] = f"invalid commitment: {exc}"
+        if self.bad:
+            return None
+        outputs = await self._round("frost-sign", {
+            "key_id": self.key_id, "request": request, "message": self.message.hex(),
+            "commitments": [{"identifier": c.identifier, "hiding": c.hiding.hex(),
+                             "binding": c.binding.hex()} for c in clist]})
+        if outputs is None:
+            return None
+        t = asyncio.get_running_loop().time()
+        shares = {}
+        for c, name in zip(clist, self.names):
+            try:
+                z = bytes.fromhex(outputs[name]["share"])
+                ok = outputs[name].get("identifier") == c.identifier and frost.verify_share(
+                    c.identifier, self.vshares[c.identifier], c, z, self.message, clist,
+                    self.pk)
+            except (KeyError, TypeError, ValueError):
+                ok = False
+            if ok:
+                shares[c.identifier] = z
+            else:
+                self.bad[name] = "invalid signature share (RFC 9591 verify_signature_share failed)"
+        if self.bad:
+            return None
+        try:
+            signature = frost.aggregate(clist, self.message, self.pk, shares)
+            Ed25519PublicKey.from_public_bytes(self.pk).verify(signature, self.message)
+        except (frost.FrostError, InvalidSignature) as exc:
+            raise FrostSigningError(f"the aggregate signature does not verify: {exc!r}",
+                                    {}) from None
+        self.timings["aggregate_s"] = asyncio.get_running_loop().time() - t
+        return signature
+
+
+def _key(c: Coordinator, key_id: str) -> dict:
+    key = Ledger(c.config_path).data.get(key_id)
+    if not key or key.get("scheme") != FROST_SCHEME:
+        raise ValueError(f"the coordinator has no record of a {FROST_SCHEME} key {key_id!r}"
+                         f" (make one with mpcnet keygen --scheme {FROST_SCHEME})")
+    return key
+
+
+def _check_signers(signers: list[int], t: int, n: int) -> list[int]:
+    if len(set(signers)) != len(signers) or not all(1 <= i <= n for i in signers):
+        raise ValueError(f"signers must be distinct identifiers in 1..{n}, got {signers}")
+    if len(signers) < t + 1:
+        raise ValueError(f"{len(signers)} signers given; the key needs {t + 1}")
+    return sorted(signers)
+
+
+async def frost_sign(c: Coordinator, key_id: str, message: bytes,
+                     signers: list[int] | None = None, progress=lambda text: None) -> dict:
+    """Sign `message` with FROST key `key_id` (from the coordinator's ledger).
+
+    `signers`: identifiers (roster index + 1) to use exactly; default any t+1 online parties,
+    and after a signer refuses, fails or sends an invalid share it is excluded and another
+    set is tried.  Returns {key_id, signature, public_key (hex), signers (names),
+    identifiers, excluded {name: reason}, attempts, timings}; raises FrostSigningError when
+    no signature can be made, ValueError for an unknown key or bad `signers`."""
+    key = _key(c, key_id)
+    if len(message) > MAX_MESSAGE_BYTES:
+        raise ValueError(f"message of {len(message)} bytes; at most {MAX_MESSAGE_BYTES}")
+    t, n = key["t"], key["n"]
+    fixed = None if signers is None else _check_signers(signers, t, n)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    excluded: dict[str, str] = {}
+    attempts = 0
+    while True:
+        await c.status(wait=1.0)
+        ids = fixed or sorted(p.index + 1 for p in c.roster.parties
+                              if p.name in c.online() and p.name not in excluded)[:t + 1]
+        if len(ids) < t + 1:
+            raise FrostSigningError(f"only {len(ids)} usable online signers; key {key_id}"
+                                    f" needs {t + 1}", excluded)
+        attempts += 1
+        attempt = _Attempt(c, key, key_id, message, ids, progress)
+        signature = await attempt.run()
+        excluded.update(attempt.bad)
+        for name, reason in attempt.bad.items():
+            progress(f"excluding {name}: {reason}")
+        if signature is not None:
+            return {"key_id": key_id, "signature": signature.hex(),
+                    "public_key": key["public_key"], "signers": attempt.names,
+                    "identifiers": ids, "excluded": excluded, "attempts": attempts,
+                    "timings": {**attempt.timings, "total_s": loop.time() - t0}}
+        if fixed:
+            raise FrostSigningError("signing with the given signers failed: " + "; ".join(
+                f"{name}: {reason}" for name, reason in attempt.bad.items()), excluded)

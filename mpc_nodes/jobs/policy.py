@@ -1,0 +1,256 @@
+"""Each operator's own signing policy, checked before its node approves a signature.
+
+policy.yaml (path in node.yaml, default beside it; configs/policy.example.yaml explains each
+field) says which chains, which plain-ETH recipients and which ERC-20 calls a key may sign,
+and caps what one transaction and a rolling 24 h may move, per key:
+
+    version: 2
+    chain_ids: [11155111]
+    eth:                              # the native coin, in wei; fees count as spent
+      recipients: ["0x…"]             # plain transfers (empty data) only to these
+      max_fee_wei: …                  # gas × maxFeePerGas of one transaction
+      max_per_tx_wei: …               # value + max fee of one transaction
+      daily_cap_wei: …                # value + max fee, rolling 24 h per key
+    tokens:                           # ERC-20 transfer / approve / transferFrom, decoded
+      - {chain_id: …, address: "0x…", recipients: [...], spenders: [...], owners: [...],
+         max_per_tx: …, daily_cap: …}  # amounts in the token's base units
+
+A node approves (votes ACCEPT) only what its policy allows and, in the same step, durably
+reserves the transaction: its spend counts toward the caps and its nonce is bound to its
+digest, so the identical transaction may be approved again (a retry, not counted twice) and
+any other transaction with that nonce is refused.  No valid policy file: nothing is signed.
+
+A refusal tells the requester which rule refused (`Decision.reason`), never the policy's
+state (caps, amounts spent, allow-lists): that goes to the node's log (`Decision.detail`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from keyshare.atomic import write_atomic
+
+from mpc_nodes.jobs.calldata import CalldataError, decode_erc20
+from mpc_nodes.config import ConfigError, load_yaml_model, resolve
+from mpc_nodes.jobs.evm import Transaction, checked_address
+
+DAY_S = 24 * 3600
+ETH = "eth"  # the asset name of the native coin in the spend log (summed over all chains)
+
+Address = Annotated[str, AfterValidator(checked_address)]
+Wei = Annotated[int, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class EthRule(_Strict):
+    """The native coin: where plain transfers may go, and what value plus fees may reach."""
+
+    recipients: list[Address] = Field(default_factory=list, description=(
+        "plain transfers (empty data) only to these"))
+    max_fee_wei: Wei = Field(description="gas × maxFeePerGas of one transaction")
+    max_per_tx_wei: Wei = Field(description="value + max fee of one transaction")
+    daily_cap_wei: Wei = Field(description="value + max fee, rolling 24 h per key")
+
+
+class TokenRule(_Strict):
+    """One ERC-20 contract on one chain: who may receive or be approved, and how much."""
+
+    chain_id: int = Field(ge=1)
+    address: Address
+    label: str = Field(default="", max_length=40)
+    recipients: list[Address] = Field(default_factory=list, description=(
+        "`to` of transfer and transferFrom"))
+    spenders: list[Address] = Field(default_factory=list, description="`spender` of approve")
+    owners: list[Address] = Field(default_factory=list, description=(
+        "`from` of transferFrom (accounts whose allowance the key spends)"))
+    max_per_tx: Wei = Field(description="amount of one call, in base units (approve: the"
+                                        " allowance)")
+    daily_cap: Wei = Field(description="amounts of all calls, rolling 24 h per key")
+
+    @property
+    def asset(self) -> str:
+        return f"erc20:{self.chain_id}:{self.address.lower()}"
+
+
+class Policy(_Strict):
+    """A signing policy, version 2.  Every call is decoded; fees count toward value caps."""
+
+    version: Literal[2]
+    chain_ids: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
+    eth: EthRule
+    tokens: list[TokenRule] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version(cls, raw):
+        if isinstance(raw, dict) and "version" not in raw:
+            raise ValueError(
+                "this is a version 1 policy (or has no version): version 1 checked only the"
+                " first 4 bytes of contract calls and counted no fees, so it allowed more than"
+                " it said. Rewrite it as version 2 (see configs/policy.example.yaml)")
+        return raw
+
+    @model_validator(mode="after")
+    def _tokens(self) -> "Policy":
+        seen = set()
+        for t in self.tokens:
+            if t.chain_id not in self.chain_ids:
+                raise ValueError(f"token {t.address} is on chain {t.chain_id}, which chain_ids"
+                                 f" does not allow")
+            if t.asset in seen:
+                raise ValueError(f"token {t.address} on chain {t.chain_id} is listed twice")
+            seen.add(t.asset)
+        return self
+
+    def token(self, chain_id: int, address: str) -> TokenRule | None:
+        return next((t for t in self.tokens if t.chain_id == chain_id
+                     and t.address.lower() == address.lower()), None)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """accept, or the rule that refused (`reason`, for the requester) and the particulars
+    (`detail`, for this node's log only); `spends` is what an approval reserves per asset."""
+
+    accept: bool
+    reason: str = ""
+    detail: str = ""
+    spends: dict = field(default_factory=dict)
+
+
+def _refuse(reason: str, detail: str = "") -> Decision:
+    return Decision(False, reason, detail or reason)
+
+
+class PolicyState:
+    """Nonce bindings (key, chain, nonce → transaction digest) and the spend log, as JSON
+    written atomically (fsync) in the node's data directory."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            data = {}
+        self.data = data if data.get("version") == 2 else self._upgrade(data)
+
+    @staticmethod
+    def _upgrade(old: dict) -> dict:
+        """Version 1 state: a nonce list (digest unknown: every use refused) and ETH spends."""
+        return {"version": 2,
+                "nonces": {k: {str(n): "" for n in v} for k, v in old.get("nonces", {}).items()},
+                "spend": [[ts, key, ETH, value, ""] for ts, key, value in old.get("spend", [])]}
+
+    def bound_digest(self, key_id: str, chain_id: int, nonce: int) -> str | None:
+        return self.data["nonces"].get(f"{key_id}:{chain_id}", {}).get(str(nonce))
+
+    def spent_last_day(self, key_id: str, asset: str, now: float, besides: str) -> int:
+        """What key_id moved of asset in the last 24 h, not counting transaction `besides`."""
+        return sum(amount for ts, k, a, amount, digest in self.data["spend"]
+                   if k == key_id and a == asset and now - ts < DAY_S and digest != besides)
+
+    def reserve(self, key_id: str, tx: Transaction, spends: dict, now: float) -> None:
+        """Bind the nonce to this transaction and log its spends, durably; idempotent."""
+        nonces = self.data["nonces"].setdefault(f"{key_id}:{tx.chain_id}", {})
+        if nonces.get(str(tx.nonce)) == tx.digest.hex():
+            return
+        nonces[str(tx.nonce)] = tx.digest.hex()
+        self.data["spend"] = [e for e in self.data["spend"] if now - e[0] < DAY_S]
+        self.data["spend"] += [[now, key_id, a, amount, tx.digest.hex()]
+                               for a, amount in spends.items()]
+        write_atomic(self.path, json.dumps(self.data).encode())
+
+
+class PolicyCheck:
+    """A node's policy together with its state."""
+
+    def __init__(self, policy: Policy | None, state: PolicyState, source: Path,
+                 problem: str = ""):
+        self.policy, self.state, self.source, self.problem = policy, state, source, problem
+
+    def check(self, tx: Transaction, key_id: str) -> Decision:
+        """Would this node sign tx with key_id now?  (An earlier approval of the identical
+        transaction is not counted again.)"""
+        p, now = self.policy, time.time()
+        if p is None:
+            return _refuse("this node has no valid signing policy",
+                           f"{self.source}: {self.problem or 'no such file'}")
+        if tx.chain_id not in p.chain_ids:
+            return _refuse(f"chain id {tx.chain_id} is not allowed")
+        if tx.max_fee > p.eth.max_fee_wei:
+            return _refuse("over the fee limit (gas × maxFeePerGas)",
+                           f"max fee {tx.max_fee} wei > max_fee_wei {p.eth.max_fee_wei}")
+        spends = self._spends(p, tx)
+        if isinstance(spends, Decision):
+            return spends
+        bound = self.state.bound_digest(key_id, tx.chain_id, tx.nonce)
+        if bound is not None and bound != tx.digest.hex():
+            return _refuse(f"nonce {tx.nonce} on chain {tx.chain_id} is already used by another"
+                           f" transaction of key {key_id}")
+        for asset, amount in spends.items():
+            token = None if asset == ETH else p.token(tx.chain_id, tx.to)
+            what = "" if token is None else f" of token {token.address}"
+            per_tx, cap = ((p.eth.max_per_tx_wei, p.eth.daily_cap_wei) if token is None
+                           else (token.max_per_tx, token.daily_cap))
+            if amount > per_tx:
+                return _refuse(f"over the per-transaction limit{what} for key {key_id}",
+                               f"{asset}: {amount} > per-transaction limit {per_tx}")
+            spent = self.state.spent_last_day(key_id, asset, now, besides=tx.digest.hex())
+            if spent + amount > cap:
+                return _refuse(f"over the daily cap{what} for key {key_id}",
+                               f"{asset}: {spent} spent in 24 h + {amount} > daily cap {cap}")
+        return Decision(True, spends=spends)
+
+    @staticmethod
+    def _spends(p: Policy, tx: Transaction) -> dict | Decision:
+        """What tx moves per asset (value + max fee in ETH; a token call's amount), or the
+        refusal of a recipient or call the policy does not allow."""
+        if not tx.data:
+            if tx.to.lower() not in {a.lower() for a in p.eth.recipients}:
+                return _refuse(f"recipient {tx.to} is not allowed")
+            return {ETH: tx.value + tx.max_fee}
+        token = p.token(tx.chain_id, tx.to)
+        if token is None:
+            return _refuse(f"calls to {tx.to} are not allowed")
+        if tx.value:
+            return _refuse("a token call must carry no ETH value")
+        try:
+            call = decode_erc20(tx.data)
+        except CalldataError as exc:
+            return _refuse(f"calldata refused: {exc}")
+        allowed = {"transfer": [("to", token.recipients)],
+                   "approve": [("spender", token.spenders)],
+                   "transferFrom": [("from", token.owners), ("to", token.recipients)]}
+        for arg, listed in allowed[call.function]:
+            if call.args[arg].lower() not in {a.lower() for a in listed}:
+                return _refuse(f"{call.function} {arg} {call.args[arg]} is not allowed for"
+                               f" token {token.address}")
+        return {ETH: tx.max_fee, token.asset: call.amount}
+
+    def reserve(self, tx: Transaction, key_id: str) -> Decision:
+        """Check, and on acceptance record the spend and nonce durably (before the vote)."""
+        decision = self.check(tx, key_id)
+        if decision.accept:
+            self.state.reserve(key_id, tx, decision.spends, time.time())
+        return decision
+
+
+def load_policy(ctx) -> PolicyCheck:
+    """The node's current policy (re-read, so edits apply to the next request) and state."""
+    source = resolve(ctx.config_path, ctx.config.policy)
+    state = PolicyState(resolve(ctx.config_path, ctx.config.data_dir) / "policy_state.json")
+    if not source.exists():
+        return PolicyCheck(None, state, source)
+    try:
+        return PolicyCheck(load_yaml_model(source, Policy), state, source)
+    except ConfigError as exc:
+        return PolicyCheck(None, state, source, problem=str(exc))

@@ -1,0 +1,318 @@
+"""One MPyC session among the participating parties, over mutually authenticated TLS.
+
+MPyC's own ``Runtime.start`` reads certificates from fixed paths and trusts any peer that
+dials in.  Here each connection is TLS 1.3 with certificates from the cluster CA, the dialled
+peer is checked by name, the accepting side checks the caller's certificate names the
+session party it claims to be, and every connection opens with the session id (a digest of
+the job request and the participant set), so parties of different jobs never mix.
+A lost connection before shutdown fails the session at once instead of hanging.  A party
+whose session fails first tells its connected peers why (a GOODBYE frame), so that they name
+the cause ("party0 stopped: lost connection to party1") rather than the messenger; a session
+that does not finish names the peers it waits for and how long each has been silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import logging
+import ssl
+import time
+from dataclasses import dataclass, field
+
+from mpc_nodes.node.mpyc_runtime import PartyAddress, import_mpyc, new_runtime
+from mpc_nodes.pki import cert_common_name, client_context, server_context
+
+log = logging.getLogger("mpcnet.session")
+SESSION_ID_BYTES = 32
+GOODBYE_PC = -(2 ** 62)  # an MPyC frame label no protocol uses: "I stop, because ..."
+
+
+class SessionError(RuntimeError):
+    """The session failed; the message names the party or step that failed."""
+
+
+@dataclass(frozen=True)
+class SessionPeer:
+    """A session party: its name, MPC address, and its roster certificate (pinned)."""
+
+    name: str
+    host: str
+    port: int
+    cert_pem: str
+
+    @functools.cached_property
+    def cert_der(self) -> bytes:
+        return ssl.PEM_cert_to_DER_cert(self.cert_pem)
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """Everything one party needs to run a protocol in a session."""
+
+    session_id: str  # hex, 32 bytes
+    my_pid: int
+    peers: list[SessionPeer]  # all session parties in session order, including this one
+    bind_host: str
+    bind_port: int  # usually the roster port; differs behind a port mapping or proxy
+    tls_cert: str
+    tls_key: str
+    tls_passphrase: bytes
+    ca_pem: str
+    target: str  # "protocols.module:function"
+    args: list = field(default_factory=list)
+    threshold: int | None = None  # MPyC threshold; None: (m-1)//2
+    connect_timeout: float = 10.0
+    session_timeout: float = 60.0
+
+
+def _load_target(target: str):
+    module_name, _, func_name = target.partition(":")
+    if not module_name.startswith("protocols.") or not func_name:
+        raise SessionError(f"refusing to run {target!r}: targets must be protocols.<module>:<fn>")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
+class _Session:
+    """Connection bookkeeping for one session: who is connected, and whether it failed."""
+
+    def __init__(self, spec: SessionSpec, rt, loop):
+        self.spec = spec
+        self.rt = rt
+        self.header = bytes.fromhex(spec.session_id)
+        self.closing = False
+        self.failed = loop.create_future()
+        self.transports: list = []
+        self.started = time.monotonic()
+        self.heard: dict[int, float] = {}  # peer pid -> monotonic time of its last bytes
+
+    def fail(self, reason: str) -> None:
+        if not self.failed.done():
+            self.failed.set_exception(SessionError(reason))
+
+    def name(self, pid: int) -> str:
+        return self.spec.peers[pid].name
+
+    def goodbye(self, reason: str) -> None:
+        """Tell every connected peer why we stop (best effort), so it names the cause."""
+        for p in self.rt.parties:
+            if p.pid != self.rt.pid and getattr(p.protocol, "verified", False):
+                try:
+                    p.protocol.send(GOODBYE_PC, reason.encode()[:1000])
+                except Exception:  # noqa: BLE001 - a closed transport: nothing to tell
+                    pass
+
+    def missing(self, exclude: int | None = None) -> list[str]:
+        """Session parties with no connection yet."""
+        return [self.name(p.pid) for p in self.rt.parties
+                if p.pid not in (self.rt.pid, exclude) and p.protocol is None]
+
+    def stalled(self) -> str:
+        """Whom the protocol waits for, and since when we heard from them: for a session that
+        does not finish, this names the silent link (a cut that drops without closing)."""
+        now, me, waits = time.monotonic(), self.name(self.rt.pid), []
+        for p in self.rt.parties:
+            buffers = getattr(p.protocol, "buffers", None) if p.pid != self.rt.pid else None
+            if buffers and any(isinstance(b, asyncio.Future) and not b.done()
+                               for b in buffers.values()):
+                silent = now - self.heard.get(p.pid, self.started)
+                waits.append(f"no message from {self.name(p.pid)} for {silent:.1f} s"
+                             f" (link {me}↔{self.name(p.pid)})")
+        return "; ".join(waits) or "waiting on no party: still computing"
+
+
+def _exchanger_class():
+    import_mpyc()
+    from mpyc.asyncoro import MessageExchanger
+
+    class Exchanger(MessageExchanger):
+        """MPyC's message exchanger, with a session-id header and peer identity checks."""
+
+        __slots__ = ("session", "verified")
+
+        def __init__(self, session: _Session, peer_pid=None):
+            super().__init__(session.rt, peer_pid)
+            self.session = session
+            self.verified = peer_pid is not None  # we dialled it and TLS checked its name
+
+        def connection_made(self, transport):
+            self.session.transports.append(transport)
+            if self.peer_pid is not None:
+                if _peer_der(transport) != self.session.spec.peers[self.peer_pid].cert_der:
+                    self.session.fail(f"{self.session.name(self.peer_pid)} presented a"
+                                      " certificate other than its roster certificate")
+                    transport.abort()
+                    return
+                transport.write(self.session.header)
+                super().connection_made(transport)
+            else:
+                self.transport = transport
+
+        def data_received(self, data):
+            if self.verified:
+                if self.peer_pid is not None:
+                    self.session.heard[self.peer_pid] = time.monotonic()
+                super().data_received(data)
+                said = self.buffers.pop(GOODBYE_PC, None)
+                if isinstance(said, (bytes, bytearray)) and self.peer_pid is not None:
+                    self.session.fail(f"{self.session.name(self.peer_pid)} stopped:"
+                                      f" {bytes(said).decode(errors='replace')}")
+                return None
+            self.bytes.extend(data)
+            if len(self.bytes) < SESSION_ID_BYTES + 2:
+                return None
+            session = self.session
+            header = bytes(self.bytes[:SESSION_ID_BYTES])
+            pid = int.from_bytes(self.bytes[SESSION_ID_BYTES:SESSION_ID_BYTES + 2], "little")
+            cn = cert_common_name(self.transport.get_extra_info("peercert") or {})
+            problem = None
+            if header != session.header:
+                problem = f"{cn} connected for another session; ignored"
+            elif not 0 <= pid < session.rt.pid:
+                problem = f"{cn} claimed session index {pid}, which must dial us; ignored"
+            elif _peer_der(self.transport) != session.spec.peers[pid].cert_der:
+                problem = (f"certificate {cn!r} is not the roster certificate of session party"
+                           f" {session.name(pid)}")
+            elif session.rt.parties[pid].protocol is not None:
+                problem = f"{cn} connected twice; ignored"
+            if problem:
+                log.warning("session %s: %s", session.spec.session_id[:12], problem)
+                self.transport.close()
+                return None
+            del self.bytes[:SESSION_ID_BYTES]
+            self.verified = True
+            return super().data_received(b"")
+
+        def connection_lost(self, exc):
+            if not self.verified or self.peer_pid is None:
+                return
+            if not self.session.closing:
+                name, reason = self.session.name(self.peer_pid), f" ({exc})" if exc else ""
+                if self.runtime.start_time is None:
+                    missing = self.session.missing(exclude=self.peer_pid)
+                    if missing:  # most likely it gave up waiting for them, as we would
+                        self.session.fail(f"{', '.join(missing)} never connected during set-up;"
+                                          f" {name}, which had, then left{reason}")
+                    else:
+                        self.session.fail(f"{name} left during set-up (it stopped, is in"
+                                          f" another session, or rejected us){reason}")
+                else:
+                    self.session.fail(f"lost connection to {name} mid-session (it stopped,"
+                                      f" or rejected our session id){reason}")
+                return
+            self.runtime.unset_protocol(self.peer_pid)
+
+    return Exchanger
+
+
+def _peer_der(transport) -> bytes | None:
+    ssl_object = transport.get_extra_info("ssl_object")
+    return ssl_object.getpeercert(binary_form=True) if ssl_object else None
+
+
+@functools.lru_cache(maxsize=4)
+def _tls_contexts(cert: str, key: str, passphrase: bytes, ca_pem: str):
+    """Server and client contexts, built once per engine process (decrypting the key is slow)."""
+    return (server_context(cert, key, passphrase, ca_pem),
+            client_context(cert, key, passphrase, ca_pem))
+
+
+async def _connect(session: _Session, exchanger) -> None:
+    spec, rt, loop = session.spec, session.rt, asyncio.get_running_loop()
+    server_ctx, client_ctx = _tls_contexts(spec.tls_cert, spec.tls_key, spec.tls_passphrase,
+                                           spec.ca_pem)
+    for peer in rt.parties:
+        peer.protocol = asyncio.Future(loop=loop) if peer.pid == rt.pid else None
+    server = None
+    if rt.pid > 0:
+        server = await loop.create_server(lambda: exchanger(session), spec.bind_host,
+                                          spec.bind_port, ssl=server_ctx,
+                                          reuse_address=True)
+
+    async def dial(pid: int) -> None:
+        """Dial until the peer listens: it may still be finishing its previous job."""
+        peer, pause = spec.peers[pid], 0.001
+        while True:
+            try:
+                await loop.create_connection(lambda: exchanger(session, pid), peer.host, peer.port,
+                                             ssl=client_ctx, server_hostname=peer.name)
+                return
+            except (OSError, asyncio.TimeoutError) as exc:
+                log.debug("dial %s: %s", peer.name, exc)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.05)
+
+    dials = [asyncio.ensure_future(dial(pid)) for pid in range(rt.pid + 1, len(spec.peers))]
+    try:
+        await asyncio.gather(*dials)  # never cancel a dial mid-handshake: it would drop the link
+        await rt.parties[rt.pid].protocol
+    finally:
+        for d in dials:
+            d.cancel()
+        if server is not None:
+            server.close()
+
+
+async def run_session(spec: SessionSpec) -> dict:
+    """Connect, run the target protocol, shut down; raise SessionError on failure.
+
+    Returns {"output": the protocol's result, "connect_s": set-up time, "mpc_s": protocol time}.
+    """
+    target = _load_target(spec.target)
+    loop = asyncio.get_running_loop()
+    addresses = [PartyAddress(p.host, p.port) for p in spec.peers]
+    rt = new_runtime(spec.my_pid, addresses, spec.threshold)
+    session = _Session(spec, rt, loop)
+    exchanger = _exchanger_class()
+    started = time.monotonic()
+    deadline = started + spec.session_timeout
+    task = None
+    try:
+        if len(spec.peers) > 1:
+            connect = asyncio.ensure_future(_connect(session, exchanger))
+            done, _ = await asyncio.wait({connect, session.failed}, timeout=spec.connect_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if connect not in done:
+                connect.cancel()
+                await asyncio.gather(connect, return_exceptions=True)
+                if session.failed.done():
+                    session.failed.result()
+                missing = session.missing()
+                raise SessionError(f"could not connect to {', '.join(missing) or 'all parties'}"
+                                   f" within {spec.connect_timeout:g}s")
+            connect.result()
+        rt.start_time = time.time()
+        connected = time.monotonic()
+        log.info("session %s: connected to %s", spec.session_id[:12],
+                 ", ".join(p.name for p in spec.peers))
+        task = asyncio.ensure_future(target(rt, *spec.args))
+        done, _ = await asyncio.wait({task, session.failed},
+                                     timeout=max(0.0, deadline - time.monotonic()),
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if task not in done:
+            if session.failed.done():
+                session.failed.result()
+            raise SessionError(f"protocol did not finish within {spec.session_timeout:g}s:"
+                               f" {session.stalled()}")
+        result = task.result()
+        session.closing = True
+        mpc_done = time.monotonic()
+        try:  # the outputs are already opened to everyone: the result stands either way
+            await asyncio.wait_for(rt.shutdown(), timeout=max(1.0, deadline - time.monotonic()))
+        except Exception as exc:  # noqa: BLE001 - MPyC raises assorted errors on a lost peer
+            log.warning("session %s: closing handshake incomplete (%s: %s); result kept",
+                        spec.session_id[:12], type(exc).__name__, exc)
+        return {"output": result, "connect_s": connected - started,
+                "mpc_s": mpc_done - connected}
+    except Exception as exc:
+        session.goodbye(str(exc))
+        session.closing = True  # close, not abort: the goodbyes go out first
+        raise
+    finally:
+        if task is not None and not task.done():
+            task.cancel()
+        for transport in session.transports:
+            transport.abort() if not session.closing else transport.close()
+        if not session.failed.done():
+            session.failed.cancel()
