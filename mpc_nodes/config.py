@@ -13,6 +13,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mpc_nodes.errors import UsageError, UserError
 from mpc_nodes.wire.parsing import MAX_YAML_BYTES, ParseBoundError, load_yaml, read_text
 
 NAME_RE = r"^[a-z][a-z0-9-]{0,31}$"
@@ -20,7 +21,7 @@ Name = Annotated[str, Field(pattern=NAME_RE, description="lower-case name: a-z, 
 Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration file is missing, unreadable or invalid; the message names file and field."""
 
 
@@ -189,7 +190,7 @@ def parse_broker_url(url: str) -> tuple[bool, str, int]:
     """Split 'mqtt://host:port' or 'mqtts://host:port' into (tls, host, port)."""
     m = _BROKER_RE.match(url)
     if not m or not 1 <= int(m.group(3)) <= 65535:
-        raise ValueError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
+        raise UsageError(f"broker URL {url!r} must look like mqtt://host:port or mqtts://host:port")
     return m.group(1) == "mqtts", m.group(2).strip("[]"), int(m.group(3))
 
 

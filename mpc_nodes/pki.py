@@ -24,11 +24,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from keyshare.atomic import write_atomic
 
 from mpc_nodes.config import PassphraseSource, resolve
+from mpc_nodes.errors import UserError
 
 CERT_DAYS = 825
 
 
-class KeyFileError(ValueError):
+class KeyFileError(UserError, ValueError):
     """A key or passphrase file is missing, unprotected, or cannot be decrypted."""
 
 

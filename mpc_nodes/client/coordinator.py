@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mpc_nodes.errors import UserError
 from mpc_nodes.wire import client_ids, topics
 from mpc_nodes.wire.bus import Bus, BusUnavailable
 from mpc_nodes.config import CoordinatorConfig, Roster, load_coordinator_config, load_roster, resolve
@@ -73,7 +74,7 @@ WAIT_FOR_PARTIES_S = 30.0
 """How long a job waits, before its request, for parties reconnecting after a broker restart."""
 
 
-class CoordinatorError(RuntimeError):
+class CoordinatorError(UserError, RuntimeError):
     """The coordinator could not do what was asked (no broker, bad parameters...)."""
 
 

@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mpc_nodes.deploy import cluster_procs
+from mpc_nodes.errors import UserError
 from mpc_nodes import pki
 from mpc_nodes.config import (CoordinatorConfig, CoordinatorInfo, NodeConfig, PartyInfo, PassphraseSource,
                      Roster, dump_yaml, parse_broker_url)
 from mpc_nodes.node.volsurface import example_surface_yaml
 
 
-class ClusterError(RuntimeError):
+class ClusterError(UserError, RuntimeError):
     """A cluster directory cannot be created, started or stopped as asked."""
 
 

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 import aiomqtt
 
 from mpc_nodes.config import parse_broker_url
+from mpc_nodes.errors import UserError
 
 log = logging.getLogger("mpcnet.bus")
 _NODELAY = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]  # no 40 ms Nagle stalls
@@ -38,7 +39,7 @@ Will = tuple[str, bytes] | Callable[[int], tuple[str, bytes]]
 NODE_KEEPALIVE_S = 3  # a node's presence must follow a silent cut within seconds
 
 
-class BusUnavailable(ConnectionError):
+class BusUnavailable(UserError, ConnectionError):
     """The broker could not be reached in time."""
 
 
