@@ -12,7 +12,7 @@ import mark_typed_data as typed
 MAX_MEMBERS: constant(uint256) = 16
 
 is_member: public(HashMap[address, bool])
-threshold: public(uint256)
+THRESHOLD: public(immutable(uint256))
 
 
 @deploy
@@ -22,7 +22,7 @@ def __init__(members: DynArray[address, MAX_MEMBERS], threshold: uint256):
         assert member != empty(address), "committee: a member address is zero"
         assert not self.is_member[member], "committee: a member is listed twice"
         self.is_member[member] = True
-    self.threshold = threshold
+    THRESHOLD = threshold
 
 
 @external
@@ -36,7 +36,7 @@ def verify(
     """Accept `mark` only if t+1 distinct members signed exactly it, for this chain and
     contract; return its digest."""
     typed.check_domain(domain)
-    assert len(sigs) == self.threshold + 1, "committee: not exactly t+1 signatures"
+    assert len(sigs) == THRESHOLD + 1, "committee: not exactly t+1 signatures"
     previous: uint256 = 0
     for sig: typed.Signature in sigs:
         signer: address = typed.recover(digest, sig)

@@ -41,8 +41,14 @@ class Receipt:
 
 
 class LocalChain:
-    def __init__(self):
-        self.tester = EthereumTester(PyEVMBackend())
+    def __init__(self, fork=None):
+        """`fork`: a py-evm VM class (eth.vm.forks) to run instead of py-evm's latest."""
+        self.tester = EthereumTester(PyEVMBackend(
+            vm_configuration=((0, fork),) if fork else None))
+
+    @property
+    def fork(self) -> str:
+        return type(self.tester.backend.chain.get_vm()).__name__
 
     @property
     def chain_id(self) -> int:
