@@ -193,7 +193,7 @@ def expected_payoff(terms: Terms, spot: int) -> int:
     (1900 * WAD, False, True),
     (3000 * WAD, True, False),
     (2**250, True, False),  # intrinsic value times contract size overflows: the cap is paid
-])
+], ids=["between-the-strikes", "below-both", "above-both", "overflowing-spot"])
 def test_settlement_pays_every_position_its_payoff(market, spot, call_in_the_money,
                                                    put_in_the_money):
     chain, settlement = market.chain, market.settlement
