@@ -15,7 +15,7 @@ import time
 import coincurve
 from _cluster import local_cluster, online_coordinator, pct
 
-from mpc_nodes.cli.keys import check_signature
+from mpc_nodes.jobs.ecdsa import check_signature
 
 RECIPIENT = "0x1111111111111111111111111111111111111111"
 POLICY = f"""chain_ids: [11155111]

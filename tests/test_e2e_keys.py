@@ -10,7 +10,7 @@ import pytest
 from eth_account import Account
 
 from keyshare import KeyStore
-from mpc_nodes.cli.keys import check_signature
+from mpc_nodes.jobs.ecdsa import check_signature
 from mpc_nodes.jobs.evm import parse_transaction
 from tests.cluster_harness import eth_policy, write_policies
 from tests.conftest import BROKERS

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from mpc_nodes.node.audit import verify_cluster, verify_log
-from mpc_nodes.cli.keys import check_signature
+from mpc_nodes.jobs.ecdsa import check_signature
 
 pytestmark = pytest.mark.e2e
 

@@ -294,3 +294,141 @@ class Refresh(_AllParties):
 
 
 KEY_JOBS = [Keygen(), Sign(), Presign(), Refresh()]
+
+
+# -- the coordinator's side ------------------------------------------------------------
+#
+# The coordinator does not trust the parties' word for a result: it checks a new key
+# against its verification shares before it records it in its ledger, and recovers the
+# signer of every signed transaction (eth-account) and verifies the signature with
+# libsecp256k1 before it reports success.  Presignatures are handed out from the ledger,
+# each to one signing process (mpc_nodes.client.ledger).
+
+import time  # noqa: E402  (the coordinator's side imports what only it needs)
+from typing import TYPE_CHECKING  # noqa: E402
+
+from mpc_nodes.client.ledger import Ledger  # noqa: E402
+from mpc_nodes.errors import UserError  # noqa: E402
+from mpc_nodes.jobs import epochs  # noqa: E402  (a module reference: epochs imports this one)
+from mpc_nodes.jobs.keycheck import reported_key_problem  # noqa: E402
+from mpc_nodes.node.context import PRESIGNATURE_LIFETIME_S  # noqa: E402
+
+if TYPE_CHECKING:
+    from mpc_nodes.client.coordinator import Coordinator, JobOutcome
+
+PRESIGNED_TRIES = 3  # presignatures tried per sign when holders refuse the first ones
+
+
+def check_signature(out: dict) -> str | None:
+    """Why a reported signed transaction is not acceptable, or None."""
+    r, s = int(out["r"], 16), int(out["s"], 16)
+    if not verify(out["public_key"], bytes.fromhex(out["digest"]), r, s):
+        return "signature does not verify under libsecp256k1 (or is high-s)"
+    if Account.recover_transaction(bytes.fromhex(out["raw"])) != out["address"]:
+        return "the raw transaction does not recover to the vault address"
+    if eth_address(out["public_key"]) != out["address"]:
+        return "vault address does not match the key"
+    return None
+
+
+def boot_ids(c: Coordinator) -> dict[str, str]:
+    """Each online party's boot id: presignatures live as long as the process that has them."""
+    return {name: p.boot_id for name, p in c.presence.items() if p.state == "online"}
+
+
+async def ecdsa_keygen(c: Coordinator, key_id: str, label: str = "",
+                       progress=lambda text: None) -> JobOutcome:
+    """Dealer-free t-of-n ECDSA key among all parties; checked, then recorded in the ledger."""
+    outcome = await c.run_job("keygen", {"key_id": key_id, "scheme": SCHEME, "label": label},
+                              progress=progress)
+    if outcome.ok and (problem := reported_key_problem(outcome.output, c.roster)):
+        outcome.ok, outcome.error = False, problem
+    if outcome.ok:
+        ledger = Ledger(c.config_path)
+        ledger.key(key_id).update({k: outcome.output[k] for k in
+                                   ("scheme", "public_key", "address", "epoch", "t", "n")})
+        ledger.save()
+    return outcome
+
+
+async def sign_transaction(c: Coordinator, key_id: str, tx: dict, presigned: bool = False,
+                           progress=lambda text: None, warn=lambda text: None) -> JobOutcome:
+    """Threshold-sign an EIP-1559 transaction; it succeeds only once `check_signature` found
+    nothing wrong.  `presigned`: with the ledger's next usable presignature (one online
+    round; `warn` hears of each one dropped on the way).  Otherwise a party's refusal naming
+    an unfinished epoch change of the key gets the key repaired and the job run again
+    (epochs.run_repairing)."""
+    params = {"key_id": key_id, "tx": tx}
+    if presigned:
+        outcome = await _sign_presigned(c, Ledger(c.config_path), params, progress, warn)
+    else:
+        outcome = await epochs.run_repairing(
+            c, key_id, lambda: c.run_job("sign", params, progress=progress), progress)
+    if outcome.ok and (problem := check_signature(outcome.output)):
+        outcome.ok, outcome.error = False, problem
+    return outcome
+
+
+async def _sign_presigned(c: Coordinator, ledger: Ledger, params: dict, progress, warn):
+    """Sign with the ledger's next usable presignature, taken for this process alone; one a
+    holder refuses (it lacks it or used it) is dropped with the holder's reason and the next
+    one tried."""
+    key_id, dropped = params["key_id"], []
+    for _ in range(PRESIGNED_TRIES):
+        await c.status(wait=1.0)
+        entry, gone = ledger.take_presignature(key_id, boot_ids(c))
+        dropped += gone
+        for d in gone:
+            warn(f"dropped presignature {d['id']}: {d['reason']}")
+        if entry is None:
+            raise UserError(f"no presignatures left for {key_id}"
+                            f"{f' ({len(dropped)} dropped, reasons above)' if dropped else ''}:"
+                            f" run mpcnet presign --key {key_id}")
+        outcome = await c.run_job("sign", {**params, "presignature": entry["id"]},
+                                  progress=progress, only=entry["binding"].split(","))
+        refusals = [f"{v.party}: {v.reason}" for v in outcome.votes
+                    if not v.accept and f"presignature {entry['id']}" in v.reason]
+        if outcome.ok or not refusals:
+            return outcome
+        ledger.drop_presignature(key_id, entry["id"], "; ".join(refusals))
+        warn(f"dropped presignature {entry['id']}: {'; '.join(refusals)}")
+    return outcome
+
+
+async def presign(c: Coordinator, key_id: str, count: int,
+                  progress=lambda text: None) -> JobOutcome:
+    """Presignatures made by the parties online now, recorded in the ledger with each
+    holder's boot id (they live in those processes' memory only)."""
+    started = time.time()  # the nodes' lifetimes start later: ours ends first
+    outcome = await epochs.run_repairing(c, key_id, lambda: c.run_job(
+        "presign", {"key_id": key_id, "count": count}, progress=progress), progress)
+    boots = boot_ids(c)
+    if outcome.ok:  # every holder reported the same ids (a shared output)
+        holders = outcome.output["binding"].split(",")
+        if missing := [n for n in holders if n not in boots]:
+            outcome.ok = False
+            outcome.error = (f"{', '.join(missing)} went offline during presign: its"
+                             f" presignatures may be gone, so none was recorded")
+        else:
+            Ledger(c.config_path).add_presignatures(
+                key_id, outcome.output["ids"], outcome.output["binding"],
+                outcome.output["epoch"], {n: boots[n] for n in holders},
+                started + PRESIGNATURE_LIFETIME_S)
+    return outcome
+
+
+async def refresh(c: Coordinator, key_id: str, epoch: int | None = None,
+                  progress=lambda text: None) -> JobOutcome:
+    """Re-randomise every share of the key as `epoch` (default: the parties' committed epoch
+    + 1, after finishing a change a crash left unfinished); the ledger follows the new epoch
+    and drops the presignatures of the old one."""
+    if epoch is None:
+        epoch = await epochs.next_epoch(c, key_id, progress)
+    outcome = await c.run_job("refresh", {"key_id": key_id, "epoch": epoch}, progress=progress)
+    if outcome.ok:
+        ledger = Ledger(c.config_path)
+        ledger.key(key_id)["epoch"] = epoch
+        ledger.save()
+        ledger.drop_all_presignatures(key_id, f"bound to epoch {epoch - 1}; the key is at"
+                                              f" epoch {epoch} now")
+    return outcome

@@ -146,6 +146,8 @@ EPOCH_JOBS = [KeyCommit(), KeyFinalise(), KeyAbort(), KeyStatus()]
 
 # -- the coordinator's side ------------------------------------------------------------
 
+from mpc_nodes.errors import UserError  # noqa: E402
+
 if TYPE_CHECKING:
     from mpc_nodes.client.coordinator import Coordinator, JobOutcome
 
@@ -290,3 +292,25 @@ async def run_repairing(c: Coordinator, key_id: str, run, progress=lambda text: 
         return outcome
     progress(f"key {key_id} repaired; running the job again")
     return await run()
+
+
+async def next_epoch(c: Coordinator, key_id: str, progress=lambda text: None) -> int:
+    """The epoch a refresh of the key moves to: the parties' committed epoch + 1, after
+    finishing (`repair`) an epoch change a crash left unfinished.  UserError when the
+    parties do not agree on one committed epoch."""
+    states, problems = await key_status(c, key_id)
+    try:
+        unfinished = not problems and plan(key_id, states, [p.name for p in c.roster.parties])
+    except RepairError:
+        unfinished = False  # not reconcilable here: the check below says so
+    if unfinished:
+        progress(f"key {key_id}: an earlier epoch change is unfinished; repairing first")
+        fixed = await repair(c, key_id, progress)
+        if fixed["error"]:
+            raise UserError(f"key {key_id} needs a repair that failed: {fixed['error']}")
+        states, problems = fixed["states"], fixed["problems"]
+    committed = {s["committed"] for s in states.values()}
+    if problems or len(committed) != 1 or None in committed:
+        raise UserError(f"the parties do not agree on one committed epoch of {key_id}"
+                        f" (mpcnet keys status --key {key_id}); repair it or give --epoch")
+    return committed.pop() + 1

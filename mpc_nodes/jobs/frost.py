@@ -213,13 +213,21 @@ FROST_JOBS = [FrostCommit(), FrostSign()]
 
 # -- the coordinator's side ------------------------------------------------------------
 
-class FrostSigningError(RuntimeError):
-    """No signature: too few usable signers, or a pinned signer failed or cheated.
-    `excluded` names each party left out, with the reason."""
+from mpc_nodes.errors import JobFailed, UsageError  # noqa: E402
 
-    def __init__(self, message: str, excluded: dict[str, str]):
-        super().__init__(message)
+
+class FrostSigningError(JobFailed):
+    """No signature: too few usable signers, or a pinned signer failed or cheated.
+    `excluded` names each party left out, with the reason; `outcome` is the signing as one
+    outcome (sign_message)."""
+
+    def __init__(self, message: str, excluded: dict[str, str], outcome: JobOutcome):
+        super().__init__(outcome, message)
         self.excluded = excluded
+
+    @property
+    def reasons(self) -> dict[str, str]:
+        return self.excluded
 
 
 async def frost_keygen(c: Coordinator, key_id: str, label: str = "",
@@ -270,21 +278,26 @@ class _Attempt:
         names = {p.index + 1: p.name for p in c.roster.parties}
         self.names = [names[i] for i in ids]
         self.bad: dict[str, str] = {}
+        self.fatal: str | None = None  # a failure that no other signer set avoids
+        self.last: JobOutcome | None = None  # the latest round
+        self.jobs: list[str] = []
         self.timings: dict[str, float] = {}
 
     async def _round(self, kind: str, params: dict) -> dict[str, dict] | None:
         t = asyncio.get_running_loop().time()
         outcome = await self.c.run_job(kind, params, only=self.names, progress=self.progress)
         self.timings[f"{kind}_s"] = asyncio.get_running_loop().time() - t
+        self.last = outcome
+        self.jobs.append(outcome.job_id)
         if outcome.ok:
             return outcome.party_outputs
         self.bad = _refusals(outcome, self.names)
         if not self.bad:
-            raise FrostSigningError(f"{kind} failed: {outcome.error}", {})
+            self.fatal = f"{kind} failed: {outcome.error}"
         return None
 
     async def run(self) -> bytes | None:
-        """The signature, or None with `bad` naming the signers to exclude."""
+        """The signature, or None with `bad` naming the signers to exclude (or `fatal`)."""
         request = secrets.token_hex(8)
         outputs = await self._round("frost-commit", {"key_id": self.key_id, "request": request})
         if outputs is None:
@@ -327,8 +340,8 @@ class _Attempt:
             signature = frost.aggregate(clist, self.message, self.pk, shares)
             Ed25519PublicKey.from_public_bytes(self.pk).verify(signature, self.message)
         except (frost.FrostError, InvalidSignature) as exc:
-            raise FrostSigningError(f"the aggregate signature does not verify: {exc!r}",
-                                    {}) from None
+            self.fatal = f"the aggregate signature does not verify: {exc!r}"
+            return None
         self.timings["aggregate_s"] = asyncio.get_running_loop().time() - t
         return signature
 
@@ -336,55 +349,85 @@ class _Attempt:
 def _key(c: Coordinator, key_id: str) -> dict:
     key = Ledger(c.config_path).data.get(key_id)
     if not key or key.get("scheme") != FROST_SCHEME:
-        raise ValueError(f"the coordinator has no record of a {FROST_SCHEME} key {key_id!r}"
+        raise UsageError(f"the coordinator has no record of a {FROST_SCHEME} key {key_id!r}"
                          f" (make one with mpcnet keygen --scheme {FROST_SCHEME})")
     return key
 
 
 def _check_signers(signers: list[int], t: int, n: int) -> list[int]:
     if len(set(signers)) != len(signers) or not all(1 <= i <= n for i in signers):
-        raise ValueError(f"signers must be distinct identifiers in 1..{n}, got {signers}")
+        raise UsageError(f"signers must be distinct identifiers in 1..{n}, got {signers}")
     if len(signers) < t + 1:
-        raise ValueError(f"{len(signers)} signers given; the key needs {t + 1}")
+        raise UsageError(f"{len(signers)} signers given; the key needs {t + 1}")
     return sorted(signers)
 
 
-async def frost_sign(c: Coordinator, key_id: str, message: bytes,
-                     signers: list[int] | None = None, progress=lambda text: None) -> dict:
-    """Sign `message` with FROST key `key_id` (from the coordinator's ledger).
+async def sign_message(c: Coordinator, key_id: str, message: bytes,
+                       signers: list[int] | None = None,
+                       progress=lambda text: None) -> JobOutcome:
+    """Sign `message` with FROST key `key_id` (from the coordinator's ledger), as one outcome
+    of kind "frost-sign": the job id and votes of its last round, the signers as
+    participants, and on success the output {key_id, signature, public_key (hex), signers
+    (names), identifiers, excluded {name: reason}, attempts, jobs, timings}; on failure each
+    excluded signer's reason in party_errors.
 
     `signers`: identifiers (roster index + 1) to use exactly; default any t+1 online parties,
     and after a signer refuses, fails or sends an invalid share it is excluded and another
-    set is tried.  Returns {key_id, signature, public_key (hex), signers (names),
-    identifiers, excluded {name: reason}, attempts, timings}; raises FrostSigningError when
-    no signature can be made, ValueError for an unknown key or bad `signers`."""
+    set is tried.  UsageError for an unknown key, bad `signers` or too long a message."""
+    from mpc_nodes.client.coordinator import JobOutcome  # it imports the job kinds
     key = _key(c, key_id)
     if len(message) > MAX_MESSAGE_BYTES:
-        raise ValueError(f"message of {len(message)} bytes; at most {MAX_MESSAGE_BYTES}")
+        raise UsageError(f"message of {len(message)} bytes; at most {MAX_MESSAGE_BYTES}")
     t, n = key["t"], key["n"]
     fixed = None if signers is None else _check_signers(signers, t, n)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     excluded: dict[str, str] = {}
-    attempts = 0
+    jobs: list[str] = []
+    attempt, attempts = None, 0
+
+    def done(signature: bytes | None = None, error: str | None = None) -> JobOutcome:
+        last = attempt.last if attempt else None
+        timings = {**(attempt.timings if attempt else {}), "total_s": loop.time() - t0}
+        output = None if signature is None else {
+            "key_id": key_id, "signature": signature.hex(), "public_key": key["public_key"],
+            "signers": attempt.names, "identifiers": attempt.ids, "excluded": excluded,
+            "attempts": attempts, "jobs": jobs, "timings": timings}
+        return JobOutcome(last.job_id if last else None, "frost-sign",
+                          {"key_id": key_id, "message": message.hex(), "signers": signers},
+                          ok=error is None, output=output, error=error,
+                          participants=attempt.names if attempt else [],
+                          votes=last.votes if last else [],
+                          party_errors={} if error is None else dict(excluded), timings=timings)
+
     while True:
         await c.status(wait=1.0)
         ids = fixed or sorted(p.index + 1 for p in c.roster.parties
                               if p.name in c.online() and p.name not in excluded)[:t + 1]
         if len(ids) < t + 1:
-            raise FrostSigningError(f"only {len(ids)} usable online signers; key {key_id}"
-                                    f" needs {t + 1}", excluded)
+            return done(error=f"only {len(ids)} usable online signers; key {key_id}"
+                              f" needs {t + 1}")
         attempts += 1
         attempt = _Attempt(c, key, key_id, message, ids, progress)
         signature = await attempt.run()
+        jobs += attempt.jobs
         excluded.update(attempt.bad)
         for name, reason in attempt.bad.items():
             progress(f"excluding {name}: {reason}")
         if signature is not None:
-            return {"key_id": key_id, "signature": signature.hex(),
-                    "public_key": key["public_key"], "signers": attempt.names,
-                    "identifiers": ids, "excluded": excluded, "attempts": attempts,
-                    "timings": {**attempt.timings, "total_s": loop.time() - t0}}
+            return done(signature)
+        if attempt.fatal:
+            return done(error=attempt.fatal)
         if fixed:
-            raise FrostSigningError("signing with the given signers failed: " + "; ".join(
-                f"{name}: {reason}" for name, reason in attempt.bad.items()), excluded)
+            return done(error="signing with the given signers failed: " + "; ".join(
+                f"{name}: {reason}" for name, reason in attempt.bad.items()))
+
+
+async def frost_sign(c: Coordinator, key_id: str, message: bytes,
+                     signers: list[int] | None = None, progress=lambda text: None) -> dict:
+    """`sign_message`'s output; FrostSigningError (with `excluded`) when no signature can be
+    made."""
+    outcome = await sign_message(c, key_id, message, signers, progress)
+    if not outcome.ok:
+        raise FrostSigningError(outcome.error, outcome.party_errors, outcome)
+    return outcome.output

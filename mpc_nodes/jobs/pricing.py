@@ -179,6 +179,8 @@ PRICE_JOBS = [Price()]
 
 # -- the coordinator's side ------------------------------------------------------------
 
+from mpc_nodes.errors import UsageError  # noqa: E402
+
 PER_OPTION = ("is_call", "strikes", "expiries", "quantities")
 
 
@@ -225,6 +227,17 @@ def job_slices(params: dict):
         yield start, end, params | {k: params[k][start:end] for k in PER_OPTION if params.get(k)}
 
 
+def check_params(params: dict) -> None:
+    """Validate a price request as the nodes will, before anything is sent: UsageError
+    naming the bad field (and, beyond one job, the job's first option)."""
+    for start, _, part in job_slices(params):
+        try:
+            Price().parse(part)
+        except ValueError as exc:
+            raise UsageError(f"{exc} (counting from option {start})" if start else
+                             str(exc)) from None
+
+
 async def run_price_batches(c: Coordinator, params: dict,
                             progress=lambda text: None) -> JobOutcome:
     """A price request as one job or, beyond MAX_OPTIONS_PER_JOB options, as consecutive
@@ -234,7 +247,7 @@ async def run_price_batches(c: Coordinator, params: dict,
     if m <= MAX_OPTIONS_PER_JOB:
         return await run_price(c, params, progress)
     if params.get("portfolio"):
-        raise ValueError(f"a portfolio is priced in one job: at most {MAX_OPTIONS_PER_JOB:,}"
+        raise UsageError(f"a portfolio is priced in one job: at most {MAX_OPTIONS_PER_JOB:,}"
                          f" options, not {m:,}")
     merged = None
     for start, end, part in job_slices(params):
@@ -302,14 +315,10 @@ async def sign_report(c: Coordinator, key_id: str, params: dict, outcome: JobOut
     run with `params`: each signer rebuilds the report from its own record of the job and
     signs only those exact bytes (mpc_nodes.jobs.price_report)."""
     from mpc_nodes.jobs.frost import frost_sign
-    from mpc_nodes.client.ledger import Ledger
     from mpc_nodes.jobs.price_report import build_report, report_message
-    purpose = Ledger(c.config_path).data.get(key_id, {}).get("purpose")
-    if purpose != "reports":
-        raise ValueError(f"key {key_id!r} is not a price-report key (purpose {purpose!r}):"
-                         f" make one with keygen --scheme frost-ed25519 --purpose reports")
+    check_report_key(c, key_id)
     if params.get("reveal") != "all" or "jobs" in outcome.output:
-        raise ValueError("only a single reveal-to-all price job can be signed: its signers"
+        raise UsageError("only a single reveal-to-all price job can be signed: its signers"
                          " must know the outputs")
     report = build_report(c.roster.cluster_id, outcome.job_id, key_id, params, outcome.output,
                           int(time.time()))
@@ -317,3 +326,12 @@ async def sign_report(c: Coordinator, key_id: str, params: dict, outcome: JobOut
     signed = await frost_sign(c, key_id, report_message(report), progress=progress)
     return {"report": report, "signature": signed["signature"],
             "public_key": signed["public_key"], "signers": signed["signers"]}
+
+
+def check_report_key(c: Coordinator, key_id: str) -> None:
+    """UsageError unless the ledger records `key_id` as a FROST key of purpose reports."""
+    from mpc_nodes.client.ledger import Ledger
+    purpose = Ledger(c.config_path).data.get(key_id, {}).get("purpose")
+    if purpose != "reports":
+        raise UsageError(f"key {key_id!r} is not a price-report key (purpose {purpose!r}):"
+                         f" make one with keygen --scheme frost-ed25519 --purpose reports")

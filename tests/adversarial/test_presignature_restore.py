@@ -18,7 +18,7 @@ import time
 import coincurve
 import pytest
 
-from mpc_nodes.cli.keys import check_signature
+from mpc_nodes.jobs.ecdsa import check_signature
 from mpc_nodes.jobs.evm import parse_transaction
 from protocols import frost
 from tests.cluster_harness import eth_policy, write_policies
