@@ -3,7 +3,8 @@
 Pure functions over byte strings; no state, no I/O.  Scalars are 32-byte little-endian
 values < L, elements are 32-byte compressed Edwards points, identifiers are the integers
 1..n used as Shamir evaluation points (encoded as 32-byte little-endian scalars).  All
-group and scalar arithmetic is libsodium's (via ``nacl.bindings``); this module only
+group and scalar arithmetic is libsodium's (via ``nacl.bindings``), except the Lagrange
+coefficients of the public identifiers (``protocols.shamir``); this module only
 sequences the RFC's operations and validates every input on decode (RFC 9591 Section 6.1):
 elements must be canonical, on the curve, not the identity and in the prime-order
 subgroup; scalars must be canonical (< L).  The aggregate signature is a standard RFC 8032
@@ -35,6 +36,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 from nacl import bindings as _na
 from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.signing import VerifyKey
+
+from protocols.shamir import lagrange_coefficients
 
 __all__ = [
     "CONTEXT_STRING", "L", "FrostError", "InvalidShareError", "SigningNonces",
@@ -119,10 +122,6 @@ def _check_message(message) -> bytes:
 
 def _sadd(a: bytes, b: bytes) -> bytes:
     return _na.crypto_core_ed25519_scalar_add(a, b)
-
-
-def _ssub(a: bytes, b: bytes) -> bytes:
-    return _na.crypto_core_ed25519_scalar_sub(a, b)
 
 
 def _smul(a: bytes, b: bytes) -> bytes:
@@ -256,27 +255,20 @@ def nonce_generate(secret: bytes, rng: Rng | None = None) -> bytes:
     return H3(random_bytes + secret)
 
 
-def _lagrange(ids: Sequence[int], x_i: int, at: int = 0) -> bytes:
-    """Lagrange basis polynomial for x_i over ids, evaluated at `at` (a scalar)."""
+def _lagrange(ids: Sequence[int], at: int = 0) -> list[bytes]:
+    """The Lagrange coefficients over the identifiers ``ids`` at ``at``, as scalars."""
     if len(set(ids)) != len(ids):
         raise FrostError("duplicate identifier in participant list")
-    if x_i not in ids:
-        raise FrostError(f"unknown identifier {x_i}: not in participant list {sorted(ids)}")
-    point = (at % L).to_bytes(SCALAR_SIZE, "little")
-    xi = encode_identifier(x_i)
-    numerator = denominator = (1).to_bytes(SCALAR_SIZE, "little")
-    for x_j in ids:
-        if x_j == x_i:
-            continue
-        xj = encode_identifier(x_j)
-        numerator = _smul(numerator, _ssub(point, xj))
-        denominator = _smul(denominator, _ssub(xi, xj))
-    return _smul(numerator, _na.crypto_core_ed25519_scalar_invert(denominator))
+    return [c.to_bytes(SCALAR_SIZE, "little") for c in lagrange_coefficients(ids, at, L)]
 
 
 def derive_interpolating_value(participant_list: Sequence[int], x_i: int) -> bytes:
     """Section 4.2: Lagrange coefficient of x_i at 0 over the participant identifiers."""
-    return _lagrange([_check_identifier(x) for x in participant_list], _check_identifier(x_i))
+    ids = [_check_identifier(x) for x in participant_list]
+    lambdas = _lagrange(ids)
+    if _check_identifier(x_i) not in ids:
+        raise FrostError(f"unknown identifier {x_i}: not in participant list {sorted(ids)}")
+    return lambdas[ids.index(x_i)]
 
 
 def encode_group_commitment_list(commitment_list: Iterable[SigningCommitment]) -> bytes:
@@ -506,8 +498,8 @@ def group_public_key(verification_shares: Mapping[int, bytes], degree: int | Non
 
     def interpolate(at: int) -> bytes:
         acc = _IDENTITY
-        for i in base_ids:
-            acc = _add(acc, _mul(points[i], _lagrange(base_ids, i, at)))
+        for i, lambda_i in zip(base_ids, _lagrange(base_ids, at)):
+            acc = _add(acc, _mul(points[i], lambda_i))
         return acc
 
     for j in ids[len(base_ids):]:

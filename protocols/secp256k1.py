@@ -1,11 +1,13 @@
-"""secp256k1 arithmetic on public values (coincurve / libsecp256k1), Lagrange interpolation
-over the group order, and ECDSA checks.  No MPC in here: the protocols use it on opened values
+"""secp256k1 arithmetic on public values (coincurve / libsecp256k1), interpolation in the
+exponent over the group order (coefficients from protocols.shamir), and ECDSA checks.  No MPC in here: the protocols use it on opened values
 and on each party's own share."""
 
 from __future__ import annotations
 
 import coincurve
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from protocols.shamir import lagrange_coefficients
 
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141  # group order
 HALF_N = N // 2
@@ -38,19 +40,9 @@ def mul(p: coincurve.PublicKey, k: int) -> coincurve.PublicKey:
     return p.multiply((k % N).to_bytes(32, "big"))
 
 
-def lagrange_at_zero(points: list[int], modulus: int = N) -> list[int]:
-    """Coefficients λ_j with f(0) = Σ λ_j f(x_j) for distinct nonzero x_j (mod modulus)."""
-    if len(set(points)) != len(points) or any(x % modulus == 0 for x in points):
-        raise ValueError(f"interpolation points must be distinct and nonzero: {points}")
-    coeffs = []
-    for j, xj in enumerate(points):
-        num = den = 1
-        for m, xm in enumerate(points):
-            if m != j:
-                num = num * xm % modulus
-                den = den * (xm - xj) % modulus
-        coeffs.append(num * pow(den, -1, modulus) % modulus)
-    return coeffs
+def lagrange_at_zero(points: list[int]) -> list[int]:
+    """Coefficients λ_j with f(0) = Σ λ_j f(x_j) over the group order, for distinct nonzero x_j."""
+    return lagrange_coefficients(points, 0, N)
 
 
 def interpolate_points(points: list[int], values: list[coincurve.PublicKey]) -> coincurve.PublicKey:

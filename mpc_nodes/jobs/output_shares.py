@@ -15,6 +15,8 @@ from nacl.exceptions import CryptoError
 from nacl.public import PublicKey, SealedBox
 from nacl.signing import SigningKey
 
+from protocols.shamir import interpolate
+
 
 class OutputShareError(ValueError):
     """Shares that cannot be opened or do not reconstruct consistently."""
@@ -46,18 +48,6 @@ def open_share(sealed: str, identity: Ed25519PrivateKey) -> dict:
                                 for i in range(0, len(packed), width)]}
 
 
-def _lagrange(xs: list[int], at: int, p: int) -> list[int]:
-    coeffs = []
-    for i, xi in enumerate(xs):
-        num = den = 1
-        for j, xj in enumerate(xs):
-            if j != i:
-                num = num * (at - xj) % p
-                den = den * (xi - xj) % p
-        coeffs.append(num * pow(den, -1, p) % p)
-    return coeffs
-
-
 def reconstruct(shares: dict[str, dict]) -> list[int]:
     """Signed integers from the parties' share records {party: {point, modulus, degree,
     values}}; every share beyond degree+1 must agree, else OutputShareError names it."""
@@ -69,15 +59,12 @@ def reconstruct(shares: dict[str, dict]) -> list[int]:
             raise OutputShareError(f"{name}'s share has a different field, degree or size")
     if len(records) < degree + 1:
         raise OutputShareError(f"{len(records)} shares cannot open a degree-{degree} sharing")
-    base = records[:degree + 1]
-    xs = [r["point"] for _, r in base]
-    at_zero = _lagrange(xs, 0, p)
-    values = [sum(c * r["values"][k] for c, (_, r) in zip(at_zero, base)) % p
-              for k in range(size)]
+    xs = [r["point"] for _, r in records]
+    if len(set(xs)) != len(xs) or any(x % p == 0 for x in xs):
+        raise OutputShareError(f"the shares' points are not distinct and nonzero: {xs}")
+    base_xs, base = xs[:degree + 1], [r["values"] for _, r in records[:degree + 1]]
     for name, r in records[degree + 1:]:
-        at_x = _lagrange(xs, r["point"], p)
-        for k in range(size):
-            if sum(c * b["values"][k] for c, (_, b) in zip(at_x, base)) % p != r["values"][k] % p:
-                raise OutputShareError(f"the output shares are inconsistent (checked against"
-                                       f" {name}'s): a party sent a corrupted share")
-    return [v - p if v > p // 2 else v for v in values]
+        if interpolate(base_xs, base, r["point"], p) != [v % p for v in r["values"]]:
+            raise OutputShareError(f"the output shares are inconsistent (checked against"
+                                   f" {name}'s): a party sent a corrupted share")
+    return [v - p if v > p // 2 else v for v in interpolate(base_xs, base, 0, p)]
