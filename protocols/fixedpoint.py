@@ -18,11 +18,12 @@ type are avoided where they are not needed:
 from __future__ import annotations
 
 import contextlib
+from asyncio import Future
 from math import comb, prod
 
 import numpy as np
-from mpyc import thresha
-from mpyc.asyncoro import Future, mpc_coro
+
+from protocols.mpyc_seam import comparison_bits, mpc_coro, prss_share, reshare
 
 
 def prss_subsets(rt) -> int:
@@ -58,11 +59,10 @@ async def _trunc(rt, a, f: int, l: int):
     stype = type(a)
     await rt.returnType((stype, a.shape))
     field = stype.sectype.field
-    n, m = a.size, len(rt.parties)
+    n = a.size
     k = rt.options.sec_param
-    r_lo = thresha.np_pseudorandom_share(field, m, rt.pid, rt.prfs(1 << f), rt._prss_uci(), n)
-    r_hi = thresha.np_pseudorandom_share(field, m, rt.pid, rt.prfs(1 << (k + l - f)),
-                                         rt._prss_uci(), n)
+    r_lo = prss_share(rt, field, 1 << f, n)
+    r_hi = prss_share(rt, field, 1 << (k + l - f), n)
     a = await rt.gather(a)
     masked = a.value.reshape(n) + r_lo.value
     c = await rt.output(field.array(masked + (r_hi.value << f) + (1 << (l - 1))))
@@ -79,10 +79,9 @@ async def parity_bits(rt, field, n: int):
     comes from a key that some party does not hold; the bit is the parity of s, the
     polynomial (s/3)(10 − 9s + 2s²) on {0, 1, 2, 3}: two multiplications."""
     await rt.returnType(Future)
-    m = len(rt.parties)
-    s = thresha.np_pseudorandom_share(field, m, rt.pid, rt.prfs(2), rt._prss_uci(), n)
-    s2 = await rt._reshare(s * s)
-    s3 = await rt._reshare(s2 * s)
+    s = prss_share(rt, field, 2, n)
+    s2 = await reshare(rt, s * s)
+    s3 = await reshare(rt, s2 * s)
     return (s * 10 - s2 * 9 + s3 * 2) * field(3).reciprocal()
 
 
@@ -93,18 +92,8 @@ def cheap_random_bits(rt):
     if prss_subsets(rt) != 3 or rt.options.no_prss:
         yield
         return
-    mpyc_bits = rt.np_random_bits
-
-    def np_random_bits(sftype, n, signed=False):
-        if signed or not isinstance(sftype, type) or hasattr(sftype, "field"):
-            return mpyc_bits(sftype, n, signed)  # secure types and ±1 bits: MPyC's own
-        return parity_bits(rt, sftype, n)
-
-    rt.np_random_bits = np_random_bits
-    try:
+    with comparison_bits(rt, lambda field, n: parity_bits(rt, field, n)):
         yield
-    finally:
-        del rt.np_random_bits
 
 
 def mul(rt, a, b, f: int, l: int, bound: int | None = None):

@@ -27,10 +27,10 @@ import math
 from decimal import Decimal, localcontext
 
 import numpy as np
-from mpyc import thresha
 
 from . import bsm, domain, normal_approx
 from . import fixedpoint as fx
+from .mpyc_seam import prss_share
 
 VOL_BITS = 24      # volatilities are ranked as round(σ·2^24)
 F = 32             # fraction bits of outputs and of the secure evaluation
@@ -190,9 +190,7 @@ async def _reveal(rt, parts: list, public: dict) -> dict:
         bits = F + QTY_BITS
         field = type(totals).sectype.field
         d = fx.prss_subsets(rt)
-        noise = thresha.np_pseudorandom_share(
-            field, len(rt.parties), rt.pid, rt.prfs(1 << (bits - NOISE_BITS)), rt._prss_uci(),
-            totals.size)
+        noise = prss_share(rt, field, 1 << (bits - NOISE_BITS), totals.size)
         out = totals + type(totals)(noise) - d * (1 << (bits - NOISE_BITS - 1))
     if public["reveal"] == "all":
         values = await rt.output(out)

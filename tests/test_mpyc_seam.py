@@ -1,0 +1,296 @@
+"""Contract tests of protocols.mpyc_seam: what mpcnet assumes about MPyC's internals.
+
+Each test names the MPyC detail it pins; after changing the MPyC version, run this file first.
+A failure says which assumption broke, so the seam (and only the seam) can be adapted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import struct
+import subprocess
+import sys
+from math import comb
+
+import numpy as np
+import pytest
+
+from protocols import mpyc_seam
+from protocols.shamir import interpolate
+from tests.mpc_harness import ROOT, run_parties
+
+mpyc = mpyc_seam.mpyc  # imported by the seam, with a clean command line
+mpyc_runtime = mpyc_seam.import_runtime()
+ADDRESSES = [("127.0.0.1", 0)] * 3
+
+
+def test_mpyc_is_the_pinned_version():
+    assert mpyc.__version__ == mpyc_seam.PINNED_MPYC, (
+        f"MPyC {mpyc.__version__} is installed, the seam was written against"
+        f" {mpyc_seam.PINNED_MPYC}: run this file and adapt protocols/mpyc_seam.py")
+
+
+# -- import-time command-line parsing ------------------------------------------------------
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_mpyc_still_reads_the_command_line_at_import():
+    """If this fails, MPyC stopped parsing sys.argv at import: _clean_argv can go."""
+    done = _python("import sys; sys.argv = ['x', '-V']; import mpyc.runtime; print('imported')")
+    assert "imported" not in done.stdout and f"MPyC {mpyc.__version__}" in done.stdout, (
+        f"MPyC no longer acts on -V at import: {done.stdout!r} {done.stderr[-500:]!r}")
+
+
+def test_the_seam_imports_mpyc_without_reading_the_command_line():
+    done = _python("import sys; sys.argv = ['x', '-V', '-M', '3']\n"
+                   "from protocols import mpyc_seam\n"
+                   "mpyc_seam.import_runtime()\n"
+                   "assert sys.argv == ['x', '-V', '-M', '3'], sys.argv\n"
+                   "print('imported')")
+    assert done.returncode == 0 and "imported" in done.stdout, done.stderr[-2000:]
+
+
+def test_the_argument_parser_gives_the_options_the_seam_sets():
+    assert callable(getattr(mpyc, "_get_arg_parser", None)), "mpyc._get_arg_parser is gone"
+    options = mpyc._get_arg_parser().parse_args(["--no-log"])
+    for name in ("threshold", "no_prss", "no_async", "no_log", "sec_param", "bit_length",
+                 "mix32_64bit"):
+        assert hasattr(options, name), f"MPyC's options have no {name!r} any more"
+    assert options.no_log and not options.mix32_64bit
+
+
+# -- the global runtime ---------------------------------------------------------------------
+
+def test_setup_wires_exactly_the_modules_the_seam_wires():
+    """mpyc.runtime.setup() assigns its runtime to module globals; install_runtime must
+    assign it to the same modules."""
+    wired = re.findall(r"^\s*([\w.]+)\.runtime = rt$", inspect.getsource(mpyc_runtime.setup),
+                       re.M)
+    assert {w if w.startswith("mpyc.") else f"mpyc.{w}" for w in wired} == \
+        set(mpyc_seam.RUNTIME_HOLDERS), f"MPyC's setup() now wires {wired}"
+    assert "mpc = setup()" in inspect.getsource(mpyc_runtime)
+
+
+def test_runtime_and_party_constructors():
+    assert list(inspect.signature(mpyc_runtime.Runtime).parameters) == ["pid", "parties",
+                                                                       "options"]
+    assert [f for f in ("pid", "host", "port")
+            if f not in mpyc_runtime.Party.__dataclass_fields__] == []
+
+
+async def test_install_runtime_makes_the_new_runtime_global_with_our_sampler():
+    rt = mpyc_seam.install_runtime(1, ADDRESSES, 1)
+    assert (rt.pid, len(rt.parties), rt.threshold) == (1, 3, 1)
+    assert not rt.options.no_prss and not rt.options.no_async and rt.start_time is None
+    for name in mpyc_seam.RUNTIME_HOLDERS:
+        module = sys.modules[name]
+        assert module.runtime is rt, f"{name}.runtime is not the installed runtime"
+    assert mpyc_runtime.mpc is rt
+    assert mpyc_seam.thresha.np_random_split is mpyc_seam.np_random_split
+
+
+# -- the Shamir sampler we replace ---------------------------------------------------------
+
+def test_np_random_split_has_the_signature_we_replace():
+    ours = inspect.signature(mpyc_seam.np_random_split).parameters
+    theirs = inspect.signature(mpyc_seam.MPYC_NP_RANDOM_SPLIT).parameters
+    assert list(ours) == list(theirs) == ["field", "s", "t", "m"], f"MPyC's is now {theirs}"
+    assert mpyc_seam.MPYC_NP_RANDOM_SPLIT.__module__ == "mpyc.thresha"
+
+
+@pytest.mark.parametrize("method", ["_reshare", "_distribute"])
+def test_mpyc_looks_the_sampler_up_when_it_shares(method):
+    """Replacing thresha.np_random_split takes effect only because MPyC reads the module
+    attribute at each call."""
+    source = inspect.getsource(getattr(mpyc_runtime.Runtime, method))
+    assert "thresha.np_random_split" in source, f"Runtime.{method} no longer calls it"
+
+
+# -- PRSS, resharing and comparison bits ----------------------------------------------------
+
+async def test_prss_uci_is_a_fresh_eight_byte_counter():
+    rt = mpyc_seam.install_runtime(0, ADDRESSES, 1)
+    first, second = rt._prss_uci(), rt._prss_uci()
+    assert isinstance(first, bytes) and len(first) == len(second) == 8 and first != second
+    assert int.from_bytes(second, "little", signed=True) == \
+        int.from_bytes(first, "little", signed=True) + 1
+
+
+async def prss_and_reshare(rt, n: int) -> dict:
+    """(Run in each party.) Two PRSS sharings, the local product of the first with itself and
+    its resharing: this party's raw shares of each, for the test to check independently."""
+    field = rt.SecInt(64).field
+    bound = 1 << 16
+    s = mpyc_seam.prss_share(rt, field, bound, n)
+    again = mpyc_seam.prss_share(rt, field, bound, n)
+    reshared = await mpyc_seam.reshare(rt, s * s)
+    return {"modulus": field.modulus, "t": rt.threshold, "point": rt.pid + 1,
+            "bound": comb(len(rt.parties), rt.threshold) * bound,
+            "s": [int(v) for v in s.value], "again": [int(v) for v in again.value],
+            "product": [int(v) for v in (s * s).value],
+            "reshared": [int(v) for v in reshared.value]}
+
+
+def _opened(parties: list[dict], key: str, degree: int) -> list[int]:
+    """The values the parties' shares of `key` open to, after checking that every share lies
+    on one polynomial of this degree."""
+    p, xs = parties[0]["modulus"], [r["point"] for r in parties]
+    base = [r[key] for r in parties[:degree + 1]]
+    for r in parties[degree + 1:]:
+        assert interpolate(xs[:degree + 1], base, r["point"], p) == r[key], \
+            f"the shares of {key} are not on one degree-{degree} polynomial"
+    return interpolate(xs[:degree + 1], base, 0, p)
+
+
+def test_prss_shares_and_reshare_among_three_parties():
+    parties = run_parties("tests.test_mpyc_seam:prss_and_reshare", [[16]] * 3)
+    p, t = parties[0]["modulus"], parties[0]["t"]
+    values = _opened(parties, "s", t)
+    assert all(0 <= v < parties[0]["bound"] for v in values)
+    assert _opened(parties, "again", t) != values, "two PRSS draws gave the same values"
+    squares = [v * v % p for v in values]
+    assert _opened(parties, "product", 2 * t) == squares
+    assert _opened(parties, "reshared", t) == squares, "resharing changed the values"
+
+
+async def test_comparisons_draw_their_bits_through_np_random_bits():
+    rt = mpyc_seam.install_runtime(0, ADDRESSES[:1], 0)
+    await rt.start()
+    secint = rt.SecInt(16)
+    mpyc_bits, fields = rt.np_random_bits, []
+
+    def draw(field, n):
+        fields.append(field)
+        return mpyc_bits(field, n)
+
+    with mpyc_seam.comparison_bits(rt, draw):
+        signs = await rt.output(rt.np_sgn(secint.array(np.array([-5, 0, 7])), l=8, LT=True))
+    assert fields and all(f is secint.field for f in fields), \
+        "MPyC's comparisons no longer draw their bits with rt.np_random_bits(field, n)"
+    assert [int(v) for v in signs] == [1, 0, 0]
+    assert "np_random_bits" not in vars(rt), "the override outlived its block"
+    await rt.shutdown()
+
+
+# -- session links over MPyC's MessageExchanger ---------------------------------------------
+
+class FakeTransport:
+    def __init__(self):
+        self.written = bytearray()
+        self.closed = self.aborted = False
+
+    def write(self, data):
+        self.written.extend(data)
+
+    def writelines(self, chunks):
+        for chunk in chunks:
+            self.write(chunk)
+
+    def close(self):
+        self.closed = True
+
+    def abort(self):
+        self.aborted = True
+
+    def get_extra_info(self, name):
+        return None
+
+
+class RecordingPolicy:
+    def __init__(self, admit=True):
+        self.preamble, self.closing, self.allow, self.events = b"S" * 32, False, admit, []
+
+    def accept(self, transport, pid):
+        self.events.append(("accept", pid))
+        return True
+
+    def admit(self, preamble, pid, transport):
+        self.events.append(("admit", preamble, pid))
+        return self.allow
+
+    def heard_from(self, pid):
+        self.events.append(("heard", pid))
+
+    def stopped(self, pid, reason):
+        self.events.append(("stopped", pid, reason))
+
+    def lost(self, pid, exc, during_setup):
+        self.events.append(("lost", pid, during_setup))
+
+
+def test_message_exchanger_has_the_members_the_link_uses():
+    exchanger = mpyc_seam.asyncoro.MessageExchanger
+    assert list(inspect.signature(exchanger).parameters) == ["rt", "peer_pid"]
+    assert {"runtime", "peer_pid", "bytes", "buffers", "transport"} <= set(exchanger.__slots__)
+    for name in ("connection_made", "data_received", "connection_lost", "send", "receive"):
+        assert callable(getattr(exchanger, name, None)), f"MessageExchanger.{name} is gone"
+    for name in ("set_protocol", "unset_protocol"):
+        assert callable(getattr(mpyc_runtime.Runtime, name, None)), f"Runtime.{name} is gone"
+
+
+async def test_links_pass_a_preamble_then_mpycs_handshake_frames_and_goodbye():
+    """Party 0 dials party 1: the preamble, MPyC's 2-byte index and PRSS keys, then frames
+    (8-byte label, 4-byte size, payload); each side ends up linked as MPyC sees it."""
+    rt0 = mpyc_seam.install_runtime(0, ADDRESSES[:2], 0)
+    rt1 = mpyc_seam.install_runtime(1, ADDRESSES[:2], 0)
+    policy0, policy1 = RecordingPolicy(), RecordingPolicy()
+    links0, links1 = mpyc_seam.SessionLinks(rt0, policy0), mpyc_seam.SessionLinks(rt1, policy1)
+    linked0, linked1 = links0.open(), links1.open()
+    assert links0.link(1) is links1.link(0) is None
+
+    dialler, to1 = links0.dialler(1), FakeTransport()
+    dialler.connection_made(to1)
+    assert bytes(to1.written[:32]) == policy0.preamble
+    assert int.from_bytes(to1.written[32:34], "little") == 0, "MPyC's hello is no longer the pid"
+    assert linked0.done() and links0.link(1) is dialler
+
+    listener = links1.listener()
+    listener.connection_made(FakeTransport())
+    listener.data_received(bytes(to1.written[:33]))  # one byte short of the claimed index
+    assert ("admit", policy0.preamble, 0) not in policy1.events
+    listener.data_received(bytes(to1.written[33:]))
+    assert ("admit", policy0.preamble, 0) in policy1.events
+    assert linked1.done() and links1.link(0) is listener and listener.admitted
+
+    received = listener.receive(7)
+    sent = len(to1.written)
+    dialler.send(7, b"payload")
+    assert bytes(to1.written[sent:]) == struct.pack("<qI", 7, 7) + b"payload"
+    listener.data_received(bytes(to1.written[sent:]))
+    assert received.done() and received.result() == b"payload"
+    assert not listener.awaits_message()
+    listener.receive(8)
+    assert listener.awaits_message()
+
+    sent = len(to1.written)
+    links0.goodbye("out of time")
+    listener.data_received(bytes(to1.written[sent:]))
+    assert ("stopped", 0, "out of time") in policy1.events
+
+    listener.connection_lost(None)
+    assert ("lost", 0, True) in policy1.events
+    links1.mark_started()
+    listener.connection_lost(None)
+    assert ("lost", 0, False) in policy1.events
+    rt1.parties[1].protocol = asyncio.Future()  # as Runtime.shutdown does before closing
+    policy1.closing = True
+    listener.connection_lost(None)
+    assert links1.link(0) is None
+
+
+async def test_a_refused_caller_never_reaches_mpyc():
+    rt = mpyc_seam.install_runtime(1, ADDRESSES[:2], 0)
+    policy = RecordingPolicy(admit=False)
+    links = mpyc_seam.SessionLinks(rt, policy)
+    links.open()
+    listener, transport = links.listener(), FakeTransport()
+    listener.connection_made(transport)
+    listener.data_received(b"X" * 32 + (0).to_bytes(2, "little") + bytes(16))
+    assert transport.closed and not listener.admitted and links.link(0) is None
+    listener.connection_lost(None)
+    assert not [e for e in policy.events if e[0] == "lost"]
