@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from keyshare.atomic import write_atomic
 from mpc_nodes.deploy import cluster_procs
 from mpc_nodes.errors import UserError
 from mpc_nodes import pki
@@ -224,11 +225,7 @@ class RunState:
             return None
 
     def save(self, cluster_dir: Path) -> None:
-        p = self.path(cluster_dir)
-        p.parent.mkdir(exist_ok=True)
-        tmp = p.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.__dict__))
-        os.replace(tmp, p)
+        write_atomic(self.path(cluster_dir), json.dumps(self.__dict__).encode())
 
 
 def party_dirs(cluster_dir: Path) -> list[Path]:

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from keyshare.atomic import write_atomic
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -56,11 +58,8 @@ def record(cluster_dir: Path, name: str, pid: int) -> Proc | None:
     if start is None:
         return None
     proc = Proc(name, pid, start)
-    d = _procs_dir(cluster_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    tmp = d / f".{name}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({"pid": pid, "start": start}))
-    os.replace(tmp, d / f"{name}.json")
+    write_atomic(_procs_dir(cluster_dir) / f"{name}.json",
+                 json.dumps({"pid": pid, "start": start}).encode())
     return proc
 
 
