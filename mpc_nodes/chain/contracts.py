@@ -11,10 +11,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from keyshare.atomic import write_atomic
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "contracts"
@@ -52,14 +52,6 @@ def _compile(name: str) -> dict:
     return {"abi": out["abi"], "bytecode": out["bytecode"]}
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 @functools.cache
 def load(name: str) -> Compiled:
     """The ABI and deployment bytecode of contract `name` (one of NAMES)."""
@@ -70,5 +62,5 @@ def load(name: str) -> Compiled:
         out = json.loads(cached.read_text())
     else:
         out = _compile(name)
-        _write_atomically(cached, json.dumps(out))
+        write_atomic(cached, json.dumps(out).encode(), mode=0o644)
     return Compiled(name, out["abi"], bytes.fromhex(out["bytecode"].removeprefix("0x")))
