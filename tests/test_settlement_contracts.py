@@ -86,7 +86,7 @@ def test_scaling_and_ids():
     assert to_fixed(0.1) == 10**17 and to_fixed("2500.5") == 2500 * WAD + WAD // 2
     assert to_fixed(-45.75) == -45_750_000_000_000_000_000 and to_fixed(7) == 7 * WAD
     assert to_fixed("0.0000000000000000005") == 0 and to_fixed("0.0000000000000000015") == 2
-    for bad in (float("nan"), "abc", True):
+    for bad in (float("nan"), "abc", True, [1, 2]):
         with pytest.raises(MarkError):
             to_fixed(bad)
     assert job_id_word("ab" * 16) == b"\xab" * 16 + b"\0" * 16

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 from keyshare.atomic import write_atomic
@@ -32,18 +33,17 @@ class Compiled:
 
 def _sources_digest() -> str:
     """SHA-256 over the compiler version and every source (a contract's imports count)."""
-    import vyper
     if not SOURCES.is_dir():
         raise FileNotFoundError(f"no contract sources at {SOURCES}: mpcnet runs from its"
                                 " repository checkout (pip install -e .)")
-    digest = hashlib.sha256(f"vyper {vyper.__version__}\n".encode())
+    digest = hashlib.sha256(f"vyper {version('vyper')}\n".encode())
     for path in sorted(SOURCES.glob("*.vy")):
         digest.update(f"{path.name}\n".encode() + path.read_bytes())
     return digest.hexdigest()
 
 
 def _compile(name: str) -> dict:
-    import vyper
+    import vyper  # here, not at the top: a cached build needs no compiler
     from vyper.compiler.input_bundle import FilesystemInputBundle
     path = SOURCES / f"{name}.vy"
     out = vyper.compile_code(path.read_text(), contract_path=path.name,

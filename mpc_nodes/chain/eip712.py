@@ -157,7 +157,7 @@ def to_fixed(value) -> int:
         raise MarkError("a boolean is not a number to scale")
     try:
         number = Decimal(repr(value) if isinstance(value, float) else value)
-    except (InvalidOperation, TypeError):
+    except (InvalidOperation, TypeError, ValueError):
         raise MarkError(f"{value!r} is not a number") from None
     if not number.is_finite():
         raise MarkError(f"{value!r} is not a finite number")
