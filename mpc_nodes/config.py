@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from mpc_nodes.errors import UsageError, UserError
+from mpc_nodes.models import StrictModel
 from mpc_nodes.wire.parsing import MAX_YAML_BYTES, ParseBoundError, load_yaml, read_text
 
 NAME_RE = r"^[a-z][a-z0-9-]{0,31}$"
@@ -25,11 +26,7 @@ class ConfigError(UserError, ValueError):
     """A configuration file is missing, unreadable or invalid; the message names file and field."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PartyInfo(_Strict):
+class PartyInfo(StrictModel):
     """One party as every other party and the coordinator see it."""
 
     index: int = Field(ge=0)
@@ -40,14 +37,14 @@ class PartyInfo(_Strict):
     tls_cert: str = Field(description="PEM certificate issued by the cluster CA")
 
 
-class CoordinatorInfo(_Strict):
+class CoordinatorInfo(StrictModel):
     """A coordinator whose signed job requests the nodes accept."""
 
     name: Name
     identity_key: Hex32
 
 
-class Limits(_Strict):
+class Limits(StrictModel):
     """Cluster-wide protocol limits that every node enforces."""
 
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
@@ -59,7 +56,7 @@ class Limits(_Strict):
         " approver records the spend and nonce. None: every party (caps exact network-wide)"))
 
 
-class Roster(_Strict):
+class Roster(StrictModel):
     """The public description of a cluster: its parties, coordinators and CA."""
 
     cluster_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{2,63}$")]
@@ -119,7 +116,7 @@ class Roster(_Strict):
         return next((c for c in self.coordinators if c.name == name), None)
 
 
-class PassphraseSource(_Strict):
+class PassphraseSource(StrictModel):
     """Where an operator's passphrase comes from: an environment variable or a file (0600)."""
 
     env: str | None = None
@@ -132,7 +129,7 @@ class PassphraseSource(_Strict):
         return self
 
 
-class NodeConfig(_Strict):
+class NodeConfig(StrictModel):
     """One operator's party: identity, TLS, broker, data directory."""
 
     roster: str
@@ -164,7 +161,7 @@ class NodeConfig(_Strict):
         return v
 
 
-class CoordinatorConfig(_Strict):
+class CoordinatorConfig(StrictModel):
     """A coordinator's own identity and where it reaches the bus."""
 
     roster: str

@@ -32,13 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from keyshare.atomic import write_atomic
 
 from mpc_nodes.jobs.calldata import CalldataError, decode_erc20
 from mpc_nodes.config import ConfigError, load_yaml_model, resolve
 from mpc_nodes.jobs.evm import Transaction, checked_address
+from mpc_nodes.models import StrictTypedModel
 
 DAY_S = 24 * 3600
 ETH = "eth"  # the asset name of the native coin in the spend log (summed over all chains)
@@ -47,11 +48,7 @@ Address = Annotated[str, AfterValidator(checked_address)]
 Wei = Annotated[int, Field(ge=0)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-
-class EthRule(_Strict):
+class EthRule(StrictTypedModel):
     """The native coin: where plain transfers may go, and what value plus fees may reach."""
 
     recipients: list[Address] = Field(default_factory=list, description=(
@@ -61,7 +58,7 @@ class EthRule(_Strict):
     daily_cap_wei: Wei = Field(description="value + max fee, rolling 24 h per key")
 
 
-class TokenRule(_Strict):
+class TokenRule(StrictTypedModel):
     """One ERC-20 contract on one chain: who may receive or be approved, and how much."""
 
     chain_id: int = Field(ge=1)
@@ -81,7 +78,7 @@ class TokenRule(_Strict):
         return f"erc20:{self.chain_id}:{self.address.lower()}"
 
 
-class Policy(_Strict):
+class Policy(StrictTypedModel):
     """A signing policy, version 2.  Every call is decoded; fees count toward value caps."""
 
     version: Literal[2]

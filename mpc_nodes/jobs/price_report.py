@@ -23,10 +23,11 @@ from typing import Annotated, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from mpc_nodes.node.audit import verify_log
 from mpc_nodes.jobs.frost_domain import REPORT_DOMAIN
+from mpc_nodes.models import StrictTypedModel
 from mpc_nodes.wire.messages import Digest, JobId, digest_bytes, output_digest
 
 REPORT_TYPE = "mpcnet-price-report"
@@ -61,8 +62,7 @@ def report_message(report: dict) -> bytes:
     return REPORT_DOMAIN + canonical(report)
 
 
-class _Outputs(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class _Outputs(StrictTypedModel):
     underlying: str
     options: int = Field(ge=1)
     method: str
@@ -72,10 +72,9 @@ class _Outputs(BaseModel):
     portfolio: dict[str, float] | None = None
 
 
-class Report(BaseModel):
+class Report(StrictTypedModel):
     """The form of every field; `check_report` adds what relates fields to each other."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
     type: Literal["mpcnet-price-report"]
     version: Literal[2]
     cluster_id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{2,63}$")

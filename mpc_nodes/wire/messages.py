@@ -6,20 +6,17 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from mpc_nodes.config import Name
+from mpc_nodes.models import StrictModel
 
 JobId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Reason = Annotated[str, Field(max_length=2000)]
 
 
-class _Msg(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class JobRequest(_Msg):
+class JobRequest(StrictModel):
     """Coordinator → nodes: please run job `kind` with `params` before `expires_at`."""
 
     type: Literal["job_request"] = "job_request"
@@ -31,7 +28,7 @@ class JobRequest(_Msg):
     expires_at: float
 
 
-class Vote(_Msg):
+class Vote(StrictModel):
     """Node → all: accept or reject a request (by its exact digest), and the code it runs."""
 
     type: Literal["vote"] = "vote"
@@ -43,7 +40,7 @@ class Vote(_Msg):
     version: Annotated[str, Field(max_length=40)]
 
 
-class JobStart(_Msg):
+class JobStart(StrictModel):
     """Coordinator → nodes: run the job among the parties whose signed accept votes are
     embedded, or, if `participants` is given, among those of them (the other votes are
     approvals, e.g. the policy quorum of a signing job)."""
@@ -55,7 +52,7 @@ class JobStart(_Msg):
     participants: list[Name] | None = Field(default=None, max_length=256)
 
 
-class JobAbort(_Msg):
+class JobAbort(StrictModel):
     """Coordinator → nodes: the job will not start (e.g. too few accepting parties)."""
 
     type: Literal["job_abort"] = "job_abort"
@@ -63,7 +60,7 @@ class JobAbort(_Msg):
     reason: Reason
 
 
-class JobResult(_Msg):
+class JobResult(StrictModel):
     """Node → all: the outcome of a job on this node."""
 
     type: Literal["result"] = "result"
@@ -77,7 +74,7 @@ class JobResult(_Msg):
     timings: dict[str, float] = Field(default_factory=dict)
 
 
-class JobQuery(_Msg):
+class JobQuery(StrictModel):
     """Coordinator → nodes: what became of these jobs?  Each asked party that finished one
     republishes its stored signed result; for every other it publishes a `JobState`."""
 
@@ -86,7 +83,7 @@ class JobQuery(_Msg):
     parties: list[Name] | None = Field(default=None, max_length=256)  # None: every party
 
 
-class JobState(_Msg):
+class JobState(StrictModel):
     """Node → all (on its `answers` topic): where a job stands on this node.  done: its
     result was republished; running: started (queued or in its session) in this boot;
     pending: accepted, no start yet; lost: started before this node restarted, no result;
@@ -103,7 +100,7 @@ class JobState(_Msg):
     params: dict[str, Any] | None = None  # the request's, when small enough to keep
 
 
-class Presence(_Msg):
+class Presence(StrictModel):
     """Node → all (retained): online, offline, or deaf (connected but its own heartbeat does
     not come back: it would miss requests), with version and code digest.  `connection`
     numbers the node process's bus connections and `seq` its announcements, so that a will
