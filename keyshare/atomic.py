@@ -1,5 +1,7 @@
 """Crash-safe file writes: temp file in the same directory, fsync, rename, fsync the directory.
-A reader sees the old file or the new one, never a mixture."""
+A reader sees the old file or the new one, never a mixture, and once the call returns the new
+one survives a power cut.  This is the one durable write of mpcnet: key shares, key files,
+policy state and a local cluster's run state all go through `write_atomic`."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 
 
 def fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
