@@ -18,8 +18,9 @@ from typing import Annotated
 
 from eth_abi import encode
 from eth_utils import is_address, keccak, to_checksum_address
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from mpc_nodes.models import StrictTypedModel
 from mpc_nodes.node.volsurface import UNDERLYING
 
 WAD = 10**18
@@ -52,10 +53,9 @@ def _validated(model: type[BaseModel], fields: dict):
                         f" {first['msg']}") from None
 
 
-class Domain(BaseModel):
+class Domain(StrictTypedModel):
     """Where a mark is valid: the chain and the verifying contract (name and version fixed)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     chain_id: int = Field(ge=1, lt=2**256)
     verifying_contract: str
 
@@ -82,10 +82,9 @@ class Domain(BaseModel):
         return DOMAIN_NAME, DOMAIN_VERSION, self.chain_id, self.verifying_contract
 
 
-class Mark(BaseModel):
+class Mark(StrictTypedModel):
     """One option series' mark: the fields of the EIP-712 `Mark` type, scaled (module doc)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     underlying: str = Field(pattern=UNDERLYING.pattern)
     series_id: Word
     spot: Uint256
