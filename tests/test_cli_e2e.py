@@ -13,6 +13,8 @@ from mpc_nodes.deploy.cluster import RunState
 from tests.cluster_harness import MOSQUITTO_URL, mosquitto_available
 
 pytestmark = pytest.mark.e2e
+OUTCOME_FIELDS = {"job_id", "kind", "params", "ok", "output", "error", "participants", "votes",
+                  "party_errors", "timings"}
 
 
 def mpcnet(*args, timeout=90):
@@ -52,6 +54,7 @@ def test_cluster_lifecycle_through_the_cli(cluster_dir, external):
     result = json.loads(agg.stdout)
     assert result["ok"] and result["output"]["value"] == pytest.approx(statistics.median(values),
                                                                        abs=1e-7)
+    assert OUTCOME_FIELDS <= set(result)  # the one --json shape of a job (docs/API.md)
     eth = [yaml.safe_load((cluster_dir / f"party{i}" / "inputs.yaml").read_text())["eth_vol_30d"]
            for i in range(3)]  # a mean of btc_vol_30d too would be refused (one aggregation)
     human = mpcnet("aggregate", "--dir", str(cluster_dir), "--input", "eth_vol_30d",
@@ -61,6 +64,13 @@ def test_cluster_lifecycle_through_the_cli(cluster_dir, external):
     refused = mpcnet("aggregate", "--dir", str(cluster_dir), "--input", "nope")
     assert refused.returncode == 1
     assert "party0 rejected: no private input 'nope'" in refused.stderr
+    failed = json.loads(mpcnet("aggregate", "--dir", str(cluster_dir), "--input", "nope",
+                               "--json").stdout)
+    assert OUTCOME_FIELDS <= set(failed) and not failed["ok"]
+    bad_key = mpcnet("presign", "--dir", str(cluster_dir), "--key", "Vault 1")
+    assert bad_key.returncode == 2  # printed literally, brackets and all
+    assert "key id 'Vault 1' is not valid: it must match ^[a-z0-9][a-z0-9-]{2,63}$" \
+        in bad_key.stderr, bad_key.stderr
 
     ping = mpcnet("ping", "--dir", str(cluster_dir), "--rounds", "5", "--json")
     assert ping.returncode == 0 and json.loads(ping.stdout)["ok"]

@@ -136,15 +136,10 @@ async def test_party_killed_during_pricing(make_cluster):
         await cluster.wait_online(c)
         for proxy in cluster.mpc_proxies.values():
             proxy.delay_s = 0.1
-        started = asyncio.Event()
-
-        def progress(text):
-            if "started with" in text:
-                started.set()
+        before = cluster.sessions_connected()
         running = asyncio.ensure_future(run_price(c, price_params(many, "ETH", SPOT, RATE,
-                                                                  method="mean"), progress))
-        await asyncio.wait_for(started.wait(), 30)
-        await asyncio.sleep(2.0)  # past the TLS set-up, into the protocol (tens of seconds)
+                                                                  method="mean")))
+        await cluster.wait_in_session(before)  # into the protocol (tens of seconds)
         assert not running.done()
         cluster.stop_node(3, signal.SIGKILL)
         outcome = await running
@@ -175,9 +170,10 @@ def test_price_command_line(make_cluster, tmp_path):
     run = subprocess.run(base + ["--greeks", "--json", "--out", str(tmp_path / "out.csv")],
                          capture_output=True, text=True, timeout=90)
     assert run.returncode == 0, run.stderr
-    report = json.loads(run.stdout)
-    assert [o["status"] for o in report["options"]] == ["ok"] * 5
-    assert all(o["price"] > 0 for o in report["options"])
+    report = json.loads(run.stdout)  # the outcome, the laid-out results as its output
+    assert report["ok"] and report["kind"] == "price" and len(report["participants"]) == 3
+    assert [o["status"] for o in report["output"]["options"]] == ["ok"] * 5
+    assert all(o["price"] > 0 for o in report["output"]["options"])
     assert (tmp_path / "out.csv").read_text().startswith("index,type,strike")
 
     human = subprocess.run(base + ["--portfolio"], capture_output=True, text=True, timeout=90)

@@ -1,84 +1,128 @@
-"""What every command shares: consoles, the coordinator connection, progress and outcome output,
-and the common options."""
+"""What every command shares: the terminal, the client connection, the exit statuses, the
+outcome rendered as text or JSON, and the common options.
+
+Messages are printed literally: text from elsewhere (an error, a party's reason, a label)
+never goes through rich markup, so `[a-z]` in a message is printed as it is.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from rich.console import Console
+from rich.text import Text
 
-from mpc_nodes.client.coordinator import Coordinator, CoordinatorError, JobOutcome
-from mpc_nodes.config import ConfigError
-from mpc_nodes.deploy.cluster import ClusterError, RunState
-from mpc_nodes.pki import KeyFileError
-from mpc_nodes.wire.bus import BusUnavailable
+from mpc_nodes.errors import JobFailed, UserError
+
+if TYPE_CHECKING:
+    from mpc_nodes.client.api import Client
+    from mpc_nodes.client.coordinator import JobOutcome
 
 console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-USER_ERRORS = (ClusterError, ConfigError, CoordinatorError, KeyFileError, BusUnavailable,
-               ValueError)
 
 
-def _fail(message: str, code: int = 2):
-    err.print(f"[bold red]error:[/] {message}")
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """Plain strings and (text, style) pairs as one line; nothing in them is markup."""
+    return Text.assemble(*parts)
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(styled(("error:", "bold red"), " ", message))
     sys.exit(code)
 
 
-def _coordinator_config(cluster_dir: Path, explicit: Path | None) -> Path:
-    path = explicit or Path(cluster_dir) / "coordinator" / "coordinator.yaml"
-    if not path.exists():
-        _fail(f"no coordinator config at {path} (give --dir of a cluster made by mpcnet init,"
-              " or --coordinator)")
-    return path
+def print_json(value) -> None:
+    print(json.dumps(value, indent=2))
 
 
-def _broker(cluster_dir: Path, explicit: str | None) -> str | None:
-    """--broker, else the broker of a cluster started here with `cluster up`."""
-    if explicit:
-        return explicit
-    state = RunState.load(cluster_dir)
-    return state.broker if state else None
-
-
-def _coordinate(cluster_dir, coordinator, broker, action):
-    """Connect a coordinator and run `action(c)`, turning known failures into clean errors."""
-    async def main():
-        async with Coordinator(_coordinator_config(Path(cluster_dir), coordinator),
-                               _broker(Path(cluster_dir), broker)) as c:
-            return await action(c)
-    try:
-        return asyncio.run(main())
-    except USER_ERRORS as exc:
-        _fail(str(exc))
-
-
-def _progress(as_json: bool):
-    return (lambda text: None) if as_json else (lambda text: err.print(f"[dim]… {text}[/]"))
-
-
-def _report(outcome: JobOutcome, as_json: bool, render) -> None:
+def progress(as_json: bool):
+    """Where a job's steps are reported: stderr, dim; nowhere with --json."""
     if as_json:
-        print(json.dumps(outcome.as_dict(), indent=2))
-    elif outcome.ok:
-        render(outcome)
-        t = outcome.timings
-        console.print(f"[dim]job {outcome.job_id[:8]} · {', '.join(outcome.participants)} ·"
-                      f" {1000 * t.get('total_s', 0):.0f} ms[/]")
-        for name, note in outcome.party_notes.items():  # it succeeded all the same
-            err.print(f"  note: {name}: {note}")
-    else:
-        err.print(f"[bold red]job {outcome.job_id} failed:[/] {outcome.error}")
-        if outcome.participants:  # it started: the parties keep what became of it
-            err.print(f"  (mpcnet job show {outcome.job_id} asks them again)")
-        for v in outcome.votes:
-            if not v.accept:
-                err.print(f"  {v.party} rejected: {v.reason}")
-    if not outcome.ok:
+        return lambda text: None
+    return lambda text: err.print(styled((f"… {text}", "dim")))
+
+
+def warn(text: str) -> None:
+    """What the user should see even with --json (on stderr)."""
+    err.print(styled(("warning:", "yellow"), " ", text))
+
+
+@contextmanager
+def exits(as_json: bool = False, also: tuple[type[Exception], ...] = ()):
+    """Known failures become exit statuses: a JobFailed 1, with its outcome (the JSON of
+    --json); a UserError (or one of `also`) 2, with its message.  Anything else is a bug
+    and goes up as a traceback."""
+    try:
+        yield
+    except JobFailed as exc:
+        show_failure(exc, as_json)
         sys.exit(1)
+    except (UserError, *also) as exc:
+        fail(str(exc))
+
+
+def client(cluster_dir: Path, coordinator: Path | None, broker: str | None,
+           as_json: bool) -> Client:
+    """The client of --dir's coordinator (or --coordinator's), through --broker, else the
+    broker of a cluster started in --dir with `cluster up`, else the configured one."""
+    from mpc_nodes.client.api import Client, running_broker
+    if coordinator is not None and broker is None:
+        broker = running_broker(cluster_dir)
+    return Client.connect(coordinator or cluster_dir, broker, progress(as_json), warn)
+
+
+def call(cluster_dir, coordinator, broker, as_json: bool, action):
+    """Connect, return `await action(net)`; failures become exit statuses (`exits`)."""
+    async def run():
+        async with client(cluster_dir, coordinator, broker, as_json) as net:
+            return await action(net)
+    with exits(as_json):
+        return asyncio.run(run())
+
+
+def footer(outcome: JobOutcome, *more: str) -> None:
+    """The job's id, participants and time, dim; and the notes of a job that succeeded
+    all the same (a participant lost after the signature was made)."""
+    line = [f"job {outcome.job_id[:8]}" if outcome.job_id else outcome.kind,
+            ", ".join(outcome.participants), *more,
+            f"{1000 * outcome.timings.get('total_s', 0):.0f} ms"]
+    console.print(styled((" · ".join(line), "dim")))
+    for name, note in outcome.party_notes.items():
+        err.print(f"  note: {name}: {note}", markup=False)
+
+
+def report(outcome: JobOutcome, as_json: bool, render) -> None:
+    """A successful job: its outcome as JSON, or `render()` and the footer."""
+    if as_json:
+        print_json(outcome.as_dict())
+        return
+    render()
+    footer(outcome)
+
+
+def show_failure(exc: JobFailed, as_json: bool) -> None:
+    """A failed job: its outcome as JSON, or why it failed and each party's reason."""
+    outcome = exc.outcome
+    if as_json:
+        print_json(outcome.as_dict())
+        return
+    what = f"job {outcome.job_id}" if outcome.job_id else outcome.kind
+    err.print(styled((f"{what} failed:", "bold red"), " ", str(exc)))
+    if outcome.participants and outcome.job_id:  # it started: the parties keep its result
+        err.print(f"  (mpcnet job show {outcome.job_id} asks them again)", markup=False)
+    refused = {v.party: v.reason for v in outcome.votes if not v.accept}
+    for party, reason in refused.items():
+        err.print(f"  {party} rejected: {reason}", markup=False)
+    for party, reason in exc.reasons.items():
+        if party not in refused and reason not in str(exc):
+            err.print(f"  {party}: {reason}", markup=False)
 
 
 common_dir = click.option("--dir", "cluster_dir", type=click.Path(path_type=Path), default=".",

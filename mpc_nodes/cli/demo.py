@@ -1,17 +1,26 @@
-"""`mpcnet demo`: the whole main job, end to end, on this machine."""
+"""`mpcnet demo`: the whole main job, end to end, on this machine (its jobs also run against a
+cluster already running: `mpcnet demo-jobs`)."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import statistics
+import sys
+import tempfile
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
-from mpc_nodes.deploy.cluster import init_cluster, party_dirs, start_supervisor, wait_for_state
+from mpc_nodes.cli.common import common_broker, console, err, styled
+from mpc_nodes.deploy.cluster import (init_cluster, party_dirs, start_supervisor, stop_cluster,
+                                      wait_for_state)
+from mpc_nodes.errors import UserError
 from mpc_nodes.client.coordinator import Coordinator
 from mpc_nodes.jobs.options_csv import OptionBook
 from mpc_nodes.jobs.pricing import price_params
@@ -19,8 +28,14 @@ from mpc_nodes.node.volsurface import SurfaceBook
 
 
 def _inputs(cluster_dir: Path, name: str) -> list[float]:
-    return [yaml.safe_load((d / "inputs.yaml").read_text())[name]
-            for d in sorted(cluster_dir.glob("party*"), key=lambda p: int(p.name[5:]))]
+    """Every party's plaintext input `name`, from the party directories in `cluster_dir`."""
+    values = []
+    for d in sorted(cluster_dir.glob("party*"), key=lambda p: int(p.name[5:])):
+        inputs = yaml.safe_load((d / "inputs.yaml").read_text())
+        if name not in inputs:
+            raise UserError(f"{d / 'inputs.yaml'} has no input {name!r}")
+        values.append(inputs[name])
+    return values
 
 
 async def _jobs(cluster_dir: Path, broker: str, console, err, plaintext: bool = True,
@@ -54,7 +69,7 @@ async def _jobs(cluster_dir: Path, broker: str, console, err, plaintext: bool = 
                                 "value": outcome.output["value"] if outcome.ok else None,
                                 "error": None if outcome.ok else outcome.error})
             if not outcome.ok:
-                err.print(f"[red]{method} of {name} failed: {outcome.error}[/]")
+                err.print(f"[red]{method} of {name} failed: {escape(outcome.error)}[/]")
                 ok = False
                 continue
             got = outcome.output["value"]
@@ -74,12 +89,13 @@ async def _jobs(cluster_dir: Path, broker: str, console, err, plaintext: bool = 
         refused = [v for v in outcome.votes if not v.accept]
         console.print("a mean of the same ETH estimates, which with their median would reveal"
                       " them, is refused by every party:"
-                      f" [dim]{refused[0].reason if refused else 'no reason'}[/]")
+                      f" [dim]{escape(refused[0].reason) if refused else 'no reason'}[/]")
         ok &= not outcome.ok and len(refused) == c.roster.n
 
         outcome = await c.run_job("aggregate", {"input": "sol_vol_30d", "method": "median"})
         reasons = "; ".join(f"{v.party}: {v.reason}" for v in outcome.votes if not v.accept)
-        console.print(f"a job no party can serve is refused, with reasons: [dim]{reasons}[/]")
+        console.print("a job no party can serve is refused, with reasons:"
+                      f" [dim]{escape(reasons)}[/]")
         ok &= not outcome.ok and bool(reasons)
         if results is not None:
             results.append({"input": "sol_vol_30d", "method": "median", "ok": outcome.ok,
@@ -105,12 +121,12 @@ eth:
 
 async def _settlement(cluster_dir: Path, broker: str, console, err) -> bool:
     """Distributed key generation, then a settlement transaction signed by the parties."""
-    from mpc_nodes.cli.keys import check_signature
+    from mpc_nodes.jobs.ecdsa import check_signature
     async with Coordinator(cluster_dir / "coordinator" / "coordinator.yaml", broker) as c:
         await c.status()
         key = await c.run_job("keygen", {"key_id": "demo-vault"})
         if not key.ok:
-            err.print(f"[red]keygen failed: {key.error}[/]")
+            err.print(f"[red]keygen failed: {escape(key.error)}[/]")
             return False
         console.print(f"threshold key demo-vault: {key.output['t'] + 1}-of-{key.output['n']},"
                       f" vault address [bold]{key.output['address']}[/] (no party holds the key)")
@@ -119,7 +135,7 @@ async def _settlement(cluster_dir: Path, broker: str, console, err) -> bool:
         signed = await c.run_job("sign", {"key_id": "demo-vault", "tx": tx})
         problem = check_signature(signed.output) if signed.ok else signed.error
         if problem:
-            err.print(f"[red]signing failed: {problem}[/]")
+            err.print(f"[red]signing failed: {escape(problem)}[/]")
             return False
         console.print(f"settlement of 0.1 ETH signed in {1000 * signed.timings['total_s']:.0f} ms:"
                       f" tx {signed.output['hash'][:18]}…, verified by eth-account and"
@@ -127,7 +143,7 @@ async def _settlement(cluster_dir: Path, broker: str, console, err) -> bool:
         other = {**tx, "value": 2 * 10**17}  # same nonce, another transaction
         replay = await c.run_job("sign", {"key_id": "demo-vault", "tx": other})
         console.print("another transaction with the same nonce is refused by every party's"
-                      f" policy: [dim]{replay.votes[0].reason}[/]")
+                      f" policy: [dim]{escape(replay.votes[0].reason)}[/]")
         return not replay.ok
 
 
@@ -154,7 +170,7 @@ async def _pricing(cluster_dir: Path, broker: str, console, err) -> bool:
         await c.status()
         outcome = await run_price(c, params)
         if not outcome.ok:
-            err.print(f"[red]pricing failed: {outcome.error}[/]")
+            err.print(f"[red]pricing failed: {escape(outcome.error)}[/]")
             return False
         got = outcome.output["values"]["price"]
         match = bool(np.allclose(got, plain, rtol=0, atol=1e-6 * spot))
@@ -165,7 +181,7 @@ async def _pricing(cluster_dir: Path, broker: str, console, err) -> bool:
                       + f"  (plaintext check: {'ok' if match else 'MISMATCH'})")
         key = await frost_keygen(c, "demo-reports", purpose="reports")
         if not key.ok:
-            err.print(f"[red]FROST keygen failed: {key.error}[/]")
+            err.print(f"[red]FROST keygen failed: {escape(key.error)}[/]")
             return False
         signed = await sign_report(c, "demo-reports", params, outcome)
         verify_signed_report(signed, key.output["public_key"])
@@ -194,3 +210,25 @@ def run_demo(cluster_dir: Path, parties: int, threshold: int, broker: str | None
     ok = asyncio.run(_settlement(cluster_dir, state.broker, console, err)) and ok
     console.rule("[green]demo passed[/]" if ok else "[red]demo failed[/]")
     return ok
+
+
+@click.command()
+@click.option("--parties", "-n", type=int, default=3, show_default=True)
+@click.option("--threshold", "-t", type=int, default=1, show_default=True)
+@common_broker
+@click.option("--keep", is_flag=True, help="keep the temporary cluster directory")
+def demo(parties, threshold, broker, keep):
+    """Create a temporary cluster, start it, run joint computations, stop it."""
+    workdir = Path(tempfile.mkdtemp(prefix="mpcnet-demo-"))
+    try:
+        ok = run_demo(workdir / "cluster", parties, threshold, broker, console, err)
+    except UserError as exc:
+        ok = False
+        err.print(styled(("error:", "bold red"), " ", str(exc)))
+    finally:
+        stop_cluster(workdir / "cluster")
+        if keep:
+            console.print(f"cluster directory kept at {workdir / 'cluster'}", markup=False)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    sys.exit(0 if ok else 1)

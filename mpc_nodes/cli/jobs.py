@@ -10,14 +10,14 @@ recovered, and a job a party lost is named.
 from __future__ import annotations
 
 import json
-import re
 import sys
 
 import click
 from rich.table import Table
+from rich.text import Text
 
-from mpc_nodes.cli.common import (_coordinate, _fail, common_broker, common_coord, common_dir, common_json,
-                  console, err)
+from mpc_nodes.cli.common import (call, common_broker, common_coord, common_dir, common_json,
+                                  console, err, print_json, styled)
 
 
 @click.group()
@@ -36,12 +36,9 @@ def job():
 def job_show(job_id, cluster_dir, wait, broker, coordinator, as_json):
     """Ask every party what became of JOB_ID (the 32 hex digits of the job id) and judge its
     outcome from their signed results.  Exit status 0 if it succeeded, 1 if not."""
-    if not re.fullmatch(r"[0-9a-f]{32}", job_id):
-        _fail(f"a job id is 32 lowercase hex digits, got {job_id!r}")
-    outcome = _coordinate(cluster_dir, coordinator, broker,
-                          lambda c: c.show_job(job_id, wait))
+    outcome = call(cluster_dir, coordinator, broker, as_json, lambda net: net.job(job_id, wait))
     if as_json:
-        print(json.dumps(outcome.as_dict(), indent=2))
+        print_json(outcome.as_dict())
     else:
         table = Table(title=f"job {job_id} ({outcome.kind})")
         for col in ("party", "state", "result"):
@@ -49,12 +46,12 @@ def job_show(job_id, cluster_dir, wait, broker, coordinator, as_json):
         for name, state in outcome.party_states.items():
             said = (outcome.party_errors.get(name) or outcome.party_notes.get(name)
                     or ("ok" if name in outcome.participants and outcome.ok else ""))
-            table.add_row(name, state, said)
+            table.add_row(name, state, Text(said))
         console.print(table)
         if outcome.ok:
             shown = outcome.output if outcome.output is not None else outcome.party_outputs
-            console.print(f"[green]ok[/] · {', '.join(outcome.participants)}\n"
-                          f"{json.dumps(shown, indent=2)}")
+            console.print(styled(("ok", "green"), f" · {', '.join(outcome.participants)}\n"
+                                 f"{json.dumps(shown, indent=2)}"))
         else:
-            err.print(f"[bold red]job {job_id[:8]} failed:[/] {outcome.error}")
+            err.print(styled((f"job {job_id[:8]} failed:", "bold red"), f" {outcome.error}"))
     sys.exit(0 if outcome.ok else 1)

@@ -1,26 +1,22 @@
-"""`mpcnet price`: price a file of options from the parties' private volatility surfaces."""
+"""`mpcnet price`: price a file of options from the parties' private volatility surfaces;
+`mpcnet verify-report`: check a signed price report."""
 
 from __future__ import annotations
 
 import csv
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 from rich.table import Table
 
-from mpc_nodes.cli.common import (_coordinate, _fail, _progress, common_broker, common_coord, common_dir,
-                  common_json, console, err)
-from mpc_nodes.jobs.frost import FrostSigningError
-from mpc_nodes.jobs.options_csv import MAX_FILE_BYTES, OptionsError, parse_options
-from mpc_nodes.wire.parsing import read_text
-from mpc_nodes.jobs.pricing import job_slices, per_option, price_params, run_price_batches, sign_report
-from mpc_nodes.jobs.price_report import ReportError, verify_signed_report
-from mpc_nodes.jobs.pricing import MAX_OPTIONS_PER_JOB, Price
+from mpc_nodes.cli.common import (call, common_broker, common_coord, common_dir, common_json,
+                                  console, err, exits, print_json, styled)
+from mpc_nodes.errors import InvalidReport
 
 SHOWN = 25  # rows printed to the terminal; --out or --json give all of them
-MAX_REPORT_FILE_BYTES = 1 << 20  # a report is signed as one FROST message of at most 64 KiB
 
 
 @click.command()
@@ -59,77 +55,18 @@ def price(cluster_dir, underlying, spot, rate, dividend, options_file, greeks, m
           as_json):
     """Price options at the parties' aggregated private vols; only prices (and Greeks) are
     revealed, and a circuit breaker refuses options on which the parties disagree."""
-    try:
-        book = parse_options(read_text(options_file, MAX_FILE_BYTES),
-                             valuation_date.date() if valuation_date else None,
-                             source=options_file.name)
-        params = price_params(book, underlying, spot, rate, dividend, greeks, method, reveal,
-                              portfolio, recipient="-" if reveal == "coordinator" else None)
-        for start, _, part in job_slices(params):  # named before anything is sent
-            try:
-                Price().parse(part)
-            except ValueError as exc:
-                raise ValueError(f"{exc} (counting from option {start})" if start else
-                                 str(exc)) from None
-    except (OptionsError, ValueError) as exc:
-        _fail(str(exc))
-    if sign_with and reveal == "coordinator":
-        _fail("--sign-with needs --reveal-to all: the signers would see the prices in the"
-              " report they sign")
-    if len(book) > MAX_OPTIONS_PER_JOB and (portfolio or sign_with):
-        _fail(f"{len(book):,} options need several jobs (at most {MAX_OPTIONS_PER_JOB:,}"
-              " each); --portfolio and --sign-with need them in one: split the file")
-    progress = _progress(as_json)
-    progress(f"{len(book)} options on {underlying} from {options_file.name}")
-    signed, sign_error = None, None
-
-    async def action(c):
-        nonlocal signed, sign_error
-        outcome = await run_price_batches(c, params, progress)
-        if outcome.ok and sign_with:
-            try:
-                signed = await sign_report(c, sign_with, params, outcome, progress)
-            except (FrostSigningError, ValueError) as exc:
-                sign_error = exc
-        return outcome
-    outcome = _coordinate(cluster_dir, coordinator, broker, action)
-    if not outcome.ok:
-        _failed(outcome, as_json)
-    if sign_error:
-        _fail(f"prices computed (job {outcome.job_id[:8]}) but the report was not signed:"
-              f" {sign_error}", 1)
-    records = per_option(params, outcome.output)
-    if out:
-        _write_csv(out, records)
-    summary = {"job_id": outcome.job_id, "underlying": underlying, "spot": spot, "rate": rate,
-               "dividend": dividend, "method": method, "reveal_to": reveal,
-               "participants": outcome.participants, "breached": outcome.output["breached"],
-               "breaker_limit": outcome.output["limit"], "timings": outcome.timings}
-    if portfolio:
-        summary["portfolio"] = outcome.output.get("portfolio")
-    else:
-        summary["options"] = records
-    if signed:
-        summary["signed_report"] = {k: signed[k] for k in ("signature", "public_key", "signers")}
-        if report_file:
-            report_file.write_text(json.dumps(signed, indent=2))
+    priced = call(cluster_dir, coordinator, broker, as_json, lambda net: net.price(
+        options_file, underlying, spot, rate, dividend, greeks, method, reveal, portfolio,
+        valuation_date.date() if valuation_date else None, sign_with))
+    with exits(as_json, also=(OSError,)):
+        if out and priced.options is not None:
+            _write_csv(out, [o.as_dict() for o in priced.options])
+        if report_file and priced.signed_report:
+            report_file.write_text(json.dumps(priced.signed_report.as_dict(), indent=2))
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print_json(replace(priced.outcome, output=priced.summary()).as_dict())
     else:
-        _render(summary, records, portfolio, out, report_file)
-    if portfolio and summary["portfolio"] is None:
-        sys.exit(1)
-
-
-def _failed(outcome, as_json: bool):
-    if as_json:
-        print(json.dumps(outcome.as_dict(), indent=2))
-    else:
-        err.print(f"[bold red]price job {outcome.job_id[:8]} failed:[/] {outcome.error}")
-        for v in outcome.votes:
-            if not v.accept:
-                err.print(f"  {v.party} rejected: {v.reason}")
-    sys.exit(1)
+        _render(priced, out, report_file)
 
 
 def _write_csv(path: Path, records: list[dict]) -> None:
@@ -140,48 +77,44 @@ def _write_csv(path: Path, records: list[dict]) -> None:
         writer.writerows(records)
 
 
-def _render(summary: dict, records: list[dict], portfolio: bool, out: Path | None,
-            out_report: Path | None) -> None:
-    limit = summary["breaker_limit"]
-    if summary["breached"]:
-        err.print(f"[yellow]circuit breaker:[/] the parties' vols disagree by more than"
-                  f" {limit:.0%} of the aggregate for {len(summary['breached'])} option(s):"
-                  f" {', '.join(map(str, summary['breached'][:20]))}"
-                  f"{' …' if len(summary['breached']) > 20 else ''}")
-    if portfolio:
-        totals = summary["portfolio"]
-        if totals is None:
-            err.print("[bold red]portfolio refused:[/] options above breached the breaker;"
-                      " nothing was revealed")
-            return
-        table = Table(title=f"{summary['underlying']} portfolio ({summary['method']} vol)")
-        for name in totals:
+def _render(priced, out: Path | None, out_report: Path | None) -> None:
+    if priced.breached:
+        err.print(styled(("circuit breaker:", "yellow"),
+                         f" the parties' vols disagree by more than {priced.breaker_limit:.0%}"
+                         f" of the aggregate for {len(priced.breached)} option(s):"
+                         f" {', '.join(map(str, priced.breached[:20]))}"
+                         f"{' …' if len(priced.breached) > 20 else ''}"))
+    if priced.portfolio is not None:
+        table = Table(title=f"{priced.underlying} portfolio ({priced.method} vol)")
+        for name in priced.portfolio:
             table.add_column(name, justify="right")
-        table.add_row(*(f"{v:,.6f}" for v in totals.values()))
+        table.add_row(*(f"{v:,.6f}" for v in priced.portfolio.values()))
         console.print(table)
     else:
-        names = [k for k in ("price", "delta", "gamma", "vega", "theta") if k in records[0]
-                 or any(k in r for r in records)]
-        table = Table(title=f"{summary['underlying']} options ({summary['method']} vol,"
-                            f" spot {summary['spot']:g})")
+        names = [k for k in ("price", "delta", "gamma", "vega", "theta")
+                 if any(getattr(o, k) is not None for o in priced.options)]
+        table = Table(title=f"{priced.underlying} options ({priced.method} vol,"
+                            f" spot {priced.spot:g})")
         for col in ("#", "type", "strike", "expiry (y)", *names):
             table.add_column(col, justify="right")
-        for r in records[:SHOWN]:
-            cells = [f"{r[n]:.6g}" if r["status"] == "ok" else "[yellow]breaker[/]"
+        for o in priced.options[:SHOWN]:
+            cells = [f"{getattr(o, n):.6g}" if o.status == "ok" else styled(("breaker", "yellow"))
                      for n in names]
-            table.add_row(str(r["index"]), r["type"], f"{r['strike']:g}",
-                          f"{r['expiry_years']:.4f}", *cells)
+            table.add_row(str(o.index), o.type, f"{o.strike:g}", f"{o.expiry_years:.4f}",
+                          *cells)
         console.print(table)
-        if len(records) > SHOWN:
-            console.print(f"[dim]{len(records) - SHOWN} more rows"
-                          f"{f' in {out}' if out else ' (use --out FILE or --json)'}[/]")
-    if "signed_report" in summary:
-        r = summary["signed_report"]
-        console.print(f"report signed by {', '.join(r['signers'])} with key"
-                      f" {r['public_key'][:16]}…{f' → {out_report}' if out_report else ''}")
-    t = summary["timings"]
-    console.print(f"[dim]job {summary['job_id'][:8]} · {', '.join(summary['participants'])} ·"
-                  f" revealed to {summary['reveal_to']} · {1000 * t.get('total_s', 0):.0f} ms[/]")
+        if len(priced.options) > SHOWN:
+            console.print(styled((f"{len(priced.options) - SHOWN} more rows"
+                                  f"{f' in {out}' if out else ' (use --out FILE or --json)'}",
+                                  "dim")))
+    if priced.signed_report:
+        r = priced.signed_report
+        console.print(f"report signed by {', '.join(r.signers)} with key {r.public_key[:16]}…"
+                      f"{f' → {out_report}' if out_report else ''}", markup=False)
+    t = priced.outcome.timings
+    console.print(styled((f"job {priced.outcome.job_id[:8]} ·"
+                          f" {', '.join(priced.outcome.participants)} · revealed to"
+                          f" {priced.reveal} · {1000 * t.get('total_s', 0):.0f} ms", "dim")))
 
 
 @click.command("verify-report")
@@ -193,24 +126,22 @@ def verify_report(report_file, public_key, as_json):
     """Check a signed price report (from price --sign-with --report): type and version, every
     field's form, the inputs hash and result digest, and the Ed25519 signature (OpenSSL) over
     the price-report domain and the canonical report."""
+    from mpc_nodes.client.api import verify_report as verify
     try:
-        if report_file.stat().st_size > MAX_REPORT_FILE_BYTES:
-            raise ReportError(f"the file is larger than {MAX_REPORT_FILE_BYTES:,} bytes")
-        signed = json.loads(report_file.read_text())
-        report = verify_signed_report(signed, public_key)
-    except (ReportError, ValueError, RecursionError) as exc:
+        checked = verify(report_file, public_key)
+    except InvalidReport as exc:
         if as_json:
             print(json.dumps({"ok": False, "error": str(exc)}))
-            sys.exit(1)
-        err.print(f"[bold red]invalid report:[/] {exc}")
+        else:
+            err.print(styled(("invalid report:", "bold red"), f" {exc}"))
         sys.exit(1)
     if as_json:
-        print(json.dumps({"ok": True, "job_id": report["job_id"], "key": signed["public_key"],
-                          "key_pinned": public_key is not None}))
+        print(json.dumps({"ok": True, "job_id": checked.job_id, "key": checked.public_key,
+                          "key_pinned": checked.key_pinned}))
         return
-    console.print(f"[green]valid[/]: job {report['job_id'][:8]} of cluster"
-                  f" {report['cluster_id']}, {report['inputs']['underlying']} at"
-                  f" {report['timestamp']}, key {report['key_id']} {signed['public_key']}")
-    if public_key is None:
-        err.print("[yellow]the key was not pinned:[/] compare it with the network's"
-                  " price-report key, or pass --public-key")
+    console.print(styled(("valid", "green"), f": job {checked.job_id[:8]} of cluster"
+                         f" {checked.cluster_id}, {checked.underlying} at {checked.timestamp},"
+                         f" key {checked.key_id} {checked.public_key}"))
+    if not checked.key_pinned:
+        err.print(styled(("the key was not pinned:", "yellow"), " compare it with the network's"
+                         " price-report key, or pass --public-key"))

@@ -1,0 +1,419 @@
+"""The public Python client: how a program (a derivatives back end, a script) uses an mpcnet
+network without shelling out to the CLI.
+
+    from mpc_nodes.client import Client
+
+    async with Client.connect("./cluster") as net:      # or a coordinator.yaml
+        status = await net.status()
+        key = await net.keygen(label="vault 1")
+        signed = await net.sign(key.key_id, transaction)  # a dict: EIP-1559 fields
+
+Every operation returns a typed result (mpc_nodes.client.results) and raises one of the errors
+of mpc_nodes.errors: a UserError (UsageError for bad input) before anything is sent, or
+JobFailed, carrying the outcome with each party's reason, when the network refused or failed
+the job.  Any other exception is a bug.  docs/API.md has a whole example.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+from keyshare.store import KEY_ID
+from mpc_nodes.client import results as r
+from mpc_nodes.client.coordinator import Coordinator, JobOutcome
+from mpc_nodes.client.ledger import Ledger
+from mpc_nodes.errors import InvalidReport, JobFailed, UsageError, UserError
+from mpc_nodes.jobs import ecdsa, epochs, frost, pricing
+from mpc_nodes.jobs.frost_domain import DEFAULT_PURPOSE
+from mpc_nodes.jobs.keycheck import FROST_SCHEME, SCHEME
+from mpc_nodes.jobs.registry import kind_for
+
+JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_REPORT_FILE_BYTES = 1 << 20  # a report is signed as one FROST message of at most 64 KiB
+
+
+def coordinator_config(where: str | Path) -> Path:
+    """The coordinator.yaml a cluster directory made by `mpcnet init` holds, or `where`
+    itself when it is a file."""
+    where = Path(where)
+    path = where if where.is_file() else where / "coordinator" / "coordinator.yaml"
+    if not path.exists():
+        raise UserError(f"no coordinator config at {path} (give a cluster directory made by"
+                        " mpcnet init, or a coordinator.yaml)")
+    return path
+
+
+def running_broker(cluster_dir: str | Path) -> str | None:
+    """The broker of a cluster started in `cluster_dir` with `mpcnet cluster up`, if any."""
+    from mpc_nodes.deploy.cluster import RunState
+    state = RunState.load(Path(cluster_dir))
+    return state.broker if state else None
+
+
+def key_id_for(label: str) -> str:
+    """A key id from a label (lowercase, hyphens), or a random one when the label gives
+    fewer than three characters."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", label.lower()).strip("-")[:40]
+    return slug if len(slug) >= 3 else f"key-{secrets.token_hex(4)}"
+
+
+def check_key_id(key_id: str) -> str:
+    if not isinstance(key_id, str) or not KEY_ID.fullmatch(key_id):
+        raise UsageError(f"key id {key_id!r} is not valid: it must match {KEY_ID.pattern}"
+                         " (3 to 64 lowercase letters, digits and hyphens)")
+    return key_id
+
+
+def check_job_params(kind: str, params: dict) -> None:
+    """Validate a job's parameters as every node will (UsageError naming the field)."""
+    try:
+        kind_for(kind).parse(params)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def verify_report(signed: dict | str | Path, public_key: str | None = None) -> r.VerifiedReport:
+    """Check a signed price report (a dict, or the path of its JSON file): its form, inputs
+    hash, result digest and the Ed25519 signature (OpenSSL) over the price-report domain;
+    against `public_key` (hex) when given, else against the report's own key (which anyone
+    could have made).  InvalidReport names the first problem."""
+    from mpc_nodes.jobs.price_report import ReportError, verify_signed_report
+    try:
+        if not isinstance(signed, dict):
+            path = Path(signed)
+            if path.stat().st_size > MAX_REPORT_FILE_BYTES:
+                raise ReportError(f"the file is larger than {MAX_REPORT_FILE_BYTES:,} bytes")
+            signed = json.loads(path.read_text())
+        report = verify_signed_report(signed, public_key)
+    except (ReportError, ValueError, RecursionError) as exc:  # JSON too: what a file holds
+        raise InvalidReport(str(exc)) from None
+    return r.VerifiedReport(report["job_id"], report["cluster_id"], report["key_id"],
+                            signed["public_key"], public_key is not None,
+                            report["inputs"]["underlying"], report["timestamp"], report)
+
+
+class Client:
+    """One coordinator's connection to an mpcnet network; use as
+    `async with Client.connect(cluster_dir_or_coordinator_yaml) as net:`.
+
+    `progress`, if given, is called with a line of text at each step of a job (votes
+    collected, a repair run first...); `warn` with what the caller should hear of even
+    without following progress (a presignature dropped on the way: default, logged)."""
+
+    def __init__(self, coordinator_yaml: str | Path, broker: str | None = None,
+                 progress: Callable[[str], None] | None = None,
+                 warn: Callable[[str], None] | None = None):
+        self.config_path = Path(coordinator_yaml)
+        self.broker = broker
+        self.progress = progress or (lambda text: None)
+        self.warn = warn or logging.getLogger("mpcnet.client").warning
+        self._c: Coordinator | None = None
+
+    @classmethod
+    def connect(cls, where: str | Path, broker: str | None = None,
+                progress: Callable[[str], None] | None = None,
+                warn: Callable[[str], None] | None = None) -> Client:
+        """A client for the coordinator of cluster directory `where` (or of the
+        coordinator.yaml `where`), connecting through `broker`: by default the broker of a
+        cluster started there with `mpcnet cluster up`, else the one its config names."""
+        config = coordinator_config(where)
+        if broker is None and Path(where).is_dir():
+            broker = running_broker(where)
+        return cls(config, broker, progress, warn)
+
+    async def __aenter__(self) -> Client:
+        self._c = Coordinator(self.config_path, self.broker)
+        await self._c.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._c is not None:
+            await self._c.__aexit__(*exc)
+            self._c = None
+
+    @property
+    def coordinator(self) -> Coordinator:
+        """The underlying coordinator (any job kind, raw outcomes)."""
+        if self._c is None:
+            raise UsageError("the client is not connected: use async with Client.connect(...)")
+        return self._c
+
+    def _ok(self, outcome: JobOutcome) -> JobOutcome:
+        if not outcome.ok:
+            raise JobFailed(outcome)
+        return outcome
+
+    async def _run(self, kind: str, params: dict, **options) -> JobOutcome:
+        check_job_params(kind, params)
+        return self._ok(await self.coordinator.run_job(kind, params, progress=self.progress,
+                                                       **options))
+
+    def _scheme(self, key_id: str) -> str | None:
+        """The scheme the coordinator's ledger records for a key (None: no record)."""
+        return Ledger(self.config_path).data.get(key_id, {}).get("scheme")
+
+    # -- the network ------------------------------------------------------------------
+
+    async def status(self, wait: float = 1.5) -> r.NetworkStatus:
+        """Every roster party's presence: online, offline, deaf or unknown, with its version
+        and protocol code digest."""
+        from mpc_nodes.node.codedigest import code_digest
+        presence = await self.coordinator.status(wait=wait)
+        return r.NetworkStatus(code_digest(), tuple(
+            r.PartyStatus(name, p.state if p else "unknown", p.version if p else None,
+                          p.code_digest if p else None, p.ts if p else None)
+            for name, p in presence.items()))
+
+    async def wait_for_parties(self, timeout: float = 60.0) -> r.NetworkStatus:
+        """Wait until every party is online, at most `timeout` seconds; the status then."""
+        import asyncio
+        c = self.coordinator
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(c.online()) < c.roster.n and asyncio.get_running_loop().time() < deadline:
+            await c.status(wait=0.2)
+            await asyncio.sleep(0.1)
+        return await self.status(wait=0)
+
+    async def aggregate(self, input: str, method: str = "median") -> r.Aggregate:
+        """The median or mean of every party's private number `input`, revealing only it.
+        A node uses each value of an input in one aggregation only (docs/SECURITY.md)."""
+        outcome = await self._run("aggregate", {"input": input, "method": method})
+        return r.Aggregate(input, method, outcome.output["value"], outcome=outcome)
+
+    async def ping(self, rounds: int = 20) -> r.Ping:
+        """An MPC session among all online parties: its set-up and round latency per party."""
+        outcome = await self._run("ping", {"rounds": rounds})
+        return r.Ping(rounds, {name: r.RoundTrip(t["connect_s"], t["mpc_s"], t["mpc_s"] / rounds)
+                               for name, t in outcome.party_timings.items()}, outcome=outcome)
+
+    async def job(self, job_id: str, wait: float = 3.0) -> JobOutcome:
+        """What became of a job, from every party's durable record, judged as for a job this
+        coordinator follows.  Returns the outcome whether the job succeeded or not."""
+        if not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id):
+            raise UsageError(f"a job id is 32 lowercase hex digits, got {job_id!r}")
+        return await self.coordinator.show_job(job_id, wait)
+
+    # -- keys -------------------------------------------------------------------------
+
+    async def keygen(self, scheme: str = SCHEME, label: str = "", purpose: str | None = None,
+                     key_id: str | None = None) -> r.Key:
+        """Distributed key generation: every party gets a share, nobody sees the key.
+        `scheme` ecdsa-secp256k1 (EVM transactions) or frost-ed25519 (messages; `purpose`
+        "raw", the default, or "reports": only price reports its signers rebuild).  The key
+        id is `key_id`, else made from `label`."""
+        if purpose is not None and scheme != FROST_SCHEME:
+            raise UsageError(f"a purpose applies to {FROST_SCHEME} keys only")
+        key_id = check_key_id(key_id) if key_id is not None else key_id_for(label)
+        params = {"key_id": key_id, "scheme": scheme, "label": label,
+                  "purpose": (purpose or DEFAULT_PURPOSE) if scheme == FROST_SCHEME else None}
+        check_job_params("keygen", params)
+        if scheme == FROST_SCHEME:
+            outcome = await frost.frost_keygen(self.coordinator, key_id, label, self.progress,
+                                               params["purpose"])
+        else:
+            outcome = await ecdsa.ecdsa_keygen(self.coordinator, key_id, label, self.progress)
+        out = self._ok(outcome).output
+        return r.Key(key_id, out["scheme"], out["public_key"], out.get("address"), out["t"],
+                     out["n"], out["epoch"], out.get("purpose"), outcome=outcome)
+
+    async def sign(self, key_id: str, payload: dict | bytes | r.Priced, *,
+                   presigned: bool = False, signers: list[int] | None = None
+                   ) -> r.SignedTransaction | r.FrostSignature | r.SignedReport:
+        """Threshold-sign with key `key_id`:
+
+        - a dict: an EIP-1559 transaction, with an ECDSA key; every party checks it against
+          its policy.  `presigned`: with a presignature (one online round).
+        - bytes: a message, with a FROST key of purpose raw.  `signers`: exactly these
+          identifiers (roster index + 1); default any t+1 online parties, a failing signer
+          excluded and another set tried.
+        - a Priced result: its report, with a FROST key of purpose reports."""
+        check_key_id(key_id)
+        if isinstance(payload, dict):
+            return await self._sign_transaction(key_id, payload, presigned, signers)
+        if presigned:
+            raise UsageError("presigned applies to ECDSA transactions only")
+        if isinstance(payload, bytes):
+            return await self._sign_message(key_id, payload, signers)
+        if isinstance(payload, r.Priced):
+            if signers is not None:
+                raise UsageError("a report is signed by any t+1 online parties")
+            return await self._sign_report(key_id, payload)
+        raise UsageError(f"sign a transaction (dict), a message (bytes) or a Priced result,"
+                         f" not a {type(payload).__name__}")
+
+    async def _sign_transaction(self, key_id, tx, presigned, signers) -> r.SignedTransaction:
+        from mpc_nodes.jobs.evm import EvmError, parse_transaction
+        if self._scheme(key_id) == FROST_SCHEME:
+            raise UsageError(f"{key_id} is a FROST key: it signs messages, not transactions")
+        if signers is not None:
+            raise UsageError("signers apply to FROST keys only")
+        try:
+            parse_transaction(tx)
+        except EvmError as exc:
+            raise UsageError(f"invalid transaction: {exc}") from None
+        check_job_params("sign", {"key_id": key_id, "tx": tx})
+        outcome = self._ok(await ecdsa.sign_transaction(self.coordinator, key_id, tx,
+                                                        presigned, self.progress, self.warn))
+        out = outcome.output
+        return r.SignedTransaction(key_id, out["address"], out["public_key"],
+                                   "0x" + out["hash"].removeprefix("0x"), bytes.fromhex(out["raw"]),
+                                   int(out["r"], 16), int(out["s"], 16), out["y_parity"],
+                                   outcome.params.get("presignature"), outcome=outcome)
+
+    async def _sign_message(self, key_id, message, signers) -> r.FrostSignature:
+        outcome = await frost.sign_message(self.coordinator, key_id, message, signers,
+                                           self.progress)
+        if not outcome.ok:
+            raise frost.FrostSigningError(outcome.error, outcome.party_errors, outcome)
+        out = outcome.output
+        return r.FrostSignature(key_id, message, bytes.fromhex(out["signature"]),
+                                bytes.fromhex(out["public_key"]), tuple(out["signers"]),
+                                tuple(out["identifiers"]), out["excluded"], out["attempts"],
+                                outcome=outcome)
+
+    async def _sign_report(self, key_id, priced: r.Priced) -> r.SignedReport:
+        signed = await pricing.sign_report(self.coordinator, key_id, priced.params,
+                                           priced.outcome, self.progress)
+        return r.SignedReport(signed["report"], signed["signature"], signed["public_key"],
+                              tuple(signed["signers"]))
+
+    async def presign(self, key_id: str, count: int = 10) -> r.Presignatures:
+        """Presignatures for fast signing, made by and kept in the memory of the parties
+        online now: a party that restarts loses them."""
+        check_job_params("presign", {"key_id": check_key_id(key_id), "count": count})
+        outcome = self._ok(await ecdsa.presign(self.coordinator, key_id, count, self.progress))
+        out = outcome.output
+        return r.Presignatures(key_id, tuple(out["ids"]), tuple(out["binding"].split(",")),
+                               out["epoch"], outcome=outcome)
+
+    async def refresh(self, key_id: str, epoch: int | None = None) -> r.Refreshed:
+        """Re-randomise every share of a key (same public key): staged on every party,
+        committed once all staged, the old epoch dropped once all committed.  `epoch`: the
+        new epoch (default the parties' committed epoch + 1)."""
+        check_key_id(key_id)
+        if epoch is not None:
+            check_job_params("refresh", {"key_id": key_id, "epoch": epoch})
+        outcome = self._ok(await ecdsa.refresh(self.coordinator, key_id, epoch,
+                                               self.progress))
+        out = outcome.output
+        return r.Refreshed(key_id, out["epoch"], out["public_key"], outcome=outcome)
+
+    async def key_status(self, key_id: str) -> r.KeyStatus:
+        """Every party's committed, staged and older epochs of a key and its commit votes,
+        with a verdict (shows a refresh or keygen a crash left half done)."""
+        check_key_id(key_id)
+        c = self.coordinator
+        states, problems = await epochs.key_status(c, key_id)
+        names = [p.name for p in c.roster.parties]
+        return r.KeyStatus(key_id, _states(states), problems,
+                           epochs.verdict(key_id, states, names))
+
+    async def repair(self, key_id: str) -> r.Repair:
+        """Reconcile the parties' epochs of a key after a crash (every party online; each acts
+        only on the others' signed votes).  The result's `error` is None once the key is
+        consistent again."""
+        check_key_id(key_id)
+        done = await epochs.repair(self.coordinator, key_id, self.progress)
+        return r.Repair(key_id, tuple(r.RepairStep(**s) for s in done["steps"]),
+                        _states(done["states"]), done["problems"], done["error"])
+
+    async def presignatures(self, key_ids: list[str] | None = None,
+                            reconcile: bool = False) -> dict[str, r.PresignaturePool]:
+        """The coordinator's presignature pool per key (default every ECDSA key).
+        `reconcile` (connected only) drops those some holder can no longer have."""
+        ledger = Ledger(self.config_path)
+        key_ids = list(key_ids or sorted(k for k, v in ledger.data.items()
+                                         if v.get("scheme") == SCHEME))
+        dropped: dict[str, list] = {}
+        if reconcile:
+            await self.coordinator.status(wait=1.0)
+            boots = ecdsa.boot_ids(self.coordinator)
+            dropped = {k: ledger.reconcile(k, boots) for k in key_ids}
+        return {k: r.PresignaturePool(k, len(ledger.presignatures(k)), tuple(
+                    r.DroppedPresignature(d["id"], d["reason"]) for d in dropped.get(k, [])))
+                for k in key_ids}
+
+    # -- pricing ----------------------------------------------------------------------
+
+    async def price(self, options, underlying: str, spot: float, rate: float,
+                    dividend: float = 0.0, greeks: bool = False, method: str = "median",
+                    reveal: str = "all", portfolio: bool = False,
+                    valuation_date: date | None = None,
+                    sign_with: str | None = None) -> r.Priced:
+        """Price options at the aggregate (`method`: median, mean, trimmed) of the parties'
+        private vol surfaces for `underlying`; only prices (and Greeks) are revealed, to all
+        parties or (`reveal="coordinator"`) to this coordinator alone, and a circuit
+        breaker refuses options on which the parties disagree.
+
+        `options`: an OptionBook, or the path of a CSV file (type,strike,expiry[,quantity]).
+        `portfolio`: reveal only the quantity-weighted totals (JobFailed if an option
+        breached the breaker: nothing is revealed then).  `sign_with`: a FROST key of
+        purpose reports signs the report of the result (`signed_report`)."""
+        from mpc_nodes.jobs.options_csv import OptionBook
+        book = options if isinstance(options, OptionBook) else _read_book(options,
+                                                                         valuation_date)
+        params = pricing.price_params(book, underlying, spot, rate, dividend, greeks, method,
+                                      reveal, portfolio,
+                                      recipient="-" if reveal == "coordinator" else None)
+        pricing.check_params(params)
+        if sign_with is not None:
+            check_key_id(sign_with)
+            if reveal == "coordinator":
+                raise UsageError("signing a report needs reveal to all: the signers would see"
+                                 " the prices in the report they sign")
+            if len(book) > pricing.MAX_OPTIONS_PER_JOB:
+                raise UsageError(f"{len(book):,} options need several jobs (at most"
+                                 f" {pricing.MAX_OPTIONS_PER_JOB:,} each); a signed report"
+                                 f" needs them in one: split the book")
+            pricing.check_report_key(self.coordinator, sign_with)
+        self.progress(f"{len(book)} options on {underlying}")
+        outcome = self._ok(await pricing.run_price_batches(self.coordinator, params,
+                                                           self.progress))
+        priced = _priced(params, outcome)
+        if portfolio and priced.portfolio is None:
+            outcome.ok = False
+            outcome.error = (f"portfolio refused: {len(priced.breached)} option(s) breached the"
+                             " circuit breaker; nothing was revealed")
+            raise JobFailed(outcome)
+        if sign_with is None:
+            return priced
+        try:
+            report = await self._sign_report(sign_with, priced)
+        except frost.FrostSigningError as exc:
+            raise JobFailed(exc.outcome, f"prices computed (job {outcome.job_id[:8]}) but the"
+                                         f" report was not signed: {exc}") from exc
+        return replace(priced, signed_report=report)
+
+
+def _read_book(path, valuation_date):
+    from mpc_nodes.jobs.options_csv import MAX_FILE_BYTES, OptionsError, parse_options
+    from mpc_nodes.wire.parsing import read_text
+    path = Path(path)
+    try:
+        return parse_options(read_text(path, MAX_FILE_BYTES), valuation_date, source=path.name)
+    except (OptionsError, ValueError) as exc:  # too large, or not UTF-8, too
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _priced(params: dict, outcome: JobOutcome) -> r.Priced:
+    out = outcome.output
+    options = None
+    if not params["portfolio"]:
+        options = tuple(r.OptionResult(**o) for o in pricing.per_option(params, out))
+    return r.Priced(params["underlying"], params["spot"], params["rate"], params["dividend"],
+                    params["method"], params["reveal"], tuple(out["breached"]), out["limit"],
+                    options, out.get("portfolio"), tuple(out.get("jobs", [outcome.job_id])),
+                    None, params=params, outcome=outcome)
+
+
+def _states(states: dict[str, dict]) -> dict[str, r.EpochState]:
+    return {name: r.EpochState.from_node(s) for name, s in states.items()}

@@ -1,0 +1,317 @@
+"""What the client API's operations return (mpc_nodes.client.api): frozen dataclasses.
+
+A job's result also carries its `outcome` (mpc_nodes.client.coordinator.JobOutcome: job id,
+participants, votes, timings, each party's notes), whose `as_dict()` is the `--json` shape of
+every CLI command that runs a job (docs/API.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mpc_nodes.client.coordinator import JobOutcome
+
+
+def _outcome() -> JobOutcome:
+    return field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class PartyStatus:
+    party: str
+    state: str
+    """online, offline, deaf, or unknown (never heard of)."""
+    version: str | None
+    code_digest: str | None
+    """The digest of the protocol code the party runs (mpc_nodes.node.codedigest)."""
+    since: float | None
+
+
+@dataclass(frozen=True)
+class NetworkStatus:
+    coordinator_code_digest: str
+    """The digest of this coordinator's protocol code: a party with another runs other code."""
+    parties: tuple[PartyStatus, ...]
+
+    @property
+    def online(self) -> tuple[str, ...]:
+        return tuple(p.party for p in self.parties if p.state == "online")
+
+    def as_dict(self) -> dict:
+        return {"coordinator_code_digest": self.coordinator_code_digest,
+                "parties": [asdict(p) for p in self.parties]}
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """The median or mean of every party's private number `input`; only it is revealed."""
+
+    input: str
+    method: str
+    value: float
+    outcome: JobOutcome = _outcome()
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    connect_s: float
+    """Session set-up: connections and TLS handshakes."""
+    mpc_s: float
+    per_round_s: float
+
+
+@dataclass(frozen=True)
+class Ping:
+    rounds: int
+    parties: dict[str, RoundTrip]
+    outcome: JobOutcome = _outcome()
+
+
+@dataclass(frozen=True)
+class Key:
+    """A threshold key: every party holds a share, nobody the key."""
+
+    key_id: str
+    scheme: str
+    """ecdsa-secp256k1 (EVM transactions) or frost-ed25519 (messages, price reports)."""
+    public_key: str
+    """Hex: compressed secp256k1 point, or the 32-byte Ed25519 key."""
+    address: str | None
+    """The EVM address of an ECDSA key (EIP-55), None for FROST."""
+    t: int
+    """Parties that may collude without learning anything; t+1 sign."""
+    n: int
+    epoch: int
+    purpose: str | None
+    """What a FROST key signs: raw messages or price reports; None for ECDSA."""
+    outcome: JobOutcome = _outcome()
+
+
+@dataclass(frozen=True)
+class SignedTransaction:
+    """An EIP-1559 transaction signed by the network, verified by the coordinator with
+    libsecp256k1 and eth-account before it was returned."""
+
+    key_id: str
+    address: str
+    public_key: str
+    hash: str
+    """The transaction hash, 0x-hex."""
+    raw: bytes
+    """The signed raw transaction, ready for eth_sendRawTransaction."""
+    r: int
+    s: int
+    y_parity: int
+    """EIP-1559's v."""
+    presignature: str | None
+    outcome: JobOutcome = _outcome()
+
+
+@dataclass(frozen=True)
+class FrostSignature:
+    """An RFC 9591 Ed25519 signature, checked by the coordinator with OpenSSL."""
+
+    key_id: str
+    message: bytes
+    signature: bytes
+    public_key: bytes
+    signers: tuple[str, ...]
+    identifiers: tuple[int, ...]
+    excluded: dict[str, str]
+    """Signers left out on the way (refused, offline, cheated), with the reason."""
+    attempts: int
+    outcome: JobOutcome = _outcome()
+
+
+@dataclass(frozen=True)
+class Presignatures:
+    """Presignatures held in the memory of `holders` only; the coordinator's ledger hands
+    each out once (`sign(..., presigned=True)`)."""
+
+    key_id: str
+    ids: tuple[str, ...]
+    holders: tuple[str, ...]
+    epoch: int
+    outcome: JobOutcome = _outcome()
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """New shares of the same key, committed on every party as `epoch`."""
+
+    key_id: str
+    epoch: int
+    public_key: str
+    outcome: JobOutcome = _outcome()
+
+
+@dataclass(frozen=True)
+class OptionResult:
+    """One option of a priced book: its terms, and its values or that the breaker refused it."""
+
+    index: int
+    type: str
+    strike: float
+    expiry_years: float
+    status: str
+    """ok, or breaker: the parties' vols disagreed too much to reveal its price."""
+    quantity: float | None = None
+    price: float | None = None
+    delta: float | None = None
+    gamma: float | None = None
+    vega: float | None = None
+    theta: float | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class SignedReport:
+    """A price report signed by a quorum of the operators (FROST, purpose reports);
+    `as_dict()` is the file `verify_report` checks."""
+
+    report: dict
+    signature: str
+    public_key: str
+    signers: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        return {"report": self.report, "signature": self.signature,
+                "public_key": self.public_key, "signers": list(self.signers)}
+
+
+@dataclass(frozen=True)
+class Priced:
+    """Options priced at the parties' aggregated private vols."""
+
+    underlying: str
+    spot: float
+    rate: float
+    dividend: float
+    method: str
+    reveal: str
+    breached: tuple[int, ...]
+    """Indices of the options the circuit breaker refused."""
+    breaker_limit: float
+    options: tuple[OptionResult, ...] | None
+    """Per option; None for a portfolio."""
+    portfolio: dict[str, float] | None
+    """Quantity-weighted totals, for a portfolio."""
+    jobs: tuple[str, ...]
+    signed_report: SignedReport | None
+    params: dict = field(repr=False, compare=False)
+    """The request as sent (a report of it is signed from these)."""
+    outcome: JobOutcome = _outcome()
+
+    def summary(self) -> dict:
+        """The `output` of `mpcnet price --json`."""
+        out = {"underlying": self.underlying, "spot": self.spot, "rate": self.rate,
+               "dividend": self.dividend, "method": self.method, "reveal_to": self.reveal,
+               "breached": list(self.breached), "breaker_limit": self.breaker_limit,
+               "jobs": list(self.jobs)}
+        if self.portfolio is not None:
+            out["portfolio"] = self.portfolio
+        else:
+            out["options"] = [o.as_dict() for o in self.options]
+        if self.signed_report:
+            out["signed_report"] = {k: v for k, v in self.signed_report.as_dict().items()
+                                    if k != "report"}
+        return out
+
+
+@dataclass(frozen=True)
+class VerifiedReport:
+    """A signed price report that verified: form, inputs hash, result digest, signature."""
+
+    job_id: str
+    cluster_id: str
+    key_id: str
+    public_key: str
+    key_pinned: bool
+    """False: checked against the report's own key, which anyone could have made."""
+    underlying: str
+    timestamp: int
+    report: dict = field(repr=False)
+
+
+@dataclass(frozen=True)
+class EpochState:
+    """One party's account of a key's epochs."""
+
+    committed: int | None
+    epochs: dict[str, str]
+    """Epoch -> digest of the sharing held on disk."""
+    promised: dict[str, str]
+    """Epochs this party voted to commit -> their sharing digest."""
+
+    @classmethod
+    def from_node(cls, state: dict) -> EpochState:
+        return cls(state["committed"], dict(state["epochs"]), dict(state["promised"]))
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    key_id: str
+    states: dict[str, EpochState]
+    problems: dict[str, str]
+    """Parties that did not answer, and why."""
+    verdict: str
+    """One line: consistent, what a repair would do, or why it cannot."""
+
+    @property
+    def consistent(self) -> bool:
+        return not self.problems and self.verdict.startswith(("consistent", "no party"))
+
+    def as_dict(self) -> dict:
+        return {"key_id": self.key_id, "states": _node_states(self.states),
+                "problems": self.problems, "verdict": self.verdict}
+
+
+@dataclass(frozen=True)
+class RepairStep:
+    kind: str
+    epoch: int
+    ok: bool
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Repair:
+    key_id: str
+    steps: tuple[RepairStep, ...]
+    states: dict[str, EpochState]
+    problems: dict[str, str]
+    error: str | None
+    """None when the key is consistent on every party again."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def as_dict(self) -> dict:
+        return {"key_id": self.key_id, "steps": [asdict(s) for s in self.steps],
+                "states": _node_states(self.states), "problems": self.problems,
+                "error": self.error}
+
+
+def _node_states(states: dict[str, EpochState]) -> dict[str, dict]:
+    return {name: asdict(s) for name, s in states.items()}
+
+
+@dataclass(frozen=True)
+class DroppedPresignature:
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PresignaturePool:
+    """The coordinator's presignatures of one key: how many are ready, and those dropped
+    by a reconcile just now."""
+
+    key_id: str
+    ready: int
+    dropped_now: tuple[DroppedPresignature, ...] = ()
