@@ -136,10 +136,15 @@ async def test_party_killed_during_pricing(make_cluster):
         await cluster.wait_online(c)
         for proxy in cluster.mpc_proxies.values():
             proxy.delay_s = 0.1
-        before = cluster.sessions_connected()
+        started = asyncio.Event()
+
+        def progress(text):
+            if "started with" in text:
+                started.set()
         running = asyncio.ensure_future(run_price(c, price_params(many, "ETH", SPOT, RATE,
-                                                                  method="mean")))
-        await cluster.wait_in_session(before)  # into the protocol (tens of seconds)
+                                                                  method="mean"), progress))
+        await asyncio.wait_for(started.wait(), 30)
+        await asyncio.sleep(2.0)  # past the TLS set-up, into the protocol (tens of seconds)
         assert not running.done()
         cluster.stop_node(3, signal.SIGKILL)
         outcome = await running
