@@ -18,7 +18,6 @@ import yaml
 from click.testing import CliRunner
 from cryptography import x509
 
-import mpc_nodes.cli.deploy  # noqa: F401  (registers deploy and demo-jobs)
 from mpc_nodes.wire import mosquitto
 from mpc_nodes import pki
 from mpc_nodes.cli.app import main
