@@ -8,6 +8,7 @@ transaction with libsecp256k1 and eth-account) are in mpc_nodes.jobs.ecdsa and .
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -17,8 +18,9 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from mpc_nodes.cli.common import (call, common_broker, common_coord, common_dir, common_json,
-                                  console, err, exits, fail, footer, print_json, report, styled)
+from mpc_nodes.cli.common import (call, client, common_broker, common_coord, common_dir,
+                                  common_json, console, err, exits, fail, footer, print_json,
+                                  report, styled)
 from mpc_nodes.jobs.keycheck import FROST_SCHEME, SCHEME
 
 
@@ -211,9 +213,6 @@ def keys_list(cluster_dir, config, as_json):
 def keys_presignatures(cluster_dir, key_ids, reconcile, broker, coordinator, as_json):
     """The coordinator's presignature pool per key: how many are ready, and why others were
     dropped.  --reconcile makes it agree with the parties' pools (which live in memory)."""
-    import asyncio
-
-    from mpc_nodes.cli.common import client
     if reconcile:
         pools = call(cluster_dir, coordinator, broker, as_json,
                      lambda net: net.presignatures(list(key_ids), reconcile=True))

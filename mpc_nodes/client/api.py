@@ -16,6 +16,7 @@ the job.  Any other exception is a bug.  docs/API.md has a whole example.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -173,7 +174,6 @@ class Client:
 
     async def wait_for_parties(self, timeout: float = 60.0) -> r.NetworkStatus:
         """Wait until every party is online, at most `timeout` seconds; the status then."""
-        import asyncio
         c = self.coordinator
         deadline = asyncio.get_running_loop().time() + timeout
         while len(c.online()) < c.roster.n and asyncio.get_running_loop().time() < deadline:
@@ -239,8 +239,8 @@ class Client:
             return await self._sign_transaction(key_id, payload, presigned, signers)
         if presigned:
             raise UsageError("presigned applies to ECDSA transactions only")
-        if isinstance(payload, bytes):
-            return await self._sign_message(key_id, payload, signers)
+        if isinstance(payload, (bytes, bytearray)):
+            return await self._sign_message(key_id, bytes(payload), signers)
         if isinstance(payload, r.Priced):
             if signers is not None:
                 raise UsageError("a report is signed by any t+1 online parties")
