@@ -10,7 +10,9 @@ import pytest
 
 from mpc_nodes import pki
 from mpc_nodes.node.engine import MpcEngine
-from mpc_nodes.node.session import SessionError, SessionPeer, SessionSpec
+from mpc_nodes.node.session import SessionError, SessionPeer, SessionRun, SessionSpec
+from protocols.aggregate import aggregate
+from protocols.diagnostics import rounds
 from tests.mpc_harness import free_ports
 
 PASS = b"test-passphrase"
@@ -30,7 +32,7 @@ def tls(tmp_path):
     return pki.cert_pem(ca_cert), files
 
 
-def specs(tls, values, session_id="ab" * 32, ports=None, target="protocols.aggregate:aggregate",
+def specs(tls, values, session_id="ab" * 32, ports=None, protocol=aggregate,
           args=None, **kw):
     ca_pem, files = tls
     ports = ports or free_ports(len(values))
@@ -39,7 +41,7 @@ def specs(tls, values, session_id="ab" * 32, ports=None, target="protocols.aggre
     return [SessionSpec(session_id=session_id, my_pid=i, peers=peers, bind_host="127.0.0.1",
                         bind_port=ports[i],
                         tls_cert=files[i][0], tls_key=files[i][1], tls_passphrase=PASS,
-                        ca_pem=ca_pem, target=target, args=args or [v, "median"], **kw)
+                        ca_pem=ca_pem, protocol=protocol, args=args or [v, "median"], **kw)
             for i, v in enumerate(values)]
 
 
@@ -47,7 +49,7 @@ async def run_all(engines, session_specs):
     """Run one session on each engine; each party's output, or the exception it raised."""
     results = await asyncio.gather(*(e.run(s) for e, s in zip(engines, session_specs)),
                                    return_exceptions=True)
-    return [r["output"] if isinstance(r, dict) else r for r in results]
+    return [r.output if isinstance(r, SessionRun) else r for r in results]
 
 
 @pytest.mark.timeout(60)
@@ -111,7 +113,7 @@ async def test_certificate_of_wrong_party_is_refused(tls):
 async def test_killed_party_fails_session_on_others_quickly(tls):
     engines = [MpcEngine() for _ in range(3)]
     try:
-        s = specs(tls, [0, 0, 0], target="protocols.diagnostics:rounds", args=[100_000],
+        s = specs(tls, [0, 0, 0], protocol=rounds, args=[100_000],
                   session_timeout=30.0)
         tasks = [asyncio.ensure_future(e.run(x)) for e, x in zip(engines, s)]
         await asyncio.sleep(1.5)  # connected and exchanging rounds

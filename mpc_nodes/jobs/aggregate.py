@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from mpc_nodes.jobs.kind import JobKind, JobRejected, NodeContext, SessionCall, _Params
+import protocols.aggregate
+import protocols.diagnostics
+from mpc_nodes.jobs.kind import JobRejected, MpcSession, NodeContext, SessionKind, _Params
 from mpc_nodes.node.input_usage import InputUse
 from mpc_nodes.node.inputs import INPUT_NAME, InputError, load_input
 
@@ -16,7 +18,7 @@ class AggregateParams(_Params):
     method: Literal["median", "mean"] = "median"
 
 
-class Aggregate(JobKind):
+class Aggregate(SessionKind[AggregateParams, None]):
     """Median or mean of one private number per party; only the aggregate is revealed."""
 
     name = "aggregate"
@@ -34,23 +36,23 @@ class Aggregate(JobKind):
         return InputUse(f"private input {params.input!r}",
                         b"number\0" + (value + 0.0).hex().encode(), params.method)
 
-    def local_check(self, ctx, params):
-        ctx.bind_inputs([self._use(params, self._value(ctx, params))])
+    def check_vote(self, ctx, job):
+        ctx.bind_inputs([self._use(job.params, self._value(ctx, job.params))])
 
-    def session_call(self, ctx, params, participants):
-        value = self._value(ctx, params)
-        ctx.bind_inputs([self._use(params, value)], participants)
-        return SessionCall("protocols.aggregate:aggregate", [value, params.method])
+    def plan(self, ctx, job):
+        value = self._value(ctx, job.params)  # the file as it is now: this value is bound
+        ctx.bind_inputs([self._use(job.params, value)], job.participants)
+        return MpcSession(protocols.aggregate.aggregate, [value, job.params.method])
 
-    def finish(self, ctx, params, output, participants):
-        return {"input": params.input, "method": params.method, "value": output}
+    def complete(self, ctx, job, output):
+        return {"input": job.params.input, "method": job.params.method, "value": output}
 
 
 class PingParams(_Params):
     rounds: int = Field(default=20, ge=1, le=10_000)
 
 
-class Ping(JobKind):
+class Ping(SessionKind[PingParams, None]):
     """Open a session and run sequential rounds: checks reachability, measures round latency."""
 
     name = "ping"
@@ -59,5 +61,5 @@ class Ping(JobKind):
     def min_parties(self, roster):
         return 2  # no private data is involved
 
-    def session_call(self, ctx, params, participants):
-        return SessionCall("protocols.diagnostics:rounds", [params.rounds])
+    def plan(self, ctx, job):
+        return MpcSession(protocols.diagnostics.rounds, [job.params.rounds])

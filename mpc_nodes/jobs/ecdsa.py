@@ -20,16 +20,18 @@ from pydantic import Field, model_validator
 from keyshare import KeyMeta, KeyShareError
 from keyshare.store import KEY_ID
 from eth_account import Account
+import protocols.ecdsa
+import protocols.ed25519_dkg
 from protocols.secp256k1 import hex_point, mul_base, verify
 
 from mpc_nodes.jobs.evm import EvmError, parse_transaction, signed_transaction
 from mpc_nodes.jobs.frost_domain import Purpose, purpose_of
-from mpc_nodes.jobs.kind import JobKind, JobRejected, NodeContext, SessionCall, _Params
+from mpc_nodes.jobs.kind import P, R, JobRejected, MpcSession, NodeContext, SessionKind, _Params
 from mpc_nodes.jobs.keycheck import FROST_SCHEME, SCHEME, eth_address, key_problem
 from mpc_nodes.jobs.policy import load_policy
 
-KEYGEN = {SCHEME: ("protocols.ecdsa:keygen", "secp256k1"),
-          FROST_SCHEME: ("protocols.ed25519_dkg:keygen", "ed25519")}
+KEYGEN = {SCHEME: (protocols.ecdsa.keygen, "secp256k1"),
+          FROST_SCHEME: (protocols.ed25519_dkg.keygen, "ed25519")}
 """Key generation per scheme: the protocol and the curve recorded with the share."""
 KeyId = Field(pattern=KEY_ID.pattern)
 log = logging.getLogger("mpcnet.policy")
@@ -67,7 +69,7 @@ def binding(participants) -> str:
     return ",".join(p.name for p in participants)
 
 
-class _AllParties(JobKind):
+class _AllParties(SessionKind[P, R]):
     def min_parties(self, roster):
         return roster.n
 
@@ -86,25 +88,26 @@ class KeygenParams(_Params):
         return self
 
 
-class Keygen(_AllParties):
+class Keygen(_AllParties[KeygenParams, None]):
     """Dealer-free key generation among all parties; each stages its share as epoch 0, and
     the key exists once every party committed it (`epochjobs`)."""
 
     name = "keygen"
     params_model = KeygenParams
 
-    def local_check(self, ctx, params):
-        if params.key_id in ctx.keystore.key_ids():
-            raise JobRejected(f"key {params.key_id} already exists")
-        if 0 in ctx.keystore.promised(params.key_id):  # a stale unvoted stage is replaced
-            raise JobRejected(f"key {params.key_id} is voted for commit but not committed"
-                              f" here: finish it with mpcnet keys repair --key {params.key_id}")
+    def check_vote(self, ctx, job):
+        key_id = job.params.key_id
+        if key_id in ctx.keystore.key_ids():
+            raise JobRejected(f"key {key_id} already exists")
+        if 0 in ctx.keystore.promised(key_id):  # a stale unvoted stage is replaced
+            raise JobRejected(f"key {key_id} is voted for commit but not committed"
+                              f" here: finish it with mpcnet keys repair --key {key_id}")
 
-    def session_call(self, ctx, params, participants):
-        return SessionCall(KEYGEN[params.scheme][0], [], threshold=ctx.roster.threshold)
+    def plan(self, ctx, job):
+        return MpcSession(KEYGEN[job.params.scheme][0], [], threshold=ctx.roster.threshold)
 
-    def finish(self, ctx, params, output, participants):
-        public_key = output["public_key"]
+    def complete(self, ctx, job, output):
+        params, public_key = job.params, output["public_key"]
         meta = KeyMeta(key_id=params.key_id, scheme=params.scheme,
                        curve=KEYGEN[params.scheme][1], cluster_id=ctx.roster.cluster_id,
                        n=ctx.roster.n, t=ctx.roster.threshold, party_index=ctx.party.index,
@@ -136,7 +139,7 @@ class SignParams(_Params):
     presignature: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")
 
 
-class Sign(JobKind):
+class Sign(SessionKind[SignParams, None]):
     """Threshold-sign an EIP-1559 transaction that this party's policy allows."""
 
     name = "sign"
@@ -177,7 +180,8 @@ class Sign(JobKind):
             raise JobRejected(f"policy: {decision.reason}")
         return meta, share, tx
 
-    def local_check(self, ctx, params):
+    def check_vote(self, ctx, job):
+        params = job.params
         if params.presignature is not None:  # first: a refusal must reserve nothing
             meta, _ = load_key(ctx, params.key_id)
             try:
@@ -186,20 +190,22 @@ class Sign(JobKind):
                 raise JobRejected(str(exc)) from None
         self._check(ctx, params, reserve=True)  # an approval records the spend and nonce
 
-    def session_call(self, ctx, params, participants):
+    def plan(self, ctx, job):
+        params = job.params
         meta, share, tx = self._check(ctx, params)  # again: the policy may have been edited
         if params.presignature is None:
-            return SessionCall("protocols.ecdsa:sign", [share, _points(participants),
-                                                        meta.public_key, tx.digest.hex()])
+            return MpcSession(protocols.ecdsa.sign, [share, _points(job.participants),
+                                                     meta.public_key, tx.digest.hex()])
         try:  # gone from memory before the session can release a share of s made with it
             presig = ctx.presignatures.take(params.key_id, params.presignature, meta.epoch,
-                                            binding(participants))
+                                            binding(job.participants))
         except KeyShareError as exc:
             raise JobRejected(str(exc)) from None
-        return SessionCall("protocols.ecdsa:sign_presigned", [presig, meta.public_key,
-                                                              tx.digest.hex()])
+        return MpcSession(protocols.ecdsa.sign_presigned, [presig, meta.public_key,
+                                                           tx.digest.hex()])
 
-    def finish(self, ctx, params, output, participants):
+    def complete(self, ctx, job, output):
+        params = job.params
         meta, _ = ctx.keystore.load(params.key_id)
         tx = parse_transaction(params.tx)
         raw, tx_hash = signed_transaction(tx, output["r"], output["s"], output["y_parity"])
@@ -214,25 +220,26 @@ class PresignParams(_Params):
     count: int = Field(ge=1, le=100)
 
 
-class Presign(JobKind):
+class Presign(SessionKind[PresignParams, None]):
     """Precompute presignatures, bound to this key epoch and this exact party set, and kept
     only in this node process's memory (keyshare.onetime): a restart discards them."""
 
     name = "presign"
     params_model = PresignParams
 
-    def local_check(self, ctx, params):
-        load_key(ctx, params.key_id)
-        if ctx.presignatures.room() < params.count:
-            raise JobRejected(f"no room for {params.count} more presignatures on this node"
+    def check_vote(self, ctx, job):
+        load_key(ctx, job.params.key_id)
+        if ctx.presignatures.room() < job.params.count:
+            raise JobRejected(f"no room for {job.params.count} more presignatures on this node"
                               f" ({ctx.presignatures.capacity} at most)")
 
-    def session_call(self, ctx, params, participants):
-        _, share = load_key(ctx, params.key_id)
-        return SessionCall("protocols.ecdsa:presign", [share, _points(participants),
-                                                       params.count])
+    def plan(self, ctx, job):
+        _, share = load_key(ctx, job.params.key_id)
+        return MpcSession(protocols.ecdsa.presign, [share, _points(job.participants),
+                                                    job.params.count])
 
-    def finish(self, ctx, params, output, participants):
+    def complete(self, ctx, job, output):
+        params, participants = job.params, job.participants
         meta, _ = ctx.keystore.load(params.key_id)
         ids = []
         if ctx.presignatures.room() < len(output):  # all or none: never a partial pool
@@ -254,14 +261,15 @@ class RefreshParams(_Params):
     epoch: int = Field(ge=1, description="the new epoch")
 
 
-class Refresh(_AllParties):
+class Refresh(_AllParties[RefreshParams, None]):
     """Re-randomise every share (same public key) and stage them as the next epoch, which
     becomes current once every party committed it (`epochjobs`)."""
 
     name = "refresh"
     params_model = RefreshParams
 
-    def local_check(self, ctx, params):
+    def check_vote(self, ctx, job):
+        params = job.params
         meta, _ = load_key(ctx, params.key_id)
         if params.epoch != meta.epoch + 1:
             raise JobRejected(f"key {params.key_id} is at epoch {meta.epoch}; cannot refresh"
@@ -270,13 +278,14 @@ class Refresh(_AllParties):
             raise JobRejected(f"epoch {params.epoch} of key {params.key_id} is voted for commit"
                               f" here: finish it with mpcnet keys repair --key {params.key_id}")
 
-    def session_call(self, ctx, params, participants):
-        self.local_check(ctx, params)
-        meta, share = load_key(ctx, params.key_id)  # a stale unvoted stage is replaced
-        return SessionCall("protocols.ecdsa:refresh", [share, meta.public_key],
-                           threshold=ctx.roster.threshold)
+    def plan(self, ctx, job):
+        self.check_vote(ctx, job)
+        meta, share = load_key(ctx, job.params.key_id)  # a stale unvoted stage is replaced
+        return MpcSession(protocols.ecdsa.refresh, [share, meta.public_key],
+                          threshold=ctx.roster.threshold)
 
-    def finish(self, ctx, params, output, participants):
+    def complete(self, ctx, job, output):
+        params = job.params
         meta, _ = ctx.keystore.load(params.key_id)
         new = meta.model_copy(update={"epoch": params.epoch,
                                       "verification_shares": output["verification_shares"]})

@@ -31,7 +31,7 @@ from pydantic import Field
 
 from keyshare import KeyShareError
 from mpc_nodes.jobs.ecdsa import KeyId
-from mpc_nodes.jobs.kind import JobKind, JobRejected, _Params
+from mpc_nodes.jobs.kind import P, JobRejected, LocalKind, LocalStep, _Params
 
 
 class KeyParams(_Params):
@@ -47,42 +47,45 @@ class CommitParams(EpochParams):
                          description="keyshare.store.sharing_digest of the staged epoch")
 
 
-class _EveryParty(JobKind):
+class _EveryParty(LocalKind[P, None]):
     def min_parties(self, roster):
         return roster.n
 
-    def session_call(self, ctx, params, participants):
-        self.local_check(ctx, params)  # again: the state may have changed since the vote
-        return None
+    def plan(self, ctx, job):
+        self.check_vote(ctx, job)  # again: the state may have changed since the vote
+        return LocalStep()
 
 
-class KeyCommit(_EveryParty):
+class KeyCommit(_EveryParty[CommitParams]):
     """Make a staged epoch current, on evidence that every party staged the same sharing."""
 
     name = "key-commit"
     params_model = CommitParams
 
-    def local_check(self, ctx, params):
+    def check_vote(self, ctx, job):
+        params = job.params
         try:  # durable before the vote says so
             ctx.keystore.promise(params.key_id, params.epoch, params.sharing)
         except KeyShareError as exc:
             raise JobRejected(f"cannot commit key {params.key_id}: {exc}") from None
 
-    def finish(self, ctx, params, output, participants):
+    def run_locally(self, ctx, job):
+        params = job.params
         ctx.keystore.commit(params.key_id, params.epoch, params.sharing)
         ctx.presignatures.retire(params.key_id, params.epoch)  # bound to the old shares
         return {"key_id": params.key_id, "epoch": params.epoch, "sharing": params.sharing,
                 "committed": True}
 
 
-class KeyFinalise(_EveryParty):
+class KeyFinalise(_EveryParty[EpochParams]):
     """Delete the epochs older than the committed one, on evidence that every party
     committed it."""
 
     name = "key-finalise"
     params_model = EpochParams
 
-    def local_check(self, ctx, params):
+    def check_vote(self, ctx, job):
+        params = job.params
         try:
             committed = ctx.keystore.committed_epoch(params.key_id)
         except KeyShareError as exc:
@@ -91,12 +94,12 @@ class KeyFinalise(_EveryParty):
             raise JobRejected(f"key {params.key_id} is committed at epoch {committed} here,"
                               f" not {params.epoch}")
 
-    def finish(self, ctx, params, output, participants):
-        ctx.keystore.drop_older(params.key_id)
-        return {"key_id": params.key_id, "epoch": params.epoch, "confirmed": True}
+    def run_locally(self, ctx, job):
+        ctx.keystore.drop_older(job.params.key_id)
+        return {"key_id": job.params.key_id, "epoch": job.params.epoch, "confirmed": True}
 
 
-class KeyAbort(JobKind):
+class KeyAbort(LocalKind[EpochParams, None]):
     """Discard a staged epoch that not every party staged (the vote does it)."""
 
     name = "key-abort"
@@ -105,40 +108,36 @@ class KeyAbort(JobKind):
     def min_parties(self, roster):
         return 1  # each party discards on its own; none needs another's word
 
-    def local_check(self, ctx, params):
+    def check_vote(self, ctx, job):
         try:
-            ctx.keystore.abort(params.key_id, params.epoch)
+            ctx.keystore.abort(job.params.key_id, job.params.epoch)
         except KeyShareError as exc:
-            raise JobRejected(f"cannot abort key {params.key_id}: {exc}") from None
+            raise JobRejected(f"cannot abort key {job.params.key_id}: {exc}") from None
 
-    def session_call(self, ctx, params, participants):
-        return None
-
-    def finish(self, ctx, params, output, participants):
-        return {"key_id": params.key_id, "epoch": params.epoch, "aborted": True}
+    def run_locally(self, ctx, job):
+        return {"key_id": job.params.key_id, "epoch": job.params.epoch, "aborted": True}
 
 
-class KeyStatus(JobKind):
+class KeyStatus(LocalKind[KeyParams, None]):
     """Each party's view of one key's epochs, for `mpcnet keys status` and repair."""
 
     name = "key-status"
     params_model = KeyParams
-    shared_output = False
+
+    def output_is_shared(self, params):
+        return False  # each party reports its own view
 
     def min_parties(self, roster):
         return 1
 
-    def local_check(self, ctx, params):
+    def check_vote(self, ctx, job):
         try:
-            ctx.keystore.state(params.key_id)
+            ctx.keystore.state(job.params.key_id)
         except KeyShareError as exc:
-            raise JobRejected(f"cannot read key {params.key_id}: {exc}") from None
+            raise JobRejected(f"cannot read key {job.params.key_id}: {exc}") from None
 
-    def session_call(self, ctx, params, participants):
-        return None
-
-    def finish(self, ctx, params, output, participants):
-        return {"key_id": params.key_id, **ctx.keystore.state(params.key_id)}
+    def run_locally(self, ctx, job):
+        return {"key_id": job.params.key_id, **ctx.keystore.state(job.params.key_id)}
 
 
 EPOCH_JOBS = [KeyCommit(), KeyFinalise(), KeyAbort(), KeyStatus()]

@@ -1,5 +1,6 @@
 """Job kinds for FROST(Ed25519) signing (RFC 9591): the two rounds, each a bus job without an
-MPC session, in which every signer reports its own part (shared_output=False).
+MPC session (a LocalKind), in which every signer reports its own part (the output is not
+shared).
 
 frost-commit  each selected signer draws fresh nonces, keeps them in its memory only
               (keyshare.onetime: never on disk, so no snapshot or backup can bring them
@@ -29,20 +30,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field
 
-from keyshare import KeyShareError
+from keyshare import KeyMeta, KeyShareError
 from protocols import frost
 from protocols.ed25519_dkg import scalar
 from mpc_nodes.client.ledger import Ledger
 from mpc_nodes.jobs.ecdsa import FROST_SCHEME, KeyId, load_share
 from mpc_nodes.jobs.frost_domain import DEFAULT_PURPOSE, DomainError, check_raw, purpose_of
 from mpc_nodes.jobs.keycheck import reported_key_problem
-from mpc_nodes.jobs.kind import JobKind, JobRejected, NodeContext, _Params
+from mpc_nodes.jobs.kind import P, R, JobRejected, LocalKind, LocalStep, NodeContext, _Params
 from mpc_nodes.jobs.price_report import ReportError, rebuild_for_signing
 
 if TYPE_CHECKING:  # the coordinator imports the job kinds
@@ -69,19 +71,28 @@ def nonce_id(c: frost.SigningCommitment) -> str:
                           + c.binding).hexdigest()[:16]
 
 
-def load_frost_key(ctx: NodeContext, key_id: str):
-    """This party's committed FROST share as a scalar, refused unless it matches its
-    published verification share."""
+@dataclass(frozen=True)
+class FrostShare:
+    """This party's committed share of a FROST key, as a scalar (kept out of reprs)."""
+
+    meta: KeyMeta
+    secret: bytes = field(repr=False)
+
+
+def load_frost_key(ctx: NodeContext, key_id: str) -> FrostShare:
+    """This party's committed FROST share, refused unless it matches its published
+    verification share."""
     meta, share = load_share(ctx, key_id, FROST_SCHEME)
     sk = scalar(share)
     if frost.verification_share(sk).hex() != meta.verification_shares[ctx.party.index]:
         raise JobRejected(f"stored share of key {key_id} does not match this party's"
                           f" verification share: refusing to use it")
-    return meta, sk
+    return FrostShare(meta, sk)
 
 
-class _Signing(JobKind):
-    shared_output = False
+class _Signing(LocalKind[P, R]):
+    def output_is_shared(self, params):
+        return False  # each signer reports its own part
 
     def min_parties(self, roster):
         return roster.threshold + 1  # FROST needs t+1 signers, not an honest majority
@@ -92,27 +103,29 @@ class CommitParams(_Params):
     request: str = RequestId
 
 
-class FrostCommit(_Signing):
+class FrostCommit(_Signing[CommitParams, FrostShare]):
     """Round one: fresh nonces, kept in memory as a one-time secret; report the commitment."""
 
     name = "frost-commit"
     params_model = CommitParams
 
-    def local_check(self, ctx, params):
-        load_frost_key(ctx, params.key_id)
+    def prepare(self, ctx, params) -> FrostShare:
+        return load_frost_key(ctx, params.key_id)
+
+    def check_vote(self, ctx, job):
         if ctx.nonces.room() < 1:
             raise JobRejected(f"this node already holds {ctx.nonces.capacity} unused nonces")
 
-    def session_call(self, ctx, params, participants):
-        self.local_check(ctx, params)
-        return None
+    def plan(self, ctx, job):
+        self.check_vote(ctx, job)  # again: other jobs may have filled the pool meanwhile
+        return LocalStep()
 
-    def finish(self, ctx, params, output, participants):
-        meta, sk = load_frost_key(ctx, params.key_id)
-        nonces, c = frost.commit(identifier(ctx.party), sk)
+    def run_locally(self, ctx, job):
+        key, params = job.prepared, job.params
+        nonces, c = frost.commit(identifier(ctx.party), key.secret)
         try:
-            ctx.nonces.add(params.key_id, nonce_id(c), meta.epoch,
-                           binding(params.request, [p.name for p in participants]),
+            ctx.nonces.add(params.key_id, nonce_id(c), key.meta.epoch,
+                           binding(params.request, [p.name for p in job.participants]),
                            {"hiding": nonces.hiding.hex(), "binding": nonces.binding.hex()})
         except KeyShareError as exc:
             raise JobRejected(str(exc)) from None
@@ -133,15 +146,27 @@ class SignParams(_Params):
     commitments: list[Commitment] = Field(min_length=1, max_length=256)
 
 
-class FrostSign(_Signing):
+@dataclass(frozen=True)
+class SigningInputs:
+    """What a frost-sign job is checked and signed with, read once (FrostSign.prepare)."""
+
+    key: FrostShare
+    commitments: list[frost.SigningCommitment]
+    own: frost.SigningCommitment  # this party's, in the list
+    signers: list[str]  # the parties of the commitment list, in identifier order
+    binding: str  # what this party's nonces behind `own` must be bound to
+
+
+class FrostSign(_Signing[SignParams, SigningInputs]):
     """Round two: this signer's signature share over the message and commitment list."""
 
     name = "frost-sign"
     params_model = SignParams
 
-    def _prepare(self, ctx, params):
+    def prepare(self, ctx, params) -> SigningInputs:
         """Key, commitment list, own commitment and the binding; JobRejected if unusable."""
-        meta, sk = load_frost_key(ctx, params.key_id)
+        key = load_frost_key(ctx, params.key_id)
+        meta = key.meta
         try:
             clist = [frost.SigningCommitment(c.identifier, bytes.fromhex(c.hiding),
                                              bytes.fromhex(c.binding)) for c in params.commitments]
@@ -157,12 +182,18 @@ class FrostSign(_Signing):
         if not own:
             raise JobRejected("this party's commitment is not in the list")
         names = [signers[i] for i in sorted(ids)]
-        bound = binding(params.request, names)
+        return SigningInputs(key, clist, own[0], names, binding(params.request, names))
+
+    @staticmethod
+    def _check_nonce(ctx, job) -> None:
+        """Our nonces behind our commitment are still here, unused (on the event loop: the
+        pool is not thread-safe)."""
+        inputs = job.prepared
         try:  # a restarted node has lost them: the coordinator retries with fresh commitments
-            ctx.nonces.check(params.key_id, nonce_id(own[0]), meta.epoch, bound)
+            ctx.nonces.check(job.params.key_id, nonce_id(inputs.own), inputs.key.meta.epoch,
+                             inputs.binding)
         except KeyShareError as exc:
             raise JobRejected(f"no usable nonce behind this party's commitment: {exc}") from None
-        return meta, sk, clist, own[0], names, bound
 
     def _check_message(self, ctx, params, meta) -> None:
         """Refuse a message the key's purpose does not allow (at the vote and again right
@@ -180,29 +211,33 @@ class FrostSign(_Signing):
         except DomainError as exc:
             raise JobRejected(f"raw message refused: {exc}") from None
 
-    def local_check(self, ctx, params):
-        meta, *_ = self._prepare(ctx, params)
-        self._check_message(ctx, params, meta)
+    def check_vote(self, ctx, job):
+        self._check_nonce(ctx, job)
+        self._check_message(ctx, job.params, job.prepared.key.meta)
 
-    def session_call(self, ctx, params, participants):
-        *_, names, _ = self._prepare(ctx, params)
-        if [p.name for p in participants] != names:
-            raise JobRejected(f"participants {[p.name for p in participants]} are not the"
-                              f" signers of the commitment list {names}")
-        return None
+    def plan(self, ctx, job):
+        self._check_nonce(ctx, job)
+        names = [p.name for p in job.participants]
+        if names != job.prepared.signers:
+            raise JobRejected(f"participants {names} are not the signers of the commitment"
+                              f" list {job.prepared.signers}")
+        return LocalStep()
 
-    def finish(self, ctx, params, output, participants):
-        meta, sk, clist, own, _, bound = self._prepare(ctx, params)
+    def run_locally(self, ctx, job):
+        """The signature share: made here, once, with nonces taken out of memory first."""
+        params, inputs = job.params, job.prepared
+        meta, own = inputs.key.meta, inputs.own
         self._check_message(ctx, params, meta)
         try:  # out of memory before the share is computed: never taken twice
-            secret = ctx.nonces.take(params.key_id, nonce_id(own), meta.epoch, bound)
+            secret = ctx.nonces.take(params.key_id, nonce_id(own), meta.epoch, inputs.binding)
         except KeyShareError as exc:
             raise JobRejected(f"nonce refused: {exc}") from None
         nonces = frost.SigningNonces(bytes.fromhex(secret["hiding"]),
                                      bytes.fromhex(secret["binding"]))
         try:
-            z = frost.sign(own.identifier, sk, bytes.fromhex(meta.public_key), nonces,
-                           bytes.fromhex(params.message), clist, min_signers=meta.t + 1)
+            z = frost.sign(own.identifier, inputs.key.secret, bytes.fromhex(meta.public_key),
+                           nonces, bytes.fromhex(params.message), inputs.commitments,
+                           min_signers=meta.t + 1)
         except frost.FrostError as exc:
             raise JobRejected(f"cannot sign: {exc}") from None
         return {"identifier": own.identifier, "share": z.hex()}

@@ -1,56 +1,90 @@
-"""Job kinds: for each kind, its parameters, who may take part, the local checks a node makes
-before it votes, and which protocol coroutine the session runs with which private arguments.
+"""The job-kind lifecycle: what a kind of job declares, and the hooks the node and the
+coordinator call, in the order they call them.
 
-The coordinator uses the same parameter models, so a bad request is refused before it is sent.
+On each node (mpc_nodes.node.daemon), for one job:
+
+  request  parse(raw params) -> params            a bad field: the vote rejects, naming it
+           sealed_to(params)                      must be the requesting coordinator, if any
+           prepare(ctx, params) -> prepared       slow work, in a thread, once per job
+           check_vote(ctx, job)                   JobRejected: the vote rejects with its reason
+  start    plan(ctx, job) -> MpcSession           a SessionKind: the protocol runs in an MPyC
+                          |  LocalStep            session; a LocalKind: run_locally(ctx, job)
+           complete(ctx, job, output) -> result   persist; the public result this node reports
+
+`job` is a NodeJob: the parsed parameters, what `prepare` returned, and from the start on the
+participants.  Any node hook may raise JobRejected; the job then fails on this node with
+that reason.
+
+On the coordinator (mpc_nodes.client.coordinator): parse before the request is sent (the
+same parameter models, so a bad request never leaves), min_parties and approvals_needed to
+start it, output_is_shared, one_output_suffices and verify_output to judge the results,
+commit_params once a key epoch was staged.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mpc_nodes.config import PartyInfo, Roster
 from mpc_nodes.node.context import JobRejected, NodeContext
+from mpc_nodes.node.session import ProtocolFunction
 
 
 @dataclass(frozen=True)
-class SessionCall:
-    """The protocol a party runs: target "protocols.module:function", its private arguments,
-    the MPyC threshold (None: the largest the session allows, (m-1)//2), and for long jobs
-    the time the protocol may take (None: the node's session_timeout_s)."""
+class MpcSession:
+    """Run `protocol(rt, *args)` in an MPyC session among the participants: this party's
+    private arguments, the MPyC threshold (None: the largest the session allows, (m-1)//2),
+    and for long jobs the time the protocol may take (None: the node's session_timeout_s)."""
 
-    target: str
+    protocol: ProtocolFunction
     args: list
     threshold: int | None = None
     timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class LocalStep:
+    """No MPC session: each participant does the job's work alone, in its kind's
+    `run_locally`."""
 
 
 class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class JobKind:
-    """Base class: override the hooks that differ."""
+P = TypeVar("P", bound=_Params)
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class NodeJob(Generic[P, R]):
+    """One job on a node as its kind's hooks see it: the parsed parameters, what `prepare`
+    made of them, and (from the start on) the participants in session order."""
+
+    params: P
+    prepared: R = None
+    participants: list[PartyInfo] = field(default_factory=list)
+
+
+class JobKind(ABC, Generic[P, R]):
+    """Base class of every kind: override the hooks that differ.  A kind derives from
+    SessionKind or LocalKind, which says how its work is done."""
 
     name: ClassVar[str]
     params_model: ClassVar[type[_Params]]
-    shared_output: ClassVar[bool] = True
-    """True: every participant must report the same output.  False: each reports its own
-    part (an encrypted output share, a signature share) in JobOutcome.party_outputs."""
 
     one_output_suffices: ClassVar[bool] = False
     """True: one output that the coordinator verifies on its own (a signature), reported alike
     by more than t participants, is the job's result even if other participants failed or
     were lost after it was produced (they are named in JobOutcome.party_notes)."""
 
-    def verify_output(self, params, output: dict) -> str | None:
-        """Why `output` is not a valid result of these parameters, None if it is; checked by
-        the coordinator, without the parties' word, for kinds with one_output_suffices."""
-        return "this kind's outputs cannot be verified on their own"
+    # -- both sides ------------------------------------------------------------------------
 
-    def parse(self, params: dict) -> _Params:
+    def parse(self, params: dict) -> P:
         """Validate parameters; raise ValueError naming the bad field."""
         try:
             return self.params_model.model_validate(params)
@@ -69,30 +103,70 @@ class JobKind:
         participants' own).  Signing needs the roster's policy quorum."""
         return 0
 
-    def commit_params(self, params, output: dict) -> dict | None:
-        """For a kind that stages a key epoch (keygen, refresh): the `key-commit` parameters
-        that make it current, which the coordinator runs once every participant staged it
-        (see `epochjobs`); None for other kinds."""
+    def sealed_to(self, params: P) -> str | None:
+        """The coordinator this job's outputs are encrypted to (None: they are not).  A node
+        refuses a request whose outputs are sealed to anyone but its requester."""
         return None
 
-    def output_is_shared(self, params) -> bool:
-        """Whether all participants report one agreed output for these parameters."""
-        return self.shared_output
+    def output_is_shared(self, params: P) -> bool:
+        """True: every participant must report the same output.  False: each reports its own
+        part (an encrypted output share, a signature share) in JobOutcome.party_outputs."""
+        return True
 
-    def prepare(self, ctx: NodeContext, params) -> None:
-        """Slow, thread-safe work before local_check and session_call (reading and parsing
-        big files, to be cached): the node runs it in a worker thread, so that votes on
-        other jobs keep flowing.  May raise JobRejected."""
+    # -- the coordinator's side ------------------------------------------------------------
 
-    def local_check(self, ctx: NodeContext, params) -> None:
-        """Raise JobRejected if this node cannot or will not take part."""
+    def verify_output(self, params: P, output: dict) -> str | None:
+        """Why `output` is not a valid result of these parameters, None if it is; checked by
+        the coordinator, without the parties' word, for kinds with one_output_suffices."""
+        return "this kind's outputs cannot be verified on their own"
 
-    def session_call(self, ctx: NodeContext, params,
-                     participants: list[PartyInfo]) -> SessionCall | None:
-        """What this party runs in the session, at execution time (checks may be repeated
-        here: raise JobRejected); None for a job that needs no MPC session."""
-        raise NotImplementedError
+    def commit_params(self, params: P, output: dict) -> dict | None:
+        """For a kind that stages a key epoch (keygen, refresh): the `key-commit` parameters
+        that make it current, which the coordinator runs once every participant staged it
+        (see `mpc_nodes.jobs.epochs`); None for other kinds."""
+        return None
 
-    def finish(self, ctx: NodeContext, params, output, participants: list[PartyInfo]) -> dict:
-        """Persist what must be kept and return the public result this node reports."""
+    # -- the node's side, in the order the node calls them ---------------------------------
+
+    def prepare(self, ctx: NodeContext, params: P) -> R:
+        """Slow, thread-safe work before the vote (reading and parsing big files, decrypting
+        a key share), run once per job in a worker thread so that votes on other jobs keep
+        flowing.  What it returns is kept with the job (`NodeJob.prepared`) for the later
+        hooks.  Nothing else may run in that thread: one-time secrets are checked in
+        check_vote."""
+        return None
+
+    def check_vote(self, ctx: NodeContext, job: NodeJob[P, R]) -> None:
+        """Raise JobRejected if this node cannot or will not take part (its reason is the
+        vote's); a kind whose vote is its action (promise, abort, reserve) takes it here."""
+
+    @abstractmethod
+    def plan(self, ctx: NodeContext, job: NodeJob[P, R]) -> MpcSession | LocalStep:
+        """At the start, with `job.participants`: check again what may have changed since
+        the vote, bind the private inputs handed to a session to the participants, and say
+        what runs."""
+
+    def complete(self, ctx: NodeContext, job: NodeJob[P, R], output: Any) -> dict:
+        """Persist what must be kept and return the public result this node reports, from
+        the protocol's output (or run_locally's)."""
         return output
+
+
+class SessionKind(JobKind[P, R]):
+    """A kind whose work is an MPC protocol: `plan` returns the MpcSession to run."""
+
+    @abstractmethod
+    def plan(self, ctx: NodeContext, job: NodeJob[P, R]) -> MpcSession:
+        """The protocol this party runs, with its private arguments (see JobKind.plan)."""
+
+
+class LocalKind(JobKind[P, R]):
+    """A kind whose work needs no MPC session: each participant does it in `run_locally`."""
+
+    def plan(self, ctx: NodeContext, job: NodeJob[P, R]) -> LocalStep:
+        return LocalStep()
+
+    @abstractmethod
+    def run_locally(self, ctx: NodeContext, job: NodeJob[P, R]) -> Any:
+        """This participant's work, at the start and after `plan`; its output goes to
+        `complete`."""

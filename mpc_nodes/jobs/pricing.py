@@ -1,9 +1,9 @@
 """The "price" job: options priced at the aggregate of the parties' private volatilities.
 
-Each node interpolates its own surface (mpc_nodes.node.volsurface) at execution time and feeds
-those vols to protocols.pricing.price as its private input.  Everything checkable is
-checked before any MPC runs: the parameters by the model below (on the coordinator too),
-the surface and the vols by every node before it votes.
+Each node interpolates its own surface (mpc_nodes.node.volsurface) once per job, before it
+votes, and feeds those vols to protocols.pricing.price as its private input.  Everything
+checkable is checked before any MPC runs: the parameters by the model below (on the
+coordinator too), the surface and the vols by every node before it votes.
 
 The coordinator's side (below): request a price job (in batches for big books), open
 coordinator-only outputs, lay the result out per option, and have a report signed.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import dataclass, field
 from typing import Annotated, Literal, TYPE_CHECKING
 
 import numpy as np
@@ -21,7 +22,7 @@ from pydantic import Field, model_validator
 from protocols import domain
 from protocols.bsm import denormalise
 from protocols.domain import SECURE_LIMIT_MAX
-from mpc_nodes.jobs.kind import JobKind, JobRejected, NodeContext, SessionCall, _Params
+from mpc_nodes.jobs.kind import JobRejected, MpcSession, SessionKind, _Params
 from mpc_nodes.jobs.options_csv import MAX_QUANTITY, OptionBook
 from mpc_nodes.jobs.output_shares import OutputShareError, open_share, reconstruct, seal_share
 from mpc_nodes.node.input_usage import InputUse
@@ -77,7 +78,16 @@ class PriceParams(_Params):
         return self
 
 
-class Price(JobKind):
+@dataclass(frozen=True)
+class PrivateVols:
+    """This node's vols for a job's options (its private input, kept out of reprs), and the
+    surface they come from as an input use."""
+
+    vols: list[float] = field(repr=False)
+    use: InputUse = field(repr=False)
+
+
+class Price(SessionKind[PriceParams, PrivateVols]):
     """Joint BSM prices (and Greeks) from secret-shared private vols; only outputs leave."""
 
     name = "price"
@@ -86,13 +96,16 @@ class Price(JobKind):
     def output_is_shared(self, params: PriceParams) -> bool:
         return params.reveal == "all"
 
+    def sealed_to(self, params: PriceParams) -> str | None:
+        return params.recipient  # reveal=coordinator: each party's share, encrypted to it
+
     @staticmethod
     @functools.cache
     def _book(directory: str) -> SurfaceBook:
         return SurfaceBook(directory)
 
-    def _vols(self, ctx: NodeContext, params: PriceParams) -> tuple[list[float], InputUse]:
-        """This node's vols for the options, and the surface they come from as an input use."""
+    def prepare(self, ctx, params) -> PrivateVols:
+        """Parses a changed surface file (into the book's cache) and interpolates it."""
         book = self._book(str(ctx.path(ctx.config.data_dir) / "surfaces"))
         try:
             surface = book.get(params.underlying)
@@ -104,23 +117,19 @@ class Price(JobKind):
         vols = surface.vol(params.strikes, params.expiries, params.spot)
         if not np.all(np.isfinite(vols)):
             raise JobRejected(f"the {params.underlying} surface gives non-finite vols")
-        return [float(v) for v in vols], surface_use(surface, params)
+        return PrivateVols([float(v) for v in vols], surface_use(surface, params))
 
-    def prepare(self, ctx, params):
-        self._vols(ctx, params)  # parses a changed surface file into the book's cache
-
-    def local_check(self, ctx, params):
-        if params.recipient is not None and ctx.roster.coordinator(params.recipient) is None:
-            raise JobRejected(f"recipient {params.recipient!r} is not a roster coordinator")
-        limit = ctx.roster.limits.vol_spread_limit
-        if params.method != "median" and limit > SECURE_LIMIT_MAX:  # (even median: session)
+    def check_vote(self, ctx, job):
+        limit, method = ctx.roster.limits.vol_spread_limit, job.params.method
+        if method != "median" and limit > SECURE_LIMIT_MAX:  # (even median: in the session)
             raise JobRejected(f"the cluster's vol_spread_limit {limit:g} is too loose for"
-                              f" {params.method} aggregation (needs <= {SECURE_LIMIT_MAX})")
-        ctx.bind_inputs([self._vols(ctx, params)[1]])
+                              f" {method} aggregation (needs <= {SECURE_LIMIT_MAX})")
+        ctx.bind_inputs([job.prepared.use])
 
-    def session_call(self, ctx, params, participants):
-        vols, use = self._vols(ctx, params)
-        ctx.bind_inputs([use], participants)
+    def plan(self, ctx, job):
+        import protocols.pricing  # (MPyC: loaded where a session runs, never on a coordinator)
+        params = job.params
+        ctx.bind_inputs([job.prepared.use], job.participants)
         public = {
             "spot": params.spot, "rate": params.rate, "dividend": params.dividend,
             "is_call": params.is_call, "strikes": params.strikes, "expiries": params.expiries,
@@ -128,10 +137,11 @@ class Price(JobKind):
             "portfolio": params.portfolio, "method": params.method,
             "limit": ctx.roster.limits.vol_spread_limit, "reveal": params.reveal,
         }
-        return SessionCall("protocols.pricing:price", [vols, public],
-                           timeout=session_seconds(len(params.strikes)))
+        return MpcSession(protocols.pricing.price, [job.prepared.vols, public],
+                          timeout=session_seconds(len(params.strikes)))
 
-    def finish(self, ctx, params, output, participants):
+    def complete(self, ctx, job, output):
+        params = job.params
         result = {"underlying": params.underlying, "options": len(params.strikes),
                   "method": params.method, "breached": output["breached"],
                   "limit": ctx.roster.limits.vol_spread_limit}

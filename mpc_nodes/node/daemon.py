@@ -1,12 +1,14 @@
 """The party daemon: presence on the bus, vote on signed job requests, run MPC sessions with
 the other chosen parties, publish signed results.
 
-Lifecycle of a job on a node:
-  request  -> verify (signature of an authorised coordinator, fresh, not replayed, schema,
-              kind known, local checks) -> signed vote carrying the request digest
+Lifecycle of a job on a node (the kind's hooks: mpc_nodes.jobs.kind):
+  request  -> verify (signature of an authorised coordinator, fresh, not replayed, kind
+              known, parse, sealed_to, prepare, check_vote) -> signed vote carrying the
+              request digest
   start    -> verify the embedded signed accept votes, derive the participant set from them,
               check every participant runs our code digest -> queue the job
-  executor -> one session at a time, in start order -> signed result (ok or a clear error)
+  executor -> one job at a time, in start order: plan, then an MPC session or run_locally,
+              then complete -> signed result (ok or a clear error)
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import shutil
 import signal
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mpc_nodes import __version__
@@ -27,10 +29,11 @@ from mpc_nodes.wire import client_ids, topics
 from mpc_nodes.node.audit import AuditLog, AuditWriteError
 from mpc_nodes.wire.bus import NODE_KEEPALIVE_S, Bus, BusUnavailable
 from mpc_nodes.node.codedigest import code_digest
-from mpc_nodes.config import NodeConfig, load_node_config, load_roster, resolve
+from mpc_nodes.config import NodeConfig, PartyInfo, load_node_config, load_roster, resolve
 from mpc_nodes.node.engine import MpcEngine
 from mpc_nodes.wire.envelope import EnvelopeError, Verified, Verifier, envelope_fields, seal
 from mpc_nodes.node.job_records import JobRecords
+from mpc_nodes.jobs.kind import JobKind, LocalStep, MpcSession, NodeJob
 from mpc_nodes.jobs.registry import kind_for
 from mpc_nodes.node.context import JobRejected, NodeContext
 from mpc_nodes.wire.messages import (JobAbort, JobQuery, JobRequest, JobResult, JobStart, JobState, Presence,
@@ -51,7 +54,8 @@ class PendingJob:
 
     request: JobRequest
     digest: str
-    params: object
+    kind: JobKind
+    node_job: NodeJob  # what the kind's hooks see: parameters, what prepare made of them
     received: float = field(default_factory=time.monotonic)
     vote: bytes | None = None  # our signed vote, sent again if the same request comes again
     aborted: str | None = None  # the requester aborted it after it was started here
@@ -293,8 +297,9 @@ class Node:
         if not task.cancelled() and task.exception() is not None:
             log.error("handling a request failed: %r", task.exception())
 
-    async def _check_request(self, verified: Verified):
-        """Return the parsed params, or raise JobRejected with the reason."""
+    async def _check_request(self, verified: Verified) -> tuple[JobKind, NodeJob]:
+        """Return the job's kind and the job as its hooks see it, or raise JobRejected with
+        the reason."""
         req: JobRequest = verified.message
         now = time.time()
         if req.coordinator != verified.sender:
@@ -316,14 +321,14 @@ class Node:
             params = kind.parse(req.params)
         except ValueError as exc:
             raise JobRejected(str(exc)) from None
-        recipient = getattr(params, "recipient", None)
-        if recipient is not None and recipient != req.coordinator:
+        sealed_to = kind.sealed_to(params)
+        if sealed_to is not None and sealed_to != req.coordinator:
             raise JobRejected(f"outputs are sealed only to the requesting coordinator"
-                              f" ({req.coordinator}), not to {recipient}")
-        # a surface of up to 1 MiB takes seconds to parse: off the event loop
-        await asyncio.to_thread(kind.prepare, self.ctx, params)
-        kind.local_check(self.ctx, params)
-        return params
+                              f" ({req.coordinator}), not to {sealed_to}")
+        # e.g. a surface of up to 1 MiB takes seconds to parse: off the event loop, once
+        job = NodeJob(params, await asyncio.to_thread(kind.prepare, self.ctx, params))
+        kind.check_vote(self.ctx, job)
+        return kind, job
 
     async def _on_request(self, verified: Verified) -> None:
         req: JobRequest = verified.message
@@ -343,18 +348,19 @@ class Node:
 
     async def _vote(self, verified: Verified) -> None:
         req: JobRequest = verified.message
+        checked = None
         try:
-            params = await self._check_request(verified)
+            checked = await self._check_request(verified)
             accept, reason = True, ""
         except JobRejected as exc:
-            params, accept, reason = None, False, str(exc)
+            accept, reason = False, str(exc)
         except (OSError, sqlite3.Error) as exc:  # replay guard, policy state: e.g. disk full
             self.metrics.write_failures.inc()
             log.error("job %s: cannot read or write this node's state: %s", req.job_id[:8], exc)
-            params, accept, reason = None, False, f"cannot read or write this node's state: {exc}"
+            accept, reason = False, f"cannot read or write this node's state: {exc}"
         except Exception as exc:  # a bug in a job kind's check must refuse, not drop, the job
             log.exception("job %s: checking the request crashed", req.job_id[:8])
-            params, accept, reason = None, False, f"internal error: {type(exc).__name__}: {exc}"
+            accept, reason = False, f"internal error: {type(exc).__name__}: {exc}"
         params_json = json.dumps(req.params, sort_keys=True)
         problem = self._audit("request", job_id=req.job_id, kind=req.kind,
                               params=req.params if len(params_json) <= 2048 else None,
@@ -366,7 +372,7 @@ class Node:
             accept, reason = False, problem
         self.metrics.votes.labels(req.kind, "accept" if accept else "reject").inc()
         if accept:
-            self.pending[req.job_id] = PendingJob(req, verified.payload_digest, params)
+            self.pending[req.job_id] = PendingJob(req, verified.payload_digest, *checked)
         else:
             self.metrics.policy_rejections.labels(req.kind).inc()
         log.info("job %s (%s) from %s: %s%s", req.job_id[:8], req.kind, verified.sender,
@@ -409,7 +415,7 @@ class Node:
                 raise JobRejected(f"{v.sender} runs protocol code {vote.code_digest[:12]}, we run"
                                   f" {self.code_digest[:12]}: digests must agree")
             names.add(v.sender)
-        approvals = kind_for(job.request.kind).approvals_needed(self.roster)
+        approvals = job.kind.approvals_needed(self.roster)
         if len(names) < approvals:
             raise JobRejected(f"start carries {len(names)} approvals, {approvals} required"
                               f" (the roster's policy quorum)")
@@ -433,7 +439,7 @@ class Node:
                 raise JobRejected(f"start from {verified.sender}, request from"
                                   f" {job.request.coordinator}")
             participants = self.participants_from(start, job)
-            needed = kind_for(job.request.kind).min_parties(self.roster)
+            needed = job.kind.min_parties(self.roster)
             if len(participants) < needed:
                 raise JobRejected(f"only {len(participants)} participants, {needed} required")
         except JobRejected as exc:
@@ -442,7 +448,7 @@ class Node:
         if self.party.name in participants:
             try:  # first: without the row, a query after a crash answers "unknown"
                 self.records.started(start.job_id, job.digest, job.request.kind,
-                                     kind_for(job.request.kind).output_is_shared(job.params),
+                                     job.kind.output_is_shared(job.node_job.params),
                                      participants, self.boot_id, job.request.params)
             except sqlite3.Error as exc:
                 log.error("could not record the start of job %s: %s", start.job_id[:8], exc)
@@ -526,34 +532,27 @@ class Node:
         started = time.monotonic()
         req = job.request
         sid = session_id(job.digest, participants, self.code_digest)
-        kind = kind_for(req.kind)
+        kind = job.kind
         if time.time() > req.expires_at:
             await self._publish_result(job, sid, ok=False, error="job expired before it started")
             return
-        parties = [self.roster.party(name) for name in participants]
+        node_job = replace(job.node_job, participants=[self.roster.party(name)
+                                                       for name in participants])
         try:
             self._check_aborted(job)
-            await asyncio.to_thread(kind.prepare, self.ctx, job.params)
-            call = kind.session_call(self.ctx, job.params, parties)
-            ran = {"output": None, "connect_s": 0.0, "mpc_s": 0.0}
-            if call is not None:
-                spec = SessionSpec(
-                    session_id=sid, my_pid=participants.index(self.party.name),
-                    peers=[SessionPeer(p.name, p.host, p.mpc_port, p.tls_cert) for p in parties],
-                    bind_host=self.config.mpc_bind,
-                    bind_port=self.config.mpc_listen_port or self.party.mpc_port,
-                    tls_cert=self.tls_cert, tls_key=self.tls_key,
-                    tls_passphrase=self.passphrase, ca_pem=self.roster.ca_cert,
-                    target=call.target, args=call.args, threshold=call.threshold,
-                    connect_timeout=self.config.connect_timeout_s,
-                    session_timeout=max(self.config.session_timeout_s, call.timeout or 0.0))
+            step = kind.plan(self.ctx, node_job)
+            connect_s = mpc_s = 0.0
+            if isinstance(step, LocalStep):
+                output = kind.run_locally(self.ctx, node_job)
+            else:
+                spec = self._session_spec(step, sid, node_job.participants)
                 self._check_aborted(job)  # no await between this and the engine's own check
                 ran = await self.engine.run(spec)
-                self.metrics.session_seconds.labels(req.kind).observe(ran["connect_s"]
-                                                                      + ran["mpc_s"])
-            output = kind.finish(self.ctx, job.params, ran["output"], parties)
-            timings = {"queue_s": started - job.received, "connect_s": ran["connect_s"],
-                       "mpc_s": ran["mpc_s"], "node_s": time.monotonic() - started}
+                output, connect_s, mpc_s = ran.output, ran.connect_s, ran.mpc_s
+                self.metrics.session_seconds.labels(req.kind).observe(connect_s + mpc_s)
+            output = kind.complete(self.ctx, node_job, output)
+            timings = {"queue_s": started - job.received, "connect_s": connect_s,
+                       "mpc_s": mpc_s, "node_s": time.monotonic() - started}
             self.metrics.jobs.labels(req.kind, "ok").inc()
             self._update_key_metrics()
             await self._publish_result(job, sid, ok=True, output=output, timings=timings)
@@ -566,6 +565,20 @@ class Node:
             log.exception("job %s crashed", req.job_id[:8])
             await self._publish_result(job, sid, ok=False,
                                        error=f"internal error: {type(exc).__name__}: {exc}")
+
+    def _session_spec(self, step: MpcSession, sid: str,
+                      parties: list[PartyInfo]) -> SessionSpec:
+        """What the engine needs to run this party's part of a job's session."""
+        return SessionSpec(
+            session_id=sid, my_pid=[p.name for p in parties].index(self.party.name),
+            peers=[SessionPeer(p.name, p.host, p.mpc_port, p.tls_cert) for p in parties],
+            bind_host=self.config.mpc_bind,
+            bind_port=self.config.mpc_listen_port or self.party.mpc_port,
+            tls_cert=self.tls_cert, tls_key=self.tls_key,
+            tls_passphrase=self.passphrase, ca_pem=self.roster.ca_cert,
+            protocol=step.protocol, args=step.args, threshold=step.threshold,
+            connect_timeout=self.config.connect_timeout_s,
+            session_timeout=max(self.config.session_timeout_s, step.timeout or 0.0))
 
     @staticmethod
     def _check_aborted(job: PendingJob) -> None:
@@ -587,7 +600,7 @@ class Node:
             result = JobResult(job_id=job.request.job_id, request_digest=job.digest,
                                session_id=sid, ok=False, error=error, timings=timings or {})
             raw, ok = self._seal("results", result), False
-        shared = kind_for(job.request.kind).output_is_shared(job.params)
+        shared = job.kind.output_is_shared(job.node_job.params)
         try:  # durable before it is published: a lost delivery can be asked for again
             self.records.finished(result.job_id, job.digest, job.request.kind, shared,
                                   self.boot_id, raw)

@@ -14,7 +14,7 @@ import pickle
 import struct
 import sys
 
-from mpc_nodes.node.session import SessionError, SessionSpec
+from mpc_nodes.node.session import SessionError, SessionRun, SessionSpec
 
 log = logging.getLogger("mpcnet.engine")
 _LEN = struct.Struct(">I")
@@ -68,7 +68,7 @@ class MpcEngine:
         self._on_restart()
         self.start()
 
-    async def run(self, spec: SessionSpec):
+    async def run(self, spec: SessionSpec) -> SessionRun:
         """Run one session; raise SessionError with a clear reason on any failure."""
         if self._ready is None:
             self.start()

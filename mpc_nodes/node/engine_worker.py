@@ -1,5 +1,8 @@
 """Child process of MpcEngine: reads session specs on stdin, writes results on stdout.
 
+A spec carries its protocol as a function object, which pickle sends by reference (module
+and name): unpickling imports it from protocols/, and the session refuses anything else.
+
 Each session runs in its own event loop.  Anything printed by libraries goes to stderr,
 since stdout carries only result frames.
 """

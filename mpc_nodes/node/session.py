@@ -15,17 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
+import inspect
 import logging
 import ssl
 import time
 from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
 
 from mpc_nodes.node.mpyc_runtime import PartyAddress, import_mpyc, new_runtime
 from mpc_nodes.pki import cert_common_name, client_context, server_context
 
 log = logging.getLogger("mpcnet.session")
 SESSION_ID_BYTES = 32
+ProtocolFunction = Callable[..., Awaitable[Any]]
+"""`async def f(rt, *args)` of a module under protocols/ (docs/ARCHITECTURE.md, "Protocol
+convention"); the engine's child process receives the function itself, pickled by reference."""
 GOODBYE_PC = -(2 ** 62)  # an MPyC frame label no protocol uses: "I stop, because ..."
 
 
@@ -60,18 +64,29 @@ class SessionSpec:
     tls_key: str
     tls_passphrase: bytes
     ca_pem: str
-    target: str  # "protocols.module:function"
+    protocol: ProtocolFunction
     args: list = field(default_factory=list)
     threshold: int | None = None  # MPyC threshold; None: (m-1)//2
     connect_timeout: float = 10.0
     session_timeout: float = 60.0
 
 
-def _load_target(target: str):
-    module_name, _, func_name = target.partition(":")
-    if not module_name.startswith("protocols.") or not func_name:
-        raise SessionError(f"refusing to run {target!r}: targets must be protocols.<module>:<fn>")
-    return getattr(importlib.import_module(module_name), func_name)
+@dataclass(frozen=True)
+class SessionRun:
+    """What a session produced: the protocol's result, set-up time and protocol time."""
+
+    output: Any
+    connect_s: float
+    mpc_s: float
+
+
+def _checked_protocol(protocol: ProtocolFunction) -> ProtocolFunction:
+    """The engine runs only protocols: async functions of a module under protocols/."""
+    if not (getattr(protocol, "__module__", None) or "").startswith("protocols.") \
+            or not inspect.iscoroutinefunction(protocol):
+        raise SessionError(f"refusing to run {protocol!r}: a protocol is an async function"
+                           f" of a protocols.<module>")
+    return protocol
 
 
 class _Session:
@@ -254,12 +269,9 @@ async def _connect(session: _Session, exchanger) -> None:
             server.close()
 
 
-async def run_session(spec: SessionSpec) -> dict:
-    """Connect, run the target protocol, shut down; raise SessionError on failure.
-
-    Returns {"output": the protocol's result, "connect_s": set-up time, "mpc_s": protocol time}.
-    """
-    target = _load_target(spec.target)
+async def run_session(spec: SessionSpec) -> SessionRun:
+    """Connect, run the protocol, shut down; raise SessionError on failure."""
+    protocol = _checked_protocol(spec.protocol)
     loop = asyncio.get_running_loop()
     addresses = [PartyAddress(p.host, p.port) for p in spec.peers]
     rt = new_runtime(spec.my_pid, addresses, spec.threshold)
@@ -286,7 +298,7 @@ async def run_session(spec: SessionSpec) -> dict:
         connected = time.monotonic()
         log.info("session %s: connected to %s", spec.session_id[:12],
                  ", ".join(p.name for p in spec.peers))
-        task = asyncio.ensure_future(target(rt, *spec.args))
+        task = asyncio.ensure_future(protocol(rt, *spec.args))
         done, _ = await asyncio.wait({task, session.failed},
                                      timeout=max(0.0, deadline - time.monotonic()),
                                      return_when=asyncio.FIRST_COMPLETED)
@@ -303,8 +315,7 @@ async def run_session(spec: SessionSpec) -> dict:
         except Exception as exc:  # noqa: BLE001 - MPyC raises assorted errors on a lost peer
             log.warning("session %s: closing handshake incomplete (%s: %s); result kept",
                         spec.session_id[:12], type(exc).__name__, exc)
-        return {"output": result, "connect_s": connected - started,
-                "mpc_s": mpc_done - connected}
+        return SessionRun(result, connected - started, mpc_done - connected)
     except Exception as exc:
         session.goodbye(str(exc))
         session.closing = True  # close, not abort: the goodbyes go out first
