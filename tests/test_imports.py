@@ -1,0 +1,101 @@
+"""Every module of mpc_nodes, protocols and keyshare imports first, in a fresh process,
+without error: no import cycle, and no module that works only once another of ours was
+imported before it.
+
+One fresh interpreter (the "zygote") learns which third-party and standard modules our
+packages use, in a child that imports them all, and loads those; it then forks one child per
+module of ours, which imports that module before any other of ours.  Each module thus gets a
+process of its own in which none of our modules was imported, at the cost of a fork rather
+than of an interpreter start plus eth-account, pydantic and numpy each time.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("mpc_nodes", "protocols", "keyshare")
+
+ZYGOTE = r"""
+import importlib, json, os, sys, traceback
+
+ours, modules = tuple(json.loads(sys.argv[1])), json.loads(sys.argv[2])
+
+
+def is_ours(name):
+    return name.split(".")[0] in ours
+
+
+def in_child(work):
+    # run work() in a forked child; return what it wrote to the pipe
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            text = work()
+        except BaseException:
+            text = traceback.format_exc()
+        os.write(write, text.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        text = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return text
+
+
+def everything_but_ours():
+    for name in modules:
+        try:  # one that fails here fails again, alone, below
+            importlib.import_module(name)
+        except BaseException:
+            pass
+    return json.dumps(sorted(m for m in sys.modules if not is_ours(m)))
+
+
+for name in json.loads(in_child(everything_but_ours)):
+    try:  # a head start only: whatever fails here, the module of ours imports it itself
+        importlib.import_module(name)
+    except BaseException:
+        pass
+assert not any(is_ours(m) for m in sys.modules), "the zygote imported a module of ours"
+
+
+def first(name):
+    def work():
+        importlib.import_module(name)
+        return ""
+    return work
+
+
+print(json.dumps({name: in_child(first(name)) for name in modules}))
+"""
+
+
+def our_modules() -> list[str]:
+    """Every module of our packages, by its file (nothing is imported to find them)."""
+    names = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def test_every_module_imports_first_in_a_fresh_process():
+    modules = our_modules()
+    assert {"mpc_nodes.node.daemon", "mpc_nodes.jobs.frost", "protocols.pricing",
+            "keyshare.store"} <= set(modules)
+    run = subprocess.run([sys.executable, "-c", ZYGOTE, json.dumps(PACKAGES),
+                          json.dumps(modules)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-4000:]
+    errors = json.loads(run.stdout.splitlines()[-1])
+    assert sorted(errors) == sorted(modules)
+    failed = {name: error for name, error in errors.items() if error}
+    assert not failed, "\n".join(f"{name} does not import first:\n{error}"
+                                 for name, error in failed.items())
