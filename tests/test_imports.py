@@ -29,8 +29,9 @@ def is_ours(name):
     return name.split(".")[0] in ours
 
 
-def in_child(work):
-    # run work() in a forked child; return what it wrote to the pipe
+def fork(work):
+    # run work() in a forked child, which writes what it returns (or its traceback) to a
+    # pipe, at most 60,000 bytes: less than a pipe holds, so it never blocks before exiting
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -39,13 +40,21 @@ def in_child(work):
             text = work()
         except BaseException:
             text = traceback.format_exc()
-        os.write(write, text.encode())
+        os.write(write, text.encode()[-60_000:])
         os._exit(0)
     os.close(write)
+    return pid, read
+
+
+def written(read):
     with os.fdopen(read, "rb") as pipe:
-        text = pipe.read().decode()
+        return pipe.read().decode()
+
+
+def in_child(work):
+    pid, read = fork(work)
     os.waitpid(pid, 0)
-    return text
+    return written(read)
 
 
 def everything_but_ours():
@@ -72,7 +81,16 @@ def first(name):
     return work
 
 
-print(json.dumps({name: in_child(first(name)) for name in modules}))
+results, running, waiting = {}, {}, list(modules)
+while waiting or running:  # as many children at a time as there are cores
+    while waiting and len(running) < (os.cpu_count() or 1):
+        name = waiting.pop()
+        pid, read = fork(first(name))
+        running[pid] = name, read
+    pid, _ = os.wait()
+    name, read = running.pop(pid)
+    results[name] = written(read)
+print(json.dumps(results))
 """
 
 
