@@ -56,8 +56,8 @@ class _Params(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-P = TypeVar("P", bound=_Params)
-R = TypeVar("R")
+P = TypeVar("P", bound=_Params)  # a kind's parameters model
+R = TypeVar("R")  # what a kind's prepare returns (NodeJob.prepared)
 
 
 @dataclass(frozen=True)
