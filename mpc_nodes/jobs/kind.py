@@ -82,7 +82,7 @@ class JobKind(ABC, Generic[P, R]):
     by more than t participants, is the job's result even if other participants failed or
     were lost after it was produced (they are named in JobOutcome.party_notes)."""
 
-    # -- both sides ------------------------------------------------------------------------
+    # hooks both sides call
 
     def parse(self, params: dict) -> P:
         """Validate parameters; raise ValueError naming the bad field."""
@@ -113,7 +113,7 @@ class JobKind(ABC, Generic[P, R]):
         part (an encrypted output share, a signature share) in JobOutcome.party_outputs."""
         return True
 
-    # -- the coordinator's side ------------------------------------------------------------
+    # hooks the coordinator calls
 
     def verify_output(self, params: P, output: dict) -> str | None:
         """Why `output` is not a valid result of these parameters, None if it is; checked by
@@ -126,7 +126,7 @@ class JobKind(ABC, Generic[P, R]):
         (see `mpc_nodes.jobs.epochs`); None for other kinds."""
         return None
 
-    # -- the node's side, in the order the node calls them ---------------------------------
+    # hooks the node calls, in this order
 
     def prepare(self, ctx: NodeContext, params: P) -> R:
         """Slow, thread-safe work before the vote (reading and parsing big files, decrypting
