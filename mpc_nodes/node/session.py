@@ -22,15 +22,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from mpc_nodes.node.mpyc_runtime import PartyAddress, import_mpyc, new_runtime
+from mpc_nodes.node.mpyc_runtime import PartyAddress, new_runtime
 from mpc_nodes.pki import cert_common_name, client_context, server_context
 
 log = logging.getLogger("mpcnet.session")
-SESSION_ID_BYTES = 32
 ProtocolFunction = Callable[..., Awaitable[Any]]
 """`async def f(rt, *args)` of a module under protocols/ (docs/ARCHITECTURE.md, "Protocol
 convention"); the engine's child process receives the function itself, pickled by reference."""
-GOODBYE_PC = -(2 ** 62)  # an MPyC frame label no protocol uses: "I stop, because ..."
 
 
 class SessionError(RuntimeError):
@@ -90,12 +88,18 @@ def _checked_protocol(protocol: ProtocolFunction) -> ProtocolFunction:
 
 
 class _Session:
-    """Connection bookkeeping for one session: who is connected, and whether it failed."""
+    """Connection bookkeeping for one session: who is connected, and whether it failed.  It
+    is the policy of the session's links (protocols.mpyc_seam.LinkPolicy): which connections
+    are admitted, and what a lost or stopped peer means."""
 
     def __init__(self, spec: SessionSpec, rt, loop):
+        from protocols.mpyc_seam import SessionLinks  # not at import: the daemon imports
+        # this module, and importing MPyC configures logging; only the engine runs sessions
+
         self.spec = spec
         self.rt = rt
-        self.header = bytes.fromhex(spec.session_id)
+        self.links = SessionLinks(rt, self)
+        self.preamble = bytes.fromhex(spec.session_id)
         self.closing = False
         self.failed = loop.create_future()
         self.transports: list = []
@@ -111,114 +115,75 @@ class _Session:
 
     def goodbye(self, reason: str) -> None:
         """Tell every connected peer why we stop (best effort), so it names the cause."""
-        for p in self.rt.parties:
-            if p.pid != self.rt.pid and getattr(p.protocol, "verified", False):
-                try:
-                    p.protocol.send(GOODBYE_PC, reason.encode()[:1000])
-                except Exception:  # noqa: BLE001 - a closed transport: nothing to tell
-                    pass
+        self.links.goodbye(reason)
 
     def missing(self, exclude: int | None = None) -> list[str]:
         """Session parties with no connection yet."""
-        return [self.name(p.pid) for p in self.rt.parties
-                if p.pid not in (self.rt.pid, exclude) and p.protocol is None]
+        return [self.name(pid) for pid in self.links.peers()
+                if pid != exclude and self.links.link(pid) is None]
 
     def stalled(self) -> str:
         """Whom the protocol waits for, and since when we heard from them: for a session that
         does not finish, this names the silent link (a cut that drops without closing)."""
         now, me, waits = time.monotonic(), self.name(self.rt.pid), []
-        for p in self.rt.parties:
-            buffers = getattr(p.protocol, "buffers", None) if p.pid != self.rt.pid else None
-            if buffers and any(isinstance(b, asyncio.Future) and not b.done()
-                               for b in buffers.values()):
-                silent = now - self.heard.get(p.pid, self.started)
-                waits.append(f"no message from {self.name(p.pid)} for {silent:.1f} s"
-                             f" (link {me}↔{self.name(p.pid)})")
+        for pid in self.links.peers():
+            link = self.links.link(pid)
+            if link is not None and link.awaits_message():
+                silent = now - self.heard.get(pid, self.started)
+                waits.append(f"no message from {self.name(pid)} for {silent:.1f} s"
+                             f" (link {me}↔{self.name(pid)})")
         return "; ".join(waits) or "waiting on no party: still computing"
 
+    # -- the links' policy --
 
-def _exchanger_class():
-    import_mpyc()
-    from mpyc.asyncoro import MessageExchanger
+    def accept(self, transport, pid: int | None) -> bool:
+        """Keep every transport (to close it at the end); a peer we dialled must present its
+        roster certificate."""
+        self.transports.append(transport)
+        if pid is not None and _peer_der(transport) != self.spec.peers[pid].cert_der:
+            self.fail(f"{self.name(pid)} presented a certificate other than its roster"
+                      " certificate")
+            return False
+        return True
 
-    class Exchanger(MessageExchanger):
-        """MPyC's message exchanger, with a session-id header and peer identity checks."""
+    def admit(self, preamble: bytes, pid: int, transport) -> bool:
+        """A caller must send our session id, claim a lower index than ours (lower dials
+        higher) and present that party's roster certificate, once."""
+        cn = cert_common_name(transport.get_extra_info("peercert") or {})
+        problem = None
+        if preamble != self.preamble:
+            problem = f"{cn} connected for another session; ignored"
+        elif not 0 <= pid < self.rt.pid:
+            problem = f"{cn} claimed session index {pid}, which must dial us; ignored"
+        elif _peer_der(transport) != self.spec.peers[pid].cert_der:
+            problem = (f"certificate {cn!r} is not the roster certificate of session party"
+                       f" {self.name(pid)}")
+        elif self.links.link(pid) is not None:
+            problem = f"{cn} connected twice; ignored"
+        if problem:
+            log.warning("session %s: %s", self.spec.session_id[:12], problem)
+            return False
+        return True
 
-        __slots__ = ("session", "verified")
+    def heard_from(self, pid: int) -> None:
+        self.heard[pid] = time.monotonic()
 
-        def __init__(self, session: _Session, peer_pid=None):
-            super().__init__(session.rt, peer_pid)
-            self.session = session
-            self.verified = peer_pid is not None  # we dialled it and TLS checked its name
+    def stopped(self, pid: int, reason: str) -> None:
+        self.fail(f"{self.name(pid)} stopped: {reason}")
 
-        def connection_made(self, transport):
-            self.session.transports.append(transport)
-            if self.peer_pid is not None:
-                if _peer_der(transport) != self.session.spec.peers[self.peer_pid].cert_der:
-                    self.session.fail(f"{self.session.name(self.peer_pid)} presented a"
-                                      " certificate other than its roster certificate")
-                    transport.abort()
-                    return
-                transport.write(self.session.header)
-                super().connection_made(transport)
-            else:
-                self.transport = transport
-
-        def data_received(self, data):
-            if self.verified:
-                if self.peer_pid is not None:
-                    self.session.heard[self.peer_pid] = time.monotonic()
-                super().data_received(data)
-                said = self.buffers.pop(GOODBYE_PC, None)
-                if isinstance(said, (bytes, bytearray)) and self.peer_pid is not None:
-                    self.session.fail(f"{self.session.name(self.peer_pid)} stopped:"
-                                      f" {bytes(said).decode(errors='replace')}")
-                return None
-            self.bytes.extend(data)
-            if len(self.bytes) < SESSION_ID_BYTES + 2:
-                return None
-            session = self.session
-            header = bytes(self.bytes[:SESSION_ID_BYTES])
-            pid = int.from_bytes(self.bytes[SESSION_ID_BYTES:SESSION_ID_BYTES + 2], "little")
-            cn = cert_common_name(self.transport.get_extra_info("peercert") or {})
-            problem = None
-            if header != session.header:
-                problem = f"{cn} connected for another session; ignored"
-            elif not 0 <= pid < session.rt.pid:
-                problem = f"{cn} claimed session index {pid}, which must dial us; ignored"
-            elif _peer_der(self.transport) != session.spec.peers[pid].cert_der:
-                problem = (f"certificate {cn!r} is not the roster certificate of session party"
-                           f" {session.name(pid)}")
-            elif session.rt.parties[pid].protocol is not None:
-                problem = f"{cn} connected twice; ignored"
-            if problem:
-                log.warning("session %s: %s", session.spec.session_id[:12], problem)
-                self.transport.close()
-                return None
-            del self.bytes[:SESSION_ID_BYTES]
-            self.verified = True
-            return super().data_received(b"")
-
-        def connection_lost(self, exc):
-            if not self.verified or self.peer_pid is None:
-                return
-            if not self.session.closing:
-                name, reason = self.session.name(self.peer_pid), f" ({exc})" if exc else ""
-                if self.runtime.start_time is None:
-                    missing = self.session.missing(exclude=self.peer_pid)
-                    if missing:  # most likely it gave up waiting for them, as we would
-                        self.session.fail(f"{', '.join(missing)} never connected during set-up;"
-                                          f" {name}, which had, then left{reason}")
-                    else:
-                        self.session.fail(f"{name} left during set-up (it stopped, is in"
-                                          f" another session, or rejected us){reason}")
-                else:
-                    self.session.fail(f"lost connection to {name} mid-session (it stopped,"
-                                      f" or rejected our session id){reason}")
-                return
-            self.runtime.unset_protocol(self.peer_pid)
-
-    return Exchanger
+    def lost(self, pid: int, exc: Exception | None, during_setup: bool) -> None:
+        name, reason = self.name(pid), f" ({exc})" if exc else ""
+        if not during_setup:
+            self.fail(f"lost connection to {name} mid-session (it stopped, or rejected our"
+                      f" session id){reason}")
+            return
+        missing = self.missing(exclude=pid)
+        if missing:  # most likely it gave up waiting for them, as we would
+            self.fail(f"{', '.join(missing)} never connected during set-up; {name}, which had,"
+                      f" then left{reason}")
+        else:
+            self.fail(f"{name} left during set-up (it stopped, is in another session, or"
+                      f" rejected us){reason}")
 
 
 def _peer_der(transport) -> bytes | None:
@@ -233,15 +198,14 @@ def _tls_contexts(cert: str, key: str, passphrase: bytes, ca_pem: str):
             client_context(cert, key, passphrase, ca_pem))
 
 
-async def _connect(session: _Session, exchanger) -> None:
+async def _connect(session: _Session) -> None:
     spec, rt, loop = session.spec, session.rt, asyncio.get_running_loop()
     server_ctx, client_ctx = _tls_contexts(spec.tls_cert, spec.tls_key, spec.tls_passphrase,
                                            spec.ca_pem)
-    for peer in rt.parties:
-        peer.protocol = asyncio.Future(loop=loop) if peer.pid == rt.pid else None
+    all_linked = session.links.open()
     server = None
     if rt.pid > 0:
-        server = await loop.create_server(lambda: exchanger(session), spec.bind_host,
+        server = await loop.create_server(session.links.listener, spec.bind_host,
                                           spec.bind_port, ssl=server_ctx,
                                           reuse_address=True)
 
@@ -250,8 +214,8 @@ async def _connect(session: _Session, exchanger) -> None:
         peer, pause = spec.peers[pid], 0.001
         while True:
             try:
-                await loop.create_connection(lambda: exchanger(session, pid), peer.host, peer.port,
-                                             ssl=client_ctx, server_hostname=peer.name)
+                await loop.create_connection(lambda: session.links.dialler(pid), peer.host,
+                                             peer.port, ssl=client_ctx, server_hostname=peer.name)
                 return
             except (OSError, asyncio.TimeoutError) as exc:
                 log.debug("dial %s: %s", peer.name, exc)
@@ -261,7 +225,7 @@ async def _connect(session: _Session, exchanger) -> None:
     dials = [asyncio.ensure_future(dial(pid)) for pid in range(rt.pid + 1, len(spec.peers))]
     try:
         await asyncio.gather(*dials)  # never cancel a dial mid-handshake: it would drop the link
-        await rt.parties[rt.pid].protocol
+        await all_linked
     finally:
         for d in dials:
             d.cancel()
@@ -276,13 +240,12 @@ async def run_session(spec: SessionSpec) -> SessionRun:
     addresses = [PartyAddress(p.host, p.port) for p in spec.peers]
     rt = new_runtime(spec.my_pid, addresses, spec.threshold)
     session = _Session(spec, rt, loop)
-    exchanger = _exchanger_class()
     started = time.monotonic()
     deadline = started + spec.session_timeout
     task = None
     try:
         if len(spec.peers) > 1:
-            connect = asyncio.ensure_future(_connect(session, exchanger))
+            connect = asyncio.ensure_future(_connect(session))
             done, _ = await asyncio.wait({connect, session.failed}, timeout=spec.connect_timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
             if connect not in done:
@@ -294,7 +257,7 @@ async def run_session(spec: SessionSpec) -> SessionRun:
                 raise SessionError(f"could not connect to {', '.join(missing) or 'all parties'}"
                                    f" within {spec.connect_timeout:g}s")
             connect.result()
-        rt.start_time = time.time()
+        session.links.mark_started()
         connected = time.monotonic()
         log.info("session %s: connected to %s", spec.session_id[:12],
                  ", ".join(p.name for p in spec.peers))
