@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from keyshare import KeyMeta, KeyShareError
 from protocols import frost
@@ -46,6 +46,7 @@ from mpc_nodes.jobs.frost_domain import DEFAULT_PURPOSE, DomainError, check_raw,
 from mpc_nodes.jobs.keycheck import reported_key_problem
 from mpc_nodes.jobs.kind import P, R, JobRejected, LocalKind, LocalStep, NodeContext, _Params
 from mpc_nodes.jobs.price_report import ReportError, rebuild_for_signing
+from mpc_nodes.models import StrictModel
 
 if TYPE_CHECKING:  # the coordinator imports the job kinds
     from mpc_nodes.client.coordinator import Coordinator, JobOutcome
@@ -132,8 +133,7 @@ class FrostCommit(_Signing[CommitParams, FrostShare]):
         return {"identifier": c.identifier, "hiding": c.hiding.hex(), "binding": c.binding.hex()}
 
 
-class Commitment(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Commitment(StrictModel):
     identifier: int = Field(ge=1, le=1000)
     hiding: str = Hex32
     binding: str = Hex32

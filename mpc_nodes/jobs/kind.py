@@ -27,9 +27,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from mpc_nodes.config import PartyInfo, Roster
+from mpc_nodes.models import StrictModel
 from mpc_nodes.node.context import JobRejected, NodeContext
 from mpc_nodes.node.session import ProtocolFunction
 
@@ -52,8 +53,8 @@ class LocalStep:
     `run_locally`."""
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Params(StrictModel):
+    """A job kind's parameters."""
 
 
 P = TypeVar("P", bound=_Params)  # a kind's parameters model
