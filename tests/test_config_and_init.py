@@ -108,3 +108,26 @@ def test_input_errors_never_quote_the_private_value(tmp_path):
         load_input(path, "eth_vol_30d")
     assert "0.6543" not in str(refused.value) and str(tmp_path) not in str(refused.value)
     assert "is not a finite number (it is a str)" in str(refused.value)
+
+
+@pytest.mark.timeout(60)
+def test_node_refuses_to_start_on_a_config_the_roster_does_not_match(tmp_path):
+    """A node whose config names a party outside the roster, or whose audit log is damaged,
+    exits 2 with the reason: an operator's mistake, not a crash with a traceback."""
+    init_cluster(tmp_path / "c", parties=3, threshold=1)
+    config = tmp_path / "c" / "party0" / "node.yaml"
+    original = config.read_text()
+    config.write_text(original.replace("party: party0", "party: nobody"))
+    run = mpcnet("node", "--config", str(config))
+    assert run.returncode == 2, run.stderr
+    assert "party 'nobody' is not in the roster" in run.stderr
+    assert "Traceback" not in run.stderr
+
+    config.write_text(original)
+    audit = tmp_path / "c" / "party0" / "data" / "audit.log"
+    audit.parent.mkdir(parents=True, exist_ok=True)
+    audit.write_text('{"not": "a chained entry"}\n')
+    run = mpcnet("node", "--config", str(config))
+    assert run.returncode == 2, run.stderr
+    assert "audit log" in run.stderr and "is damaged at line 1" in run.stderr
+    assert "Traceback" not in run.stderr

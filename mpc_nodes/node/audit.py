@@ -26,6 +26,8 @@ from pathlib import Path
 
 from keyshare.atomic import write_atomic
 
+from mpc_nodes.errors import UserError
+
 GENESIS = "0" * 64
 TORN_EVENT = "torn_tail"
 
@@ -47,6 +49,10 @@ def torn_file(path: Path, seq: int) -> Path:
     return path.with_name(f"{path.name}.torn-{seq}")
 
 
+class AuditLogDamaged(UserError, ValueError):
+    """The node's audit log fails verification: the operator must look at it before the node runs."""
+
+
 class AuditLog:
     """Appends events to one node's chain."""
 
@@ -55,7 +61,7 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         report = verify_log(self.path)
         if not report.ok:
-            raise ValueError(f"audit log {self.path} is damaged at line {report.bad_line}:"
+            raise AuditLogDamaged(f"audit log {self.path} is damaged at line {report.bad_line}:"
                              f" {report.reason}; keep it for investigation and move it aside")
         self._seq, self._head, self._size = report.entries, report.head, report.size
         self._torn = report.torn  # bytes still to move aside before the next append

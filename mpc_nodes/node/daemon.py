@@ -29,7 +29,8 @@ from mpc_nodes.wire import client_ids, topics
 from mpc_nodes.node.audit import AuditLog, AuditWriteError
 from mpc_nodes.wire.bus import NODE_KEEPALIVE_S, Bus, BusUnavailable
 from mpc_nodes.node.codedigest import code_digest
-from mpc_nodes.config import NodeConfig, PartyInfo, load_node_config, load_roster, resolve
+from mpc_nodes.config import (ConfigError, NodeConfig, PartyInfo, load_node_config, load_roster,
+                               resolve)
 from mpc_nodes.node.engine import MpcEngine
 from mpc_nodes.wire.envelope import EnvelopeError, Verified, Verifier, envelope_fields, seal
 from mpc_nodes.node.job_records import JobRecords
@@ -75,13 +76,13 @@ class Node:
         self.roster = load_roster(resolve(self.config_path, self.config.roster))
         party = self.roster.party(self.config.party)
         if party is None:
-            raise ValueError(f"{self.config_path}: party {self.config.party!r} is not in the roster")
+            raise ConfigError(f"{self.config_path}: party {self.config.party!r} is not in the roster")
         self.party = party
         self.passphrase = read_passphrase(self.config.passphrase, self.config_path)
         self.ctx = NodeContext(self.roster, party, self.config, self.config_path, self.passphrase)
         self.identity = load_identity(self.ctx.path(self.config.identity_key), self.passphrase)
         if public_hex(self.identity) != party.identity_key:
-            raise ValueError(f"identity key {self.config.identity_key} does not match the roster"
+            raise ConfigError(f"identity key {self.config.identity_key} does not match the roster"
                              f" entry for {party.name}")
         self.tls_cert = str(self.ctx.path(self.config.tls_cert))
         self.tls_key = str(self.ctx.path(self.config.tls_key))
