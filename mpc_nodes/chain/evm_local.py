@@ -14,10 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eth_abi import decode, encode
+from eth_account import Account
+from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed
 from eth_utils import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
-from eth_utils import to_bytes
+from eth_utils import to_bytes, to_checksum_address
 
 from mpc_nodes.chain.contracts import Compiled
 
@@ -78,6 +81,35 @@ class LocalChain:
         address = self.tester.get_transaction_receipt(receipt.tx_hash)["contract_address"]
         return Contract(self, address, compiled.abi)
 
+    def transfer(self, sender: str, to: str, value: int) -> Receipt:
+        """Send `value` wei from one of `accounts` to `to` (fund an address)."""
+        return self._send({"from": sender, "to": to, "value": value, "gas": 21_000})
+
+    def transaction_count(self, address: str) -> int:
+        """The next nonce of `address` (mpc_nodes.chain.rpc.Endpoint)."""
+        return self.tester.get_nonce(address)
+
+    def send_raw_transaction(self, raw: bytes) -> str:
+        """Mine a transaction signed elsewhere (the network's vault key); its hash.  A
+        revert raises Reverted with the contract's reason (mpc_nodes.chain.rpc.Endpoint)."""
+        tx = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        self._dry_run({"from": Account.recover_transaction(raw),
+                       "to": to_checksum_address(tx["to"]), "data": "0x" + tx["data"].hex(),
+                       "value": tx["value"], "gas": tx["gas"]})
+        tx_hash = self.tester.send_raw_transaction("0x" + raw.hex())
+        self._mined(tx_hash)
+        return tx_hash
+
+    def receipt(self, tx_hash: str) -> Receipt:
+        return self._mined(tx_hash)
+
+    def _mined(self, tx_hash: str) -> Receipt:
+        receipt = self.tester.get_transaction_receipt(tx_hash)
+        if receipt["status"] != 1:
+            raise Reverted("reverted when mined, though its dry run on the same state passed")
+        return Receipt(tx_hash, receipt["gas_used"],
+                       receipt["gas_used"] * receipt["effective_gas_price"], receipt["logs"])
+
     def _dry_run(self, tx: dict) -> bytes:
         """Run `tx` on the next block's state without keeping it; a revert raises Reverted."""
         try:
@@ -88,12 +120,7 @@ class LocalChain:
     def _send(self, tx: dict) -> Receipt:
         tx = {"gas": GAS_LIMIT, **tx}
         self._dry_run(tx)  # the reason of a revert, which a receipt does not carry
-        tx_hash = self.tester.send_transaction(tx)
-        receipt = self.tester.get_transaction_receipt(tx_hash)
-        if receipt["status"] != 1:
-            raise Reverted("reverted when mined, though its dry run on the same state passed")
-        return Receipt(tx_hash, receipt["gas_used"],
-                       receipt["gas_used"] * receipt["effective_gas_price"], receipt["logs"])
+        return self._mined(self.tester.send_transaction(tx))
 
 
 class Contract:

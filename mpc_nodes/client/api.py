@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
@@ -346,7 +347,9 @@ class Client:
                     dividend: float = 0.0, greeks: bool = False, method: str = "median",
                     reveal: str = "all", portfolio: bool = False,
                     valuation_date: date | None = None,
-                    sign_with: str | None = None) -> r.Priced:
+                    sign_with: str | None = None, sign_eip712: str | None = None,
+                    chain_id: int | None = None, verifying_contract: str | None = None,
+                    series: list | None = None) -> r.Priced:
         """Price options at the aggregate (`method`: median, mean, trimmed) of the parties'
         private vol surfaces for `underlying`; only prices (and Greeks) are revealed, to all
         parties or (`reveal="coordinator"`) to this coordinator alone, and a circuit
@@ -355,7 +358,11 @@ class Client:
         `options`: an OptionBook, or the path of a CSV file (type,strike,expiry[,quantity]).
         `portfolio`: reveal only the quantity-weighted totals (JobFailed if an option
         breached the breaker: nothing is revealed then).  `sign_with`: a FROST key of
-        purpose reports signs the report of the result (`signed_report`)."""
+        purpose reports signs the report of the result (`signed_report`).  `sign_eip712`:
+        an ECDSA key signs one EIP-712 mark per option (`marks`), for the verifier at
+        `verifying_contract` on chain `chain_id`, with `series` the terms of each option's
+        series (SeriesTerms or dicts: strike at 1e18, expiry in Unix seconds, is_call; the
+        underlying is the job's), in the options' order."""
         from mpc_nodes.jobs.options_csv import OptionBook
         book = options if isinstance(options, OptionBook) else _read_book(options,
                                                                          valuation_date)
@@ -373,6 +380,9 @@ class Client:
                                  f" {pricing.MAX_OPTIONS_PER_JOB:,} each); a signed report"
                                  f" needs them in one: split the book")
             pricing.check_report_key(self.coordinator, sign_with)
+        if sign_eip712 is not None:
+            series = self._check_mark_request(sign_eip712, underlying, len(book), reveal,
+                                              portfolio, chain_id, verifying_contract, series)
         self.progress(f"{len(book)} options on {underlying}")
         outcome = self._ok(await pricing.run_price_batches(self.coordinator, params,
                                                            self.progress))
@@ -382,6 +392,16 @@ class Client:
             outcome.error = (f"portfolio refused: {len(priced.breached)} option(s) breached the"
                              " circuit breaker; nothing was revealed")
             raise JobFailed(outcome)
+        if sign_eip712 is not None:
+            try:
+                marks = [await self.sign_mark(sign_eip712, priced, i, chain_id,
+                                              verifying_contract, terms)
+                         for i, terms in enumerate(series)]
+            except (JobFailed, UsageError) as exc:
+                failed = getattr(exc, "outcome", outcome)
+                raise JobFailed(failed, f"prices computed (job {outcome.job_id[:8]}) but the"
+                                        f" marks were not signed: {exc}") from exc
+            priced = replace(priced, marks=tuple(marks))
         if sign_with is None:
             return priced
         try:
@@ -390,6 +410,102 @@ class Client:
             raise JobFailed(exc.outcome, f"prices computed (job {outcome.job_id[:8]}) but the"
                                          f" report was not signed: {exc}") from exc
         return replace(priced, signed_report=report)
+
+
+    def _check_mark_request(self, key_id, underlying, options, reveal, portfolio, chain_id,
+                            verifying_contract, series) -> list:
+        """UsageError unless marks can be signed for this price request; the series terms."""
+        check_key_id(key_id)
+        if reveal != "all" or portfolio:
+            raise UsageError("marks need per-option prices revealed to all: their signers"
+                             " rebuild each mark from the prices they computed")
+        if options > pricing.MAX_OPTIONS_PER_JOB:
+            raise UsageError(f"marks name one price job: at most"
+                             f" {pricing.MAX_OPTIONS_PER_JOB:,} options, not {options:,}")
+        if chain_id is None or verifying_contract is None or series is None:
+            raise UsageError("sign_eip712 needs chain_id, verifying_contract and the series")
+        if len(series) != options:
+            raise UsageError(f"{len(series)} series for {options} options: give one per option")
+        return [_series(terms, underlying) for terms in series]
+
+    async def sign_mark(self, key_id: str, priced: r.Priced, option: int, chain_id: int,
+                        verifying_contract: str, series,
+                        valuation_time: int | None = None) -> r.SignedMark:
+        """Have the network sign the EIP-712 mark of option `option` of a priced book (one
+        reveal-to-all job) for the verifier at `verifying_contract` on chain `chain_id`,
+        valued at `valuation_time` (default now; each node accepts ±60 s of its clock).
+        `series`: the option's series (SeriesTerms or a dict).  Every signer rebuilds the
+        mark from its own record of the price job, checks the series against the option it
+        priced, and signs only a domain its policy lists."""
+        from mpc_nodes.chain.eip712 import Domain, MarkError
+        from mpc_nodes.jobs import marks
+        check_key_id(key_id)
+        if self._scheme(key_id) == FROST_SCHEME:
+            raise UsageError(f"{key_id} is a FROST key: marks are signed with an ECDSA key")
+        try:
+            domain = Domain.of(chain_id, verifying_contract)
+        except MarkError as exc:
+            raise UsageError(str(exc)) from None
+        params = marks.mark_request(
+            key_id, domain, _series(series, priced.underlying), option, priced.params,
+            priced.outcome, int(time.time()) if valuation_time is None else valuation_time)
+        check_job_params("sign-mark", params)
+        outcome = self._ok(await marks.sign_mark(self.coordinator, params, self.progress))
+        out = outcome.output
+        return r.SignedMark(key_id, out["address"], out["typed_data"],
+                            bytes.fromhex(out["digest"]), bytes.fromhex(out["signature"]),
+                            outcome=outcome)
+
+    async def settle(self, key_id: str, contract: str, function: str, args: dict | None = None,
+                     *, mark: r.SignedMark | None = None, value: int = 0, rpc=None,
+                     chain_id: int | None = None, nonce: int | None = None,
+                     **fees) -> r.Settlement:
+        """Call `function` (list_series, open_position, settle, withdraw) of the settlement
+        contract at `contract` with `args` (by name; for settle, give the signed `mark`
+        instead) in a transaction the vault key `key_id` signs through every approver's
+        policy.  `rpc`: a JSON-RPC URL (or an Endpoint such as an in-process LocalChain)
+        that gives the chain id and nonce and receives the transaction; without it,
+        `chain_id` and `nonce` are needed and the signed transaction is only returned.
+        `fees`: gas, max_fee_per_gas, max_priority_fee_per_gas (defaults in
+        mpc_nodes.chain.settlement)."""
+        from mpc_nodes.chain.rpc import JsonRpc
+        from mpc_nodes.chain.settlement import settle_args, settlement_transaction
+        from mpc_nodes.jobs.calldata import CalldataError
+        check_key_id(key_id)
+        if mark is not None:
+            if function != "settle" or args:
+                raise UsageError("a mark is the argument of settle alone")
+            args = settle_args(mark.typed_data, mark.digest, mark.signature)
+        endpoint = JsonRpc(rpc) if isinstance(rpc, str) else rpc
+        if endpoint is not None:
+            address = Ledger(self.config_path).data.get(key_id, {}).get("address")
+            if address is None:
+                raise UsageError(f"the ledger has no address of key {key_id}")
+            chain_id = await asyncio.to_thread(lambda: endpoint.chain_id)
+            nonce = await asyncio.to_thread(endpoint.transaction_count, address)
+        elif chain_id is None or nonce is None:
+            raise UsageError("without an RPC endpoint, give chain_id and nonce")
+        try:
+            tx = settlement_transaction(chain_id, nonce, contract, function, args or {},
+                                        value, **fees)
+        except (ValueError, CalldataError) as exc:
+            raise UsageError(f"{function}: {exc}") from None
+        signed = await self._sign_transaction(key_id, tx, False, None)
+        submitted = None
+        if endpoint is not None:
+            submitted = await asyncio.to_thread(endpoint.send_raw_transaction, signed.raw)
+        return r.Settlement(function, contract, signed, submitted)
+
+
+def _series(terms, underlying: str):
+    """SeriesTerms from a SeriesTerms or a dict (underlying default: the job's)."""
+    from mpc_nodes.jobs.marks import SeriesTerms
+    if isinstance(terms, SeriesTerms):
+        return terms
+    try:
+        return SeriesTerms.model_validate({"underlying": underlying, **terms})
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"series {terms!r}: {exc}") from None
 
 
 def _read_book(path, valuation_date):

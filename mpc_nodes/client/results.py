@@ -184,6 +184,45 @@ class SignedReport:
 
 
 @dataclass(frozen=True)
+class SignedMark:
+    """One option series' mark, EIP-712 typed data signed by the network's threshold ECDSA
+    key (one secp256k1 signature a contract checks with `ecrecover`); `as_dict()` is the
+    mark's JSON: typed data, signature and digest."""
+
+    key_id: str
+    signer: str
+    """The key's address: the oracle address a verifier contract is deployed with."""
+    typed_data: dict
+    """eth_signTypedData_v4 JSON (bytes32 fields as 0x hex)."""
+    digest: bytes
+    signature: bytes
+    """65 bytes r || s || v, v 27 or 28, s low."""
+    outcome: JobOutcome = _outcome()
+
+    def as_dict(self) -> dict:
+        return {"typed_data": self.typed_data, "signature": "0x" + self.signature.hex(),
+                "digest": "0x" + self.digest.hex(), "signer": self.signer,
+                "key_id": self.key_id}
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A call of the settlement contract signed by the network's vault key through every
+    approver's policy; `submitted` is its hash once an endpoint accepted it (None: not
+    submitted, `transaction.raw` is the signed transaction to send)."""
+
+    function: str
+    contract: str
+    transaction: SignedTransaction
+    submitted: str | None
+
+    def as_dict(self) -> dict:
+        return {"function": self.function, "contract": self.contract,
+                "address": self.transaction.address, "hash": self.transaction.hash,
+                "raw": "0x" + self.transaction.raw.hex(), "submitted": self.submitted}
+
+
+@dataclass(frozen=True)
 class Priced:
     """Options priced at the parties' aggregated private vols."""
 
@@ -205,6 +244,8 @@ class Priced:
     params: dict = field(repr=False, compare=False)
     """The request as sent (a report of it is signed from these)."""
     outcome: JobOutcome = _outcome()
+    marks: tuple[SignedMark, ...] = ()
+    """With sign_eip712: one signed mark per option, in order."""
 
     def summary(self) -> dict:
         """The `output` of `mpcnet price --json`."""
@@ -219,6 +260,8 @@ class Priced:
         if self.signed_report:
             out["signed_report"] = {k: v for k, v in self.signed_report.as_dict().items()
                                     if k != "report"}
+        if self.marks:
+            out["marks"] = [m.as_dict() for m in self.marks]
         return out
 
 

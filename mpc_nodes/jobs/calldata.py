@@ -1,4 +1,6 @@
-"""ERC-20 calls a signing policy can read: decode `data` into the function and its arguments.
+"""Contract calls a signing policy can read: decode `data` into the function and its
+arguments, for ERC-20 tokens and for the settlement contract (contracts/OptionSettlement.vy;
+its table here is checked against the compiled ABI in tests/test_settlement_policy.py).
 
 Only canonical ABI encodings are accepted (decoded with eth-abi, then re-encoded and compared
 byte for byte), so trailing bytes, dirty padding or a second reading of the same call are
@@ -18,17 +20,37 @@ FUNCTIONS = {  # name: (argument names, ABI types)
     "approve": (("spender", "amount"), ("address", "uint256")),
     "transferFrom": (("from", "to", "amount"), ("address", "address", "uint256")),
 }
-SELECTORS = {function_signature_to_4byte_selector(f"{name}({','.join(types)})"): name
-             for name, (_, types) in FUNCTIONS.items()}
+DOMAIN_ABI = "(string,string,uint256,address)"
+MARK_ABI = ("(string,bytes32,uint256,int256,bool,int256,int256,int256,int256,bytes32,uint256,"
+            "bytes32)")
+SIGNATURE_ABI = "(uint8,bytes32,bytes32)"
+SETTLEMENT_FUNCTIONS = {  # OptionSettlement's state-changing functions
+    "list_series": (("underlying", "strike", "expiry", "is_call", "contract_size", "cap"),
+                    ("string", "uint256", "uint256", "bool", "uint256", "uint256")),
+    "open_position": (("series_id", "holder", "quantity"), ("bytes32", "address", "uint256")),
+    "settle": (("domain", "mark", "digest", "signature"),
+               (DOMAIN_ABI, MARK_ABI, "bytes32", SIGNATURE_ABI)),
+    "withdraw": ((), ()),
+}
+
+
+def selectors(functions: dict) -> dict[bytes, str]:
+    """Each function's 4-byte selector: name."""
+    return {function_signature_to_4byte_selector(f"{name}({','.join(types)})"): name
+            for name, (_, types) in functions.items()}
+
+
+SELECTORS = selectors(FUNCTIONS)
+SETTLEMENT_SELECTORS = selectors(SETTLEMENT_FUNCTIONS)
 
 
 class CalldataError(ValueError):
-    """The calldata is not a canonical call of a known ERC-20 function."""
+    """The calldata is not a canonical call of a known function."""
 
 
 @dataclass(frozen=True)
 class Call:
-    """A decoded ERC-20 call: function name and arguments (addresses checksummed)."""
+    """A decoded call: function name and arguments (top-level addresses checksummed)."""
 
     function: str
     args: dict
@@ -40,11 +62,32 @@ class Call:
 
 def decode_erc20(data: bytes) -> Call:
     """Decode ERC-20 transfer / approve / transferFrom calldata, or raise CalldataError."""
-    name = SELECTORS.get(bytes(data[:4]))
+    return _decode(data, FUNCTIONS, SELECTORS, "an ERC-20 transfer, approve or transferFrom")
+
+
+def decode_settlement(data: bytes) -> Call:
+    """Decode a call of OptionSettlement's list_series / open_position / settle / withdraw,
+    or raise CalldataError."""
+    return _decode(data, SETTLEMENT_FUNCTIONS, SETTLEMENT_SELECTORS,
+                   "a settlement contract function (" + ", ".join(SETTLEMENT_FUNCTIONS) + ")")
+
+
+def encode_call(functions: dict, name: str, args: dict) -> bytes:
+    """The canonical calldata of function `name` of the table `functions` with `args` (by
+    argument name), which the decoder above reads back exactly."""
+    names, types = functions[name]
+    if set(args) != set(names):
+        raise CalldataError(f"{name} takes {', '.join(names) or 'no arguments'}, not"
+                            f" {', '.join(sorted(args)) or 'none'}")
+    selector = function_signature_to_4byte_selector(f"{name}({','.join(types)})")
+    return selector + encode(types, [args[n] for n in names])
+
+
+def _decode(data: bytes, functions: dict, known: dict[bytes, str], what: str) -> Call:
+    name = known.get(bytes(data[:4]))
     if name is None:
-        raise CalldataError(f"function selector 0x{bytes(data[:4]).hex()} is not an ERC-20"
-                            f" transfer, approve or transferFrom")
-    names, types = FUNCTIONS[name]
+        raise CalldataError(f"function selector 0x{bytes(data[:4]).hex()} is not {what}")
+    names, types = functions[name]
     body = bytes(data[4:])
     try:
         values = decode(types, body)

@@ -14,6 +14,11 @@ and caps what one transaction and a rolling 24 h may move, per key:
     tokens:                           # ERC-20 transfer / approve / transferFrom, decoded
       - {chain_id: …, address: "0x…", recipients: [...], spenders: [...], owners: [...],
          max_per_tx: …, daily_cap: …}  # amounts in the token's base units
+    contracts:                        # settlement contracts (OptionSettlement), decoded
+      - {chain_id: …, address: "0x…", functions: [settle, withdraw, …]}
+    typed_data:                       # EIP-712 data (marks): these domains and types only
+      - {name: "mpcnet mark", version: "1", chain_id: …, verifying_contract: "0x…",
+         primary_types: [Mark], keys: [...]}  # keys: which keys (empty: any)
 
 A node approves (votes ACCEPT) only what its policy allows and, in the same step, durably
 reserves the transaction: its spend counts toward the caps and its nonce is bound to its
@@ -36,7 +41,8 @@ from pydantic import AfterValidator, Field, model_validator
 
 from keyshare.atomic import write_atomic
 
-from mpc_nodes.jobs.calldata import CalldataError, decode_erc20
+from mpc_nodes.jobs.calldata import (SETTLEMENT_FUNCTIONS, CalldataError, decode_erc20,
+                                     decode_settlement)
 from mpc_nodes.config import ConfigError, load_yaml_model, resolve
 from mpc_nodes.jobs.evm import Transaction, checked_address
 from mpc_nodes.models import StrictTypedModel
@@ -78,6 +84,38 @@ class TokenRule(StrictTypedModel):
         return f"erc20:{self.chain_id}:{self.address.lower()}"
 
 
+SettlementFunction = Literal[tuple(SETTLEMENT_FUNCTIONS)]
+PAYABLE = {"open_position"}  # the settlement functions that take ETH (the collateral)
+
+
+class ContractRule(StrictTypedModel):
+    """One settlement contract (contracts/OptionSettlement.vy) on one chain: the functions a
+    key may call on it, each decoded from the contract's ABI."""
+
+    chain_id: int = Field(ge=1)
+    address: Address
+    label: str = Field(default="", max_length=40)
+    functions: list[SettlementFunction] = Field(min_length=1)
+
+
+class TypedDataRule(StrictTypedModel):
+    """EIP-712 typed data a key may sign: one domain, exactly, and its primary types."""
+
+    name: str = Field(min_length=1, max_length=64)
+    version: str = Field(min_length=1, max_length=16)
+    chain_id: int = Field(ge=1)
+    verifying_contract: Address
+    primary_types: list[str] = Field(min_length=1)
+    keys: list[str] = Field(default_factory=list, description="these keys only (empty: any)")
+
+    def allows(self, domain: dict, primary_type: str, key_id: str) -> bool:
+        return (domain == {"name": self.name, "version": self.version,
+                           "chainId": self.chain_id,
+                           "verifyingContract": self.verifying_contract}
+                and primary_type in self.primary_types
+                and (not self.keys or key_id in self.keys))
+
+
 class Policy(StrictTypedModel):
     """A signing policy, version 2.  Every call is decoded; fees count toward value caps."""
 
@@ -85,6 +123,8 @@ class Policy(StrictTypedModel):
     chain_ids: list[Annotated[int, Field(ge=1)]] = Field(min_length=1)
     eth: EthRule
     tokens: list[TokenRule] = Field(default_factory=list)
+    contracts: list[ContractRule] = Field(default_factory=list)
+    typed_data: list[TypedDataRule] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -106,11 +146,24 @@ class Policy(StrictTypedModel):
             if t.asset in seen:
                 raise ValueError(f"token {t.address} on chain {t.chain_id} is listed twice")
             seen.add(t.asset)
+        for c in self.contracts:
+            if c.chain_id not in self.chain_ids:
+                raise ValueError(f"contract {c.address} is on chain {c.chain_id}, which"
+                                 f" chain_ids does not allow")
+            where = f"contract:{c.chain_id}:{c.address.lower()}"
+            if self.token(c.chain_id, c.address) or where in seen:
+                raise ValueError(f"contract {c.address} on chain {c.chain_id} is listed twice"
+                                 f" (or also as a token)")
+            seen.add(where)
         return self
 
     def token(self, chain_id: int, address: str) -> TokenRule | None:
         return next((t for t in self.tokens if t.chain_id == chain_id
                      and t.address.lower() == address.lower()), None)
+
+    def contract(self, chain_id: int, address: str) -> ContractRule | None:
+        return next((c for c in self.contracts if c.chain_id == chain_id
+                     and c.address.lower() == address.lower()), None)
 
 
 @dataclass(frozen=True)
@@ -216,6 +269,8 @@ class PolicyCheck:
                 return _refuse(f"recipient {tx.to} is not allowed")
             return {ETH: tx.value + tx.max_fee}
         token = p.token(tx.chain_id, tx.to)
+        if token is None and (contract := p.contract(tx.chain_id, tx.to)) is not None:
+            return PolicyCheck._settlement_spends(contract, tx)
         if token is None:
             return _refuse(f"calls to {tx.to} are not allowed")
         if tx.value:
@@ -232,6 +287,33 @@ class PolicyCheck:
                 return _refuse(f"{call.function} {arg} {call.args[arg]} is not allowed for"
                                f" token {token.address}")
         return {ETH: tx.max_fee, token.asset: call.amount}
+
+    @staticmethod
+    def _settlement_spends(contract: ContractRule, tx: Transaction) -> dict | Decision:
+        """A settlement contract call: a listed function, canonically encoded, ETH only as
+        a position's collateral; it spends its value and its fee."""
+        try:
+            call = decode_settlement(tx.data)
+        except CalldataError as exc:
+            return _refuse(f"calldata refused: {exc}")
+        if call.function not in contract.functions:
+            return _refuse(f"{call.function} is not allowed on contract {contract.address}")
+        if tx.value and call.function not in PAYABLE:
+            return _refuse(f"a {call.function} call must carry no ETH value")
+        return {ETH: tx.value + tx.max_fee}
+
+    def check_typed_data(self, domain: dict, primary_type: str, key_id: str) -> Decision:
+        """Would this node sign EIP-712 data of `primary_type` in `domain` (its EIP712Domain
+        fields) with key_id?  Only what a typed_data rule lists, exactly."""
+        p = self.policy
+        if p is None:
+            return _refuse("this node has no valid signing policy",
+                           f"{self.source}: {self.problem or 'no such file'}")
+        if any(rule.allows(domain, primary_type, key_id) for rule in p.typed_data):
+            return Decision(True)
+        return _refuse(f"EIP-712 {primary_type} in domain {domain.get('name')!r} version"
+                       f" {domain.get('version')!r} on chain {domain.get('chainId')} at"
+                       f" {domain.get('verifyingContract')} is not allowed for key {key_id}")
 
     def reserve(self, tx: Transaction, key_id: str) -> Decision:
         """Check, and on acceptance record the spend and nonce durably (before the vote)."""

@@ -145,7 +145,7 @@ def _parse(message: bytes) -> dict:
     return doc
 
 
-def _job_record(audit_log: Path, job_id: str) -> tuple[dict, dict]:
+def job_record(audit_log: Path, job_id: str) -> tuple[dict, dict]:
     """This node's accepted price request and successful result of the job."""
     log = verify_log(audit_log)
     if not log.ok:
@@ -171,7 +171,7 @@ def rebuild_for_signing(message: bytes, cluster_id: str, key_id: str, audit_log:
     if abs(claim["timestamp"] - now) > REPORT_WINDOW_S:
         raise ReportError(f"the report's timestamp is {claim['timestamp'] - now:+.0f} s from"
                           f" this node's clock (at most ±{REPORT_WINDOW_S} s)")
-    request, result = _job_record(audit_log, claim["job_id"])
+    request, result = job_record(audit_log, claim["job_id"])
     if now - result["ts"] > REPORT_MAX_AGE_S:
         raise ReportError(f"job {claim['job_id'][:8]} finished more than {REPORT_MAX_AGE_S} s"
                           f" ago: its report must be signed within that time")

@@ -7,10 +7,12 @@ from mpc_nodes.jobs.ecdsa import KEY_JOBS
 from mpc_nodes.jobs.epochs import EPOCH_JOBS
 from mpc_nodes.jobs.frost import FROST_JOBS
 from mpc_nodes.jobs.kind import JobKind
+from mpc_nodes.jobs.marks import MARK_JOBS
 from mpc_nodes.jobs.pricing import PRICE_JOBS
 
 KINDS: dict[str, JobKind] = {k.name: k for k in
-                             [Aggregate(), Ping(), *KEY_JOBS, *EPOCH_JOBS, *FROST_JOBS, *PRICE_JOBS]}
+                             [Aggregate(), Ping(), *KEY_JOBS, *EPOCH_JOBS, *FROST_JOBS, *PRICE_JOBS,
+                              *MARK_JOBS]}
 
 
 def kind_for(name: str) -> JobKind:
