@@ -34,7 +34,7 @@ class PartyInfo(StrictModel):
     host: str = Field(min_length=1, max_length=253)
     mpc_port: int = Field(ge=1, le=65535)
     identity_key: Hex32 = Field(description="Ed25519 public key, hex")
-    tls_cert: str = Field(description="PEM certificate issued by the cluster CA")
+    tls_cert: str = Field(description="its own self-signed PEM certificate, pinned")
 
 
 class CoordinatorInfo(StrictModel):
@@ -42,6 +42,15 @@ class CoordinatorInfo(StrictModel):
 
     name: Name
     identity_key: Hex32
+    tls_cert: str | None = Field(default=None, description=(
+        "its self-signed PEM certificate for the broker login, pinned"))
+
+
+class RosterSignature(StrictModel):
+    """One operator's Ed25519 signature of a roster (mpc_nodes.governance)."""
+
+    signer: Name
+    signature: Annotated[str, Field(pattern=r"^[0-9a-f]{128}$")]
 
 
 class Limits(StrictModel):
@@ -57,14 +66,25 @@ class Limits(StrictModel):
 
 
 class Roster(StrictModel):
-    """The public description of a cluster: its parties, coordinators and CA."""
+    """The public description of a cluster: its parties and coordinators with their pinned
+    keys and certificates, its version, and the operators' signatures of it
+    (mpc_nodes.governance decides which signatures make a roster valid)."""
 
     cluster_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{2,63}$")]
+    version: int = Field(default=1, ge=1, description="raised by every roster update")
     threshold: int = Field(description="max colluding parties tolerated, >= 1; t+1 reconstruct")
     parties: list[PartyInfo]
     coordinators: list[CoordinatorInfo] = Field(min_length=1)
-    ca_cert: str
+    broker_cert: str | None = Field(default=None, description=(
+        "the broker's pinned certificate; None: the broker's certificate is issued by ca_cert"))
+    ca_cert: str | None = Field(default=None, description=(
+        "only for a one-machine cluster (mpcnet init): the CA that issued the broker's"
+        " certificate; no party or coordinator certificate is trusted through it"))
+    update_quorum: int | None = Field(default=None, ge=1, description=(
+        "party signatures a roster update needs from this roster's parties; None: n - t"))
     limits: Limits = Limits()
+    signatures: list[RosterSignature] = Field(default_factory=list, description=(
+        "operators' signatures of everything above (mpc_nodes.governance)"))
 
     @model_validator(mode="after")
     def _check(self) -> "Roster":
@@ -93,7 +113,30 @@ class Roster(StrictModel):
                              f" quorums must share t+1 = {self.threshold + 1} parties (2q - n"
                              f" > t) so that an honest one sees both, and a quorum must hold the"
                              f" 2t+1 signers")
+        if self.broker_cert is None and self.ca_cert is None:
+            raise ValueError("the roster pins no broker certificate (broker_cert)")
+        u = self.update_quorum
+        if u is not None and not n - self.threshold <= u <= n:
+            raise ValueError(f"update_quorum {u} must be between n - t = {n - self.threshold}"
+                             f" and n = {n}")
         return self
+
+    @property
+    def roster_update_quorum(self) -> int:
+        """Signatures of this roster's parties that its successor needs (at least n - t)."""
+        return self.update_quorum or self.n - self.threshold
+
+    @property
+    def peer_certs_pem(self) -> str:
+        """The pinned certificates of every party and coordinator: the only certificates MPC
+        links and the broker accept from a peer (each is self-signed, so trusts only itself)."""
+        return "".join([p.tls_cert for p in self.parties]
+                       + [c.tls_cert for c in self.coordinators if c.tls_cert])
+
+    @property
+    def broker_trust_pem(self) -> str:
+        """What a client checks the broker's certificate against."""
+        return self.broker_cert or self.ca_cert
 
     @property
     def min_policy_quorum(self) -> int:
@@ -217,9 +260,13 @@ def load_yaml_model(path: Path, model: type[BaseModel]):
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}"
-                             for e in exc.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {validation_problems(exc)}") from None
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """A validation error as one line: 'field.path: message; ...'."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top)'}: {e['msg']}"
+                     for e in exc.errors())
 
 
 class _Dumper(yaml.SafeDumper):

@@ -1,8 +1,11 @@
-"""Cluster PKI and identities: a cluster CA, TLS certificates, Ed25519 identity keys.
+"""Identities and TLS: Ed25519 identity keys, self-signed certificates pinned by the roster,
+and (for a one-machine cluster's broker only) a CA.
 
 Private keys are written encrypted (PKCS#8, the operator's passphrase) with mode 0600 and
 atomically; public parts go into the roster. TLS uses ECDSA P-256 certificates and TLS 1.3;
 a party's certificate names the party (CN and DNS SAN), so a peer is identified by its cert.
+Each operator makes its own certificate, self-signed and not a CA: a peer that trusts the
+roster's pinned certificates accepts exactly those, and nobody can issue another.
 """
 
 from __future__ import annotations
@@ -125,7 +128,7 @@ def _validity(builder):
 
 
 def new_ca(cluster_id: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A self-signed cluster CA that issues party, broker and coordinator certificates."""
+    """A self-signed CA that issues the broker certificate of a one-machine cluster."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(f"mpcnet {cluster_id} CA")
     builder = _validity(x509.CertificateBuilder().subject_name(name).issuer_name(name)
@@ -156,6 +159,31 @@ def issue_cert(ca_key, ca_cert: x509.Certificate, cn: str, dns: list[str], ips: 
                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                    ca_key.public_key()), critical=False))
     return key, builder.sign(ca_key, hashes.SHA256())
+
+
+def self_signed_cert(cn: str, dns: list[str], ips: list[str], server: bool, client: bool
+                     ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A new key and a self-signed leaf certificate for cn (CA=False: it can issue nothing)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
+        [ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+    builder = _validity(x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
+                        .public_key(key.public_key())
+                        .serial_number(x509.random_serial_number()))
+    builder = (builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.ExtendedKeyUsage(usages), critical=False))
+    return key, builder.sign(key, hashes.SHA256())
+
+
+def is_ip(host: str) -> bool:
+    """Whether `host` is an IP address (a certificate names it as an IP SAN, not DNS)."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
 def cert_pem(cert: x509.Certificate) -> str:
@@ -191,13 +219,15 @@ def _context(purpose, cert: Path, key: Path, passphrase: bytes | None,
 
 
 def server_context(cert: Path, key: Path, passphrase: bytes | None, ca_pem: str) -> ssl.SSLContext:
-    """Server side of mutual TLS: present our cert, require a cert from the cluster CA."""
+    """Server side of mutual TLS: present our cert, require a peer certificate that
+    `ca_pem` (the roster's pinned certificates) trusts."""
     return _context(ssl.Purpose.CLIENT_AUTH, cert, key, passphrase, ca_pem)
 
 
 def client_context(cert: Path | None, key: Path | None, passphrase: bytes | None,
                    ca_pem: str) -> ssl.SSLContext:
-    """Client side: verify the server against the cluster CA and its name; present our cert."""
+    """Client side: verify the server against `ca_pem` (pinned certificates, or a CA) and its
+    name; present our cert."""
     if cert is None:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=ca_pem)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -223,7 +223,7 @@ async def test_party_tls_reaches_the_broker_by_its_service_name(cluster, tmp_pat
     emit_compose(cluster, out)
     roster = load_roster(out / "roster.yaml")
     broker = pki.server_context(out / "mosquitto" / "broker.crt", out / "mosquitto" / "broker.key",
-                                None, roster.ca_cert)
+                                None, roster.peer_certs_pem)
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=broker)
     port = server.sockets[0].getsockname()[1]
     party = out / "party1"

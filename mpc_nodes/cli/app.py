@@ -32,8 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo-jobs": ("deploy", "Run the demo's jobs (private median and mean, and a job no party"
                             " can serve) against a running cluster."),
     "deploy": ("deploy", "Deployment files for a cluster directory made by mpcnet init."),
-    "init": ("cluster", "Create a cluster directory: roster, CA, per-party keys and configs, a"
-                        " coordinator."),
+    "init": ("cluster", "One-machine shortcut: a cluster directory with every operator's keys"
+                        " and configs, a signed roster, a coordinator."),
     "job": ("jobs", "Jobs already requested: what became of them."),
     "keygen": ("keys", "Distributed key generation: every party gets a share; nobody sees the"
                        " key."),
@@ -42,12 +42,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "mosquitto-config": ("deploy", "Write mosquitto.conf, ACL and certificates for this"
                                    " cluster's broker."),
     "node": ("cluster", "Run one party as a daemon until SIGTERM/SIGINT."),
+    "operator": ("operator", "One operator's own identity key, TLS key and certificate, and"
+                             " its signed join bundle (on its own machine)."),
     "ping": ("network", "Open an MPC session among all online parties and measure the round"
                         " latency."),
     "presign": ("keys", "Precompute presignatures for fast signing with the parties online"
                         " now."),
     "price": ("price", "Price options at the parties' aggregated private vols; only prices"
                        " (and Greeks) are revealed."),
+    "roster": ("operator", "Assemble, update, sign and verify the roster (every operator signs"
+                           " the first, a quorum each next version)."),
     "refresh": ("keys", "Re-randomise all shares of a key (same public key)."),
     "sign": ("keys", "Threshold-sign a settlement transaction (ECDSA key) or a message (FROST"
                      " key)."),

@@ -2,12 +2,18 @@
 
 Layout made by init (private files are 0600, directories holding secrets 0700):
 
-    roster.yaml                 public: cluster id, threshold, parties, coordinators, CA cert
-    ca/ca.key, ca/passphrase    the cluster CA (keep offline in production)
+    roster.yaml                 public: cluster id, threshold, parties, coordinators, their
+                                pinned keys and certificates, every operator's signature
+    ca/ca.key, ca/passphrase    a CA that issues the broker's certificate (only that)
     broker/broker.{crt,key}     TLS for the embedded broker
     partyI/node.yaml            party I's own config
-    partyI/{identity.key,tls.key,tls.crt,passphrase,inputs.yaml}, partyI/data/
-    coordinator/{coordinator.yaml,identity.key,passphrase}
+    partyI/{identity.key,tls.key,tls.crt,bundle.yaml,passphrase,inputs.yaml}, partyI/data/
+    coordinator/{coordinator.yaml,identity.key,tls.key,tls.crt,bundle.yaml,passphrase}
+
+It is the one-machine shortcut of the operators' ceremony (docs/OPERATOR.md): each party and
+the coordinator are made by mpc_nodes.onboarding in their own directory, the roster is
+assembled from their join bundles and signed by each of them; only here does one machine hold
+every operator's secrets (and passphrase files next to the keys).
     run/                        state of a running local cluster (cluster up); run/procs/
                                 records every process of it (mpc_nodes.deploy.cluster_procs)
 """
@@ -29,9 +35,10 @@ from pathlib import Path
 from keyshare.atomic import write_atomic
 from mpc_nodes.deploy import cluster_procs
 from mpc_nodes.errors import UserError
-from mpc_nodes import pki
-from mpc_nodes.config import (CoordinatorConfig, CoordinatorInfo, NodeConfig, PartyInfo, PassphraseSource,
-                     Roster, dump_yaml, parse_broker_url)
+from mpc_nodes import governance, onboarding, pki
+from mpc_nodes.config import (CoordinatorConfig, NodeConfig, PassphraseSource, Roster,
+                              dump_yaml, load_coordinator_config, load_node_config,
+                              load_roster, parse_broker_url)
 from mpc_nodes.node.volsurface import example_surface_yaml
 
 
@@ -90,6 +97,15 @@ def _passphrase_file(directory: Path) -> bytes:
     return value.encode()
 
 
+def _local_operator(directory: Path, name: str, role: str, host: str | None = None,
+                    port: int | None = None) -> onboarding.JoinBundle:
+    """One operator of the shortcut, made as an operator makes its own (plus a passphrase
+    file next to its keys, which the ceremony never writes)."""
+    directory.mkdir(mode=0o700)
+    return onboarding.create_operator(directory, name, role, _passphrase_file(directory),
+                                      host, port)
+
+
 def init_cluster(out: Path, parties: int, threshold: int, host: str = "127.0.0.1",
                  base_port: int | None = None, broker: str | None = None,
                  cluster_id: str | None = None, coordinator: str = "coordinator",
@@ -112,34 +128,25 @@ def init_cluster(out: Path, parties: int, threshold: int, host: str = "127.0.0.1
     (out / "broker").mkdir(mode=0o700)
     # the broker certificate must name the host the clients connect to
     dns = sorted({"localhost", "mpcnet-broker"} | ({broker_host} - {"127.0.0.1"}
-                                                    if not _is_ip(broker_host) else set()))
-    ips = sorted({"127.0.0.1"} | ({broker_host} if _is_ip(broker_host) else set()))
+                                                    if not pki.is_ip(broker_host) else set()))
+    ips = sorted({"127.0.0.1"} | ({broker_host} if pki.is_ip(broker_host) else set()))
     key, cert = pki.issue_cert(ca_key, ca_cert, "mpcnet-broker", dns, ips, server=True,
                                client=False)
     pki.write_key(out / "broker" / "broker.key", key, None)  # brokers read plain PEM keys
     (out / "broker" / "broker.crt").write_text(pki.cert_pem(cert))
 
-    infos = []
+    bundles = []
     for i in range(parties):
         name = f"party{i}"
         pdir = out / name
-        pdir.mkdir(mode=0o700)
+        bundles.append(_local_operator(pdir, name, "node", host,
+                                       base_port + i if base_port else free_port()))
         (pdir / "data").mkdir(mode=0o700)
-        passphrase = _passphrase_file(pdir)
-        identity = pki.new_identity(pdir / "identity.key", passphrase)
-        ips = [host] if _is_ip(host) else []
-        key, cert = pki.issue_cert(ca_key, ca_cert, name, [name] + ([] if ips else [host]), ips,
-                                   server=True, client=True)
-        pki.write_key(pdir / "tls.key", key, passphrase)
-        (pdir / "tls.crt").write_text(pki.cert_pem(cert))
-        port = base_port + i if base_port else free_port()
-        infos.append(PartyInfo(index=i, name=name, host=host, mpc_port=port,
-                               identity_key=identity, tls_cert=pki.cert_pem(cert)))
         dump_yaml(pdir / "node.yaml", NodeConfig(
-            roster="../roster.yaml", party=name, identity_key="identity.key",
-            tls_cert="tls.crt", tls_key="tls.key", passphrase=PassphraseSource(file="passphrase"),
-            broker=broker, mpc_bind=host if _is_ip(host) else "0.0.0.0",
-            metrics_port=free_port()))
+            roster="../roster.yaml", party=name, identity_key=onboarding.IDENTITY_KEY,
+            tls_cert=onboarding.TLS_CERT, tls_key=onboarding.TLS_KEY,
+            passphrase=PassphraseSource(file="passphrase"), broker=broker,
+            mpc_bind=host if pki.is_ip(host) else "0.0.0.0", metrics_port=free_port()))
         values = {k: v[i] for k, v in (inputs or default_inputs(parties)).items()}
         (pdir / "inputs.yaml").write_text(
             "# This operator's private inputs: they leave this machine only as secret shares.\n"
@@ -153,22 +160,54 @@ def init_cluster(out: Path, parties: int, threshold: int, host: str = "127.0.0.1
         (pdir / "policy.yaml").write_text(DEFAULT_POLICY)
 
     cdir = out / "coordinator"
-    cdir.mkdir(mode=0o700)
-    passphrase = _passphrase_file(cdir)
-    coord_key = pki.new_identity(cdir / "identity.key", passphrase)
-    key, cert = pki.issue_cert(ca_key, ca_cert, coordinator, [coordinator], [], server=False,
-                               client=True)  # its login at a broker that requires certificates
-    pki.write_key(cdir / "tls.key", key, passphrase)
-    (cdir / "tls.crt").write_text(pki.cert_pem(cert))
+    bundles.append(_local_operator(cdir, coordinator, "coordinator"))
     dump_yaml(cdir / "coordinator.yaml", CoordinatorConfig(
-        roster="../roster.yaml", name=coordinator, identity_key="identity.key",
-        passphrase=PassphraseSource(file="passphrase"), broker=broker, tls_cert="tls.crt",
-        tls_key="tls.key"))
-    roster = Roster(cluster_id=cluster_id, threshold=threshold, parties=infos,
-                    coordinators=[CoordinatorInfo(name=coordinator, identity_key=coord_key)],
-                    ca_cert=pki.cert_pem(ca_cert))
+        roster="../roster.yaml", name=coordinator, identity_key=onboarding.IDENTITY_KEY,
+        passphrase=PassphraseSource(file="passphrase"), broker=broker,
+        tls_cert=onboarding.TLS_CERT, tls_key=onboarding.TLS_KEY))
+    roster = sign_locally(out, onboarding.assemble(bundles, cluster_id, threshold,
+                                                   ca_cert=pki.cert_pem(ca_cert)))
     dump_yaml(out / "roster.yaml", roster)
     return roster
+
+
+def _local_identities(cluster_dir: Path):
+    """(name, identity key) of every operator directory of a one-machine cluster whose key
+    unlocks here (one whose passphrase is elsewhere, e.g. in an unset variable, is left out)."""
+    configs = [(c, load_node_config(c)) for c in sorted(Path(cluster_dir).glob("*/node.yaml"))]
+    configs += [(c, load_coordinator_config(c))
+                for c in sorted(Path(cluster_dir).glob("*/coordinator.yaml"))]
+    for path, cfg in configs:
+        try:
+            key = pki.load_identity(path.parent / cfg.identity_key,
+                                    pki.read_passphrase(cfg.passphrase, path))
+        except pki.KeyFileError:
+            continue
+        yield getattr(cfg, "party", None) or cfg.name, key
+
+
+def sign_locally(cluster_dir: Path, roster: Roster) -> Roster:
+    """The roster signed by every operator of it whose directory is in `cluster_dir` (the
+    shortcut: one machine holds them all); a node refuses it, naming who did not sign, if a
+    key did not unlock here."""
+    listed = governance.operators(roster)
+    for name, key in _local_identities(cluster_dir):
+        if listed.get(name) == pki.public_hex(key):
+            roster = governance.sign(roster, name, key)
+    return roster
+
+
+def amend_roster(cluster_dir: Path, **changes) -> Roster:
+    """Replace a one-machine cluster's roster by its next version with `changes` (fields of
+    Roster), signed by every local operator, and return it."""
+    path = Path(cluster_dir) / "roster.yaml"
+    current = load_roster(path)
+    new = Roster.model_validate({**current.model_dump(), **changes,
+                                 "version": current.version + 1, "signatures": []})
+    new = sign_locally(cluster_dir, new)
+    governance.check_update(current, new)
+    dump_yaml(path, new)
+    return new
 
 
 EXAMPLE_SURFACES = {"ETH": 0.65, "BTC": 0.5}  # at-the-money vol levels of the examples
@@ -192,15 +231,6 @@ def default_inputs(parties: int) -> dict[str, list[float]]:
     rng = random.Random()
     return {"eth_vol_30d": [round(rng.uniform(0.45, 0.85), 4) for _ in range(parties)],
             "btc_vol_30d": [round(rng.uniform(0.35, 0.65), 4) for _ in range(parties)]}
-
-
-def _is_ip(host: str) -> bool:
-    import ipaddress
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
 
 
 # -- running a local cluster ------------------------------------------------------------------

@@ -103,8 +103,9 @@ def embedded_broker(cluster_dir: Path) -> EmbeddedBroker:
     roster = load_roster(Path(cluster_dir) / "roster.yaml")
     acl = {"cluster": roster.cluster_id, "parties": [p.name for p in roster.parties],
            "coordinators": [c.name for c in roster.coordinators]}
-    return EmbeddedBroker(host, port, bdir / "broker.crt", bdir / "broker.key",
-                          Path(cluster_dir) / "ca" / "ca.crt", acl)
+    peers = bdir / "peers.pem"  # clients log in only with a certificate the roster pins
+    peers.write_text(roster.peer_certs_pem)
+    return EmbeddedBroker(host, port, bdir / "broker.crt", bdir / "broker.key", peers, acl)
 
 
 def run_broker(cluster_dir: Path) -> None:

@@ -32,6 +32,7 @@ from mpc_nodes.node.codedigest import code_digest
 from mpc_nodes.config import (ConfigError, NodeConfig, PartyInfo, load_node_config, load_roster,
                                resolve)
 from mpc_nodes.node.engine import MpcEngine
+from mpc_nodes.node.held_roster import adopt
 from mpc_nodes.wire.envelope import EnvelopeError, Verified, Verifier, envelope_fields, seal
 from mpc_nodes.node.job_records import JobRecords
 from mpc_nodes.jobs.kind import JobKind, LocalStep, MpcSession, NodeJob
@@ -90,6 +91,7 @@ class Node:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.replay = ReplayGuard(self.data_dir / "seen_jobs.sqlite")
         self.audit = AuditLog(self.data_dir / "audit.log")
+        adopt(self.data_dir, self.roster, self.audit)  # before anything trusts the roster
         self.records = JobRecords(self.data_dir / "jobs.sqlite")
         self.verifier = Verifier(self.roster)
         self.code_digest = code_digest()
@@ -123,7 +125,7 @@ class Node:
     def _broker_ca(self) -> str:
         if self.config.broker_ca:
             return self.ctx.path(self.config.broker_ca).read_text()
-        return self.roster.ca_cert
+        return self.roster.broker_trust_pem
 
     def _topic(self, leaf: str) -> str:
         return topics.node(self.roster.cluster_id, self.party.name, leaf)
@@ -576,7 +578,7 @@ class Node:
             bind_host=self.config.mpc_bind,
             bind_port=self.config.mpc_listen_port or self.party.mpc_port,
             tls_cert=self.tls_cert, tls_key=self.tls_key,
-            tls_passphrase=self.passphrase, ca_pem=self.roster.ca_cert,
+            tls_passphrase=self.passphrase, ca_pem=self.roster.peer_certs_pem,
             protocol=step.protocol, args=step.args, threshold=step.threshold,
             connect_timeout=self.config.connect_timeout_s,
             session_timeout=max(self.config.session_timeout_s, step.timeout or 0.0))

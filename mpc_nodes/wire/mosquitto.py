@@ -1,6 +1,8 @@
 """Mosquitto configuration for a cluster: a TLS listener that requires a client certificate
-from the cluster CA, uses the certificate's common name as the username, and an ACL with the
-same rules as the embedded broker (mpc_nodes.wire.broker_acl):
+the roster pins (its ``cafile`` holds exactly the parties' and coordinators' self-signed
+certificates, so a removed operator's is refused once the files are regenerated), uses the
+certificate's common name as the username, and an ACL with the same rules as the embedded
+broker (mpc_nodes.wire.broker_acl):
 
 - a party publishes only under ``mpcnet/<cluster>/nodes/<its name>/``;
 - a coordinator publishes only to ``mpcnet/<cluster>/jobs``;
@@ -88,7 +90,7 @@ def write_files(cluster_dir: Path, out_dir: Path, port: int, bind: str = "0.0.0.
         data = (Path(cluster_dir) / "broker" / name).read_bytes()
         (out_dir / name).write_bytes(data)
         (out_dir / name).chmod(0o600 if name.endswith(".key") else 0o644)
-    (out_dir / "ca.crt").write_text(roster.ca_cert)
+    (out_dir / "ca.crt").write_text(roster.peer_certs_pem)
     (out_dir / "acl").write_text(acl(roster))
     conf = out_dir / "mosquitto.conf"
     conf.write_text(config(port, bind, base / "ca.crt", base / "broker.crt", base / "broker.key",
