@@ -126,12 +126,11 @@ class LocalCluster:
         self.broker_proc: subprocess.Popen | None = None
 
     def set_limits(self, **limits) -> None:
-        """Change the roster's limits (e.g. policy_quorum) before the nodes start."""
-        from mpc_nodes.config import load_roster
-        path = self.dir / "roster.yaml"
-        dump_yaml(path, self.roster.model_copy(update={
-            "limits": self.roster.limits.model_copy(update=limits)}))
-        self.roster = load_roster(path)  # validated
+        """Change the roster's limits (e.g. policy_quorum) before the nodes start: its next
+        version, signed by every operator (validated)."""
+        from mpc_nodes.deploy.cluster import amend_roster
+        self.roster = amend_roster(self.dir, limits=self.roster.limits.model_copy(
+            update=limits))
 
     def configure_node(self, i: int, **settings) -> None:
         """Change fields of party i's node.yaml (before it starts)."""

@@ -102,7 +102,7 @@ class Coordinator:
         cluster = self.roster.cluster_id
         url = broker or self.config.broker
         ca = (resolve(self.config_path, self.config.broker_ca).read_text()
-              if self.config.broker_ca else self.roster.ca_cert)
+              if self.config.broker_ca else self.roster.broker_trust_pem)
         cert, key = (resolve(self.config_path, p) if p else None
                      for p in (self.config.tls_cert, self.config.tls_key))
         tls = client_context(cert, key, passphrase, ca) if url.startswith("mqtts") else None

@@ -24,7 +24,7 @@ import yaml
 from cryptography import x509
 
 from mpc_nodes import pki
-from mpc_nodes.deploy.cluster import ClusterError, party_dirs
+from mpc_nodes.deploy.cluster import ClusterError, party_dirs, sign_locally
 from mpc_nodes.config import (NodeConfig, PassphraseSource, Roster, dump_yaml,
                      load_coordinator_config, load_node_config, load_roster)
 from mpc_nodes.wire.mosquitto import write_files
@@ -74,8 +74,9 @@ def emit_compose(cluster_dir: Path, out: Path, image: str = "mpcnet:latest",
     if reissue and not (cluster_dir / "ca" / "ca.key").exists():
         raise ClusterError(f"the broker certificate does not name {BROKER!r} and there is no"
                            f" CA key to issue one: run mpcnet init with --broker {BROKER_URL}")
-    roster = Roster.model_validate({**source.model_dump(), "parties": [
-        {**p.model_dump(), "host": p.name, "mpc_port": MPC_PORT} for p in source.parties]})
+    roster = sign_locally(cluster_dir, Roster.model_validate({  # re-signed by every operator
+        **source.model_dump(), "signatures": [], "parties": [
+            {**p.model_dump(), "host": p.name, "mpc_port": MPC_PORT} for p in source.parties]}))
 
     out.mkdir(parents=True, exist_ok=True)
     dump_yaml(out / "roster.yaml", roster)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cryptography import x509
 
 from mpc_nodes import pki
+from mpc_nodes.deploy.cluster import amend_roster
+from mpc_nodes.onboarding import create_operator
 from mpc_nodes.wire import topics
 from mpc_nodes.config import (ConfigError, CoordinatorInfo, dump_yaml, load_coordinator_config,
                               load_roster)
@@ -65,19 +66,13 @@ def add_coordinator(cluster: LocalCluster, name: str) -> Path:
     out.mkdir(mode=0o700)
     passphrase = pki.new_passphrase().encode()
     pki.write_private(out / "passphrase", passphrase + b"\n")
-    identity = pki.new_identity(out / "identity.key", passphrase)
-    ca = cluster.dir / "ca"
-    ca_key = pki.load_private_key(ca / "ca.key", (ca / "passphrase").read_bytes().strip())
-    ca_cert = x509.load_pem_x509_certificate((ca / "ca.crt").read_bytes())
-    key, cert = pki.issue_cert(ca_key, ca_cert, name, [name], [], server=False, client=True)
-    pki.write_key(out / "tls.key", key, passphrase)
-    (out / "tls.crt").write_text(pki.cert_pem(cert))
+    bundle = create_operator(out, name, "coordinator", passphrase)
     config = load_coordinator_config(cluster.dir / "coordinator" / "coordinator.yaml")
     dump_yaml(out / "coordinator.yaml", config.model_copy(update={"name": name}))
-    roster = load_roster(cluster.dir / "roster.yaml")
-    cluster.roster = roster.model_copy(update={"coordinators": [
-        *roster.coordinators, CoordinatorInfo(name=name, identity_key=identity)]})
-    dump_yaml(cluster.dir / "roster.yaml", cluster.roster)
+    roster = load_roster(cluster.dir / "roster.yaml")  # its next version, signed by all
+    cluster.roster = amend_roster(cluster.dir, coordinators=[
+        *roster.coordinators, CoordinatorInfo(name=name, identity_key=bundle.identity_key,
+                                              tls_cert=bundle.tls_cert)])
     return out / "coordinator.yaml"
 
 
