@@ -5,9 +5,15 @@ through each party's policy.  Payoffs are recomputed here from the series' terms
 job's spot; every balance is checked against them."""
 
 import asyncio
+import http.server
+import json
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
+from eth_account import Account
 
 from eth_utils import to_checksum_address
 
@@ -246,3 +252,72 @@ async def test_a_node_refuses_a_mark_that_differs_from_its_record(world):
         outcome = await net.coordinator.run_job("sign-mark", other_series)
         assert not outcome.ok and not outcome.participants
         assert all("the series' strike" in v.reason for v in outcome.votes)
+
+
+class RpcServer:
+    """A JSON-RPC endpoint over HTTP in front of the in-process chain (the three methods
+    `mpcnet settle --rpc` uses)."""
+
+    def __init__(self, chain: LocalChain):
+        def handle(method, params):
+            if method == "eth_chainId":
+                return hex(chain.chain_id)
+            if method == "eth_getTransactionCount":
+                return hex(chain.transaction_count(params[0]))
+            return chain.send_raw_transaction(bytes.fromhex(params[0][2:]))
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                try:
+                    reply = {"result": handle(request["method"], request["params"])}
+                except Reverted as exc:
+                    reply = {"error": {"code": 3, "message": f"execution reverted: {exc}"}}
+                body = json.dumps({"jsonrpc": "2.0", "id": request["id"], **reply}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def mpcnet(world, *args):
+    run = subprocess.run([sys.executable, "-m", "mpc_nodes.cli.app", *args, "--dir",
+                          str(world.cluster.dir), "--broker", world.cluster.broker_url,
+                          "--json"], capture_output=True, text=True, timeout=120)
+    return run.returncode, json.loads(run.stdout) if run.stdout.strip() else run.stderr
+
+
+async def test_settle_through_the_cli_signs_and_submits_over_json_rpc(world):
+    rpc = RpcServer(world.chain)
+    try:
+        vault_nonce = world.chain.transaction_count(world.vault)
+        common = ["settle", "--key", "vault", "--contract", world.settlement.address,
+                  "--function", "withdraw"]
+        code, shown = await asyncio.to_thread(mpcnet, world, *common, "--chain-id",
+                                              str(world.chain.chain_id), "--nonce", "1000")
+        assert code == 0 and shown["ok"] and shown["output"]["submitted"] is None
+        assert Account.recover_transaction(shown["output"]["raw"]) == world.vault
+        assert world.chain.transaction_count(world.vault) == vault_nonce  # only printed
+        listing = ["settle", "--key", "vault", "--contract", world.settlement.address,
+                   "--function", "list_series", "--args", json.dumps({
+                       "underlying": "BTC", "strike": 90_000 * WAD, "expiry": world.expiry,
+                       "is_call": True, "contract_size": 1, "cap": 1})]
+        code, sent = await asyncio.to_thread(mpcnet, world, *listing, "--rpc", rpc.url)
+        assert code == 0 and sent["output"]["submitted"] == sent["output"]["hash"], sent
+        assert world.chain.receipt(sent["output"]["submitted"])  # mined
+        assert world.chain.transaction_count(world.vault) == vault_nonce + 1
+        sid = world.settlement.call("series_id", "BTC", 90_000 * WAD, world.expiry, True)
+        assert world.settlement.call("series", sid)[0] == "BTC"
+        code, reverted = await asyncio.to_thread(mpcnet, world, *common, "--rpc", rpc.url)
+        assert code == 2 and "execution reverted: withdraw: nothing is credited" in reverted
+        code, refused = await asyncio.to_thread(mpcnet, world, *common[:-1], "drain")
+        assert code == 2 and "'drain' is not one of" in refused
+    finally:
+        rpc.server.shutdown()

@@ -53,6 +53,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "roster": ("operator", "Assemble, update, sign and verify the roster (every operator signs"
                            " the first, a quorum each next version)."),
     "refresh": ("keys", "Re-randomise all shares of a key (same public key)."),
+    "settle": ("settle", "Call the settlement contract in a transaction the vault key signs;"
+                         " submit it to --rpc."),
     "sign": ("keys", "Threshold-sign a settlement transaction (ECDSA key) or a message (FROST"
                      " key)."),
     "status": ("network", "Show every party: online/offline/deaf, version, protocol code"

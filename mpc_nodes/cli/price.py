@@ -47,18 +47,34 @@ SHOWN = 25  # rows printed to the terminal; --out or --json give all of them
               " operators")
 @click.option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
               help="with --sign-with: write the signed report here")
+@click.option("--sign-eip712", "sign_eip712", metavar="KEY_ID",
+              help="ECDSA key: the network signs one EIP-712 mark per option, for the"
+              " settlement contract (docs/SETTLEMENT.md)")
+@click.option("--chain-id", type=int, help="with --sign-eip712: the chain of the verifier")
+@click.option("--verifying-contract", metavar="ADDRESS",
+              help="with --sign-eip712: the OracleMarkVerifier the marks are for")
+@click.option("--series-expiry", type=int, metavar="UNIX_S",
+              help="with --sign-eip712: every option's series expires then (strike and"
+              " call/put are the option's)")
+@click.option("--marks", "marks_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="with --sign-eip712: write the signed marks (JSON list) here")
 @common_broker
 @common_coord
 @common_json
 def price(cluster_dir, underlying, spot, rate, dividend, options_file, greeks, method, reveal,
-          portfolio, valuation_date, out, sign_with, report_file, broker, coordinator,
-          as_json):
+          portfolio, valuation_date, out, sign_with, report_file, sign_eip712, chain_id,
+          verifying_contract, series_expiry, marks_file, broker, coordinator, as_json):
     """Price options at the parties' aggregated private vols; only prices (and Greeks) are
     revealed, and a circuit breaker refuses options on which the parties disagree."""
+    day = valuation_date.date() if valuation_date else None
+    with exits(as_json, also=(OSError,)):
+        series = _series(options_file, day, series_expiry) if sign_eip712 else None
     priced = call(cluster_dir, coordinator, broker, as_json, lambda net: net.price(
         options_file, underlying, spot, rate, dividend, greeks, method, reveal, portfolio,
-        valuation_date.date() if valuation_date else None, sign_with))
+        day, sign_with, sign_eip712, chain_id, verifying_contract, series))
     with exits(as_json, also=(OSError,)):
+        if marks_file and priced.marks:
+            marks_file.write_text(json.dumps([m.as_dict() for m in priced.marks], indent=2))
         if out and priced.options is not None:
             _write_csv(out, [o.as_dict() for o in priced.options])
         if report_file and priced.signed_report:
@@ -67,6 +83,19 @@ def price(cluster_dir, underlying, spot, rate, dividend, options_file, greeks, m
         print_json(replace(priced.outcome, output=priced.summary()).as_dict())
     else:
         _render(priced, out, report_file)
+
+
+def _series(options_file: Path, day, expiry: int | None) -> list[dict]:
+    """Each option's series: its strike and call/put, expiring at `expiry`."""
+    from mpc_nodes.chain.eip712 import to_fixed
+    from mpc_nodes.client.api import read_book
+    from mpc_nodes.errors import UsageError
+    if expiry is None:
+        raise UsageError("--sign-eip712 needs --series-expiry (and --chain-id,"
+                         " --verifying-contract)")
+    book = read_book(options_file, day)
+    return [{"strike": to_fixed(k), "expiry": expiry, "is_call": c}
+            for c, k in zip(book.is_call, book.strikes)]
 
 
 def _write_csv(path: Path, records: list[dict]) -> None:
@@ -111,6 +140,9 @@ def _render(priced, out: Path | None, out_report: Path | None) -> None:
         r = priced.signed_report
         console.print(f"report signed by {', '.join(r.signers)} with key {r.public_key[:16]}…"
                       f"{f' → {out_report}' if out_report else ''}", markup=False)
+    for i, m in enumerate(priced.marks):
+        console.print(f"mark {i} signed by {m.signer}: digest 0x{m.digest.hex()[:16]}…",
+                      markup=False)
     t = priced.outcome.timings
     console.print(styled((f"job {priced.outcome.job_id[:8]} ·"
                           f" {', '.join(priced.outcome.participants)} · revealed to"

@@ -364,7 +364,7 @@ class Client:
         series (SeriesTerms or dicts: strike at 1e18, expiry in Unix seconds, is_call; the
         underlying is the job's), in the options' order."""
         from mpc_nodes.jobs.options_csv import OptionBook
-        book = options if isinstance(options, OptionBook) else _read_book(options,
+        book = options if isinstance(options, OptionBook) else read_book(options,
                                                                          valuation_date)
         params = pricing.price_params(book, underlying, spot, rate, dividend, greeks, method,
                                       reveal, portfolio,
@@ -508,7 +508,8 @@ def _series(terms, underlying: str):
         raise UsageError(f"series {terms!r}: {exc}") from None
 
 
-def _read_book(path, valuation_date):
+def read_book(path, valuation_date):
+    """The option book of a CSV file (UsageError naming what is wrong)."""
     from mpc_nodes.jobs.options_csv import MAX_FILE_BYTES, OptionsError, parse_options
     from mpc_nodes.wire.parsing import read_text
     path = Path(path)
