@@ -305,15 +305,16 @@ async def test_settle_through_the_cli_signs_and_submits_over_json_rpc(world):
         assert code == 0 and shown["ok"] and shown["output"]["submitted"] is None
         assert Account.recover_transaction(shown["output"]["raw"]) == world.vault
         assert world.chain.transaction_count(world.vault) == vault_nonce  # only printed
+        expiry = world.chain.next_block_time() + 3600
         listing = ["settle", "--key", "vault", "--contract", world.settlement.address,
                    "--function", "list_series", "--args", json.dumps({
-                       "underlying": "BTC", "strike": 90_000 * WAD, "expiry": world.expiry,
+                       "underlying": "BTC", "strike": 90_000 * WAD, "expiry": expiry,
                        "is_call": True, "contract_size": 1, "cap": 1})]
         code, sent = await asyncio.to_thread(mpcnet, world, *listing, "--rpc", rpc.url)
         assert code == 0 and sent["output"]["submitted"] == sent["output"]["hash"], sent
         assert world.chain.receipt(sent["output"]["submitted"])  # mined
         assert world.chain.transaction_count(world.vault) == vault_nonce + 1
-        sid = world.settlement.call("series_id", "BTC", 90_000 * WAD, world.expiry, True)
+        sid = world.settlement.call("series_id", "BTC", 90_000 * WAD, expiry, True)
         assert world.settlement.call("series", sid)[0] == "BTC"
         code, reverted = await asyncio.to_thread(mpcnet, world, *common, "--rpc", rpc.url)
         assert code == 2 and "execution reverted: withdraw: nothing is credited" in reverted
