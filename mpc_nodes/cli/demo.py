@@ -208,6 +208,8 @@ def run_demo(cluster_dir: Path, parties: int, threshold: int, broker: str | None
     ok = asyncio.run(_jobs(cluster_dir, state.broker, console, err))
     ok = asyncio.run(_pricing(cluster_dir, state.broker, console, err)) and ok
     ok = asyncio.run(_settlement(cluster_dir, state.broker, console, err)) and ok
+    from mpc_nodes.cli.demo_chain import chain_step  # (py-evm and vyper: the chain extra)
+    ok = asyncio.run(chain_step(cluster_dir, state.broker, console, err)) and ok
     console.rule("[green]demo passed[/]" if ok else "[red]demo failed[/]")
     return ok
 
