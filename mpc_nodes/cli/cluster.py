@@ -25,9 +25,11 @@ from mpc_nodes.cli.common import (call, common_broker, common_dir, common_json, 
                    " ACL, one container per party, a coordinator)")
 @common_json
 def init(parties, threshold, out, host, base_port, broker, cluster_id, emit, as_json):
-    """One-machine shortcut (local clusters, the demo): a cluster directory with every
-    operator's keys and configs, a roster signed by all of them, a coordinator.  Operators on
-    separate machines use `mpcnet operator init` and `mpcnet roster` instead."""
+    """One-machine shortcut: a cluster directory with every operator's keys and configs, a
+    signed roster, a coordinator.
+
+    For local clusters and the demo; operators on separate machines use `mpcnet operator
+    init` and `mpcnet roster` instead (docs/OPERATOR.md)."""
     from mpc_nodes.deploy.cluster import init_cluster
     with exits(also=(OSError,)):
         roster = init_cluster(out, parties, threshold, host=host, base_port=base_port,

@@ -42,7 +42,8 @@ def with_passphrase(f):
 
 @click.group()
 def operator():
-    """One operator's own identity: made on its own machine, never by another."""
+    """One operator's own identity key, TLS key and certificate, and its signed join bundle
+    (on its own machine)."""
 
 
 @operator.command("init")
@@ -69,7 +70,8 @@ def operator_init(directory, name, role, host, mpc_port, passphrase_env, passphr
 
 @click.group()
 def roster():
-    """Build, sign and check the roster: every operator signs the first, a quorum each next."""
+    """Assemble, update, sign and verify the roster (every operator signs the first, a quorum
+    each next version)."""
 
 
 def _write(path: Path, value) -> None:
