@@ -174,9 +174,9 @@ class SignMark(SessionKind[MarkParams, bytes]):
     name = "sign-mark"
     params_model = MarkParams
     one_output_suffices = True  # a signature proves itself
-
-    def approvals_needed(self, roster):
-        return roster.policy_quorum  # each approver's policy decides, as for transactions
+    # approvals: the signers' own (2t+1, each checks its policy and its record).  No policy
+    # quorum as for transactions: a mark moves no funds and spends no nonce, and only the
+    # parties of the price job can rebuild its marks.
 
     def verify_output(self, params, output):
         try:
