@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import inspect
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -26,6 +29,24 @@ from tests.faultproxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 MOSQUITTO_URL = "mqtt://127.0.0.1:1883"
+
+
+async def wait_until(predicate, timeout: float, what, interval: float = 0.05):
+    """Poll `predicate` (a plain or an async function) until it returns a truthy value, and
+    return that value; after `timeout` seconds fail saying `what` did not happen (`what` may
+    be a function, called then, to show the state at the failure).  Tests wait for the
+    condition they need (a process up, a log line, a job state), never a fixed time."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"not within {timeout:g}s: {what() if callable(what) else what}")
+        await asyncio.sleep(interval)
 
 
 def port_open(host: str, port: int, timeout: float = 0.3) -> bool:
@@ -148,6 +169,11 @@ class LocalCluster:
                                     start_new_session=True)
 
     def start_broker(self, timeout: float = 15.0) -> None:
+        """Start the broker and wait until it accepts connections."""
+        self._spawn_broker()
+        self._wait_broker(timeout)
+
+    def _spawn_broker(self) -> None:
         _, host, port = parse_broker_url(self.broker_url)
         if self.broker_kind == "mosquitto":
             return
@@ -167,10 +193,15 @@ class LocalCluster:
                 self.broker_proc = subprocess.Popen([mosquitto_binary(), "-c", str(conf)],
                                                     stdout=out, stderr=subprocess.STDOUT,
                                                     start_new_session=True)
+
+    def _wait_broker(self, timeout: float) -> None:
+        """Poll the broker's port (the harness's start is synchronous: no event loop)."""
+        _, host, port = parse_broker_url(self.broker_url)
         deadline = time.monotonic() + timeout
         while not port_open(host, port):
-            if self.broker_proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("embedded broker did not start:\n"
+            if (self.broker_proc is not None and self.broker_proc.poll() is not None) \
+                    or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.broker_kind} broker did not start:\n"
                                    + (self.dir / "broker.log").read_text()[-2000:])
             time.sleep(0.05)
 
@@ -194,9 +225,12 @@ class LocalCluster:
         return _killgroup(proc, sig) if proc else None
 
     def start(self) -> "LocalCluster":
-        self.start_broker()
+        """Start the broker and every node.  The nodes start while the broker does (each
+        retries until the broker answers): their start-up, not the broker's, is the long one."""
+        self._spawn_broker()
         for i in range(self.roster.n):
             self.start_node(i)
+        self._wait_broker(15.0)
         return self
 
     def close(self) -> None:
@@ -212,12 +246,50 @@ class LocalCluster:
 
     async def wait_log(self, i: int, text: str, timeout: float = 30.0) -> None:
         """Wait until party i's log mentions `text` (node start-up is slow on a busy CI box)."""
-        deadline = time.monotonic() + timeout
-        while text not in self.log(i):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"party{i} log lacks {text!r} after {timeout:g}s:\n"
-                                     + self.log(i)[-2000:])
-            await asyncio.sleep(0.1)
+        await wait_until(lambda: text in self.log(i), timeout,
+                         lambda: f"party{i} logs {text!r}:\n{self.log(i)[-2000:]}")
+
+    def audit_events(self, i: int) -> list[dict]:
+        """Party i's audit log so far, one dict per event (a line still being written is
+        left out)."""
+        path = self.dir / f"party{i}" / "data" / "audit.log"
+        events = []
+        for line in (path.read_text().splitlines() if path.exists() else []):
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                pass
+        return events
+
+    async def wait_audited(self, i: int, event: str, job_id: str, timeout: float = 30.0) -> None:
+        """Wait until party i's audit log records `event` ("request", "start", "result") for
+        the job."""
+        await wait_until(lambda: any(e.get("event") == event and e.get("job_id") == job_id
+                                     for e in self.audit_events(i)),
+                         timeout, f"party{i} audits {event} of job {job_id}")
+
+    def sessions_connected(self) -> list[int]:
+        """Per party, how many MPC sessions its log says it has connected."""
+        return [len(re.findall(r"session \S+: connected to ", self.log(i)))
+                for i in range(self.roster.n)]
+
+    async def wait_in_session(self, before: list[int], timeout: float = 60.0) -> None:
+        """Wait until every party has connected one more session than `before` (from
+        `sessions_connected()`): a job started since is past its set-up, in the protocol."""
+        await wait_until(lambda: all(n > b for n, b in zip(self.sessions_connected(), before)),
+                         timeout, "every party connected the session")
+
+    def bus_drops(self) -> list[int]:
+        """Per party, how often its log says it lost or could not reach the broker."""
+        return [len(re.findall(r"mpcnet\.bus (?:WARNING|ERROR)", self.log(i)))
+                for i in range(self.roster.n)]
+
+    async def wait_bus_dropped(self, before: list[int], timeout: float = 30.0) -> None:
+        """Wait until every running party has logged a broker loss since `before` (from
+        `bus_drops()`)."""
+        def dropped():
+            return all(n > before[i] for i, n in enumerate(self.bus_drops()) if i in self.nodes)
+        await wait_until(dropped, timeout, "every running party lost the broker")
 
     # -- coordinator ------------------------------------------------------------------
 
@@ -227,19 +299,11 @@ class LocalCluster:
     async def wait_online(self, c: Coordinator, names: set[str] | None = None,
                           timeout: float = 30.0) -> None:
         names = names or {p.name for p in self.roster.parties}
-        deadline = time.monotonic() + timeout
-        while not names <= c.online():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"parties {sorted(names - c.online())} not online after"
-                                     f" {timeout:g}s")
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: names <= c.online(), timeout,
+                         lambda: f"parties {sorted(names - c.online())} online")
 
     async def wait_offline(self, c: Coordinator, name: str, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while name in c.online():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{name} still online after {timeout:g}s")
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: name not in c.online(), timeout, f"{name} offline")
 
 
 def _killgroup(proc: subprocess.Popen, sig) -> int | None:

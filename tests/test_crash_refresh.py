@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from tests.cluster_harness import wait_until
 from tests.test_e2e_keys import tx, verified_by_others, with_policies
 
 pytestmark = pytest.mark.e2e
@@ -34,32 +35,18 @@ def cli(cluster, *args):
     return run()
 
 
-def audit(cluster, i: int) -> list[dict]:
-    path = cluster.dir / f"party{i}" / "data" / "audit.log"
-    lines = path.read_text().splitlines() if path.exists() else []
-    events = []
-    for line in lines:
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            pass
-    return events
-
-
 async def kill_at(cluster, i: int, kind: str, event: str, since: int,
                   timeout: float = 60.0) -> None:
     """SIGKILL party i as soon as its audit log records `event` ("request": it voted,
     "start", "result") for a job of `kind` requested after line `since`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events = audit(cluster, i)[since:]
+    def recorded():
+        events = cluster.audit_events(i)[since:]
         jobs = {e["job_id"] for e in events if e["event"] == "request" and e["kind"] == kind
                 and e["accept"]}
-        if any(e["event"] == event and e.get("job_id") in jobs for e in events):
-            cluster.stop_node(i, signal.SIGKILL)
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"party{i} never recorded {event} of a {kind} job")
+        return any(e["event"] == event and e.get("job_id") in jobs for e in events)
+    await wait_until(recorded, timeout, f"party{i} records {event} of a {kind} job",
+                     interval=0.005)  # the moment matters: poll closely
+    cluster.stop_node(i, signal.SIGKILL)
 
 
 async def sign_checked(c, nonce: int):
@@ -86,7 +73,7 @@ async def refresh_killing_party2(cluster, c, kind: str, event: str) -> tuple[dic
     `event` of a `kind` job; return the key and the seconds from the kill to the failure."""
     key = (await c.run_job("keygen", {"key_id": "vault-1"})).output
     assert key and key["committed"], "keygen failed"
-    since = len(audit(cluster, 2))
+    since = len(cluster.audit_events(2))
     running = asyncio.ensure_future(c.run_job("refresh", {"key_id": "vault-1", "epoch": 1}))
     await kill_at(cluster, 2, kind, event, since)
     faulted = time.monotonic()
@@ -181,7 +168,7 @@ async def test_a_keygen_that_loses_a_party_after_the_session_is_finished_by_repa
     cluster = with_policies(make_cluster(parties=3, threshold=1))
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
-        since = len(audit(cluster, 2))
+        since = len(cluster.audit_events(2))
         running = asyncio.ensure_future(c.run_job("keygen", {"key_id": "vault-1"}))
         await kill_at(cluster, 2, "keygen", "result", since)  # staged, then gone
         outcome = await running

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mpc_nodes.deploy.cluster import RunState
+from tests.cluster_harness import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -39,15 +40,6 @@ def node_pids(cluster_dir: Path) -> dict[int, str]:
     return found
 
 
-def until(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (value := predicate()):
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout:g}s: {what}")
-
-
 @pytest.fixture
 def cluster_dir(tmp_path):
     d = tmp_path / "cluster"
@@ -63,26 +55,27 @@ def supervisor_pid(cluster_dir: Path) -> int:
 
 
 @pytest.mark.timeout(180)
-def test_killed_supervisor_takes_its_nodes_and_down_stops_orphans(cluster_dir):
+async def test_killed_supervisor_takes_its_nodes_and_down_stops_orphans(cluster_dir):
     up = mpcnet("cluster", "up", "--dir", str(cluster_dir), "--json")
     assert up.returncode == 0, up.stderr
-    until(lambda: len(node_pids(cluster_dir)) == 3, "3 node processes")
+    await wait_until(lambda: len(node_pids(cluster_dir)) == 3, 60, "3 node processes")
 
     # the supervisor dies: its nodes go with it
     os.kill(supervisor_pid(cluster_dir), signal.SIGKILL)
     killed = time.monotonic()
-    until(lambda: not node_pids(cluster_dir), "the nodes exit with their supervisor", 30)
+    await wait_until(lambda: not node_pids(cluster_dir), 30, "the nodes exit with their supervisor")
     print(f"nodes gone {time.monotonic() - killed:.2f}s after the supervisor's SIGKILL")
 
     again = mpcnet("cluster", "up", "--dir", str(cluster_dir), "--json")
     assert again.returncode == 0, again.stderr
-    until(lambda: len(node_pids(cluster_dir)) == 3, "3 node processes")
+    await wait_until(lambda: len(node_pids(cluster_dir)) == 3, 60, "3 node processes")
 
     # a node that cannot act on its supervisor's death (stopped) outlives it: an orphan
     orphan, = [pid for pid, party in node_pids(cluster_dir).items() if party == "party0"]
     os.kill(orphan, signal.SIGSTOP)
     os.kill(supervisor_pid(cluster_dir), signal.SIGKILL)
-    until(lambda: set(node_pids(cluster_dir)) == {orphan}, "only the stopped node left", 30)
+    await wait_until(lambda: set(node_pids(cluster_dir)) == {orphan}, 30,
+                     "only the stopped node left")
 
     procs = json.loads(mpcnet("cluster", "procs", "--dir", str(cluster_dir), "--json").stdout)
     assert procs["orphans"] == ["party0"]

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mpc_nodes.config import load_node_config
-from tests.cluster_harness import http_get
+from tests.cluster_harness import http_get, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -17,14 +17,12 @@ def samples(text):
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
-async def health_becomes(port, wanted, tries=100):
-    """Poll /healthz until it answers `wanted` (or give up); return the last answer."""
-    for _ in range(tries):
+async def health_becomes(port, wanted, timeout=30.0):
+    """Poll /healthz until it answers `wanted`; return that answer."""
+    async def answer():
         status, body = await asyncio.to_thread(http_get, port, "/healthz")
-        if status == wanted:
-            break
-        await asyncio.sleep(0.1)
-    return status, body
+        return (status, body) if status == wanted else None
+    return await wait_until(answer, timeout, f"/healthz answering {wanted}", 0.1)
 
 
 @pytest.mark.timeout(90)

@@ -64,8 +64,9 @@ async def test_cut_mpc_link_mid_job_fails_cleanly(make_cluster):
     cluster = make_cluster(parties=3, threshold=1, mpc_proxy=True)
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
+        before = cluster.sessions_connected()
         job = asyncio.ensure_future(c.run_job("ping", {"rounds": 10_000}))
-        await asyncio.sleep(1.5)
+        await cluster.wait_in_session(before)
         cluster.mpc_proxies[2].cut()
         outcome = await job
         assert not outcome.ok
@@ -78,8 +79,9 @@ async def test_hung_party_times_out_then_recovers(make_cluster):
     cluster = make_cluster(parties=3, threshold=1, session_timeout_s=4.0)
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
+        before = cluster.sessions_connected()
         job = asyncio.ensure_future(c.run_job("ping", {"rounds": 10_000}))
-        await asyncio.sleep(1.5)
+        await cluster.wait_in_session(before)
         victim = cluster.nodes[2]
         os.killpg(victim.pid, signal.SIGSTOP)  # alive but silent: no crash to detect
         stopped_at = time.monotonic()
@@ -102,8 +104,9 @@ async def test_party_restarted_mid_job(make_cluster):
     cluster = make_cluster(parties=3, threshold=1)
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
+        before = cluster.sessions_connected()
         job = asyncio.ensure_future(c.run_job("ping", {"rounds": 10_000}))
-        await asyncio.sleep(1.5)
+        await cluster.wait_in_session(before)
         cluster.stop_node(1, signal.SIGKILL)
         cluster.start_node(1)
         outcome = await job
@@ -120,11 +123,13 @@ async def test_broker_restarted_during_a_job(make_cluster):
     cluster = make_cluster(parties=3, threshold=1)
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
+        before = cluster.sessions_connected()
         job = asyncio.ensure_future(c.run_job("ping", {"rounds": 3000}))
-        await asyncio.sleep(0.5)
+        await cluster.wait_in_session(before)
         assert not job.done()
+        dropped = cluster.bus_drops()
         cluster.stop_broker()
-        await asyncio.sleep(1.0)
+        await cluster.wait_bus_dropped(dropped)  # every node saw it go before it comes back
         cluster.start_broker()
         outcome = await job
         assert outcome.ok, outcome.error  # MPC went on; results crossed the new broker
@@ -140,8 +145,9 @@ async def test_broker_link_cut_between_jobs(make_cluster):
         await cluster.wait_online(c)
         assert (await c.run_job("ping", {"rounds": 2})).ok
         cluster.broker_proxy.cut()
-        await asyncio.sleep(0.5)
-        await cluster.wait_online(c)  # reconnected, presence announced again
+        for i in range(3):  # reconnected, presence announced again
+            await cluster.wait_log(i, "(connection 2)")
+        await cluster.wait_online(c)
         assert (await c.run_job("ping", {"rounds": 2})).ok
     assert all("connection 2" in cluster.log(i) for i in range(3))
 
@@ -235,7 +241,7 @@ def share_files_intact(cluster):
                          cluster.roster.cluster_id, i)
         for key_id in store.key_ids():
             store.load(key_id)
-            for epoch in store.staged_epochs(key_id):
+            for epoch in store.epochs(key_id):  # older and staged ones too
                 store.load(key_id, epoch)
 
 
@@ -261,7 +267,8 @@ async def test_party_killed_during_key_jobs(make_cluster, job):
         running = asyncio.ensure_future(c.run_job(
             job, params, progress=lambda text: "started with" in text and started.set()))
         await asyncio.wait_for(started.wait(), 30)
-        await asyncio.sleep(0.15)  # into set-up or the protocol: both last seconds here
+        # into set-up or the protocol: both last seconds here
+        await cluster.wait_audited(3, "start", next(iter(c._results)))
         assert not running.done()
         cluster.stop_node(3, signal.SIGKILL)
         outcome = await running
@@ -298,11 +305,12 @@ async def test_an_aborted_job_stops_its_sessions_at_once(make_cluster):
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
         started = asyncio.Event()
+        before = cluster.sessions_connected()
         running = asyncio.ensure_future(c.run_job(
             "ping", {"rounds": 10_000},
             progress=lambda text: "started with" in text and started.set()))
         await asyncio.wait_for(started.wait(), 30)
-        await asyncio.sleep(0.5)
+        await cluster.wait_in_session(before)
         job_id = next(iter(c._results))
         await c.bus.publish(topics.jobs(cluster.roster.cluster_id),
                             c.seal_for_jobs(JobAbort(job_id=job_id, reason="operator"))[0])

@@ -24,7 +24,7 @@ from keyshare.atomic import write_atomic
 from mpc_nodes.node.audit import AuditLog, AuditWriteError, verify_cluster, verify_log
 from mpc_nodes.cli.app import main as cli
 from mpc_nodes.deploy.cluster import free_port, init_cluster
-from tests.cluster_harness import http_get
+from tests.cluster_harness import http_get, wait_until
 
 
 @contextlib.contextmanager
@@ -222,9 +222,11 @@ async def restart(cluster, c, i: int) -> None:
     cluster.stop_node(i)
     starts = cluster.log(i).count("(connection 1)")
     cluster.start_node(i)
-    while cluster.log(i).count("(connection 1)") == starts:  # bounded by the test's timeout
+
+    def connected():
         assert cluster.nodes[i].poll() is None, cluster.log(i)[-3000:]
-        await asyncio.sleep(0.1)
+        return cluster.log(i).count("(connection 1)") > starts
+    await wait_until(connected, 60, f"party{i} connected again")
     await cluster.wait_online(c)
 
 

@@ -15,7 +15,6 @@ import time
 import pytest
 from eth_account import Account
 
-from mpc_nodes.node.audit import verify_log
 from tests.cluster_harness import ROOT, _env
 from tests.conftest import RESTARTABLE_BROKERS
 from tests.faultproxy import FaultProxy
@@ -47,17 +46,6 @@ async def started(c, kind, params, **kw):
         kind, params, progress=lambda text: "started with" in text and event.set(), **kw))
     await asyncio.wait_for(event.wait(), 60)
     return task, job_id_of(c)
-
-
-async def audited(cluster, i, event, job_id, timeout=30.0):
-    """Wait until party i's audit log records `event` for the job."""
-    path = cluster.dir / f"party{i}" / "data" / "audit.log"
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not any(e["event"] == event and e.get("job_id") == job_id
-                  for e in verify_log(path).events):
-        assert loop.time() < deadline, f"party{i} did not audit {event} of {job_id}"
-        await asyncio.sleep(0.05)
 
 
 HOLD_RESULT = """
@@ -108,7 +96,7 @@ async def test_a_party_restarted_mid_session_fails_the_job_at_once_naming_it(mak
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
         task, job_id = await started(c, "ping", {"rounds": 10_000}, result_timeout=600.0)
-        await audited(cluster, 1, "start", job_id)  # it has started the job
+        await cluster.wait_audited(1, "start", job_id)  # it has started the job
         cluster.stop_node(1, signal.SIGKILL)
         killed = time.monotonic()
         cluster.start_node(1)

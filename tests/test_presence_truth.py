@@ -22,6 +22,7 @@ import pytest
 
 from mpc_nodes.wire import topics
 from mpc_nodes.config import parse_broker_url
+from tests.cluster_harness import wait_until
 from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.e2e
@@ -36,14 +37,6 @@ def own_broker_link(cluster, i: int) -> FaultProxy:
     scheme = cluster.node_broker_url.rpartition(":")[0]
     cluster.start_node(i, broker=f"{scheme}:{proxy.port}")
     return proxy
-
-
-async def wait_until(predicate, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} after {timeout:g}s")
-        await asyncio.sleep(0.05)
 
 
 async def cut_heal_and_run(cluster, proxy, name: str, replay_will=None) -> dict:
@@ -68,7 +61,7 @@ async def cut_heal_and_run(cluster, proxy, name: str, replay_will=None) -> dict:
         await cluster.wait_offline(c, name, timeout=30)
         figures["offline_s"] = time.monotonic() - cut
         await wait_until(lambda: re.search(r"mpcnet\.bus (WARNING|ERROR)",
-                                           cluster.log(node)[logged:]), "dropped by the node")
+                                           cluster.log(node)[logged:]), 30, "dropped by the node")
         figures["node_dropped_s"] = time.monotonic() - cut
         # an aggregation needs all three (2t + 1): it fails on the votes, naming the party
         job = await c.run_job("aggregate", {"input": "eth_vol_30d"}, vote_timeout=60)
@@ -140,8 +133,8 @@ async def test_party_killed_during_setup_is_named(make_cluster):
             if "started with" in text:
                 os.killpg(victim.pid, signal.SIGSTOP)
         job = asyncio.ensure_future(c.run_job("ping", {"rounds": 3}, progress=freeze_on_start))
-        await wait_until(lambda: c._results, "started")
-        await wait_until(lambda: victim.poll() is not None or _stopped(victim.pid), "frozen")
+        await wait_until(lambda: c._results, 30, "started")
+        await wait_until(lambda: victim.poll() is not None or _stopped(victim.pid), 30, "frozen")
         cluster.stop_node(1, signal.SIGKILL)
         outcome = await job
     assert not outcome.ok
@@ -155,10 +148,9 @@ async def test_party_killed_mid_session_is_named(make_cluster):
         await cluster.wait_online(c)
         for proxy in cluster.mpc_proxies.values():
             proxy.delay_s = 0.005  # 10,000 rounds now take a minute: the kill falls inside
-        before = _sessions_connected(cluster)
+        before = cluster.sessions_connected()
         job = asyncio.ensure_future(c.run_job("ping", {"rounds": 10_000}))
-        await wait_until(lambda: all(n > b for n, b in zip(_sessions_connected(cluster), before)),
-                         "in session")
+        await cluster.wait_in_session(before)
         cluster.stop_node(1, signal.SIGKILL)
         outcome = await job
     assert not outcome.ok
@@ -172,10 +164,9 @@ async def test_silent_mpc_cut_names_the_link(make_cluster):
         await cluster.wait_online(c)
         for proxy in cluster.mpc_proxies.values():
             proxy.delay_s = 0.005  # 10,000 rounds now take a minute: longer than the timeout
-        before = _sessions_connected(cluster)
+        before = cluster.sessions_connected()
         job = asyncio.ensure_future(c.run_job("ping", {"rounds": 10_000}))
-        await wait_until(lambda: all(n > b for n, b in zip(_sessions_connected(cluster), before)),
-                         "in session")
+        await cluster.wait_in_session(before)
         cluster.mpc_proxies[2].blackhole = True  # party0→party2 and party1→party2 go silent
         cut = time.monotonic()
         outcome = await job
@@ -194,12 +185,6 @@ def _stopped(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "T"
     except OSError:
         return True
-
-
-def _sessions_connected(cluster) -> list[int]:
-    """Per party, how many sessions it has connected (its log says so)."""
-    return [cluster.log(i).count(": connected to party0, party1, party2")
-            for i in range(cluster.roster.n)]
 
 
 def _assert_names_party1(outcome) -> None:

@@ -13,6 +13,7 @@ from mpc_nodes.node.engine import MpcEngine
 from mpc_nodes.node.session import SessionError, SessionPeer, SessionRun, SessionSpec
 from protocols.aggregate import aggregate
 from protocols.diagnostics import rounds
+from tests.cluster_harness import wait_until
 from tests.mpc_harness import free_ports
 
 PASS = b"test-passphrase"
@@ -110,13 +111,19 @@ async def test_certificate_of_wrong_party_is_refused(tls):
 
 
 @pytest.mark.timeout(60)
-async def test_killed_party_fails_session_on_others_quickly(tls):
+async def test_killed_party_fails_session_on_others_quickly(tls, capfd, monkeypatch):
+    monkeypatch.setenv("MPCNET_LOG_LEVEL", "INFO")  # the engines log each connected session
     engines = [MpcEngine() for _ in range(3)]
     try:
         s = specs(tls, [0, 0, 0], protocol=rounds, args=[100_000],
                   session_timeout=30.0)
         tasks = [asyncio.ensure_future(e.run(x)) for e, x in zip(engines, s)]
-        await asyncio.sleep(1.5)  # connected and exchanging rounds
+        logged = []
+
+        def in_session():  # every engine logged its connected session: exchanging rounds
+            logged.append(capfd.readouterr().err)
+            return "".join(logged).count(": connected to ") == 3
+        await wait_until(in_session, 30, "every party connected the session")
         assert not any(t.done() for t in tasks)
         os.kill(engines[2]._proc.pid, signal.SIGKILL)
         results = await asyncio.gather(*tasks, return_exceptions=True)

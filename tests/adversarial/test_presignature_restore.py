@@ -10,10 +10,8 @@ must be refused at the vote with a reason that says why, and nothing is signed t
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import signal
-import time
 
 import coincurve
 import pytest
@@ -21,7 +19,7 @@ import pytest
 from mpc_nodes.jobs.ecdsa import check_signature
 from mpc_nodes.jobs.evm import parse_transaction
 from protocols import frost
-from tests.cluster_harness import eth_policy, write_policies
+from tests.cluster_harness import eth_policy, wait_until, write_policies
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -54,11 +52,10 @@ async def restore(cluster, cc, parties: list[int], where) -> None:
         shutil.rmtree(data)
         shutil.copytree(where / f"party{i}", data)
         cluster.start_node(i)
-    deadline = time.monotonic() + 60
-    while any((p := cc.c.presence.get(f"party{i}")) is None or p.state != "online"
-              or p.boot_id == boots[i] for i in parties):
-        assert time.monotonic() < deadline, "restored parties did not come back online"
-        await asyncio.sleep(0.1)
+    def back():
+        return all((p := cc.c.presence.get(f"party{i}")) is not None and p.state == "online"
+                   and p.boot_id != boots[i] for i in parties)
+    await wait_until(back, 60, "restored parties online again as new processes")
 
 
 def independently_verified(out: dict, transaction: dict) -> None:

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mpc_nodes.wire import client_ids, mosquitto
 from mpc_nodes.config import load_node_config, parse_broker_url
 from mpc_nodes.client.coordinator import Coordinator
-from tests.cluster_harness import http_get, mosquitto_binary
+from tests.cluster_harness import http_get, mosquitto_binary, wait_until
 from tests.test_broker_acl import TLS_BROKERS, login
 
 pytestmark = pytest.mark.e2e
@@ -41,19 +41,6 @@ async def bus_connections(cluster, i: int) -> float:
 async def health(cluster, i: int) -> tuple[int, dict]:
     status, body = await asyncio.to_thread(http_get, metrics_port(cluster, i), "/healthz")
     return status, json.loads(body)
-
-
-async def wait_for(predicate, what: str, timeout: float = 60.0):
-    """Poll an async predicate until it returns a truthy value; return that value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout:g}s")
-        await asyncio.sleep(0.2)
 
 
 async def claim(url: str, cluster, cert: str, client_id: str, c: Coordinator):
@@ -152,12 +139,12 @@ async def test_a_deaf_node_reports_it_in_health_and_status(make_cluster):
         async def unhealthy():
             status, body = await health(cluster, 0)
             return body if status == 503 else None
-        body = await wait_for(unhealthy, "party0's /healthz turning unhealthy")
+        body = await wait_until(unhealthy, 60, "party0's /healthz turning unhealthy", 0.2)
         assert body["bus"] == "deaf" and "heartbeat" in body["bus_error"], body
 
         async def deaf_in_status():
             return (await c.status(wait=0.2))["party0"].state == "deaf"
-        await wait_for(deaf_in_status, "party0's presence saying deaf")
+        await wait_until(deaf_in_status, 60, "party0's presence saying deaf", 0.2)
         assert "party0" not in c.online()
 
         # reading allowed again: the node hears its heartbeat and is healthy and online
@@ -167,7 +154,7 @@ async def test_a_deaf_node_reports_it_in_health_and_status(make_cluster):
         async def healthy():
             status, body = await health(cluster, 0)
             return status == 200 and body["bus"] == "connected"
-        await wait_for(healthy, "party0's /healthz recovering")
+        await wait_until(healthy, 60, "party0's /healthz recovering", 0.2)
         await cluster.wait_online(c, timeout=60)
         outcome = await c.run_job(*JOB)
         assert outcome.ok and "party0" in outcome.participants, outcome.error

@@ -8,7 +8,6 @@
 """
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -27,7 +26,7 @@ from mpc_nodes.config import (ConfigError, CoordinatorInfo, dump_yaml, load_coor
                               load_roster)
 from mpc_nodes.client.coordinator import Coordinator, JobOutcome
 from mpc_nodes.wire.messages import JobAbort, JobRequest, JobStart
-from tests.cluster_harness import LocalCluster
+from tests.cluster_harness import LocalCluster, wait_until
 
 
 def mpcnet(*args, timeout=60):
@@ -76,26 +75,12 @@ def add_coordinator(cluster: LocalCluster, name: str) -> Path:
     return out / "coordinator.yaml"
 
 
-def audited_start(cluster: LocalCluster, i: int, job_id: str) -> bool:
-    log = cluster.dir / f"party{i}" / "data" / "audit.log"
-    return any(e.get("event") == "start" and e.get("job_id") == job_id
-               for e in map(json.loads, log.read_text().splitlines()))
-
-
-async def wait_for(predicate, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def abort_seen(cluster: LocalCluster, parties, job_id: str) -> None:
     """Each party has logged what it did with the foreign abort (ignored it, or obeyed)."""
     for i in parties:
-        await wait_for(lambda: any(job_id[:8] in line and "coordinator2" in line
-                                   for line in cluster.log(i).splitlines()),
-                       f"party{i} to handle the abort")
+        await wait_until(lambda: any(job_id[:8] in line and "coordinator2" in line
+                                     for line in cluster.log(i).splitlines()),
+                         30, f"party{i} handles the abort")
 
 
 async def job_with_foreign_abort(cluster: LocalCluster, c: Coordinator, other: Coordinator,
@@ -126,8 +111,8 @@ async def job_with_foreign_abort(cluster: LocalCluster, c: Coordinator, other: C
         os.killpg(party2, signal.SIGSTOP)  # party0 and party1 will wait for it in the session
         try:
             await c.bus.publish(jobs, start)
-            await wait_for(lambda: all(audited_start(cluster, i, request.job_id) for i in (0, 1)),
-                           "party0 and party1 to start the job")
+            for i in (0, 1):
+                await cluster.wait_audited(i, "start", request.job_id)
             await other.bus.publish(jobs, abort)
             await abort_seen(cluster, (0, 1), request.job_id)
         finally:
