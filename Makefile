@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[chain]'
 	@touch $@
 
 $(TSTAMP): pyproject.toml | $(BIN)/python
@@ -25,16 +25,22 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/mpcnet demo
 
+# Three tiers of tests (the property tests' example counts are set in tests/conftest.py):
+# check  the edit-test loop, under a minute: units, and the MPC protocols run by MPyC party
+#        processes on loopback; no broker, no node daemons, no clusters
+# test   everything, as CI runs it: also real clusters (node processes and a broker), faults,
+#        crashes and the short soak; property tests replay the same 50 examples each
+# soak   long and randomised: the 200-job soak and 10,000 fresh examples per property
 test: $(TSTAMP)
 	$(BIN)/python -m pytest -q
 
-# the edit-test loop: units and in-process MPC, no cluster processes, fewer fuzz replays
 check: $(TSTAMP)
-	MPCNET_FUZZ_REPLAY=100 $(BIN)/python -m pytest -q -m "not e2e and not slow and not containers"
+	$(BIN)/python -m pytest -q -m "not e2e and not slow and not containers"
 
 soak: $(TSTAMP)
 	$(BIN)/python -m pytest -q -s -m slow -o addopts=""
-	MPCNET_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/test_fuzz_parsers.py
+	MPCNET_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/test_fuzz_parsers.py \
+		tests/test_envelope.py tests/test_evm_policy.py tests/test_frost.py
 
 bench: $(TSTAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

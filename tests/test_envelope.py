@@ -5,7 +5,7 @@ import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mpc_nodes.config import CoordinatorInfo, Limits, PartyInfo, Roster
@@ -82,7 +82,6 @@ def test_oversized_and_invalid_messages():
         Verifier(roster()).open(json.dumps(outer).encode(), TOPIC)
 
 
-@settings(max_examples=500, deadline=None)
 @given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
 def test_arbitrary_bytes_only_ever_raise_envelope_error(raw):
     with pytest.raises(EnvelopeError):

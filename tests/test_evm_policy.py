@@ -7,7 +7,7 @@ import time
 import coincurve
 import pytest
 from eth_account import Account
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from mpc_nodes.jobs.evm import EvmError, parse_transaction, signed_transaction
@@ -49,7 +49,6 @@ def test_invalid_transactions_name_the_field(change, message):
         parse_transaction({**TX, **change})
 
 
-@settings(max_examples=500, deadline=None)
 @given(st.dictionaries(st.sampled_from(sorted(TX) + ["gas", "type", "accessList", "x"]),
                        st.none() | st.booleans() | st.integers() | st.text(max_size=50)
                        | st.lists(st.integers(), max_size=2), max_size=9))

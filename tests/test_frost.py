@@ -19,8 +19,7 @@ from protocols.frost import FrostError, InvalidShareError, SigningCommitment, Si
 VECTORS = json.loads((Path(__file__).parent / "data" / "frost_ed25519_sha512.json").read_text())
 L = frost.L
 h = bytes.fromhex
-fuzz = settings(max_examples=300, deadline=None, database=None,
-                suppress_health_check=list(HealthCheck))
+fuzz = settings(suppress_health_check=list(HealthCheck))  # examples: tests/conftest.py
 
 
 def openssl_verify(pk: bytes, msg: bytes, sig: bytes) -> None:

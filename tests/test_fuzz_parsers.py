@@ -3,14 +3,14 @@ job parameters, node/roster/coordinator configs, private inputs files, options f
 volatility surfaces.  Each must reject bad input with its own error type and a reason —
 never crash, never hang.
 
-`make test` replays the same 500 examples per parser every run and `make check` 100
+How many examples, and whether the same ones, is set once for every property test in
+tests/conftest.py: `make test` and `make check` replay the same 50 per parser every run
 (MPCNET_FUZZ_REPLAY sets the count); MPCNET_FUZZ_EXAMPLES asks for that many fresh ones
 (`make soak`: 10,000).
 """
 
 import datetime as dt
 import json
-import os
 
 import numpy as np
 import pytest
@@ -27,13 +27,8 @@ from mpc_nodes.jobs.options_csv import OptionsError, parse_options
 from mpc_nodes.node.volsurface import VOL_MAX, VOL_MIN, SurfaceError, parse_surface
 from tests.test_envelope import KEYS, TOPIC, job, roster
 
-EXAMPLES = int(os.environ.get("MPCNET_FUZZ_EXAMPLES") or os.environ.get("MPCNET_FUZZ_REPLAY",
-                                                                         "500"))
-# `make test` replays the same examples every run (CI must not fail on a new draw); `make
-# soak` (MPCNET_FUZZ_EXAMPLES set) draws fresh ones to keep looking
-fuzz = settings(max_examples=EXAMPLES, deadline=None, database=None,
-                derandomize="MPCNET_FUZZ_EXAMPLES" not in os.environ,
-                suppress_health_check=list(HealthCheck))
+# the example count and replay come from the profile tests/conftest.py loads
+fuzz = settings(suppress_health_check=list(HealthCheck))
 
 scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True)
            | st.text(max_size=30))
