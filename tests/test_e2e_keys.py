@@ -49,28 +49,28 @@ async def keygen(c, key_id="vault-1"):
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("broker", BROKERS)
-async def test_keygen_sign_presign(make_cluster, broker):
-    cluster = with_policies(make_cluster(parties=3, threshold=1, broker=broker))
+async def test_keygen_sign_presign(shared_cluster, broker):
+    cluster = with_policies(shared_cluster(broker=broker))
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
-        key = await keygen(c)
-        signed = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(0)})
+        key = await keygen(c, "vault-presign")
+        signed = await c.run_job("sign", {"key_id": "vault-presign", "tx": tx(0)})
         assert signed.ok, signed.error
         verified_by_others(signed.output, tx(0))
         assert signed.output["address"] == key["address"]
 
-        pre = await c.run_job("presign", {"key_id": "vault-1", "count": 2})
+        pre = await c.run_job("presign", {"key_id": "vault-presign", "count": 2})
         assert pre.ok and len(pre.output["ids"]) == 2
         only = pre.output["binding"].split(",")
-        first = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(1),
+        first = await c.run_job("sign", {"key_id": "vault-presign", "tx": tx(1),
                                          "presignature": pre.output["ids"][0]}, only=only)
         assert first.ok, first.error
         verified_by_others(first.output, tx(1))
-        reuse = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(2),
+        reuse = await c.run_job("sign", {"key_id": "vault-presign", "tx": tx(2),
                                          "presignature": pre.output["ids"][0]}, only=only)
         assert not reuse.ok and all(f"presignature {pre.output['ids'][0]} was already used"
                                     in v.reason for v in reuse.votes), reuse.votes
-        second = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(2),
+        second = await c.run_job("sign", {"key_id": "vault-presign", "tx": tx(2),
                                           "presignature": pre.output["ids"][1]}, only=only)
         assert second.ok, second.error  # the other one is still held, in memory
         verified_by_others(second.output, tx(2))
@@ -104,24 +104,24 @@ async def test_five_parties_three_signers_follow_the_2t_plus_1_rule(make_cluster
 
 
 @pytest.mark.timeout(120)
-async def test_policy_rejections_carry_reasons(make_cluster):
-    cluster = with_policies(make_cluster(parties=3, threshold=1))
+async def test_policy_rejections_carry_reasons(shared_cluster):
+    cluster = with_policies(shared_cluster())
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
-        await keygen(c)
-        first = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(0, value=9 * 10**17)})
+        await keygen(c, "vault-policy")
+        first = await c.run_job("sign", {"key_id": "vault-policy", "tx": tx(0, value=9 * 10**17)})
         assert first.ok, first.error
         cases = [
             (tx(1, chainId=1), "policy: chain id 1 is not allowed"),
             (tx(1, to="0x2222222222222222222222222222222222222222"), "recipient"),
             (tx(1, data="0x095ea7b3" + "00" * 64), f"calls to {RECIPIENT} are not allowed"),
             (tx(1, gas=10**7), "over the fee limit"),
-            (tx(1, value=2 * 10**18), "over the per-transaction limit for key vault-1"),
-            (tx(1, value=6 * 10**17), "policy: over the daily cap for key vault-1"),
+            (tx(1, value=2 * 10**18), "over the per-transaction limit for key vault-policy"),
+            (tx(1, value=6 * 10**17), "policy: over the daily cap for key vault-policy"),
             (tx(0), "nonce 0 on chain 11155111 is already used by another transaction"),
         ]
         for transaction, reason in cases:
-            outcome = await c.run_job("sign", {"key_id": "vault-1", "tx": transaction})
+            outcome = await c.run_job("sign", {"key_id": "vault-policy", "tx": transaction})
             assert not outcome.ok
             reasons = [v.reason for v in outcome.votes]
             assert len(reasons) == 3 and all(reason in r for r in reasons), reasons
@@ -187,13 +187,13 @@ async def test_damaged_share_and_wrong_passphrase_are_refused_with_reasons(make_
 
 
 @pytest.mark.timeout(150)
-async def test_key_commands_through_the_cli(make_cluster, tmp_path):
+async def test_key_commands_through_the_cli(shared_cluster, tmp_path):
     import asyncio
     import os
     import subprocess
     import sys
 
-    cluster = with_policies(make_cluster(parties=3, threshold=1))
+    cluster = with_policies(shared_cluster())
 
     def mpcnet(*args, env=None):
         return subprocess.run([sys.executable, "-m", "mpc_nodes.cli.app", *args], text=True,
@@ -224,15 +224,16 @@ async def test_key_commands_through_the_cli(make_cluster, tmp_path):
 
     listing = json.loads((await asyncio.to_thread(mpcnet, "keys", "list", "--dir",
                                                   str(cluster.dir), "--json")).stdout)
-    assert [p[0]["epoch"] for p in listing.values()] == [1, 1, 1]
-    assert {p[0]["address"] for p in listing.values()} == {key["address"]}
+    vault = [k for keys in listing.values() for k in keys if k["key_id"] == "vault-1"]
+    assert [k["epoch"] for k in vault] == [1, 1, 1]
+    assert {k["address"] for k in vault} == {key["address"]}
 
     cfg = str(cluster.dir / "party0" / "node.yaml")
     env = {"MPCNET_BACKUP_PASSPHRASE": "correct horse"}
     backup = tmp_path / "party0.backup"
     out = await asyncio.to_thread(mpcnet, "keys", "export-backup", "--config", cfg, "--out",
                                   str(backup), env=env)
-    assert out.returncode == 0 and "backed up vault-1" in out.stdout
+    assert out.returncode == 0 and out.stdout.startswith("backed up") and "vault-1" in out.stdout
     wrong = await asyncio.to_thread(mpcnet, "keys", "import-backup", "--config", cfg,
                                     "--backup", str(backup), env={"MPCNET_BACKUP_PASSPHRASE": "x"})
     assert wrong.returncode == 2 and "wrong passphrase" in wrong.stderr

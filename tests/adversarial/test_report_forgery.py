@@ -102,8 +102,8 @@ async def price(cc, book: OptionBook):
     return params, outcome
 
 
-async def test_nodes_sign_only_the_report_they_rebuild(make_cluster, curious_factory, tmp_path):
-    cluster = make_cluster(parties=3, threshold=1)
+async def test_nodes_sign_only_the_report_they_rebuild(shared_cluster, curious_factory, tmp_path):
+    cluster = shared_cluster()
     async with curious_factory(cluster) as cc:
         key = await frost_keygen(cc.c, "reports", purpose="reports")
         assert key.ok, key.error
@@ -155,19 +155,20 @@ async def test_nodes_sign_only_the_report_they_rebuild(make_cluster, curious_fac
         assert code == 1 and "another key" in json.loads(out)["error"]
 
 
-async def test_raw_messages_and_reports_never_cross(make_cluster, curious_factory, tmp_path):
-    cluster = make_cluster(parties=3, threshold=1)
+async def test_raw_messages_and_reports_never_cross(shared_cluster, curious_factory,
+                                                   tmp_path):
+    cluster = shared_cluster()
     async with curious_factory(cluster) as cc:
-        reports = await frost_keygen(cc.c, "reports", purpose="reports")
+        reports = await frost_keygen(cc.c, "reports-2", purpose="reports")
         raw = await frost_keygen(cc.c, "oracle-1")  # the default purpose: raw messages
         assert reports.ok and raw.ok, (reports.error, raw.error)
         raw_pk = raw.output["public_key"]
         params, job = await price(cc, BOOK)
-        genuine = await sign_report(cc.c, "reports", params, job)
+        genuine = await sign_report(cc.c, "reports-2", params, job)
         report = genuine["report"]
 
         # a reports key signs no raw message
-        refused(await ask_to_sign(cc, "reports", b"eth-usd 3141.59"), "price report refused")
+        refused(await ask_to_sign(cc, "reports-2", b"eth-usd 3141.59"), "price report refused")
 
         # a raw key refuses anything in the reserved namespace: a report under its domain,
         # fabricated or genuine, or any other typed-looking message
