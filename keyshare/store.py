@@ -205,10 +205,6 @@ class KeyStore:
                                 f" finish it (mpcnet keys repair) before staging another")
         self._write_share(meta, share)
 
-    def staged_epochs(self, key_id: str) -> list[int]:
-        committed = self._committed_or_none(key_id)
-        return [e for e in self.epochs(key_id) if committed is None or e > committed]
-
     def promise(self, key_id: str, epoch: int, sharing: str) -> None:
         """Record, before voting so, that this party will commit this staged sharing."""
         committed = self._committed_or_none(key_id)

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mpc_nodes.node.codedigest import code_digest
 from mpc_nodes.wire.messages import JobRequest
 from mpc_nodes.pki import load_identity
+from tests.adversarial.harness import forge_for_jobs, solicit_votes
 from tests.cluster_harness import ROOT
 from tests.conftest import BROKERS, RESTARTABLE_BROKERS
 
@@ -35,8 +36,8 @@ def request(c, kind="ping", params=None, ttl=30.0, issued=None):
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("broker", BROKERS)
-async def test_aggregate_median_and_mean(make_cluster, broker):
-    cluster = make_cluster(parties=3, threshold=1, broker=broker)
+async def test_aggregate_median_and_mean(shared_cluster, broker):
+    cluster = shared_cluster(broker=broker)
     eth, btc = private_inputs(cluster, "eth_vol_30d"), private_inputs(cluster, "btc_vol_30d")
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
@@ -66,66 +67,66 @@ async def test_node_rejections_are_signed_votes_with_reasons(make_cluster, broke
 
         req = request(c, ttl=-1.0, issued=time.time() - 5)
         raw, digest = c.seal_for_jobs(req)
-        votes = await c.solicit_votes(raw, req.job_id, digest)
+        votes = await solicit_votes(c, raw, req.job_id, digest)
         assert len(votes) == 3 and all(not v.accept and "expired" in v.reason
                                        for v in votes.values())
 
         req = request(c, ttl=3600 * 24)
         raw, digest = c.seal_for_jobs(req)
-        votes = await c.solicit_votes(raw, req.job_id, digest)
+        votes = await solicit_votes(c, raw, req.job_id, digest)
         assert all(not v.accept and "lifetime exceeds" in v.reason for v in votes.values())
 
         req = request(c, kind="aggregate", params={"input": "no_such_input"})
         raw, digest = c.seal_for_jobs(req)
-        votes = await c.solicit_votes(raw, req.job_id, digest)
+        votes = await solicit_votes(c, raw, req.job_id, digest)
         assert all(not v.accept and "no private input 'no_such_input'" in v.reason
                    for v in votes.values())
 
         req = request(c, kind="aggregate", params={"input": "eth_vol_30d", "method": "max"})
         raw, digest = c.seal_for_jobs(req)
-        votes = await c.solicit_votes(raw, req.job_id, digest)
+        votes = await solicit_votes(c, raw, req.job_id, digest)
         assert all(not v.accept and "method" in v.reason for v in votes.values())
 
         # replay: the first copy is accepted, a second copy refused, also after a restart
         req = request(c)
         raw, digest = c.seal_for_jobs(req)
-        first = await c.solicit_votes(raw, req.job_id, digest)
+        first = await solicit_votes(c, raw, req.job_id, digest)
         assert all(v.accept for v in first.values())
-        again = await c.solicit_votes(raw, req.job_id, digest)
+        again = await solicit_votes(c, raw, req.job_id, digest)
         assert all(not v.accept and "replayed" in v.reason for v in again.values())
         assert cluster.stop_node(0) == 0  # SIGTERM: a clean exit
         await cluster.wait_offline(c, "party0")
         cluster.start_node(0)
         await cluster.wait_online(c)
-        after_restart = await c.solicit_votes(raw, req.job_id, digest)
+        after_restart = await solicit_votes(c, raw, req.job_id, digest)
         assert not after_restart["party0"].accept and "replayed" in after_restart["party0"].reason
 
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("broker", BROKERS)
-async def test_forged_and_unknown_coordinators_get_no_vote(make_cluster, broker):
-    cluster = make_cluster(parties=3, threshold=1, broker=broker)
+async def test_forged_and_unknown_coordinators_get_no_vote(shared_cluster, broker):
+    cluster = shared_cluster(broker=broker)
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
         mallory = Ed25519PrivateKey.generate()
         forged = [
-            c.seal_for_jobs(request(c), key=mallory),  # our name, wrong key
-            c.seal_for_jobs(request(c), sender="coordinator/mallory", key=mallory),
+            forge_for_jobs(c, request(c), c.sender, mallory),  # our name, wrong key
+            forge_for_jobs(c, request(c), "coordinator/mallory", mallory),
         ]
         req = request(c)
         raw, digest = c.seal_for_jobs(req)
         outer = json.loads(raw)
         outer["payload"] = outer["payload"].replace('"rounds":2', '"rounds":3')  # tampered
         forged.append((json.dumps(outer).encode(), digest))
-        for raw, digest in forged:
-            job_id = json.loads(json.loads(raw)["payload"])["job_id"]
-            assert await c.solicit_votes(raw, job_id, digest, timeout=1.5) == {}
         # a genuine party key cannot request jobs either
         pdir = cluster.dir / "party1"
         party1_key = load_identity(pdir / "identity.key", (pdir / "passphrase").read_bytes().strip())
-        req = request(c)
-        raw, digest = c.seal_for_jobs(req, sender="party/party1", key=party1_key)
-        assert await c.solicit_votes(raw, req.job_id, digest, timeout=1.0) == {}
+        forged.append(forge_for_jobs(c, request(c), "party/party1", party1_key))
+        # no vote comes for any of them: wait out the silence once, for all at once
+        votes = await asyncio.gather(*(solicit_votes(
+            c, raw, json.loads(json.loads(raw)["payload"])["job_id"], digest, timeout=1.5)
+            for raw, digest in forged))
+        assert votes == [{}] * len(forged)
         outcome = await c.run_job("ping", {"rounds": 3})
         assert outcome.ok, outcome.error
     for i in range(3):
@@ -141,8 +142,9 @@ async def test_party_killed_mid_job_fails_everywhere_then_next_job_runs(make_clu
     cluster = make_cluster(parties=4, threshold=1, broker=broker)
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
+        before = cluster.sessions_connected()
         job = asyncio.ensure_future(c.run_job("ping", {"rounds": 10_000}))
-        await asyncio.sleep(2.0)
+        await cluster.wait_in_session(before)
         assert not job.done(), "the job should still be running"
         killed_at = time.monotonic()
         cluster.stop_node(3, signal.SIGKILL)
@@ -208,8 +210,9 @@ async def test_broker_restart_between_jobs(make_cluster, broker):
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
         assert (await c.run_job("ping", {"rounds": 2})).ok
+    dropped = cluster.bus_drops()
     cluster.stop_broker()
-    await asyncio.sleep(1.0)
+    await cluster.wait_bus_dropped(dropped)  # every node saw it go before it comes back
     cluster.start_broker()
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)

@@ -309,25 +309,9 @@ class Coordinator:
             except BusUnavailable:
                 pass  # best effort: such a node gives up at its own timeout
 
-    async def solicit_votes(self, raw_request: bytes, job_id: str, digest: str,
-                            timeout: float = 3.0) -> dict[str, Vote]:
-        """Publish an already sealed request and return the votes it drew (for diagnostics
-        and tests of the nodes' checks); the job is then aborted, never started."""
-        self._votes[job_id] = asyncio.Queue()
-        try:
-            await self.bus.publish(topics.jobs(self.roster.cluster_id), raw_request)
-            votes = await self._collect_votes(job_id, digest, timeout)
-        finally:
-            self._votes.pop(job_id, None)
-        await self.bus.publish(topics.jobs(self.roster.cluster_id), self.seal_for_jobs(
-            JobAbort(job_id=job_id, reason="votes solicited only"))[0])
-        return {name: m for name, (_, m, _) in votes.items()}
-
-    def seal_for_jobs(self, message, sender: str | None = None,
-                      key=None) -> tuple[bytes, str]:
-        """Seal a message for the jobs topic: (raw envelope, payload digest).  Tests pass
-        another sender or key to forge one."""
-        sealed = seal(key or self.identity, sender or self.sender, self.roster.cluster_id,
+    def seal_for_jobs(self, message) -> tuple[bytes, str]:
+        """Seal a message for the jobs topic: (raw envelope, payload digest)."""
+        sealed = seal(self.identity, self.sender, self.roster.cluster_id,
                       topics.jobs(self.roster.cluster_id), message)
         return sealed.raw, sealed.payload_digest
 

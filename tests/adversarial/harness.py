@@ -2,13 +2,16 @@
 
 - `curious`: a coordinator with the roster coordinator's real identity key that may send
   any signed request, start or abort it likes (`CuriousCoordinator`).
-- `LocalCluster.start_liar(i, hook_source)`: party i runs as a lying node
+- `start_liar(cluster, i, hook_source)`: party i runs as a lying node
   (tests/adversarial/lying_node.py): a real node whose outgoing votes and results pass
   through a hook written by the test.
+- `forge_for_jobs`: a jobs-topic envelope signed with any key in any sender's name;
+  `solicit_votes`: the votes a sealed request draws, without starting the job.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import signal
 import textwrap
@@ -16,7 +19,10 @@ import time
 
 import pytest
 
-from mpc_nodes.wire.messages import JobRequest, JobStart, Vote
+from mpc_nodes.client.coordinator import Coordinator
+from mpc_nodes.wire import topics
+from mpc_nodes.wire.envelope import seal
+from mpc_nodes.wire.messages import JobAbort, JobRequest, JobStart, Vote
 from tests.cluster_harness import LocalCluster
 
 
@@ -30,6 +36,29 @@ def start_liar(cluster: LocalCluster, i: int, hook_source: str) -> None:
     cluster.nodes[i] = cluster._spawn(
         ["--config", str(cfg), "--broker", cluster.node_broker_url, "--hook", str(hook)],
         cluster.dir / f"party{i}" / "node.log", module="tests.adversarial.lying_node")
+
+
+def forge_for_jobs(c: Coordinator, message, sender: str, key) -> tuple[bytes, str]:
+    """`message` sealed for the jobs topic of c's cluster by `key` in the name of `sender`
+    (a forgery unless that is the sender's key): (raw envelope, payload digest)."""
+    sealed = seal(key, sender, c.roster.cluster_id, topics.jobs(c.roster.cluster_id), message)
+    return sealed.raw, sealed.payload_digest
+
+
+async def solicit_votes(c: Coordinator, raw_request: bytes, job_id: str, digest: str,
+                        timeout: float = 3.0) -> dict[str, Vote]:
+    """Publish a sealed request through c and return the votes it drew (to test the nodes'
+    checks); the job is then aborted, never started."""
+    jobs = topics.jobs(c.roster.cluster_id)
+    c._votes[job_id] = asyncio.Queue()
+    try:
+        await c.bus.publish(jobs, raw_request)
+        votes = await c._collect_votes(job_id, digest, timeout)
+    finally:
+        c._votes.pop(job_id, None)
+    await c.bus.publish(jobs, c.seal_for_jobs(JobAbort(job_id=job_id,
+                                                       reason="votes solicited only"))[0])
+    return {name: m for name, (_, m, _) in votes.items()}
 
 
 class CuriousCoordinator:
@@ -54,11 +83,10 @@ class CuriousCoordinator:
     async def votes(self, kind: str, params: dict, timeout: float = 3.0) -> dict[str, Vote]:
         """Every online party's vote on a request (the job is then aborted)."""
         req, raw, digest = self.request(kind, params)
-        return await self.c.solicit_votes(raw, req.job_id, digest, timeout)
+        return await solicit_votes(self.c, raw, req.job_id, digest, timeout)
 
     async def publish(self, message) -> None:
         """Sign and publish any job-topic message (request, start, abort) as this coordinator."""
-        from mpc_nodes.wire import topics
         await self.c.bus.publish(topics.jobs(self.cluster.roster.cluster_id),
                                  self.c.seal_for_jobs(message)[0])
 
