@@ -73,8 +73,8 @@ def _args(text: str | None) -> dict | None:
 def settle(cluster_dir, key_id, contract, function, args_json, mark_file, value, rpc,
            chain_id, nonce, gas, max_fee_per_gas, max_priority_fee_per_gas, broker,
            coordinator, as_json):
-    """Call the settlement contract with the vault key; without --rpc, print the signed raw
-    transaction."""
+    """Call the settlement contract in a transaction the vault key signs; submit it to --rpc
+    (without it, print the signed raw transaction)."""
     with exits(as_json, also=(OSError,)):
         args, mark = _args(args_json), _mark(mark_file) if mark_file else None
     done = call(cluster_dir, coordinator, broker, as_json, lambda net: net.settle(
