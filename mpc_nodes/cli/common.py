@@ -131,3 +131,8 @@ common_broker = click.option("--broker", help="broker URL, e.g. mqtt://127.0.0.1
 common_coord = click.option("--coordinator", type=click.Path(path_type=Path),
                             help="coordinator.yaml (default: DIR/coordinator/coordinator.yaml)")
 common_json = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+
+
+def network_options(command):
+    """--broker, --coordinator and --json: the options of every command that runs jobs."""
+    return common_broker(common_coord(common_json(command)))

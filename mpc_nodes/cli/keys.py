@@ -19,8 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mpc_nodes.cli.common import (call, client, common_broker, common_coord, common_dir,
-                                  common_json, console, err, exits, fail, footer, print_json,
-                                  report, styled)
+                                  common_json, console, err, exits, fail, footer, network_options,
+                                  print_json, report, styled)
 from mpc_nodes.jobs.keycheck import FROST_SCHEME, SCHEME
 
 
@@ -250,9 +250,7 @@ def _state_table(key_id: str, states, problems: dict[str, str]) -> Table:
 @keys.command("status")
 @common_dir
 @click.option("--key", "key_id", required=True)
-@common_broker
-@common_coord
-@common_json
+@network_options
 def keys_status(cluster_dir, key_id, broker, coordinator, as_json):
     """Every party's committed, staged and older epochs of a key, and its commit votes: shows
     a refresh or keygen that a crash left half done.  Exit 1 if the parties disagree."""
@@ -269,9 +267,7 @@ def keys_status(cluster_dir, key_id, broker, coordinator, as_json):
 @keys.command("repair")
 @common_dir
 @click.option("--key", "key_id", required=True)
-@common_broker
-@common_coord
-@common_json
+@network_options
 def keys_repair(cluster_dir, key_id, broker, coordinator, as_json):
     """Reconcile the parties' epochs of a key after a crash: finish a commit some party voted
     for, drop older epochs every party has replaced, abort a stage (or a half-made key) that

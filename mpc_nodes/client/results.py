@@ -49,7 +49,9 @@ class Aggregate:
     """The median or mean of every party's private number `input`; only it is revealed."""
 
     input: str
+    """The private input's name, e.g. eth_vol."""
     method: str
+    """median or mean."""
     value: float
     outcome: JobOutcome = _outcome()
 
@@ -132,8 +134,10 @@ class Presignatures:
 
     key_id: str
     ids: tuple[str, ...]
+    """The new presignatures' ids, as the ledger records them."""
     holders: tuple[str, ...]
     epoch: int
+    """The key epoch they belong to: a refresh retires them."""
     outcome: JobOutcome = _outcome()
 
 
@@ -143,6 +147,7 @@ class Refreshed:
 
     key_id: str
     epoch: int
+    """The epoch now current on every party; the older shares are deleted."""
     public_key: str
     outcome: JobOutcome = _outcome()
 
@@ -152,7 +157,9 @@ class OptionResult:
     """One option of a priced book: its terms, and its values or that the breaker refused it."""
 
     index: int
+    """The option's row in the book, from 0."""
     type: str
+    """call or put."""
     strike: float
     expiry_years: float
     status: str
