@@ -180,7 +180,10 @@ class NodeConfig(StrictModel):
     identity_key: str = Field(description="path to the encrypted Ed25519 identity key (PEM)")
     tls_cert: str
     tls_key: str = Field(description="path to the encrypted TLS private key (PEM)")
-    passphrase: PassphraseSource
+    passphrase: PassphraseSource = Field(description="unlocks the identity and TLS keys")
+    share_passphrase: PassphraseSource | None = Field(default=None, description=(
+        "unlocks the key shares in data_dir/keys (mpcnet keys rekey changes it); None: the"
+        " same as `passphrase`"))
     broker: str = Field(default="mqtts://127.0.0.1:8883")
     broker_ca: str | None = Field(default=None, description="CA for the broker's certificate")
     mpc_bind: str = Field(default="127.0.0.1", description="address the MPC listener binds")
@@ -202,6 +205,11 @@ class NodeConfig(StrictModel):
     def _broker_url(cls, v: str) -> str:
         parse_broker_url(v)
         return v
+
+    @property
+    def shares_passphrase_source(self) -> PassphraseSource:
+        """Where the passphrase of the key shares comes from."""
+        return self.share_passphrase or self.passphrase
 
 
 class CoordinatorConfig(StrictModel):

@@ -110,6 +110,24 @@ def accept(held: Roster | None, offered: Roster) -> Roster:
     return offered
 
 
+def request_binding(roster: Roster) -> dict:
+    """The fields that bind a job request to the roster its coordinator holds."""
+    return {"roster_version": roster.version, "roster_digest": roster_digest(roster).hex()}
+
+
+def binding_mismatch(held: Roster, version: int, digest: str) -> str | None:
+    """Why a request made under roster `version`/`digest` may not run on a node holding
+    `held` (None: it may)."""
+    if digest == roster_digest(held).hex():
+        return None
+    made = f"version {version} ({digest[:16]})"
+    if version == held.version:
+        made = f"another roster of version {version} ({digest[:16]})"
+    return (f"request made under roster {made}; this node holds roster version {held.version}"
+            f" ({roster_digest(held).hex()[:16]}): the coordinator must use the roster the"
+            f" nodes hold")
+
+
 def signed_by(roster: Roster, key: Ed25519PrivateKey) -> str | None:
     """The operator name of `roster` (or None) whose pinned identity key is `key`'s."""
     mine = public_hex(key)

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from mpc_nodes import governance
 from mpc_nodes.node.codedigest import code_digest
 from mpc_nodes.wire.messages import JobRequest
 from mpc_nodes.pki import load_identity
@@ -31,7 +32,8 @@ def private_inputs(cluster, name):
 def request(c, kind="ping", params=None, ttl=30.0, issued=None):
     now = time.time() if issued is None else issued
     return JobRequest(job_id=secrets.token_hex(16), kind=kind, params=params or {"rounds": 2},
-                      coordinator=c.config.name, issued_at=now, expires_at=now + ttl)
+                      coordinator=c.config.name, issued_at=now, expires_at=now + ttl,
+                      **governance.request_binding(c.roster))
 
 
 @pytest.mark.timeout(90)

@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mpc_nodes import governance
 from mpc_nodes.config import CoordinatorInfo, Limits, PartyInfo, Roster
 from mpc_nodes.wire.envelope import EnvelopeError, Verifier, seal
 from mpc_nodes.wire.messages import JobRequest, Vote
@@ -28,7 +29,7 @@ def roster(**limits):
 def job():
     now = time.time()
     return JobRequest(job_id="ab" * 16, kind="ping", params={"rounds": 1}, coordinator="coord",
-                      issued_at=now, expires_at=now + 30)
+                      issued_at=now, expires_at=now + 30, **governance.request_binding(roster()))
 
 
 def test_roundtrip_and_digest():

@@ -19,6 +19,7 @@ import protocols.aggregate
 import protocols.diagnostics
 from keyshare import KeyMeta
 from protocols.secp256k1 import hex_point, mul_base
+from mpc_nodes import governance
 from mpc_nodes.config import load_node_config, load_roster, resolve
 from mpc_nodes.deploy.cluster import init_cluster
 from mpc_nodes.jobs import registry
@@ -84,7 +85,7 @@ def ctx(cluster_dir) -> NodeContext:
     config = load_node_config(config_path)
     roster = load_roster(resolve(config_path, config.roster))
     ctx = NodeContext(roster, roster.parties[0], config, config_path,
-                      read_passphrase(config.passphrase, config_path))
+                      read_passphrase(config.shares_passphrase_source, config_path))
     shares = [7, 8, 9]  # not a real sharing: plan checks only its own share
     meta = KeyMeta(key_id=KEY, scheme="ecdsa-secp256k1", curve="secp256k1",
                    cluster_id=roster.cluster_id, n=3, t=1, party_index=0, epoch=0,
@@ -239,7 +240,8 @@ class NodeHarness:
         """Request a job; if party0 accepts, start it with party0 alone.  (vote, result)"""
         now = time.time()
         request = JobRequest(job_id=secrets.token_hex(16), kind=kind, params=params,
-                             coordinator="coordinator", issued_at=now, expires_at=now + 60)
+                             coordinator="coordinator", issued_at=now, expires_at=now + 60,
+                             **governance.request_binding(self.node.roster))
         digest = await self._send(request)
         raw_vote, vote = await self._next("votes")
         if not vote.accept:

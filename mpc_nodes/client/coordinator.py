@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mpc_nodes import governance
 from mpc_nodes.errors import UserError
 from mpc_nodes.wire import client_ids, topics
 from mpc_nodes.wire.bus import Bus, BusUnavailable
@@ -223,7 +224,8 @@ class Coordinator:
         t0 = loop.time()
         now = time.time()
         request = JobRequest(job_id=secrets.token_hex(16), kind=kind_name, params=params,
-                             coordinator=self.config.name, issued_at=now, expires_at=now + ttl)
+                             coordinator=self.config.name, issued_at=now, expires_at=now + ttl,
+                             **governance.request_binding(self.roster))
         raw, digest = self.seal_for_jobs(request)
         limit = self.roster.limits.max_message_bytes
         if len(raw) > limit:

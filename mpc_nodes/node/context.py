@@ -29,14 +29,14 @@ class NodeContext:
     party: PartyInfo
     config: NodeConfig
     config_path: Path
-    passphrase: bytes
+    share_passphrase: bytes
 
     def path(self, p: str) -> Path:
         return resolve(self.config_path, p)
 
     @functools.cached_property
     def keystore(self) -> KeyStore:
-        return KeyStore(self.path(self.config.data_dir) / "keys", self.passphrase,
+        return KeyStore(self.path(self.config.data_dir) / "keys", self.share_passphrase,
                         self.roster.cluster_id, self.party.index)
 
     @functools.cached_property

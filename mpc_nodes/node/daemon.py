@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mpc_nodes import __version__
+from mpc_nodes import __version__, governance
 from mpc_nodes.wire import client_ids, topics
 from mpc_nodes.node.audit import AuditLog, AuditWriteError
 from mpc_nodes.wire.bus import NODE_KEEPALIVE_S, Bus, BusUnavailable
@@ -80,7 +80,9 @@ class Node:
             raise ConfigError(f"{self.config_path}: party {self.config.party!r} is not in the roster")
         self.party = party
         self.passphrase = read_passphrase(self.config.passphrase, self.config_path)
-        self.ctx = NodeContext(self.roster, party, self.config, self.config_path, self.passphrase)
+        self.ctx = NodeContext(self.roster, party, self.config, self.config_path,
+                               read_passphrase(self.config.shares_passphrase_source,
+                                               self.config_path))
         self.identity = load_identity(self.ctx.path(self.config.identity_key), self.passphrase)
         if public_hex(self.identity) != party.identity_key:
             raise ConfigError(f"identity key {self.config.identity_key} does not match the roster"
@@ -308,6 +310,9 @@ class Node:
         if req.coordinator != verified.sender:
             raise JobRejected(f"request names coordinator {req.coordinator} but is signed by"
                               f" {verified.sender}")
+        if other := governance.binding_mismatch(self.roster, req.roster_version,
+                                                req.roster_digest):
+            raise JobRejected(other)
         if req.expires_at <= now:
             raise JobRejected(f"request expired {now - req.expires_at:.1f}s ago")
         if req.issued_at > now + CLOCK_SKEW_S:

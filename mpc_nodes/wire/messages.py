@@ -26,6 +26,10 @@ class JobRequest(StrictModel):
     coordinator: Name
     issued_at: float
     expires_at: float
+    roster_version: int = Field(ge=1, description="the roster version the coordinator holds")
+    roster_digest: Digest = Field(description=(
+        "that roster's digest (mpc_nodes.governance): a node refuses a request made under"
+        " another roster, so none outlives a membership change"))
 
 
 class Vote(StrictModel):

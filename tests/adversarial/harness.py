@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from mpc_nodes import governance
 from mpc_nodes.client.coordinator import Coordinator
 from mpc_nodes.wire import topics
 from mpc_nodes.wire.envelope import seal
@@ -76,7 +77,8 @@ class CuriousCoordinator:
         """A signed request that is not sent: (message, raw envelope, digest)."""
         now = time.time()
         req = JobRequest(job_id=secrets.token_hex(16), kind=kind, params=params,
-                         coordinator=self.c.config.name, issued_at=now, expires_at=now + ttl)
+                         coordinator=self.c.config.name, issued_at=now, expires_at=now + ttl,
+                         **governance.request_binding(self.c.roster))
         raw, digest = self.c.seal_for_jobs(req)
         return req, raw, digest
 

@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from mpc_nodes import governance
 from mpc_nodes.config import ConfigError, read_yaml_mapping
 from mpc_nodes.wire.envelope import EnvelopeError, Verifier, envelope_fields, seal
 from mpc_nodes.node.inputs import InputError, load_input
@@ -94,7 +95,7 @@ def test_a_signed_message_nested_too_deep_is_refused_before_it_is_decoded(tmp_pa
     for _ in range(100):  # within pydantic's own limit (200), beyond ours
         deep = {"a": [deep]}
     req = JobRequest(job_id="0" * 32, kind="ping", params=deep, coordinator=name,
-                     issued_at=0.0, expires_at=1.0)
+                     issued_at=0.0, expires_at=1.0, **governance.request_binding(roster))
     raw = seal(key, f"coordinator/{name}", roster.cluster_id, "t", req).raw
     with pytest.raises(EnvelopeError, match="nests .* levels deep"):
         Verifier(roster).open(raw, "t")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mpc_nodes import pki
+from mpc_nodes import governance, pki
 from mpc_nodes.deploy.cluster import amend_roster
 from mpc_nodes.onboarding import create_operator
 from mpc_nodes.wire import topics
@@ -89,7 +89,8 @@ async def job_with_foreign_abort(cluster: LocalCluster, c: Coordinator, other: C
     or while party0 and party1 are in its session, waiting for party2 (running=True)."""
     now = time.time()
     request = JobRequest(job_id=os.urandom(16).hex(), kind="ping", params={"rounds": 5},
-                         coordinator=c.config.name, issued_at=now, expires_at=now + 120)
+                         coordinator=c.config.name, issued_at=now, expires_at=now + 120,
+                         **governance.request_binding(c.roster))
     raw, digest = c.seal_for_jobs(request)
     jobs = topics.jobs(cluster.roster.cluster_id)
     abort = other.seal_for_jobs(JobAbort(job_id=request.job_id,
