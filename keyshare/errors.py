@@ -9,6 +9,10 @@ class WrongPassphrase(KeyShareError):
     """The passphrase does not open this store or file."""
 
 
+class RekeyUnfinished(KeyShareError):
+    """A change of the store's passphrase was interrupted; it must be run again."""
+
+
 class TamperedFile(KeyShareError):
     """A share file is malformed, truncated, or was modified."""
 

@@ -1,6 +1,7 @@
 """One party's key share store.
 
     <root>/kdf.json                   scrypt parameters (the store key is derived once)
+    <root>/kdf.next.json              the new parameters while a rekey is unfinished (`rekey`)
     <root>/<key_id>/COMMITTED         the committed epoch (written atomically); absent while a
                                       new key is only staged
     <root>/<key_id>/epoch-<e>.share   a sealed share per epoch; epochs above COMMITTED are staged
@@ -27,10 +28,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .atomic import write_atomic
-from .errors import ForeignShare, KeyShareError, TamperedFile, UnknownKey
+from .errors import ForeignShare, KeyShareError, RekeyUnfinished, TamperedFile, UnknownKey
 from .sealed import SCRYPT_N, FileKey, read_header, seal, unseal
 
 SHARE_FORMAT = "mpcnet-keyshare"
+KDF_FILE = "kdf.json"
+PENDING_KDF_FILE = "kdf.next.json"  # present only while a rekey (keyshare.rekey) is unfinished
 KEY_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,63}$")
 
 
@@ -75,7 +78,10 @@ class KeyStore:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.cluster_id, self.party_index = cluster_id, party_index
         self._passphrase = passphrase
-        kdf_file = self.root / "kdf.json"
+        if (self.root / PENDING_KDF_FILE).exists():
+            raise RekeyUnfinished(f"{self.root}: a change of its passphrase was interrupted;"
+                                  f" run mpcnet keys rekey again with the same passphrases")
+        kdf_file = self.root / KDF_FILE
         if kdf_file.exists():
             try:
                 kdf = json.loads(kdf_file.read_text())

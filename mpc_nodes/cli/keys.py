@@ -160,7 +160,7 @@ def _stores(cluster_dir: Path | None, config: Path | None) -> list:
         cfg = load_node_config(path)
         roster = load_roster(resolve(path, cfg.roster))
         stores.append((cfg.party, KeyStore(resolve(path, cfg.data_dir) / "keys",
-                                           read_passphrase(cfg.passphrase, path),
+                                           read_passphrase(cfg.shares_passphrase_source, path),
                                            roster.cluster_id, roster.party(cfg.party).index)))
     return stores
 
@@ -324,3 +324,27 @@ def keys_import(config, backup_file, overwrite):
         (_, store), = _stores(None, config)
         done = import_backup(store, backup_file, _backup_passphrase(), overwrite)
     console.print(f"restored {', '.join(done) or 'nothing (already present)'}", markup=False)
+
+
+@keys.command("rekey")
+@click.option("--config", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--new-passphrase-env", metavar="VAR",
+              help="read the new share passphrase from this environment variable")
+@click.option("--new-passphrase-file", type=click.Path(path_type=Path),
+              help="read the new share passphrase from this 0600 file")
+def keys_rekey(config, new_passphrase_env, new_passphrase_file):
+    """Re-encrypt this party's key shares under a new passphrase (stop the node first).
+    Crash-safe: if interrupted, run it again with the same passphrases.  Then point
+    `share_passphrase` in node.yaml at the new one."""
+    from keyshare.rekey import rekey
+    from mpc_nodes.cli.operator import ask_passphrase
+    from mpc_nodes.config import load_node_config, resolve
+    from mpc_nodes.pki import read_passphrase
+    with exits(also=_store_errors()):
+        cfg = load_node_config(config)
+        old = read_passphrase(cfg.shares_passphrase_source, config)
+        new = ask_passphrase(new_passphrase_env, new_passphrase_file, confirm=True,
+                             prompt="new passphrase for this party's key shares")
+        count = rekey(resolve(config, cfg.data_dir) / "keys", old, new)
+    console.print(f"re-encrypted {count} share files; now set share_passphrase in {config} to"
+                  f" the new passphrase's source", markup=False)

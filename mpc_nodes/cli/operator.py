@@ -13,16 +13,16 @@ import click
 from mpc_nodes.cli.common import console, exits, print_json
 
 
-def _passphrase(env: str | None, file: Path | None, confirm: bool) -> bytes:
-    """The operator's passphrase from an environment variable, a file or a prompt; the tool
+def ask_passphrase(env: str | None, file: Path | None, confirm: bool,
+                   prompt: str = "passphrase for this operator's identity and TLS keys") -> bytes:
+    """An operator's passphrase from an environment variable, a file or a prompt; the tool
     never writes it anywhere."""
     from mpc_nodes.config import PassphraseSource
     from mpc_nodes.pki import read_passphrase
     if env or file:
         source = PassphraseSource(env=env, file=str(file.resolve()) if file else None)
         return read_passphrase(source, Path.cwd())
-    value = click.prompt("passphrase for this operator's identity and TLS keys",
-                         hide_input=True, confirmation_prompt=confirm)
+    value = click.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
     return value.encode()
 
 
@@ -61,7 +61,7 @@ def operator_init(directory, name, role, host, mpc_port, passphrase_env, passphr
     from mpc_nodes.onboarding import BUNDLE, create_operator
     with exits(also=(OSError,)):
         bundle = create_operator(directory, name, role,
-                                 _passphrase(passphrase_env, passphrase_file, confirm=True),
+                                 ask_passphrase(passphrase_env, passphrase_file, confirm=True),
                                  host, mpc_port)
     console.print(f"created operator {bundle.name} ({bundle.role}) in {directory};"
                   f" send {directory / BUNDLE} to the other operators")
@@ -136,7 +136,7 @@ def roster_sign(path, directory, passphrase_env, passphrase_file):
     with exits(also=(OSError,)):
         current = load_roster(path)
         key = load_identity(directory / IDENTITY_KEY,
-                            _passphrase(passphrase_env, passphrase_file, confirm=False))
+                            ask_passphrase(passphrase_env, passphrase_file, confirm=False))
         name = governance.signed_by(current, key)
         if name is None:
             raise ConfigError(f"{path}: this operator's identity key is not in the roster")
