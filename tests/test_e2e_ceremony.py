@@ -2,9 +2,10 @@
 in its own 0700 directory, make their own secrets (passphrases only in the environment or in
 a file elsewhere), exchange signed join bundles, assemble and sign the roster; the broker
 host makes its key with openssl; nodes start from their own directories and run aggregate,
-ECDSA keygen + sign (checked by eth-account and libsecp256k1) and a FROST signature (checked
-by OpenSSL).  Then a fourth operator joins by a version 2 that the quorum signs, every node
-restarts on it, and a job with the fourth runs.  One network for the module; the tests run
+ECDSA keygen + sign (checked by eth-account and libsecp256k1; the shares sealed under a
+passphrase of their own) and a FROST signature (checked by OpenSSL).  Then a fourth operator
+joins by a version 2 that the quorum signs, every node restarts on it, and a job with the
+fourth runs.  One network for the module; the tests run
 in order (the last one changes the membership)."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eth_account import Account
 
+from keyshare import KeyStore, WrongPassphrase
 from mpc_nodes import governance
 from mpc_nodes.cli.app import main
 from mpc_nodes.client.api import Client
@@ -59,6 +61,10 @@ def env_var(name: str) -> str:
     return f"{name.upper()}_PASSPHRASE"
 
 
+def share_passphrase(name: str) -> str:
+    return f"{name}'s passphrase for key shares"
+
+
 def mpcnet(*args, operator: str | None = None) -> str:
     env = {env_var(operator): passphrase(operator)} if operator else {}
     result = CliRunner().invoke(main, [str(a) for a in args], env=env)
@@ -88,7 +94,9 @@ class Network:
             dump_yaml(d / "node.yaml", NodeConfig(
                 roster="roster.yaml", party=name, identity_key="identity.key",
                 tls_cert="tls.crt", tls_key="tls.key",
-                passphrase=PassphraseSource(env=env_var(name)), broker=self.broker_url))
+                passphrase=PassphraseSource(env=env_var(name)),
+                share_passphrase=PassphraseSource(env="SHARE_PASSPHRASE"),
+                broker=self.broker_url))
             (d / "inputs.yaml").write_text(f"eth_vol_30d: {0.5 + len(self.nodes) / 10}\n")
             (d / "policy.yaml").write_text(eth_policy(RECIPIENT))
             self.nodes.append(name)
@@ -145,7 +153,8 @@ class Network:
         for name in self.nodes:
             self._spawn(name, ["-m", "mpc_nodes.cli.app", "--log-level", "INFO", "node",
                                "--config", "node.yaml"], self.root / name,
-                        {env_var(name): passphrase(name)})
+                        {env_var(name): passphrase(name),
+                         "SHARE_PASSPHRASE": share_passphrase(name)})
         deadline = time.monotonic() + 20
         while not port_open("127.0.0.1", self.broker_port):
             assert time.monotonic() < deadline and self.procs["broker"].poll() is None, \
@@ -211,6 +220,13 @@ async def test_three_operators_aggregate_sign_ecdsa_and_frost(network):
             signed.r.to_bytes(32, "big") + signed.s.to_bytes(32, "big")))
         assert coincurve.PublicKey(bytes.fromhex(key.public_key)).verify(
             der, parse_transaction(TX).digest, hasher=None)  # libsecp256k1
+        roster = load_roster(network.root / "alice" / "roster.yaml")
+        for i, name in enumerate(NODES):  # shares sealed under the share passphrase only
+            keys = network.root / name / "data" / "keys"
+            assert KeyStore(keys, share_passphrase(name).encode(), roster.cluster_id,
+                            i).load(key.key_id)[0].public_key == key.public_key
+            with pytest.raises(WrongPassphrase):
+                KeyStore(keys, passphrase(name).encode(), roster.cluster_id, i).load(key.key_id)
         frost_key = await net.keygen(scheme="frost-ed25519", label="ceremony oracle")
         message = b"three operators, no shared secret"
         sig = await net.sign(frost_key.key_id, message)
