@@ -121,3 +121,25 @@ def test_a_fourth_operator_joins_by_an_update_the_quorum_signs(ceremony, tmp_pat
     new = load_roster(update)
     assert [p.name for p in new.parties] == ["alice", "bob", "carol", "dave"]
     assert new.version == 2 and governance.accept(load_roster(roster), new) == new
+
+
+def test_removing_a_middle_operator_renumbers_the_later_ones_whose_old_shares_then_refuse(
+        tmp_path):
+    """Why docs/OPERATOR.md says old keys stop working after a removal (keys do not move)."""
+    from keyshare import ForeignShare, KeyMeta, KeyStore
+    from mpc_nodes.deploy.cluster import init_cluster
+    from mpc_nodes.onboarding import next_version
+    current = init_cluster(tmp_path / "c", parties=5, threshold=1)
+    after = next_version(current, remove=["party1"])
+    assert [(p.name, p.index) for p in after.parties][:2] == [("party0", 0), ("party2", 1)]
+    keys = tmp_path / "party2-keys"
+    store = KeyStore(keys, b"pw", current.cluster_id, 2, scrypt_n=2**10)
+    meta = KeyMeta(key_id="vault-1", scheme="ecdsa-secp256k1", curve="secp256k1",
+                   cluster_id=current.cluster_id, n=5, t=1, party_index=2, epoch=0,
+                   public_key="02" + "ab" * 32, verification_shares=["02" + "cd" * 32] * 5)
+    store.stage(meta, 5)
+    store.promise("vault-1", 0, meta.sharing)
+    store.commit("vault-1", 0, meta.sharing)
+    renumbered = KeyStore(keys, b"pw", after.cluster_id, after.party("party2").index)
+    with pytest.raises(ForeignShare, match="of party 2"):
+        renumbered.load("vault-1")
