@@ -230,6 +230,7 @@ class Node:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_roster)
         self.engine.start()
         if legacy := self.ctx.keystore.remove_legacy_secrets():
             log.warning("deleted the on-disk presignatures and nonces of %d key(s) left by an"
@@ -522,6 +523,34 @@ class Node:
                      msg.job_id[:8], msg.reason)
         else:  # queued, or running but not in the engine yet: _execute stops before the session
             job.aborted = reason
+
+    def reload_roster(self) -> None:
+        """SIGHUP: run at once with the next roster version the config's roster file holds,
+        if governance accepts it and this party keeps its place (else keep the held one and
+        say why).  From then on a removed operator's messages and votes are refused and its
+        certificate fails MPC links; jobs and one-time secrets of the old version are dropped."""
+        try:
+            offered = load_roster(resolve(self.config_path, self.config.roster))
+            if governance.roster_digest(offered) == governance.roster_digest(self.roster):
+                return
+            if offered.party(self.party.name) != self.party:
+                raise ConfigError(f"roster version {offered.version} moves or removes"
+                                  f" {self.party.name}: restart the node to use it")
+            adopt(self.data_dir, offered, self.audit)
+        except ConfigError as exc:
+            log.error("roster not reloaded, still version %d: %s", self.roster.version, exc)
+            return
+        reason = f"the roster changed to version {offered.version}"
+        for job in [*self.pending.values(), *self.queued.values()]:
+            job.aborted = reason
+        self.pending.clear()
+        if self.running is not None and not self.engine.abort(reason):
+            self.running.aborted = reason
+        self.roster, self.verifier = offered, Verifier(offered)
+        self.ctx = NodeContext(offered, self.party, self.config, self.config_path,
+                               self.ctx.share_passphrase)  # presignatures, nonces: dropped
+        log.info("%s runs with roster version %d now (%s)", self.party.name, offered.version,
+                 governance.roster_digest(offered).hex()[:16])
 
     # -- execution ----------------------------------------------------------------------
 
