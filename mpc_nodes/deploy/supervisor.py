@@ -1,7 +1,8 @@
 """`cluster supervise`: the process behind `cluster up`.  It runs the embedded broker in-process
 (unless an external broker is given), one node process per party, restarts a node that dies,
-and on SIGTERM stops the nodes (SIGTERM, then SIGKILL after a grace period) and the broker.
-Each node is recorded in run/procs/ and dies with the supervisor (cluster_procs).
+on SIGHUP has the broker and every node take the roster file's next version, and on SIGTERM
+stops the nodes (SIGTERM, then SIGKILL after a grace period) and the broker.  Each node is
+recorded in run/procs/ and dies with the supervisor (cluster_procs).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pathlib import Path
 from mpc_nodes.deploy import cluster_procs
 from mpc_nodes.wire.broker import EmbeddedBroker
 from mpc_nodes.deploy.cluster import RunState, node_command, party_dirs
-from mpc_nodes.config import load_node_config, load_roster, parse_broker_url
+from mpc_nodes import governance
+from mpc_nodes.config import (ConfigError, Roster, load_node_config, load_roster,
+                               parse_broker_url)
 
 log = logging.getLogger("mpcnet.supervisor")
 STOP_GRACE_S = 10.0
@@ -28,6 +31,7 @@ class Supervisor:
         self.external_broker = broker
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.stopping = asyncio.Event()
+        self.roster = load_roster(self.dir / "roster.yaml")  # the one the broker runs with
 
     async def _spawn(self, pdir: Path) -> cluster_procs.Proc | None:
         logfile = open(pdir / "node.log", "ab")
@@ -52,6 +56,14 @@ class Supervisor:
                         RESTART_DELAY_S)
             await asyncio.sleep(RESTART_DELAY_S)
 
+    async def _reload_roster(self, broker: EmbeddedBroker | None) -> None:
+        """SIGHUP: the embedded broker and every node take the roster file's next version."""
+        if broker is not None:
+            self.roster = await revise_broker(broker, self.dir, self.roster)
+        for proc in self.procs.values():
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGHUP)
+
     def _save(self) -> None:
         RunState(os.getpid(), self.broker_url,
                  {n: p.pid for n, p in self.procs.items()}).save(self.dir)
@@ -70,6 +82,8 @@ class Supervisor:
             self.broker_url = broker.url
             await broker.start()
             log.info("embedded broker listening on %s", self.broker_url)
+        loop.add_signal_handler(signal.SIGHUP,
+                                lambda: asyncio.ensure_future(self._reload_roster(broker)))
         watchers = [asyncio.ensure_future(self._watch(d)) for d in dirs]
         await self.stopping.wait()
         log.info("stopping %d nodes", len(self.procs))
@@ -101,11 +115,37 @@ def embedded_broker(cluster_dir: Path) -> EmbeddedBroker:
     if not tls:
         return EmbeddedBroker(host, port)
     roster = load_roster(Path(cluster_dir) / "roster.yaml")
-    acl = {"cluster": roster.cluster_id, "parties": [p.name for p in roster.parties],
-           "coordinators": [c.name for c in roster.coordinators]}
     peers = bdir / "peers.pem"  # clients log in only with a certificate the roster pins
     peers.write_text(roster.peer_certs_pem)
-    return EmbeddedBroker(host, port, bdir / "broker.crt", bdir / "broker.key", peers, acl)
+    return EmbeddedBroker(host, port, bdir / "broker.crt", bdir / "broker.key", peers,
+                          roster_acl(roster))
+
+
+def roster_acl(roster: Roster) -> dict:
+    """Who the broker admits, and as what."""
+    return {"cluster": roster.cluster_id, "parties": [p.name for p in roster.parties],
+            "coordinators": [c.name for c in roster.coordinators]}
+
+
+async def revise_broker(broker: EmbeddedBroker, cluster_dir: Path, held: Roster) -> Roster:
+    """SIGHUP: the broker takes the roster file's next version (checked as a node checks
+    it) at once, closing and refusing the clients it no longer lists; the roster it runs
+    with afterwards.  A version that adds someone needs a restart (TLS pins the
+    certificates the broker started with)."""
+    try:
+        offered = load_roster(Path(cluster_dir) / "roster.yaml")
+        governance.accept(held, offered)
+        added = set(governance.operators(offered).items()) - set(governance.operators(held).items())
+        if added:
+            raise ConfigError(f"version {offered.version} adds or re-keys"
+                              f" {', '.join(sorted(n for n, _ in added))}: restart the broker")
+    except (ConfigError, governance.RosterTrustError) as exc:
+        log.error("broker keeps roster version %d: %s", held.version, exc)
+        return held
+    closed = await broker.revise(roster_acl(offered))
+    log.info("broker runs with roster version %d now; closed %s", offered.version,
+             ", ".join(closed) or "nobody")
+    return offered
 
 
 def run_broker(cluster_dir: Path) -> None:
@@ -114,10 +154,19 @@ def run_broker(cluster_dir: Path) -> None:
         broker = embedded_broker(cluster_dir)
         await broker.start()
         print(f"broker listening on {broker.url}", flush=True)
-        stop = asyncio.Event()
+        stop, reload = asyncio.Event(), asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await stop.wait()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload.set)
+        held = load_roster(Path(cluster_dir) / "roster.yaml")
+        while not stop.is_set():
+            waits = [asyncio.ensure_future(e.wait()) for e in (stop, reload)]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            if reload.is_set():
+                reload.clear()
+                held = await revise_broker(broker, cluster_dir, held)
         await broker.stop()
     asyncio.run(main())
 

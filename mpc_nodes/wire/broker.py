@@ -18,7 +18,7 @@ from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
 
 from mpc_nodes.wire import client_ids
-from mpc_nodes.wire.broker_acl import certificate_name
+from mpc_nodes.wire.broker_acl import ClusterAcl, certificate_name
 
 log = logging.getLogger("mpcnet.broker")
 
@@ -76,6 +76,26 @@ class ClusterBroker(Broker):
         super().__init__(config, **kw)
         self._acl = acl
 
+    async def revise(self, acl: dict) -> list[str]:
+        """Run with a new roster's identities at once: a certificate it no longer lists may
+        neither log in, publish nor receive from now on, and its connections are closed
+        (their wills sent).  Return the names closed."""
+        self._acl = acl
+        for plugin in self.plugins_manager.plugins:
+            if isinstance(getattr(plugin, "config", None), ClusterAcl):
+                plugin.config.parties = list(acl["parties"])
+                plugin.config.coordinators = list(acl["coordinators"])
+        members, closed = {*acl["parties"], *acl["coordinators"]}, []
+        for client_id, (session, handler) in list(self._sessions.items()):
+            name = certificate_name(session)
+            if name not in members:
+                if handler is not None and session.transitions.is_connected():
+                    await handler.handle_connection_closed()
+                    await handler.stop()
+                await self._delete_session(client_id)
+                closed.append(name)
+        return closed
+
     async def _initialize_client_session(self, reader, writer, remote_address, remote_port):
         try:
             handler, session = await _KeepaliveHandler.init_from_connect(
@@ -129,6 +149,11 @@ class EmbeddedBroker:
         loop = asyncio.get_running_loop()
         self._broker = ClusterBroker(self._config, self._acl, loop=loop)
         await self._broker.start()
+
+    async def revise(self, acl: dict) -> list[str]:
+        """Take a new roster's identities without a restart (ClusterBroker.revise); a new
+        member's certificate needs a restart (TLS pins the certificates it started with)."""
+        return await self._broker.revise(acl)
 
     async def stop(self) -> None:
         if self._broker is not None:

@@ -35,7 +35,7 @@ def certificate_name(session: Session | None) -> str | None:
 
 
 @dataclass
-class _ClusterConfig:
+class ClusterAcl:
     cluster: str
     parties: list[str] = field(default_factory=list)
     coordinators: list[str] = field(default_factory=list)
@@ -44,7 +44,7 @@ class _ClusterConfig:
 class CertificateAuth(BaseAuthPlugin):
     """Admit only clients whose certificate names a roster party or coordinator."""
 
-    Config = _ClusterConfig
+    Config = ClusterAcl
 
     async def authenticate(self, *, session: Session) -> bool | None:
         name = certificate_name(session)
@@ -58,13 +58,13 @@ class CertificateAuth(BaseAuthPlugin):
 class TopicAcl(BaseTopicPlugin):
     """Per-identity topic rules (see the module docstring)."""
 
-    Config = _ClusterConfig
+    Config = ClusterAcl
 
     async def topic_filtering(self, *, session: Session | None = None, topic: str | None = None,
                               action: Action | None = None) -> bool | None:
         name, cluster = certificate_name(session), self.config.cluster
-        if name is None or not topic:
-            return False
+        if not topic or (name not in self.config.parties and name not in self.config.coordinators):
+            return False  # no certificate, or one the roster no longer lists (ClusterBroker.revise)
         if action in (Action.SUBSCRIBE, Action.RECEIVE):
             return topic == f"{topics.PREFIX}/{cluster}" or topic.startswith(
                 f"{topics.PREFIX}/{cluster}/")

@@ -2,19 +2,22 @@
 roster file holds (if the quorum signed it), without a restart.  From then on the removed
 party's signed messages are refused, its certificate is no longer trusted on MPC links, jobs
 accepted under the old version are dropped, and a coordinator still on the old version is
-refused.  A forged version, or one that removes the node itself, is not taken."""
+refused; the embedded broker, on SIGHUP, closes the removed party's connection and refuses
+it.  A forged version, or one that removes the node itself, is not taken."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 
 from mpc_nodes import governance
 from mpc_nodes.config import dump_yaml, load_roster
-from mpc_nodes.deploy.cluster import _local_identities, init_cluster, sign_locally
+from mpc_nodes.deploy.cluster import RunState, _local_identities, init_cluster, sign_locally
 from mpc_nodes.jobs.kind import MpcSession
 from mpc_nodes.node.daemon import Node
 from mpc_nodes.onboarding import next_version
@@ -100,12 +103,16 @@ async def test_sighup_revokes_a_removed_party_while_every_process_keeps_running(
         assert (await stale.run_job("ping", {"rounds": 2})).ok
         version_2(cluster.dir)
         pids = {i: cluster.nodes[i].pid for i in range(4)}
-        for i in range(4):
-            os.kill(pids[i], signal.SIGHUP)
+        drops = cluster.bus_drops()
+        for pid in [*pids.values(), cluster.broker_proc.pid]:
+            os.kill(pid, signal.SIGHUP)
         for i in range(3):
             await cluster.wait_log(i, "runs with roster version 2")
-        await cluster.wait_log(3, "roster not reloaded")  # party3 runs on, revoked
+        await cluster.wait_log(3, "roster not reloaded")  # party3 runs on, revoked:
+        await wait_until(lambda: cluster.bus_drops()[3] > drops[3], 30,
+                         "the broker closed party3's connection")  # the broker drops it
         assert {i: cluster.nodes[i].pid for i in range(4)} == pids  # nobody restarted
+        assert cluster.broker_proc.poll() is None
         refused = await stale.run_job("ping", {"rounds": 2})  # a coordinator on version 1
         assert not refused.ok
         assert all("holds roster version 2" in v.reason for v in refused.votes
@@ -116,3 +123,27 @@ async def test_sighup_revokes_a_removed_party_while_every_process_keeps_running(
                          "the parties of version 2 online")
         done = await current.run_job("ping", {"rounds": 2})
         assert done.ok and sorted(done.participants) == ["party0", "party1", "party2"]
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+async def test_sighup_to_cluster_up_revises_its_broker_and_every_node(tmp_path):
+    cluster_dir = tmp_path / "c"
+    init_cluster(cluster_dir, parties=4, threshold=1)
+    up = subprocess.run([sys.executable, "-m", "mpc_nodes.cli.app", "cluster", "up", "--dir",
+                         str(cluster_dir)], capture_output=True, text=True, timeout=90)
+    try:
+        assert up.returncode == 0, up.stderr
+        version_2(cluster_dir)
+        os.kill(RunState.load(cluster_dir).supervisor_pid, signal.SIGHUP)
+        for name in ("party0", "party1", "party2"):  # each node took it (and audited it)
+            await wait_until(lambda: audited_versions(cluster_dir / name) == [1, 2], 30,
+                             f"{name} takes version 2")
+        log = (cluster_dir / REMOVED / "node.log").read_text
+        await wait_until(lambda: "roster not reloaded" in log(), 30, "party3 runs on, revoked")
+        supervisor_log = (cluster_dir / "run" / "supervisor.log").read_text
+        await wait_until(lambda: "certificate 'party3' is not in the roster" in supervisor_log(),
+                         30, "the broker closes and refuses party3")
+    finally:
+        subprocess.run([sys.executable, "-m", "mpc_nodes.cli.app", "cluster", "down", "--dir",
+                        str(cluster_dir)], capture_output=True, timeout=60)
