@@ -2,11 +2,11 @@
 
 Keys are t-of-n over the roster.  Keygen and refresh need every party (shares live at the
 roster points) and only stage the new epoch: it becomes current through the two-phase
-`epochjobs` (commit once every party staged it), which the coordinator runs next.  Signing
+`jobs.epochs` (commit once every party staged it), which the coordinator runs next.  Signing
 and presigning need an honest majority above t, 2t+1 parties.
 Before a node contributes to a signature it checks the transaction against its own policy,
 and that its stored share matches its published verification share.  Keygen also makes
-FROST(Ed25519) keys (scheme "frost-ed25519"); their signing jobs are in `frostjobs`.
+FROST(Ed25519) keys (scheme "frost-ed25519"); their signing jobs are in `jobs.frost`.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class KeygenParams(_Params):
 
 class Keygen(_AllParties[KeygenParams, None]):
     """Dealer-free key generation among all parties; each stages its share as epoch 0, and
-    the key exists once every party committed it (`epochjobs`)."""
+    the key exists once every party committed it (`jobs.epochs`)."""
 
     name = "keygen"
     params_model = KeygenParams
@@ -263,7 +263,7 @@ class RefreshParams(_Params):
 
 class Refresh(_AllParties[RefreshParams, None]):
     """Re-randomise every share (same public key) and stage them as the next epoch, which
-    becomes current once every party committed it (`epochjobs`)."""
+    becomes current once every party committed it (`jobs.epochs`)."""
 
     name = "refresh"
     params_model = RefreshParams
