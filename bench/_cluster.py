@@ -10,8 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mpc_nodes.deploy.cluster import init_cluster, start_supervisor, stop_cluster, wait_for_state  # noqa: E402
 from mpc_nodes.client.coordinator import Coordinator  # noqa: E402
+from mpc_nodes.deploy.cluster import (init_cluster, start_supervisor, stop_cluster,  # noqa: E402
+                                      wait_for_state)
 
 
 def pct(values, q):

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from _cluster import local_cluster, online_coordinator, pct
 
+from mpc_nodes.config import load_roster
+from mpc_nodes.pki import client_context
 from mpc_nodes.wire import topics
 from mpc_nodes.wire.bus import Bus
 from mpc_nodes.wire.client_ids import coordinator_id
-from mpc_nodes.config import load_roster
-from mpc_nodes.pki import client_context
 
 
 async def mqtt_round_trip(url: str, cluster_dir: Path, n: int = 50) -> list[float]:

@@ -16,8 +16,9 @@ import time
 from _cluster import local_cluster, online_coordinator, pct
 from nacl.signing import SigningKey
 
-from mpc_nodes.jobs.frost import frost_keygen, frost_sign
 from protocols import frost
+
+from mpc_nodes.jobs.frost import frost_keygen, frost_sign
 
 SETS = [(3, 1), (5, 2)]  # (parties, t): 2-of-3 and 3-of-5
 

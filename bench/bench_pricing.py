@@ -21,10 +21,11 @@ import numpy as np
 from _cluster import local_cluster, online_coordinator, pct
 from scipy.stats import norm
 
-from mpc_nodes.jobs.options_csv import OptionBook
-from mpc_nodes.jobs.pricing import price_params, run_price
 from protocols.bsm import bsm
 from tests.mpc_harness import run_parties
+
+from mpc_nodes.jobs.options_csv import OptionBook
+from mpc_nodes.jobs.pricing import price_params, run_price
 
 SPOT = 3000.0
 

@@ -20,9 +20,8 @@ from cryptography.x509.oid import NameOID
 from pydantic import Field, ValidationError
 
 from mpc_nodes import pki
-from mpc_nodes.config import (ConfigError, CoordinatorInfo, Hex32, Limits, Name, PartyInfo,
-                              Roster, dump_yaml, load_yaml_model,
-                              validation_problems)
+from mpc_nodes.config import (ConfigError, CoordinatorInfo, Hex32, Limits, Name, PartyInfo, Roster,
+                              dump_yaml, load_yaml_model, validation_problems)
 from mpc_nodes.models import StrictModel
 
 DOMAIN = b"mpcnet join bundle v1\0"

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import secrets
 
-from .secp256k1 import (HALF_N, N, check_verification_shares, hex_point,
-                        interpolate_points, lagrange_at_zero, mul_base, point,
-                        recovery_consistent, verify)
+from .secp256k1 import (HALF_N, N, check_verification_shares, hex_point, interpolate_points,
+                        lagrange_at_zero, mul_base, point, recovery_consistent, verify)
 
 
 class SigningError(RuntimeError):

@@ -28,8 +28,9 @@ from decimal import Decimal, localcontext
 
 import numpy as np
 
-from . import bsm, domain, normal_approx
+from . import bsm, domain
 from . import fixedpoint as fx
+from . import normal_approx
 from .mpyc_seam import prss_share
 
 VOL_BITS = 24      # volatilities are ranked as round(σ·2^24)

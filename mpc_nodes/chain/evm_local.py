@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from eth_abi import decode, encode
 from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
-from hexbytes import HexBytes
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed
-from eth_utils import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
-from eth_utils import to_bytes, to_checksum_address
+from eth_utils import (function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types,
+                       to_bytes, to_checksum_address)
+from hexbytes import HexBytes
 
 from mpc_nodes.chain.contracts import Compiled
 

@@ -18,10 +18,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from mpc_nodes.cli.common import common_broker, console, err, styled
+from mpc_nodes.client.coordinator import Coordinator
 from mpc_nodes.deploy.cluster import (init_cluster, party_dirs, start_supervisor, stop_cluster,
                                       wait_for_state)
 from mpc_nodes.errors import UserError
-from mpc_nodes.client.coordinator import Coordinator
 from mpc_nodes.jobs.options_csv import OptionBook
 from mpc_nodes.jobs.pricing import price_params
 from mpc_nodes.node.volsurface import SurfaceBook
@@ -158,8 +158,8 @@ async def _pricing(cluster_dir: Path, broker: str, console, err) -> bool:
     from protocols.bsm import bsm
 
     from mpc_nodes.jobs.frost import frost_keygen
-    from mpc_nodes.jobs.pricing import run_price, sign_report
     from mpc_nodes.jobs.price_report import verify_signed_report
+    from mpc_nodes.jobs.pricing import run_price, sign_report
     book, spot = DEMO_OPTIONS, 3000.0
     vols = np.array([SurfaceBook(d / "data" / "surfaces").get("ETH")
                      .vol(book.strikes, book.expiries, spot) for d in party_dirs(cluster_dir)])

@@ -13,9 +13,10 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from protocols.domain import EXPIRY_MIN
+
 from mpc_nodes.client import Client, JobFailed
 from mpc_nodes.jobs.options_csv import OptionBook
-from protocols.domain import EXPIRY_MIN
 
 SPOT = 3000
 SERIES = [(True, 2800), (False, 2900)]  # a call in the money, a put out of it, at SPOT

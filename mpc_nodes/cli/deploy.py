@@ -72,8 +72,8 @@ def demo_jobs(cluster_dir, broker, as_json):
     running cluster. Reads DIR/coordinator; where DIR/party*/inputs.yaml are readable (a
     cluster on this machine, not a coordinator's own view) each result is also checked
     against the plaintext. --json lists every job's result."""
-    from mpc_nodes.client.api import coordinator_config, running_broker
     from mpc_nodes.cli.demo import _jobs
+    from mpc_nodes.client.api import coordinator_config, running_broker
     cluster_dir = Path(cluster_dir)
     out, problems = (Console(quiet=True), Console(quiet=True)) if as_json else (console, err)
     plaintext = any(cluster_dir.glob("party*/inputs.yaml"))

@@ -24,7 +24,6 @@ from mpc_nodes.cli.common import (call, client, common_broker, common_coord, com
 from mpc_nodes.jobs.keycheck import FROST_SCHEME, SCHEME
 
 
-
 @click.command()
 @common_dir
 @click.option("--scheme", type=click.Choice([SCHEME, FROST_SCHEME]), default=SCHEME,
@@ -151,6 +150,7 @@ def keys():
 def _stores(cluster_dir: Path | None, config: Path | None) -> list:
     """(party, KeyStore) of one node.yaml, or of every party in a cluster directory."""
     from keyshare import KeyStore
+
     from mpc_nodes.config import load_node_config, load_roster, resolve
     from mpc_nodes.deploy.cluster import party_dirs
     from mpc_nodes.pki import read_passphrase
@@ -337,6 +337,7 @@ def keys_rekey(config, new_passphrase_env, new_passphrase_file):
     Crash-safe: if interrupted, run it again with the same passphrases.  Then point
     `share_passphrase` in node.yaml at the new one."""
     from keyshare.rekey import rekey
+
     from mpc_nodes.cli.operator import ask_passphrase
     from mpc_nodes.config import load_node_config, resolve
     from mpc_nodes.pki import read_passphrase

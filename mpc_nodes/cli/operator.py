@@ -76,6 +76,7 @@ def roster():
 
 def _write(path: Path, value) -> None:
     from keyshare.atomic import write_atomic
+
     from mpc_nodes.config import dump_yaml
     tmp = path.with_name(path.name + ".new")
     dump_yaml(tmp, value)

@@ -28,6 +28,7 @@ from datetime import date
 from pathlib import Path
 
 from keyshare.store import KEY_ID
+
 from mpc_nodes.client import results as r
 from mpc_nodes.client.coordinator import Coordinator, JobOutcome
 from mpc_nodes.client.ledger import Ledger

@@ -13,16 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mpc_nodes import governance
+from mpc_nodes.config import (CoordinatorConfig, Roster, load_coordinator_config, load_roster,
+                              resolve)
 from mpc_nodes.errors import UserError
+from mpc_nodes.jobs.epochs import complete_epoch
+from mpc_nodes.jobs.registry import KINDS, kind_for
+from mpc_nodes.pki import client_context, load_identity, read_passphrase
 from mpc_nodes.wire import client_ids, topics
 from mpc_nodes.wire.bus import Bus, BusUnavailable
-from mpc_nodes.config import CoordinatorConfig, Roster, load_coordinator_config, load_roster, resolve
 from mpc_nodes.wire.envelope import EnvelopeError, Verifier, seal
-from mpc_nodes.jobs.registry import KINDS, kind_for
-from mpc_nodes.jobs.epochs import complete_epoch
-from mpc_nodes.wire.messages import (JobAbort, JobQuery, JobRequest, JobResult, JobStart, JobState, Presence,
-                       Vote, output_digest, supersedes)
-from mpc_nodes.pki import client_context, load_identity, read_passphrase
+from mpc_nodes.wire.messages import (JobAbort, JobQuery, JobRequest, JobResult, JobStart, JobState,
+                                     Presence, Vote, output_digest, supersedes)
 
 
 @dataclass

@@ -33,12 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keyshare.atomic import write_atomic
+
+from mpc_nodes import governance, onboarding, pki
+from mpc_nodes.config import (CoordinatorConfig, NodeConfig, PassphraseSource, Roster, dump_yaml,
+                              load_coordinator_config, load_node_config, load_roster,
+                              parse_broker_url)
 from mpc_nodes.deploy import cluster_procs
 from mpc_nodes.errors import UserError
-from mpc_nodes import governance, onboarding, pki
-from mpc_nodes.config import (CoordinatorConfig, NodeConfig, PassphraseSource, Roster,
-                              dump_yaml, load_coordinator_config, load_node_config,
-                              load_roster, parse_broker_url)
 from mpc_nodes.node.volsurface import example_surface_yaml
 
 

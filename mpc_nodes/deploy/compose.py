@@ -24,9 +24,9 @@ import yaml
 from cryptography import x509
 
 from mpc_nodes import pki
-from mpc_nodes.deploy.cluster import ClusterError, party_dirs, sign_locally
 from mpc_nodes.config import (NodeConfig, PassphraseSource, Roster, dump_yaml,
-                     load_coordinator_config, load_node_config, load_roster)
+                              load_coordinator_config, load_node_config, load_roster)
+from mpc_nodes.deploy.cluster import ClusterError, party_dirs, sign_locally
 from mpc_nodes.wire.mosquitto import write_files
 
 BROKER = "mosquitto"

@@ -13,12 +13,11 @@ import os
 import signal
 from pathlib import Path
 
-from mpc_nodes.deploy import cluster_procs
-from mpc_nodes.wire.broker import EmbeddedBroker
-from mpc_nodes.deploy.cluster import RunState, node_command, party_dirs
 from mpc_nodes import governance
-from mpc_nodes.config import (ConfigError, Roster, load_node_config, load_roster,
-                               parse_broker_url)
+from mpc_nodes.config import ConfigError, Roster, load_node_config, load_roster, parse_broker_url
+from mpc_nodes.deploy import cluster_procs
+from mpc_nodes.deploy.cluster import RunState, node_command, party_dirs
+from mpc_nodes.wire.broker import EmbeddedBroker
 
 log = logging.getLogger("mpcnet.supervisor")
 STOP_GRACE_S = 10.0

@@ -8,6 +8,7 @@ from pydantic import Field
 
 import protocols.aggregate
 import protocols.diagnostics
+
 from mpc_nodes.jobs.kind import JobRejected, MpcSession, NodeContext, SessionKind, _Params
 from mpc_nodes.node.input_usage import InputUse
 from mpc_nodes.node.inputs import INPUT_NAME, InputError, load_input

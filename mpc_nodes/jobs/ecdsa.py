@@ -15,19 +15,19 @@ import hashlib
 import logging
 from typing import Literal
 
+from eth_account import Account
 from pydantic import Field, model_validator
 
-from keyshare import KeyMeta, KeyShareError
-from keyshare.store import KEY_ID
-from eth_account import Account
 import protocols.ecdsa
 import protocols.ed25519_dkg
+from keyshare import KeyMeta, KeyShareError
+from keyshare.store import KEY_ID
 from protocols.secp256k1 import hex_point, mul_base, verify
 
 from mpc_nodes.jobs.evm import EvmError, parse_transaction, signed_transaction
 from mpc_nodes.jobs.frost_domain import Purpose, purpose_of
-from mpc_nodes.jobs.kind import P, R, JobRejected, MpcSession, NodeContext, SessionKind, _Params
 from mpc_nodes.jobs.keycheck import FROST_SCHEME, SCHEME, eth_address, key_problem
+from mpc_nodes.jobs.kind import JobRejected, MpcSession, NodeContext, P, R, SessionKind, _Params
 from mpc_nodes.jobs.policy import load_policy
 
 KEYGEN = {SCHEME: (protocols.ecdsa.keygen, "secp256k1"),

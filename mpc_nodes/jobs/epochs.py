@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from keyshare import KeyShareError
+
 from mpc_nodes.jobs.ecdsa import KeyId
-from mpc_nodes.jobs.kind import P, JobRejected, LocalKind, LocalStep, _Params
+from mpc_nodes.jobs.kind import JobRejected, LocalKind, LocalStep, P, _Params
 
 
 class KeyParams(_Params):

@@ -41,9 +41,9 @@ from pydantic import AfterValidator, Field, model_validator
 
 from keyshare.atomic import write_atomic
 
+from mpc_nodes.config import ConfigError, load_yaml_model, resolve
 from mpc_nodes.jobs.calldata import (SETTLEMENT_FUNCTIONS, CalldataError, decode_erc20,
                                      decode_settlement)
-from mpc_nodes.config import ConfigError, load_yaml_model, resolve
 from mpc_nodes.jobs.evm import Transaction, checked_address
 from mpc_nodes.models import StrictTypedModel
 

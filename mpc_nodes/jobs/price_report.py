@@ -25,9 +25,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, ValidationError
 
-from mpc_nodes.node.audit import verify_log
 from mpc_nodes.jobs.frost_domain import REPORT_DOMAIN
 from mpc_nodes.models import StrictTypedModel
+from mpc_nodes.node.audit import verify_log
 from mpc_nodes.wire.messages import Digest, JobId, digest_bytes, output_digest
 
 REPORT_TYPE = "mpcnet-price-report"
@@ -89,7 +89,8 @@ class Report(StrictTypedModel):
 
 def check_report(report) -> Report:
     """Raise ReportError unless `report` is a complete, well-formed, self-consistent report."""
-    from mpc_nodes.jobs.registry import kind_for  # not at the top: the job kinds (frost) import this module
+    from mpc_nodes.jobs.registry import \
+        kind_for  # not at the top: the job kinds (frost) import this module
     PriceParams = kind_for("price").params_model
     if not isinstance(report, dict):
         raise ReportError("the report is not a JSON object")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -22,11 +22,12 @@ from pydantic import Field, model_validator
 from protocols import domain
 from protocols.bsm import denormalise
 from protocols.domain import SECURE_LIMIT_MAX
+
 from mpc_nodes.jobs.kind import JobRejected, MpcSession, SessionKind, _Params
 from mpc_nodes.jobs.options_csv import MAX_QUANTITY, OptionBook
 from mpc_nodes.jobs.output_shares import OutputShareError, open_share, reconstruct, seal_share
 from mpc_nodes.node.input_usage import InputUse
-from mpc_nodes.node.volsurface import NoSurface, Surface, SurfaceBook, SurfaceError, UNDERLYING
+from mpc_nodes.node.volsurface import UNDERLYING, NoSurface, Surface, SurfaceBook, SurfaceError
 
 if TYPE_CHECKING:  # the coordinator imports the job kinds
     from mpc_nodes.client.coordinator import Coordinator, JobOutcome

@@ -25,25 +25,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mpc_nodes import __version__, governance
-from mpc_nodes.wire import client_ids, topics
-from mpc_nodes.node.audit import AuditLog, AuditWriteError
-from mpc_nodes.wire.bus import NODE_KEEPALIVE_S, Bus, BusUnavailable
-from mpc_nodes.node.codedigest import code_digest
 from mpc_nodes.config import (ConfigError, NodeConfig, PartyInfo, load_node_config, load_roster,
-                               resolve)
-from mpc_nodes.node.engine import MpcEngine
-from mpc_nodes.node.held_roster import adopt
-from mpc_nodes.wire.envelope import EnvelopeError, Verified, Verifier, envelope_fields, seal
-from mpc_nodes.node.job_records import JobRecords
+                              resolve)
 from mpc_nodes.jobs.kind import JobKind, LocalStep, MpcSession, NodeJob
 from mpc_nodes.jobs.registry import kind_for
+from mpc_nodes.node.audit import AuditLog, AuditWriteError
+from mpc_nodes.node.codedigest import code_digest
 from mpc_nodes.node.context import JobRejected, NodeContext
-from mpc_nodes.wire.messages import (JobAbort, JobQuery, JobRequest, JobResult, JobStart, JobState, Presence,
-                       Vote, digest_bytes, output_digest, supersedes)
+from mpc_nodes.node.engine import MpcEngine
+from mpc_nodes.node.held_roster import adopt
+from mpc_nodes.node.job_records import JobRecords
 from mpc_nodes.node.metrics import HealthServer, NodeMetrics
-from mpc_nodes.pki import client_context, load_identity, public_hex, read_passphrase
 from mpc_nodes.node.replay import ReplayGuard
 from mpc_nodes.node.session import SessionError, SessionPeer, SessionSpec
+from mpc_nodes.pki import client_context, load_identity, public_hex, read_passphrase
+from mpc_nodes.wire import client_ids, topics
+from mpc_nodes.wire.bus import NODE_KEEPALIVE_S, Bus, BusUnavailable
+from mpc_nodes.wire.envelope import EnvelopeError, Verified, Verifier, envelope_fields, seal
+from mpc_nodes.wire.messages import (JobAbort, JobQuery, JobRequest, JobResult, JobStart, JobState,
+                                     Presence, Vote, digest_bytes, output_digest, supersedes)
 
 log = logging.getLogger("mpcnet.node")
 CLOCK_SKEW_S = 30.0

@@ -34,8 +34,9 @@ def main() -> None:
     os.dup2(2, 1)  # stray prints (e.g. MPyC logging) go to stderr, not into the frame stream
     logging.basicConfig(level=os.environ.get("MPCNET_LOG_LEVEL", "WARNING"), stream=sys.stderr,
                         format="%(asctime)s engine %(levelname)s %(message)s")
-    from mpc_nodes.node.session import SessionError, run_session
     from protocols.mpyc_seam import import_runtime
+
+    from mpc_nodes.node.session import SessionError, run_session
 
     import_runtime()
     _warm_up()

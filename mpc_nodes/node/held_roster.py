@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from keyshare.atomic import write_atomic
+
 from mpc_nodes import governance
 from mpc_nodes.config import ConfigError, Roster, load_roster
 from mpc_nodes.node.audit import AuditLog

@@ -26,6 +26,7 @@ def new_runtime(pid: int, addresses: list[PartyAddress], threshold: int | None =
     or :mod:`mpc_nodes.node.session` for mutually authenticated TLS).
     """
     from protocols.mpyc_seam import install_runtime  # here: the daemon imports this module,
+
     # and importing MPyC configures logging
 
     m = len(addresses)

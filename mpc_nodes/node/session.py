@@ -94,6 +94,7 @@ class _Session:
 
     def __init__(self, spec: SessionSpec, rt, loop):
         from protocols.mpyc_seam import SessionLinks  # not at import: the daemon imports
+
         # this module, and importing MPyC configures logging; only the engine runs sessions
 
         self.spec = spec

@@ -12,10 +12,10 @@ import logging
 from pathlib import Path
 
 from amqtt.broker import Broker
-from amqtt.utils import gen_client_id
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
 from amqtt.mqtt.connack import NOT_AUTHORIZED, ConnackPacket
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.utils import gen_client_id
 
 from mpc_nodes.wire import client_ids
 from mpc_nodes.wire.broker_acl import ClusterAcl, certificate_name

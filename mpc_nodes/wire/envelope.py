@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
 
 from mpc_nodes.config import Roster
+from mpc_nodes.pki import identity_public
 from mpc_nodes.wire.messages import digest_bytes, message_adapter
 from mpc_nodes.wire.parsing import ParseBoundError, check_json_depth
-from mpc_nodes.pki import identity_public
 
 DOMAIN = b"mpcnet-envelope-v1\n"
 

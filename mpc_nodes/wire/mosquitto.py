@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mpc_nodes.wire import topics
 from mpc_nodes.config import Roster
+from mpc_nodes.wire import topics
 
 
 def acl(roster: Roster) -> str:
