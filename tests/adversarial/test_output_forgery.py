@@ -22,14 +22,16 @@ from mpc_nodes.client.ledger import Ledger
 from mpc_nodes.jobs.options_csv import parse_options
 from mpc_nodes.jobs.pricing import price_params, run_price
 from tests.adversarial.harness import start_liar
+from tests.cluster_harness import LocalCluster
 
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 L = 2**252 + 27742317777372353535851937790883648493
 ATTACKER = 0x5EC2E7  # the lying operator's own vault key
 PLANTED = 4242.0
 
-# After an honest run, party0 reports its forgery: first under the honest output's digest,
-# then (second job) under the forgery's own digest.
+# After an honest run, party0 reports its forgery: the first of each kind of output (an
+# ECDSA key, a FROST key, an aggregate, prices) under the honest output's digest, later ones
+# under the forgery's own digest.
 LIAR = f"""
 import secrets
 
@@ -40,7 +42,7 @@ from mpc_nodes.jobs.ecdsa import eth_address
 from mpc_nodes.wire.messages import output_digest
 
 N, L, SECRET, PLANTED = {N}, {L}, {ATTACKER}, {PLANTED}
-lies = 0
+lies = {{}}  # kind of output -> forgeries of it so far
 
 
 def forged_key(out):
@@ -66,26 +68,31 @@ def forge(out):
 
 
 def lie(leaf, message, node):
-    global lies
     if leaf != "results" or not message.ok:
         return message
-    lies += 1
+    kind = message.output.get("scheme") or ("value" if "value" in message.output else "values")
+    lies[kind] = lies.get(kind, 0) + 1
     out = forge(message.output)
-    digest = message.output_digest if lies == 1 else output_digest(out)
+    digest = message.output_digest if lies[kind] == 1 else output_digest(out)
     return message.model_copy(update={{"output": out, "output_digest": digest}})
 """
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 
-def liar_cluster(make_cluster):
-    """Three parties, t = 1; party0 is the liar."""
-    cluster = make_cluster(start=False)
-    cluster.start_broker()
-    for i in (1, 2):
-        cluster.start_node(i)
-    start_liar(cluster, 0, LIAR)
-    return cluster
+@pytest.fixture(scope="module")
+def liar_cluster(tmp_path_factory):
+    """Three parties, t = 1; party0 is the liar.  The module's tests share it: each uses key
+    ids and inputs of its own, and the liar counts its forgeries per kind of output."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("liar"), 3, 1)
+    try:
+        cluster.start_broker()
+        for i in (1, 2):
+            cluster.start_node(i)
+        start_liar(cluster, 0, LIAR)
+        yield cluster
+    finally:
+        cluster.close()
 
 
 def attacker_public(scheme: str) -> str:
@@ -101,27 +108,27 @@ def assert_names_the_liar(outcome: dict) -> None:
 
 
 @pytest.mark.parametrize("scheme", ["ecdsa-secp256k1", "frost-ed25519"])
-async def test_a_forged_keygen_output_fails_and_is_not_recorded(make_cluster, curious_factory,
+async def test_a_forged_keygen_output_fails_and_is_not_recorded(liar_cluster, curious_factory,
                                                                scheme):
-    cluster = liar_cluster(make_cluster)
+    cluster, label = liar_cluster, f"vault-{scheme[:5]}"
     async with curious_factory(cluster):  # all three online
         pass
     run = subprocess.run(
         [sys.executable, "-m", "mpc_nodes.cli.app", "keygen", "--dir", str(cluster.dir),
-         "--scheme", scheme, "--label", "vault-1", "--broker", cluster.broker_url, "--json"],
+         "--scheme", scheme, "--label", label, "--broker", cluster.broker_url, "--json"],
         capture_output=True, text=True, timeout=180)
     assert run.returncode == 1, run.stdout + run.stderr
     outcome = json.loads(run.stdout)
     assert_names_the_liar(outcome)
     assert "output digest" in outcome["party_errors"]["party0"]
     recorded = json.dumps(Ledger(cluster.dir / "coordinator" / "coordinator.yaml").data)
-    assert "vault-1" not in recorded
+    assert label not in recorded
     assert attacker_public(scheme) not in recorded
     assert Account.from_key(ATTACKER.to_bytes(32, "big")).address not in recorded
 
 
-async def test_a_planted_aggregate_fails_naming_the_liar(make_cluster, curious_factory):
-    cluster = liar_cluster(make_cluster)
+async def test_a_planted_aggregate_fails_naming_the_liar(liar_cluster, curious_factory):
+    cluster = liar_cluster
     for i in range(3):
         (cluster.dir / f"party{i}" / "inputs.yaml").write_text(f"x: {i + 1}\n")
     async with curious_factory(cluster) as cc:
@@ -134,8 +141,8 @@ async def test_a_planted_aggregate_fails_naming_the_liar(make_cluster, curious_f
     assert "disagrees with" in own_digest.party_errors["party0"]
 
 
-async def test_planted_prices_fail_naming_the_liar(make_cluster, curious_factory):
-    cluster = liar_cluster(make_cluster)
+async def test_planted_prices_fail_naming_the_liar(liar_cluster, curious_factory):
+    cluster = liar_cluster
     book = parse_options("type,strike,expiry\ncall,3000,0.25\nput,2800,0.5\n")
     async with curious_factory(cluster) as cc:
         outcome = await run_price(cc.c, price_params(book, "ETH", 3000.0, 0.03))
