@@ -14,8 +14,12 @@ if TYPE_CHECKING:
     from mpc_nodes.client.coordinator import JobOutcome
 
 
-def _outcome() -> JobOutcome:
-    return field(repr=False, compare=False)
+@dataclass(frozen=True, kw_only=True)
+class FromJob:
+    """A result that one job produced: `outcome` is that job's account (ids, votes,
+    timings, each party's notes), left out of the result's repr and equality."""
+
+    outcome: JobOutcome = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -45,18 +49,6 @@ class NetworkStatus:
 
 
 @dataclass(frozen=True)
-class Aggregate:
-    """The median or mean of every party's private number `input`; only it is revealed."""
-
-    input: str
-    """The private input's name, e.g. eth_vol."""
-    method: str
-    """median or mean."""
-    value: float
-    outcome: JobOutcome = _outcome()
-
-
-@dataclass(frozen=True)
 class RoundTrip:
     connect_s: float
     """Session set-up: connections and TLS handshakes."""
@@ -65,14 +57,25 @@ class RoundTrip:
 
 
 @dataclass(frozen=True)
-class Ping:
+class Ping(FromJob):
     rounds: int
     parties: dict[str, RoundTrip]
-    outcome: JobOutcome = _outcome()
 
 
 @dataclass(frozen=True)
-class Key:
+class Aggregate(FromJob):
+    """The median or mean of every party's private number `input`; only it is revealed."""
+
+    input: str
+    """The private input's name, e.g. eth_vol."""
+    method: str
+    """median or mean."""
+    value: float
+    """The aggregate: the only value the job reveals."""
+
+
+@dataclass(frozen=True)
+class Key(FromJob):
     """A threshold key: every party holds a share, nobody the key."""
 
     key_id: str
@@ -88,11 +91,20 @@ class Key:
     epoch: int
     purpose: str | None
     """What a FROST key signs: raw messages or price reports; None for ECDSA."""
-    outcome: JobOutcome = _outcome()
 
 
 @dataclass(frozen=True)
-class SignedTransaction:
+class Refreshed(FromJob):
+    """New shares of the same key, committed on every party as `epoch`."""
+
+    key_id: str
+    epoch: int
+    """The epoch now current on every party; the older shares are deleted."""
+    public_key: str
+
+
+@dataclass(frozen=True)
+class SignedTransaction(FromJob):
     """An EIP-1559 transaction signed by the network, verified by the coordinator with
     libsecp256k1 and eth-account before it was returned."""
 
@@ -108,11 +120,10 @@ class SignedTransaction:
     y_parity: int
     """EIP-1559's v."""
     presignature: str | None
-    outcome: JobOutcome = _outcome()
 
 
 @dataclass(frozen=True)
-class FrostSignature:
+class FrostSignature(FromJob):
     """An RFC 9591 Ed25519 signature, checked by the coordinator with OpenSSL."""
 
     key_id: str
@@ -124,11 +135,10 @@ class FrostSignature:
     excluded: dict[str, str]
     """Signers left out on the way (refused, offline, cheated), with the reason."""
     attempts: int
-    outcome: JobOutcome = _outcome()
 
 
 @dataclass(frozen=True)
-class Presignatures:
+class Presignatures(FromJob):
     """Presignatures held in the memory of `holders` only; the coordinator's ledger hands
     each out once (`sign(..., presigned=True)`)."""
 
@@ -138,41 +148,6 @@ class Presignatures:
     holders: tuple[str, ...]
     epoch: int
     """The key epoch they belong to: a refresh retires them."""
-    outcome: JobOutcome = _outcome()
-
-
-@dataclass(frozen=True)
-class Refreshed:
-    """New shares of the same key, committed on every party as `epoch`."""
-
-    key_id: str
-    epoch: int
-    """The epoch now current on every party; the older shares are deleted."""
-    public_key: str
-    outcome: JobOutcome = _outcome()
-
-
-@dataclass(frozen=True)
-class OptionResult:
-    """One option of a priced book: its terms, and its values or that the breaker refused it."""
-
-    index: int
-    """The option's row in the book, from 0."""
-    type: str
-    """call or put."""
-    strike: float
-    expiry_years: float
-    status: str
-    """ok, or breaker: the parties' vols disagreed too much to reveal its price."""
-    quantity: float | None = None
-    price: float | None = None
-    delta: float | None = None
-    gamma: float | None = None
-    vega: float | None = None
-    theta: float | None = None
-
-    def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -191,7 +166,7 @@ class SignedReport:
 
 
 @dataclass(frozen=True)
-class SignedMark:
+class SignedMark(FromJob):
     """One option series' mark, EIP-712 typed data signed by the network's threshold ECDSA
     key (one secp256k1 signature a contract checks with `ecrecover`); `as_dict()` is the
     mark's JSON: typed data, signature and digest."""
@@ -204,7 +179,6 @@ class SignedMark:
     digest: bytes
     signature: bytes
     """65 bytes r || s || v, v 27 or 28, s low."""
-    outcome: JobOutcome = _outcome()
 
     def as_dict(self) -> dict:
         return {"typed_data": self.typed_data, "signature": "0x" + self.signature.hex(),
@@ -230,7 +204,7 @@ class Settlement:
 
 
 @dataclass(frozen=True)
-class Priced:
+class Priced(FromJob):
     """Options priced at the parties' aggregated private vols."""
 
     underlying: str
@@ -250,7 +224,6 @@ class Priced:
     signed_report: SignedReport | None
     params: dict = field(repr=False, compare=False)
     """The request as sent (a report of it is signed from these)."""
-    outcome: JobOutcome = _outcome()
     marks: tuple[SignedMark, ...] = ()
     """With sign_eip712: one signed mark per option, in order."""
 
@@ -270,6 +243,29 @@ class Priced:
         if self.marks:
             out["marks"] = [m.as_dict() for m in self.marks]
         return out
+
+
+@dataclass(frozen=True)
+class OptionResult:
+    """One option of a priced book: its terms, and its values or that the breaker refused it."""
+
+    index: int
+    """The option's row in the book, from 0."""
+    type: str
+    """call or put."""
+    strike: float
+    expiry_years: float
+    status: str
+    """ok, or breaker: the parties' vols disagreed too much to reveal its price."""
+    quantity: float | None = None
+    price: float | None = None
+    delta: float | None = None
+    gamma: float | None = None
+    vega: float | None = None
+    theta: float | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass(frozen=True)
