@@ -8,7 +8,7 @@ every CLI command that runs a job (docs/API.md).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from mpc_nodes.client.coordinator import JobOutcome
@@ -68,8 +68,7 @@ class Aggregate(FromJob):
 
     input: str
     """The private input's name, e.g. eth_vol."""
-    method: str
-    """median or mean."""
+    method: Literal["median", "mean"]
     value: float
     """The aggregate: the only value the job reveals."""
 
@@ -251,12 +250,11 @@ class OptionResult:
 
     index: int
     """The option's row in the book, from 0."""
-    type: str
-    """call or put."""
+    type: Literal["call", "put"]
     strike: float
     expiry_years: float
-    status: str
-    """ok, or breaker: the parties' vols disagreed too much to reveal its price."""
+    status: Literal["ok", "breaker"]
+    """breaker: the parties' vols disagreed too much to reveal its price."""
     quantity: float | None = None
     price: float | None = None
     delta: float | None = None
