@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/mpcnet demo
 
 # Three tiers of tests (the property tests' example counts are set in tests/conftest.py):
-# check  the edit-test loop, under a minute: units, and the MPC protocols run by MPyC party
+# check  the edit-test loop, about a minute: units, and the MPC protocols run by MPyC party
 #        processes on loopback; no broker, no node daemons, no clusters
 # test   everything, as CI runs it: also real clusters (node processes and a broker), faults,
 #        crashes and the short soak; property tests replay the same 50 examples each
