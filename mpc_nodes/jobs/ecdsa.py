@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Literal
+import time
+from typing import TYPE_CHECKING, Literal
 
 from eth_account import Account
 from pydantic import Field, model_validator
@@ -21,19 +22,26 @@ from pydantic import Field, model_validator
 import protocols.ecdsa
 import protocols.ed25519_dkg
 from keyshare import KeyMeta, KeyShareError
-from keyshare.store import KEY_ID
 from protocols.secp256k1 import hex_point, mul_base, verify
 
+from mpc_nodes.client.ledger import Ledger
+from mpc_nodes.errors import UserError
+from mpc_nodes.jobs import epochs
 from mpc_nodes.jobs.evm import EvmError, parse_transaction, signed_transaction
 from mpc_nodes.jobs.frost_domain import Purpose, purpose_of
-from mpc_nodes.jobs.keycheck import FROST_SCHEME, SCHEME, eth_address, key_problem
-from mpc_nodes.jobs.kind import JobRejected, MpcSession, NodeContext, P, R, SessionKind, _Params
+from mpc_nodes.jobs.keycheck import (FROST_SCHEME, SCHEME, eth_address, key_problem,
+                                     reported_key_problem)
+from mpc_nodes.jobs.kind import (JobRejected, KeyId, MpcSession, NodeContext, P, R, SessionKind,
+                                 _Params)
 from mpc_nodes.jobs.policy import load_policy
+from mpc_nodes.node.context import PRESIGNATURE_LIFETIME_S
+
+if TYPE_CHECKING:  # the coordinator imports the job kinds
+    from mpc_nodes.client.coordinator import Coordinator, JobOutcome
 
 KEYGEN = {SCHEME: (protocols.ecdsa.keygen, "secp256k1"),
           FROST_SCHEME: (protocols.ed25519_dkg.keygen, "ed25519")}
 """Key generation per scheme: the protocol and the curve recorded with the share."""
-KeyId = Field(pattern=KEY_ID.pattern)
 log = logging.getLogger("mpcnet.policy")
 
 
@@ -313,17 +321,6 @@ KEY_JOBS = [Keygen(), Sign(), Presign(), Refresh()]
 # libsecp256k1 before it reports success.  Presignatures are handed out from the ledger,
 # each to one signing process (mpc_nodes.client.ledger).
 
-import time  # noqa: E402  (the coordinator's side imports what only it needs)
-from typing import TYPE_CHECKING  # noqa: E402
-
-from mpc_nodes.client.ledger import Ledger  # noqa: E402
-from mpc_nodes.errors import UserError  # noqa: E402
-from mpc_nodes.jobs import epochs  # noqa: E402  (a module reference: epochs imports this one)
-from mpc_nodes.jobs.keycheck import reported_key_problem  # noqa: E402
-from mpc_nodes.node.context import PRESIGNATURE_LIFETIME_S  # noqa: E402
-
-if TYPE_CHECKING:
-    from mpc_nodes.client.coordinator import Coordinator, JobOutcome
 
 PRESIGNED_TRIES = 3  # presignatures tried per sign when holders refuse the first ones
 

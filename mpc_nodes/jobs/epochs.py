@@ -31,8 +31,7 @@ from pydantic import Field
 
 from keyshare import KeyShareError
 
-from mpc_nodes.jobs.ecdsa import KeyId
-from mpc_nodes.jobs.kind import JobRejected, LocalKind, LocalStep, P, _Params
+from mpc_nodes.jobs.kind import JobRejected, KeyId, LocalKind, LocalStep, P, _Params
 
 
 class KeyParams(_Params):

@@ -42,10 +42,11 @@ from protocols import frost
 from protocols.ed25519_dkg import scalar
 
 from mpc_nodes.client.ledger import Ledger
-from mpc_nodes.jobs.ecdsa import FROST_SCHEME, KeyId, load_share
+from mpc_nodes.jobs.ecdsa import FROST_SCHEME, load_share
 from mpc_nodes.jobs.frost_domain import DEFAULT_PURPOSE, DomainError, check_raw, purpose_of
 from mpc_nodes.jobs.keycheck import reported_key_problem
-from mpc_nodes.jobs.kind import JobRejected, LocalKind, LocalStep, NodeContext, P, R, _Params
+from mpc_nodes.jobs.kind import (JobRejected, KeyId, LocalKind, LocalStep, NodeContext, P, R,
+                                 _Params)
 from mpc_nodes.jobs.price_report import ReportError, rebuild_for_signing
 from mpc_nodes.models import StrictModel
 

@@ -27,7 +27,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
+
+from keyshare.store import KEY_ID
 
 from mpc_nodes.config import PartyInfo, Roster
 from mpc_nodes.models import StrictModel
@@ -55,6 +57,10 @@ class LocalStep:
 
 class _Params(StrictModel):
     """A job kind's parameters."""
+
+
+KeyId = Field(pattern=KEY_ID.pattern)
+"""The parameter that names a threshold key, in every key family's parameters."""
 
 
 P = TypeVar("P", bound=_Params)  # a kind's parameters model

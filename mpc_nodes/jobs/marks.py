@@ -34,9 +34,9 @@ from protocols.secp256k1 import verify
 
 from mpc_nodes.chain.eip712 import (Domain, Mark, MarkError, job_id_word, mark_digest, series_id,
                                     to_fixed, typed_data)
-from mpc_nodes.jobs.ecdsa import KeyId, load_key
+from mpc_nodes.jobs.ecdsa import load_key
 from mpc_nodes.jobs.keycheck import eth_address
-from mpc_nodes.jobs.kind import JobRejected, MpcSession, SessionKind, _Params
+from mpc_nodes.jobs.kind import JobRejected, KeyId, MpcSession, SessionKind, _Params
 from mpc_nodes.jobs.policy import load_policy
 from mpc_nodes.jobs.price_report import (REPORT_MAX_AGE_S, REPORT_WINDOW_S, ReportError, canonical,
                                          job_record)
