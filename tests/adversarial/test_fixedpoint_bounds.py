@@ -103,7 +103,8 @@ def _scipy(is_call, s, k, t, r, q, v) -> dict:
 def _tolerance(name, ref, k, t, r, q, vol):
     """docs/PRICING.md's accuracy over the whole domain: N(d) within 3.5e-8 and φ(d) within
     1.2e-7 (Chebyshev and clamping), carried through each output's public coefficients,
-    twice over, plus the 2^-32 resolution; or 1e-4 relative."""
+    twice over, plus the 2^-32 resolution (four units, and theta's φ·σ√T unit times its
+    1/(2T), since that product is rounded before the coefficient); or 1e-4 relative."""
     e_n, e_phi = 2 * 3.5e-8, 2 * 1.2e-7
     dq, kdr = np.exp(-q * t), k / SPOT * np.exp(-r * t)
     normalised = {"price": e_n * (dq + kdr), "delta": e_n * dq,
@@ -111,7 +112,8 @@ def _tolerance(name, ref, k, t, r, q, vol):
                   "theta": e_phi * dq * vol / (2 * np.sqrt(t)) + e_n * (abs(q) * dq
                                                                         + abs(r) * kdr)}
     unit = {"price": SPOT, "delta": 1, "gamma": 1 / SPOT, "vega": SPOT, "theta": SPOT}[name]
-    return max(1e-4 * abs(ref), (normalised[name] + 2 ** -30) * unit)
+    rounding = 2 ** -30 * (1 + (1 / (2 * t) if name == "theta" else 0))
+    return max(1e-4 * abs(ref), (normalised[name] + rounding) * unit)
 
 
 def _grid():
