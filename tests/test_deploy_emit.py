@@ -412,3 +412,51 @@ def test_k8s_manifests_pass_strict_schema_validation():
     passed = result.stdout.count(" passed for resource ") + result.stderr.count(
         " passed for resource ")
     assert passed == len(k8s_docs()), result.stdout + result.stderr
+
+
+def test_compose_carries_each_party_share_passphrase(cluster, tmp_path):
+    """A party whose key shares have a passphrase of their own (node.yaml share_passphrase)
+    gets it in its container as it gets its identity passphrase: a file moved out of its
+    directory and mounted alone, or an environment variable passed through."""
+    shares_file = cluster / "party0" / "share-passphrase"
+    pki.write_private(shares_file, b"party0's share passphrase\n")
+    for name, source in (("party0", PassphraseSource(file="share-passphrase")),
+                         ("party1", PassphraseSource(env="PARTY1_SHARES"))):
+        node_yaml = cluster / name / "node.yaml"
+        dump_yaml(node_yaml, load_node_config(node_yaml).model_copy(update={
+            "share_passphrase": source}))
+    out = tmp_path / "deploy"
+    emit_compose(cluster, out)
+    compose = Compose(out)
+
+    path = out / "party0" / "node.yaml"
+    cfg = load_node_config(path)
+    assert cfg.share_passphrase.file != cfg.passphrase.file
+    host = compose.host_path("party0", cfg.share_passphrase.file)
+    assert host == out / "passphrases" / "party0.shares"
+    assert pki.read_passphrase(PassphraseSource(file=str(host)), path) == (
+        b"party0's share passphrase")
+    identity = compose.host_path("party0", cfg.passphrase.file)
+    assert pki.read_passphrase(PassphraseSource(file=str(identity)), path) == (
+        cluster / "party0" / "passphrase").read_bytes().strip()
+    assert not (out / "party0" / "share-passphrase").exists()  # not beside the keys
+    assert "environment" not in compose.services["party0"]
+
+    cfg1 = load_node_config(out / "party1" / "node.yaml")
+    assert cfg1.share_passphrase == PassphraseSource(env="PARTY1_SHARES")
+    assert compose.services["party1"]["environment"] == ["PARTY1_SHARES"]
+    assert not (out / "passphrases" / "party1.shares").exists()
+    # a party without one keeps using its passphrase for the shares, and mounts nothing more
+    assert load_node_config(out / "party2" / "node.yaml").share_passphrase is None
+    assert {t for _, t, _ in compose.mounts("party2")} == {
+        "/data", "/roster.yaml", "/run/secrets/mpcnet-passphrase"}
+
+
+def test_compose_copies_no_held_roster(cluster, tmp_path):
+    """The output's roster is re-signed for the containers' hosts (same version, other
+    contents): a held copy of the source's would make its party or coordinator refuse it."""
+    from mpc_nodes.node.held_roster import HELD
+    for d in ("party0/data", "coordinator"):
+        shutil.copy(cluster / "roster.yaml", cluster / d / HELD)
+    emit_compose(cluster, tmp_path / "deploy")
+    assert not list((tmp_path / "deploy").rglob(HELD))

@@ -8,9 +8,13 @@ peer's certificate is checked against the party's name, not its host); the broke
 name "mosquitto", so one is issued from the cluster CA when the existing one does not.
 
 Secrets stay apart: each passphrase moves out of the directory of the keys it decrypts into
-passphrases/, mounted as a single file at PASSPHRASE_MOUNT in its own container only; each
+passphrases/, mounted as a single file at PASSPHRASE_MOUNT in its own container only (a
+party's separate share passphrase likewise, as passphrases/NAME.shares at
+SHARE_PASSPHRASE_MOUNT); one from an environment variable is passed through instead. Each
 container sees its own directory and the public roster, nothing of another party (the
-coordinator no inputs). One-time secrets (presignatures) are never copied.
+coordinator no inputs). One-time secrets (presignatures) are never copied, nor the rosters the
+parties and the coordinator held (the output's roster is re-signed for the new hosts: each
+accepts it as a first roster).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from mpc_nodes import pki
 from mpc_nodes.config import (NodeConfig, PassphraseSource, Roster, dump_yaml,
                               load_coordinator_config, load_node_config, load_roster)
 from mpc_nodes.deploy.cluster import ClusterError, party_dirs, sign_locally
+from mpc_nodes.node.held_roster import HELD
 from mpc_nodes.wire.mosquitto import write_files
 
 BROKER = "mosquitto"
@@ -38,6 +43,8 @@ METRICS_PORT = 9464  # deploy/Dockerfile: EXPOSE and HEALTHCHECK
 MOSQUITTO_IMAGE = "eclipse-mosquitto:2"
 PASSPHRASES = "passphrases"  # host directory of the passphrase files, apart from the keys
 PASSPHRASE_MOUNT = "/run/secrets/mpcnet-passphrase"
+SHARE_PASSPHRASE_MOUNT = "/run/secrets/mpcnet-share-passphrase"
+SHARES = ".shares"  # passphrases/NAME.shares: a party's share passphrase ('.' is in no name)
 # Image tags come from .env (or the environment): the files need no edit for a local build
 IMAGE_VAR, BROKER_IMAGE_VAR = "MPCNET_IMAGE", "MPCNET_BROKER_IMAGE"
 MOSQUITTO_DIR = PurePosixPath("/mosquitto/config")
@@ -81,8 +88,10 @@ def emit_compose(cluster_dir: Path, out: Path, image: str = "mpcnet:latest",
     out.mkdir(parents=True, exist_ok=True)
     dump_yaml(out / "roster.yaml", roster)
     (out / PASSPHRASES).mkdir(mode=0o700)
-    passphrases = {p.name: _copy_party(dirs[p.name], out / p.name, out / PASSPHRASES / p.name)
-                   for p in roster.parties}
+    passphrases, share_passphrases = {}, {}
+    for p in roster.parties:
+        passphrases[p.name], share_passphrases[p.name] = _copy_party(
+            dirs[p.name], out / p.name, out / PASSPHRASES)
     passphrases[COORDINATOR] = _copy_coordinator(cluster_dir / "coordinator", out / COORDINATOR,
                                                  out / PASSPHRASES / COORDINATOR)
     # Mosquitto runs as the compose `user`; started as root it would switch to its own user,
@@ -95,7 +104,8 @@ def emit_compose(cluster_dir: Path, out: Path, image: str = "mpcnet:latest",
     user = f"{os.getuid()}:{os.getgid()}"
     compose = out / "docker-compose.yml"
     compose.write_text(HEADER.format(source=cluster_dir.resolve(), user=user) + yaml.dump(
-        compose_project(roster, user, passphrases), Dumper=_NoAliases, sort_keys=False, width=100))
+        compose_project(roster, user, passphrases, share_passphrases), Dumper=_NoAliases,
+        sort_keys=False, width=100))
     # the project name for compose v1 (which refuses a top-level `name:`), v2 and podman-compose
     (out / ".env").write_text(f"COMPOSE_PROJECT_NAME={project_name(roster.cluster_id)}\n"
                               f"{IMAGE_VAR}={image}\n{BROKER_IMAGE_VAR}={broker_image}\n")
@@ -107,48 +117,59 @@ def emit_compose(cluster_dir: Path, out: Path, image: str = "mpcnet:latest",
 def _check_paths(node_yaml: Path) -> NodeConfig:
     """The party's config, if every file it names is inside its directory (and so copied)."""
     cfg = load_node_config(node_yaml)
+    shares = cfg.share_passphrase.file if cfg.share_passphrase else None
     for path in (cfg.identity_key, cfg.tls_cert, cfg.tls_key, cfg.data_dir, cfg.inputs,
-                 cfg.policy, cfg.passphrase.file, cfg.broker_ca):
+                 cfg.policy, cfg.passphrase.file, shares, cfg.broker_ca):
         if path and (Path(path).is_absolute() or ".." in Path(path).parts):
             raise ClusterError(f"{node_yaml}: {path} is outside the party directory, so it"
                                " would not be in the container")
     return cfg
 
 
-# never copied: logs and one-time secrets (a copy could release one twice)
-_SKIP = shutil.ignore_patterns("node.log", "presig", "presignatures", "*.presig")
+# never copied: logs, one-time secrets (a copy could release one twice) and held rosters
+_SKIP = shutil.ignore_patterns("node.log", "presig", "presignatures", "*.presig", HELD)
 
 
-def _move_passphrase(cfg, src_config: Path, dst_dir: Path, passphrase_out: Path):
-    """Write the passphrase of `cfg` to `passphrase_out` (0600), drop its copy from `dst_dir`
-    and point `cfg` at its mount; one from the environment stays there (compose passes the
-    variable through)."""
-    if cfg.passphrase.env is not None:
-        return cfg
-    pki.write_private(passphrase_out, pki.read_passphrase(cfg.passphrase, src_config) + b"\n")
-    relative = Path(cfg.passphrase.file)
+def _move_passphrase(source: PassphraseSource, src_config: Path, dst_dir: Path,
+                     passphrase_out: Path, mount: str) -> PassphraseSource:
+    """Write the passphrase of `source` to `passphrase_out` (0600), drop its copy from
+    `dst_dir` and return the source that reads it at `mount`; one from the environment stays
+    there (compose passes the variable through)."""
+    if source.env is not None:
+        return source
+    pki.write_private(passphrase_out, pki.read_passphrase(source, src_config) + b"\n")
+    relative = Path(source.file)
     if not relative.is_absolute() and ".." not in relative.parts:
         (dst_dir / relative).unlink(missing_ok=True)
-    return cfg.model_copy(update={"passphrase": PassphraseSource(file=PASSPHRASE_MOUNT)})
+    return PassphraseSource(file=mount)
 
 
-def _copy_party(src: Path, dst: Path, passphrase_out: Path) -> PassphraseSource:
+def _copy_party(src: Path, dst: Path, passphrases: Path
+                ) -> tuple[PassphraseSource, PassphraseSource | None]:
+    """Copy a party's directory; return its passphrase source and its share passphrase's
+    (None: the same passphrase)."""
     shutil.copytree(src, dst, ignore=_SKIP)
-    cfg = _move_passphrase(load_node_config(src / "node.yaml"), src / "node.yaml", dst,
-                           passphrase_out)
+    cfg = load_node_config(src / "node.yaml")
+    passphrase = _move_passphrase(cfg.passphrase, src / "node.yaml", dst, passphrases / dst.name,
+                                  PASSPHRASE_MOUNT)
+    shares = cfg.share_passphrase and _move_passphrase(
+        cfg.share_passphrase, src / "node.yaml", dst, passphrases / (dst.name + SHARES),
+        SHARE_PASSPHRASE_MOUNT)
     dump_yaml(dst / "node.yaml", cfg.model_copy(update={
+        "passphrase": passphrase, "share_passphrase": shares,
         "roster": "../roster.yaml", "broker": BROKER_URL, "mpc_bind": "0.0.0.0",
         "mpc_listen_port": None, "metrics_host": "0.0.0.0", "metrics_port": METRICS_PORT}))
-    return cfg.passphrase
+    return passphrase, shares
 
 
 def _copy_coordinator(src: Path, dst: Path, passphrase_out: Path) -> PassphraseSource:
     shutil.copytree(src, dst, ignore=_SKIP)
-    cfg = _move_passphrase(load_coordinator_config(src / "coordinator.yaml"),
-                           src / "coordinator.yaml", dst, passphrase_out)
-    dump_yaml(dst / "coordinator.yaml",
-              cfg.model_copy(update={"roster": "../roster.yaml", "broker": BROKER_URL}))
-    return cfg.passphrase
+    cfg = load_coordinator_config(src / "coordinator.yaml")
+    passphrase = _move_passphrase(cfg.passphrase, src / "coordinator.yaml", dst, passphrase_out,
+                                  PASSPHRASE_MOUNT)
+    dump_yaml(dst / "coordinator.yaml", cfg.model_copy(update={
+        "passphrase": passphrase, "roster": "../roster.yaml", "broker": BROKER_URL}))
+    return passphrase
 
 
 def _names_broker(cert_file: Path) -> bool:
@@ -179,21 +200,31 @@ def project_name(cluster_id: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "", cluster_id.lower()) or "mpcnet"
 
 
-def _secrets(name: str, passphrase: PassphraseSource) -> dict:
-    """How a container gets its passphrase: a single-file mount from passphrases/, or the
-    environment variable passed through from where compose runs."""
-    if passphrase.env is not None:
-        return {"environment": [passphrase.env]}
-    return {"volumes": [f"./{PASSPHRASES}/{name}:{PASSPHRASE_MOUNT}:ro"]}
+def _secrets(*sources: tuple[str, PassphraseSource | None]) -> dict:
+    """How a container gets its passphrases, given (file in passphrases/, source) pairs: a
+    single-file mount of that file where the source reads it, or the environment variable
+    passed through from where compose runs."""
+    secrets = {"environment": [], "volumes": []}
+    for name, source in sources:
+        if source is None:
+            continue
+        if source.env is not None:
+            if source.env not in secrets["environment"]:
+                secrets["environment"].append(source.env)
+        else:
+            secrets["volumes"].append(f"./{PASSPHRASES}/{name}:{source.file}:ro")
+    return secrets
 
 
 def compose_project(roster: Roster, user: str, passphrases: dict[str, PassphraseSource]
+                    | None = None, share_passphrases: dict[str, PassphraseSource | None]
                     | None = None) -> dict:
     """The compose file as a mapping: bind mounts are relative to the output directory.
     `passphrases` maps a service to the passphrase source of its config (default: the
-    mounted file)."""
+    mounted file), `share_passphrases` a party to its share passphrase's (default: none of
+    its own)."""
     mounted = PassphraseSource(file=PASSPHRASE_MOUNT)
-    passphrases = passphrases or {}
+    passphrases, share_passphrases = passphrases or {}, share_passphrases or {}
     mpcnet = {"image": f"${{{IMAGE_VAR}:-mpcnet:latest}}", "user": user,
               "networks": [NETWORK], "cap_drop": ["ALL"],
               "security_opt": ["no-new-privileges:true"]}
@@ -203,22 +234,23 @@ def compose_project(roster: Roster, user: str, passphrases: dict[str, Passphrase
         "volumes": [f"./{BROKER}:{MOSQUITTO_DIR}:ro"], "expose": [str(BROKER_PORT)],
         "networks": [NETWORK], "restart": "unless-stopped"}}
     for p in roster.parties:
-        secret = _secrets(p.name, passphrases.get(p.name, mounted))
+        secret = _secrets((p.name, passphrases.get(p.name, mounted)),
+                          (p.name + SHARES, share_passphrases.get(p.name)))
         services[p.name] = {
             **mpcnet, "hostname": p.name, "command": ["node", "--config", "/data/node.yaml"],
             "volumes": [f"./{p.name}:/data", "./roster.yaml:/roster.yaml:ro",
-                        *secret.get("volumes", [])],
-            **({"environment": secret["environment"]} if "environment" in secret else {}),
+                        *secret["volumes"]],
+            **({"environment": secret["environment"]} if secret["environment"] else {}),
             "expose": [str(MPC_PORT), str(METRICS_PORT)], "depends_on": [BROKER],
             "restart": "unless-stopped"}
-    secret = _secrets(COORDINATOR, passphrases.get(COORDINATOR, mounted))
+    secret = _secrets((COORDINATOR, passphrases.get(COORDINATOR, mounted)))
     services[COORDINATOR] = {
         **mpcnet, "profiles": ["tools"], "entrypoint": ["/usr/bin/env"],
         "healthcheck": {"disable": True},  # runs one command, serves no /healthz
         "command": ["mpcnet", "demo-jobs"], "working_dir": "/cluster",
         # its own directory and the public roster: no party's keys or inputs
         "volumes": [f"./{COORDINATOR}:/cluster/{COORDINATOR}",
-                    "./roster.yaml:/cluster/roster.yaml:ro", *secret.get("volumes", [])],
-        **({"environment": secret["environment"]} if "environment" in secret else {}),
+                    "./roster.yaml:/cluster/roster.yaml:ro", *secret["volumes"]],
+        **({"environment": secret["environment"]} if secret["environment"] else {}),
         "depends_on": {p.name: {"condition": "service_healthy"} for p in roster.parties}}
     return {"services": services, "networks": {NETWORK: {"internal": True}}}
