@@ -62,6 +62,10 @@ class KeyMeta(BaseModel):
     label: str = ""
     address: str | None = None
     purpose: str | None = None  # FROST keys: what the key signs, fixed at keygen
+    holders: list[str] = Field(default_factory=list, description=(
+        "the parties holding this sharing, in point order (point = position + 1), fixed"
+        " when it was made: a resharing moves a key to another committee; empty in files"
+        " from before resharing, whose holders are the roster's parties"))
     created: float = Field(default_factory=time.time)
 
     @property
@@ -73,10 +77,10 @@ class KeyStore:
     """Encrypted, crash-safe storage of this party's key shares."""
 
     def __init__(self, root: Path, passphrase: bytes, cluster_id: str, party_index: int,
-                 scrypt_n: int = SCRYPT_N):
+                 scrypt_n: int = SCRYPT_N, party_name: str | None = None):
         self.root = Path(root)
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.cluster_id, self.party_index = cluster_id, party_index
+        self.cluster_id, self.party_index, self.party_name = cluster_id, party_index, party_name
         self._passphrase = passphrase
         if (self.root / PENDING_KDF_FILE).exists():
             raise RekeyUnfinished(f"{self.root}: a change of its passphrase was interrupted;"
@@ -130,11 +134,19 @@ class KeyStore:
         except UnknownKey:
             return None
 
+    def _is_mine(self, meta: KeyMeta) -> bool:
+        """Whether the share is this party's: by name in the sharing's committee (it may be
+        another committee than the roster's), by roster index for a file without one."""
+        if meta.holders and self.party_name is not None:
+            return (meta.party_index < len(meta.holders)
+                    and meta.holders[meta.party_index] == self.party_name)
+        return meta.party_index == self.party_index
+
     def _write_share(self, meta: KeyMeta, share: int) -> None:
-        if meta.cluster_id != self.cluster_id or meta.party_index != self.party_index:
+        if meta.cluster_id != self.cluster_id or not self._is_mine(meta):
             raise ForeignShare(f"share for cluster {meta.cluster_id} party {meta.party_index},"
                                f" this store is cluster {self.cluster_id} party"
-                               f" {self.party_index}")
+                               f" {self.party_name or self.party_index}")
         write_atomic(self._dir(meta.key_id) / f"epoch-{meta.epoch}.share",
                      seal(self._key, SHARE_FORMAT, meta.model_dump(mode="json"),
                           str(share).encode()))
@@ -151,7 +163,7 @@ class KeyStore:
         if meta.cluster_id != self.cluster_id:
             raise ForeignShare(f"key {key_id} is a share from cluster {meta.cluster_id}, not"
                                f" {self.cluster_id}")
-        if (meta.key_id, meta.epoch, meta.party_index) != (key_id, epoch, self.party_index):
+        if (meta.key_id, meta.epoch) != (key_id, epoch) or not self._is_mine(meta):
             raise ForeignShare(f"file for key {key_id} epoch {epoch} holds key {meta.key_id}"
                                f" epoch {meta.epoch} of party {meta.party_index}")
         return meta, share

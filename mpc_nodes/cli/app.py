@@ -51,6 +51,8 @@ presign           keys      Precompute presignatures for fast signing with the p
 price             price     Price options at the parties' aggregated private vols; only prices
                             (and Greeks) are revealed.
 refresh           keys      Re-randomise all shares of a key (same public key).
+reshare           keys      Move keys to the roster's parties and threshold after a roster
+                            update (same public keys).
 roster            operator  Assemble, update, sign and verify the roster (every operator signs
                             the first, a quorum each next version).
 settle            settle    Call the settlement contract in a transaction the vault key signs;

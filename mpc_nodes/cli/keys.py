@@ -21,6 +21,7 @@ from rich.text import Text
 from mpc_nodes.cli.common import (call, client, common_broker, common_coord, common_dir,
                                   common_json, console, err, exits, fail, footer, network_options,
                                   print_json, report, styled)
+from mpc_nodes.errors import UsageError
 from mpc_nodes.jobs.keycheck import FROST_SCHEME, SCHEME
 
 
@@ -141,6 +142,40 @@ def refresh(cluster_dir, key_id, epoch, broker, coordinator, as_json):
         f"key {key_id} refreshed: epoch {done.epoch} committed on every party", markup=False))
 
 
+@click.command()
+@common_dir
+@click.option("--key", "key_ids", multiple=True, help="a key to move (repeat)")
+@click.option("--all", "every", is_flag=True, help="every key in the coordinator's ledger")
+@common_broker
+@common_coord
+@common_json
+def reshare(cluster_dir, key_ids, every, broker, coordinator, as_json):
+    """Move keys to the roster's parties and threshold after a roster update (same public
+    keys): the holders still in the roster deal, every party receives, the new shares are
+    committed once all staged and the old ones deleted once all committed.  Every party must
+    be online.  A key already shared as the roster says is left alone."""
+    if bool(key_ids) == every:
+        fail("give --key (one or more) or --all")
+
+    async def run(net):
+        ids = list(key_ids) or net.recorded_keys()
+        if not ids:
+            raise UsageError("the coordinator's ledger records no key; give --key")
+        return [await net.reshare(key_id) for key_id in ids]
+
+    done = call(cluster_dir, coordinator, broker, as_json, run)
+    if as_json:
+        print_json([d.as_dict() for d in done])
+        return
+    for d in done:
+        what = "already" if d.unchanged else "now"
+        console.print(f"key {d.key_id} is {what} {d.threshold}-of-{len(d.holders)} among"
+                      f" {', '.join(d.holders)} (epoch {d.epoch}, same public key)",
+                      markup=False)
+        if not d.unchanged:
+            footer(d.outcome)
+
+
 @click.group()
 def keys():
     """An operator's own key store (list, back up, restore), and every party's epochs of a
@@ -161,7 +196,8 @@ def _stores(cluster_dir: Path | None, config: Path | None) -> list:
         roster = load_roster(resolve(path, cfg.roster))
         stores.append((cfg.party, KeyStore(resolve(path, cfg.data_dir) / "keys",
                                            read_passphrase(cfg.shares_passphrase_source, path),
-                                           roster.cluster_id, roster.party(cfg.party).index)))
+                                           roster.cluster_id, roster.party(cfg.party).index,
+                                           party_name=cfg.party)))
     return stores
 
 

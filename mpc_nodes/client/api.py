@@ -33,7 +33,7 @@ from mpc_nodes.client import results as r
 from mpc_nodes.client.coordinator import Coordinator, JobOutcome
 from mpc_nodes.client.ledger import Ledger
 from mpc_nodes.errors import InvalidReport, JobFailed, UsageError, UserError
-from mpc_nodes.jobs import ecdsa, epochs, frost, pricing
+from mpc_nodes.jobs import ecdsa, epochs, frost, pricing, reshare
 from mpc_nodes.jobs.frost_domain import DEFAULT_PURPOSE
 from mpc_nodes.jobs.keycheck import FROST_SCHEME, SCHEME
 from mpc_nodes.jobs.registry import kind_for
@@ -306,6 +306,21 @@ class Client:
                                                self.progress))
         out = outcome.output
         return r.Refreshed(key_id, out["epoch"], out["public_key"], outcome=outcome)
+
+    async def reshare(self, key_id: str) -> r.Reshared:
+        """Move a key to the roster's parties and threshold, keeping its public key: its
+        holders still in the roster deal new shares to every party, staged, committed once
+        all staged, the old shares deleted once all committed (after a roster update that
+        adds or removes operators or changes the threshold).  Every party must be online."""
+        check_key_id(key_id)
+        outcome = self._ok(await reshare.reshare_key(self.coordinator, key_id, self.progress))
+        out = outcome.output
+        return r.Reshared(key_id, out["epoch"], out["public_key"], tuple(out["holders"]),
+                          out["t"], bool(out.get("unchanged")), outcome=outcome)
+
+    def recorded_keys(self) -> list[str]:
+        """The ids of the keys this coordinator's ledger records (made or moved through it)."""
+        return sorted(Ledger(self.config_path).data)
 
     async def key_status(self, key_id: str) -> r.KeyStatus:
         """Every party's committed, staged and older epochs of a key and its commit votes,

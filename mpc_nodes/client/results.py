@@ -103,6 +103,25 @@ class Refreshed(FromJob):
 
 
 @dataclass(frozen=True)
+class Reshared(FromJob):
+    """A key moved to the roster's parties and threshold (same public key), committed on
+    every party as `epoch`; the old shares are deleted.  `unchanged`: it already was."""
+
+    key_id: str
+    epoch: int
+    public_key: str
+    holders: tuple[str, ...]
+    """The parties holding it now, in point order."""
+    threshold: int
+    unchanged: bool = False
+
+    def as_dict(self) -> dict:
+        return {"key_id": self.key_id, "epoch": self.epoch, "public_key": self.public_key,
+                "holders": list(self.holders), "threshold": self.threshold,
+                "unchanged": self.unchanged, "job": self.outcome.as_dict()}
+
+
+@dataclass(frozen=True)
 class SignedTransaction(FromJob):
     """An EIP-1559 transaction signed by the network, verified by the coordinator with
     libsecp256k1 and eth-account before it was returned."""
@@ -290,10 +309,14 @@ class EpochState:
     """Epoch -> digest of the sharing held on disk."""
     promised: dict[str, str]
     """Epochs this party voted to commit -> their sharing digest."""
+    holders: tuple[str, ...] = ()
+    """The committee of its committed epoch, in point order (none if it holds no share)."""
 
     @classmethod
     def from_node(cls, state: dict) -> EpochState:
-        return cls(state["committed"], dict(state["epochs"]), dict(state["promised"]))
+        key = state.get("key") or {}
+        return cls(state["committed"], dict(state["epochs"]), dict(state["promised"]),
+                   tuple(key.get("holders", ())))
 
 
 @dataclass(frozen=True)

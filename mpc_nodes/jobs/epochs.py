@@ -31,6 +31,7 @@ from pydantic import Field
 
 from keyshare import KeyShareError
 
+from mpc_nodes.jobs import committee
 from mpc_nodes.jobs.kind import JobRejected, KeyId, LocalKind, LocalStep, P, _Params
 
 
@@ -73,6 +74,7 @@ class KeyCommit(_EveryParty[CommitParams]):
         params = job.params
         ctx.keystore.commit(params.key_id, params.epoch, params.sharing)
         ctx.presignatures.retire(params.key_id, params.epoch)  # bound to the old shares
+        ctx.nonces.retire(params.key_id, params.epoch)  # and so are FROST nonces
         return {"key_id": params.key_id, "epoch": params.epoch, "sharing": params.sharing,
                 "committed": True}
 
@@ -137,7 +139,19 @@ class KeyStatus(LocalKind[KeyParams, None]):
             raise JobRejected(f"cannot read key {job.params.key_id}: {exc}") from None
 
     def run_locally(self, ctx, job):
-        return {"key_id": job.params.key_id, **ctx.keystore.state(job.params.key_id)}
+        key_id = job.params.key_id
+        state = ctx.keystore.state(key_id)
+        key = None
+        if state["committed"] is not None:  # its public part: what a resharing starts from
+            meta, _ = ctx.keystore.load(key_id)
+            key = {**meta.model_dump(mode="json", include=PUBLIC_FIELDS),
+                   "holders": committee.holders(meta, ctx.roster)}
+        return {"key_id": key_id, **state, "key": key}
+
+
+PUBLIC_FIELDS = {"scheme", "curve", "public_key", "t", "n", "epoch", "verification_shares",
+                 "label", "address", "purpose"}
+"""A committed key's public facts that key-status reports (with its holders)."""
 
 
 EPOCH_JOBS = [KeyCommit(), KeyFinalise(), KeyAbort(), KeyStatus()]
@@ -195,7 +209,9 @@ def plan(key_id: str, states: dict[str, dict], names: list[str]) -> list[tuple[s
                           f" missing: {', '.join(missing)}")
     committed = {n: s["committed"] for n, s in states.items()}
     held = {n: {int(e): d for e, d in s["epochs"].items()} for n, s in states.items()}
-    floor = min(-1 if c is None else c for c in committed.values())
+    # the lowest committed epoch; a party that committed none is new to the key (a keygen,
+    # or a resharing to it): what it must finish shows in the promises and stages above
+    floor = min((c for c in committed.values() if c is not None), default=-1)
     # an epoch that some party voted for or committed is one every party staged: finish it
     voted = {(int(e), d) for s in states.values() for e, d in s["promised"].items()}
     voted |= {(c, held[n][c]) for n, c in committed.items() if c is not None and c > floor}
@@ -218,7 +234,7 @@ def plan(key_id: str, states: dict[str, dict], names: list[str]) -> list[tuple[s
         for e in sorted({e for e, _ in staged}, reverse=True):
             steps.append(("key-abort", {"key_id": key_id, "epoch": e}))
         top = None if floor < 0 else floor
-        if top is not None and any(c != top for c in committed.values()):
+        if top is not None and any(c not in (None, top) for c in committed.values()):
             raise RepairError(f"parties committed different epochs of key {key_id} that no"
                               f" party voted to finish: {committed}")
     if top is not None and top > 0 and any(e < top for h in held.values() for e in h):
@@ -233,10 +249,14 @@ def verdict(key_id: str, states: dict[str, dict], names: list[str]) -> str:
     except RepairError as exc:
         return f"cannot repair: {exc}"
     if not steps:
-        committed = {s["committed"] for s in states.values()}
-        return ("no party holds this key" if committed == {None} and
-                not any(s["epochs"] for s in states.values())
-                else f"consistent: every party at epoch {committed.pop()}")
+        committed = {s["committed"] for s in states.values()} - {None}
+        if not committed:
+            return "no party holds this key"
+        outside = sorted(n for n, s in states.items() if s["committed"] is None)
+        if not outside:
+            return f"consistent: every party at epoch {committed.pop()}"
+        return (f"consistent: every holder at epoch {committed.pop()}; {', '.join(outside)}"
+                f" hold no share (mpcnet keys reshare moves the key to them)")
     return "needs repair: " + ", then ".join(f"{k} epoch {p['epoch']}" for k, p in steps)
 
 

@@ -42,6 +42,7 @@ from protocols import frost
 from protocols.ed25519_dkg import scalar
 
 from mpc_nodes.client.ledger import Ledger
+from mpc_nodes.jobs import committee
 from mpc_nodes.jobs.ecdsa import FROST_SCHEME, load_share
 from mpc_nodes.jobs.frost_domain import DEFAULT_PURPOSE, DomainError, check_raw, purpose_of
 from mpc_nodes.jobs.keycheck import reported_key_problem
@@ -58,9 +59,9 @@ RequestId = Field(pattern=r"^[0-9a-f]{16}$")
 Hex32 = Field(pattern=r"^[0-9a-f]{64}$")
 MAX_MESSAGE_BYTES = 64 * 1024
 
-def identifier(party) -> int:
-    """A party's FROST identifier: its Shamir evaluation point, roster index + 1."""
-    return party.index + 1
+def identifier(meta: KeyMeta, roster, name: str) -> int:
+    """A party's FROST identifier for a key: its Shamir point in the key's committee."""
+    return committee.point(meta, roster, name)
 
 
 def binding(request: str, names: list[str]) -> str:
@@ -87,7 +88,8 @@ def load_frost_key(ctx: NodeContext, key_id: str) -> FrostShare:
     verification share."""
     meta, share = load_share(ctx, key_id, FROST_SCHEME)
     sk = scalar(share)
-    if frost.verification_share(sk).hex() != meta.verification_shares[ctx.party.index]:
+    if frost.verification_share(sk).hex() != committee.own_verification_share(
+            meta, ctx.roster, ctx.party.name):
         raise JobRejected(f"stored share of key {key_id} does not match this party's"
                           f" verification share: refusing to use it")
     return FrostShare(meta, sk)
@@ -125,7 +127,7 @@ class FrostCommit(_Signing[CommitParams, FrostShare]):
 
     def run_locally(self, ctx, job):
         key, params = job.prepared, job.params
-        nonces, c = frost.commit(identifier(ctx.party), key.secret)
+        nonces, c = frost.commit(identifier(key.meta, ctx.roster, ctx.party.name), key.secret)
         try:
             ctx.nonces.add(params.key_id, nonce_id(c), key.meta.epoch,
                            binding(params.request, [p.name for p in job.participants]),
@@ -175,12 +177,13 @@ class FrostSign(_Signing[SignParams, SigningInputs]):
         except frost.FrostError as exc:
             raise JobRejected(f"invalid commitment: {exc}") from None
         ids = [c.identifier for c in clist]
-        signers = {identifier(p): p.name for p in ctx.roster.parties}
+        signers = dict(enumerate(committee.holders(meta, ctx.roster), start=1))
         if len(set(ids)) != len(ids) or not set(ids) <= set(signers):
-            raise JobRejected(f"commitment identifiers {ids} are not distinct roster parties")
+            raise JobRejected(f"commitment identifiers {ids} are not distinct holders of key"
+                              f" {meta.key_id}")
         if len(ids) < meta.t + 1:
             raise JobRejected(f"{len(ids)} signers; key {meta.key_id} needs {meta.t + 1}")
-        own = [c for c in clist if c.identifier == identifier(ctx.party)]
+        own = [c for c in clist if c.identifier == identifier(meta, ctx.roster, ctx.party.name)]
         if not own:
             raise JobRejected("this party's commitment is not in the list")
         names = [signers[i] for i in sorted(ids)]
@@ -283,7 +286,8 @@ async def frost_keygen(c: Coordinator, key_id: str, label: str = "",
     if outcome.ok:
         ledger = Ledger(c.config_path)
         ledger.key(key_id).update({k: outcome.output[k] for k in (
-            "scheme", "public_key", "epoch", "t", "n", "verification_shares", "purpose")})
+            "scheme", "public_key", "epoch", "t", "n", "verification_shares", "purpose",
+            "holders")})
         ledger.save()
     return outcome
 
@@ -312,8 +316,7 @@ class _Attempt:
         self.progress = progress
         self.pk = bytes.fromhex(key["public_key"])
         self.vshares = {i + 1: bytes.fromhex(v) for i, v in enumerate(key["verification_shares"])}
-        names = {p.index + 1: p.name for p in c.roster.parties}
-        self.names = [names[i] for i in ids]
+        self.names = [key_holders(c, key)[i - 1] for i in ids]
         self.bad: dict[str, str] = {}
         self.fatal: str | None = None  # a failure that no other signer set avoids
         self.last: JobOutcome | None = None  # the latest round
@@ -383,6 +386,12 @@ class _Attempt:
         return signature
 
 
+def key_holders(c: Coordinator, key: dict) -> list[str]:
+    """The parties holding a recorded key, in identifier order (identifier = position + 1);
+    a record from before resharing names none: the roster's first n parties."""
+    return key.get("holders") or [p.name for p in c.roster.parties][:key["n"]]
+
+
 def _key(c: Coordinator, key_id: str) -> dict:
     key = Ledger(c.config_path).data.get(key_id)
     if not key or key.get("scheme") != FROST_SCHEME:
@@ -408,7 +417,8 @@ async def sign_message(c: Coordinator, key_id: str, message: bytes,
     (names), identifiers, excluded {name: reason}, attempts, jobs, timings}; on failure each
     excluded signer's reason in party_errors.
 
-    `signers`: identifiers (roster index + 1) to use exactly; default any t+1 online parties,
+    `signers`: identifiers (the key's holders' points) to use exactly; default any t+1 online
+    holders,
     and after a signer refuses, fails or sends an invalid share it is excluded and another
     set is tried.  UsageError for an unknown key, bad `signers` or too long a message."""
     from mpc_nodes.client.coordinator import JobOutcome  # it imports the job kinds
@@ -439,8 +449,8 @@ async def sign_message(c: Coordinator, key_id: str, message: bytes,
 
     while True:
         await c.status(wait=1.0)
-        ids = fixed or sorted(p.index + 1 for p in c.roster.parties
-                              if p.name in c.online() and p.name not in excluded)[:t + 1]
+        ids = fixed or [i for i, name in enumerate(key_holders(c, key), start=1)
+                        if name in c.online() and name not in excluded][:t + 1]
         if len(ids) < t + 1:
             return done(error=f"only {len(ids)} usable online signers; key {key_id}"
                               f" needs {t + 1}")

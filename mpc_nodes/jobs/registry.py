@@ -9,10 +9,11 @@ from mpc_nodes.jobs.frost import FROST_JOBS
 from mpc_nodes.jobs.kind import JobKind
 from mpc_nodes.jobs.marks import MARK_JOBS
 from mpc_nodes.jobs.pricing import PRICE_JOBS
+from mpc_nodes.jobs.reshare import RESHARE_JOBS
 
 KINDS: dict[str, JobKind] = {k.name: k for k in
                              [Aggregate(), Ping(), *KEY_JOBS, *EPOCH_JOBS, *FROST_JOBS, *PRICE_JOBS,
-                              *MARK_JOBS]}
+                              *MARK_JOBS, *RESHARE_JOBS]}
 
 
 def kind_for(name: str) -> JobKind:

@@ -37,7 +37,7 @@ class NodeContext:
     @functools.cached_property
     def keystore(self) -> KeyStore:
         return KeyStore(self.path(self.config.data_dir) / "keys", self.share_passphrase,
-                        self.roster.cluster_id, self.party.index)
+                        self.roster.cluster_id, self.party.index, party_name=self.party.name)
 
     @functools.cached_property
     def input_usage(self) -> InputUsage:
