@@ -18,6 +18,7 @@ from mpc_nodes.config import (CoordinatorConfig, Roster, load_coordinator_config
 from mpc_nodes.errors import UserError
 from mpc_nodes.jobs.epochs import complete_epoch
 from mpc_nodes.jobs.registry import KINDS, kind_for
+from mpc_nodes.node.held_roster import adopt
 from mpc_nodes.pki import client_context, load_identity, read_passphrase
 from mpc_nodes.wire import client_ids, topics
 from mpc_nodes.wire.bus import Bus, BusUnavailable
@@ -89,6 +90,8 @@ class Coordinator:
         self.roster: Roster = load_roster(resolve(self.config_path, self.config.roster))
         if self.roster.coordinator(self.config.name) is None:
             raise CoordinatorError(f"coordinator {self.config.name!r} is not in the roster")
+        # trusted as a node trusts it: every operator's signature, then quorum-signed updates
+        adopt(self.config_path.parent, self.roster, None)
         passphrase = read_passphrase(self.config.passphrase, self.config_path)
         self.identity = load_identity(resolve(self.config_path, self.config.identity_key),
                                       passphrase)
