@@ -45,12 +45,14 @@ def operators(roster: Roster) -> dict[str, str]:
 
 
 def sign(roster: Roster, name: str, key: Ed25519PrivateKey) -> Roster:
-    """The roster with `name`'s signature added (replacing an earlier one of it).  `name` must
-    be an operator of this roster or, for an update, of the roster it replaces: the caller
-    checks the contents first (`mpcnet roster sign` shows them)."""
+    """The roster with `name`'s signature by `key` added (signing twice with one key adds it
+    once).  `name` must be an operator of this roster or, for an update, of the roster it
+    replaces: the caller checks the contents first (`mpcnet roster sign` shows them).  An
+    operator the update re-keys signs with its new key and may sign with the key the current
+    roster pins too, which counts towards the quorum."""
     digest = roster_digest(roster)
     signature = RosterSignature(signer=name, signature=key.sign(digest).hex())
-    others = [s for s in roster.signatures if s.signer != name]
+    others = [s for s in roster.signatures if s != signature]
     return roster.model_copy(update={"signatures": [*others, signature]})
 
 

@@ -1,7 +1,8 @@
 """The operators' ceremony (docs/OPERATOR.md): `operator init` makes one operator's own
-secrets and join bundle on its own machine; `roster assemble` builds a first roster from
-bundles, `roster update` the next version, `roster sign` adds one operator's signature and
-`roster verify` says whether a node would accept it."""
+secrets and join bundle on its own machine, `operator rotate` its new keys and then switches
+to them; `roster assemble` builds a first roster from bundles, `roster update` the next
+version, `roster sign` adds one operator's signature and `roster verify` says whether a node
+would accept it."""
 
 from __future__ import annotations
 
@@ -68,6 +69,50 @@ def operator_init(directory, name, role, host, mpc_port, passphrase_env, passphr
     console.print(f"identity key {bundle.identity_key}")
 
 
+@operator.command("rotate")
+@click.option("--dir", "directory", type=click.Path(path_type=Path), required=True,
+              help="this operator's directory")
+@click.option("--finish", is_flag=True,
+              help="switch to the new keys (once --roster pins them)")
+@click.option("--roster", "roster_path", type=click.Path(path_type=Path),
+              help="with --finish: the signed roster version that pins the new keys")
+@click.option("--current", type=click.Path(path_type=Path),
+              help="with --finish: the roster the node holds now (data/roster.accepted.yaml;"
+              " a coordinator's roster.accepted.yaml beside coordinator.yaml)")
+@with_passphrase
+def operator_rotate(directory, finish, roster_path, current, passphrase_env, passphrase_file):
+    """Make new identity and TLS keys beside the ones in use (identity.next.key,
+    tls.next.key, tls.next.crt) and write their rotation bundle (bundle.next.yaml) for
+    `mpcnet roster update --rotate`; the keys in use stay in use.  With --finish, once the
+    signed roster that pins the new keys is there, move them into place (the old ones are
+    kept as identity.prev.key, ...); then restart the node on that roster."""
+    from mpc_nodes.config import load_roster
+    from mpc_nodes.errors import UsageError
+    from mpc_nodes.onboarding import NEXT, finish_rotation, start_rotation
+    with exits(also=(OSError,)):
+        if finish and not (roster_path and current):
+            raise UsageError("--finish needs --roster (the new version) and --current")
+        if not finish and (roster_path or current):
+            raise UsageError("--roster and --current go with --finish")
+        passphrase = ask_passphrase(passphrase_env, passphrase_file, confirm=False)
+        if not finish:
+            bundle = start_rotation(directory, passphrase)
+            console.print(f"made new keys for {bundle.name} in {directory}; send"
+                          f" {directory / NEXT.bundle} to the other operators (mpcnet roster"
+                          f" update --rotate), sign the update with this directory, and switch"
+                          f" with --finish once it is signed")
+            console.print(f"new identity key {bundle.identity_key}")
+            return
+        offered = load_roster(roster_path)
+        bundle = finish_rotation(directory, passphrase, offered, load_roster(current))
+    if bundle is None:
+        console.print(f"{directory} already uses the keys roster version {offered.version}"
+                      f" pins; nothing to move")
+        return
+    console.print(f"{bundle.name} now uses the keys roster version {offered.version} pins"
+                  f" (identity key {bundle.identity_key}); restart its node on that roster")
+
+
 @click.group()
 def roster():
     """Assemble, update, sign and verify the roster (every operator signs the first, a quorum
@@ -109,18 +154,30 @@ def roster_assemble(bundles, cluster_id, threshold, broker_cert, update_quorum, 
 @click.option("--add", "add", type=click.Path(path_type=Path), multiple=True,
               help="join bundle of an operator to add (repeat)")
 @click.option("--remove", multiple=True, help="name of an operator to remove (repeat)")
+@click.option("--rotate", type=click.Path(path_type=Path), multiple=True,
+              help="rotation bundle (mpcnet operator rotate) of an operator whose keys change"
+              " (repeat)")
 @click.option("--threshold", "-t", type=int)
+@click.option("--limit", "limits", multiple=True, metavar="NAME=VALUE",
+              help="set a limit (repeat): max_message_bytes, max_request_ttl_s,"
+              " vol_spread_limit, policy_quorum (none: every party)")
+@click.option("--update-quorum", type=int,
+              help="party signatures the version after this one needs (n - t to n)")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
-def roster_update(current, add, remove, threshold, out):
+def roster_update(current, add, remove, rotate, threshold, limits, update_quorum, out):
     """The next version of the current roster, not yet signed."""
     from mpc_nodes.config import load_roster
-    from mpc_nodes.onboarding import load_bundle, next_version
+    from mpc_nodes.onboarding import changed_limits, load_bundle, next_version
     with exits(also=(OSError,)):
-        result = next_version(load_roster(current), [load_bundle(b) for b in add], remove,
-                              threshold)
+        held = load_roster(current)
+        result = next_version(held, [load_bundle(b) for b in add], remove, threshold,
+                              [load_bundle(b) for b in rotate],
+                              changed_limits(held.limits, limits) if limits else None,
+                              update_quorum)
         _write(out, result)
     console.print(f"wrote {out}: version {result.version}; a quorum of the current parties"
-                  f" and every added operator sign it (mpcnet roster sign)")
+                  f" and every added or re-keyed operator (with its new key) sign it (mpcnet"
+                  f" roster sign)")
 
 
 @roster.command("sign")
@@ -129,20 +186,29 @@ def roster_update(current, add, remove, threshold, out):
               help="this operator's directory (its identity.key)")
 @with_passphrase
 def roster_sign(path, directory, passphrase_env, passphrase_file):
-    """Add this operator's signature to the roster file (after checking its contents)."""
+    """Add this operator's signature to the roster file (after checking its contents).  During
+    a rotation (identity.next.key), when the roster pins the new key, sign with the new key
+    and with the one in use (which the current roster pins: it counts towards the quorum)."""
     from mpc_nodes import governance
     from mpc_nodes.config import ConfigError, load_roster
-    from mpc_nodes.onboarding import IDENTITY_KEY
+    from mpc_nodes.onboarding import IDENTITY_KEY, NEXT
     from mpc_nodes.pki import load_identity
     with exits(also=(OSError,)):
         current = load_roster(path)
-        key = load_identity(directory / IDENTITY_KEY,
-                            ask_passphrase(passphrase_env, passphrase_file, confirm=False))
-        name = governance.signed_by(current, key)
+        passphrase = ask_passphrase(passphrase_env, passphrase_file, confirm=False)
+        keys = [load_identity(directory / IDENTITY_KEY, passphrase)]
+        name = governance.signed_by(current, keys[0])
+        if name is None and (directory / NEXT.identity).exists():
+            keys.insert(0, load_identity(directory / NEXT.identity, passphrase))
+            name = governance.signed_by(current, keys[0])
         if name is None:
             raise ConfigError(f"{path}: this operator's identity key is not in the roster")
-        _write(path, governance.sign(current, name, key))
-    console.print(f"{name} signed {path} (version {current.version}, digest"
+        signed = current
+        for key in keys:
+            signed = governance.sign(signed, name, key)
+        _write(path, signed)
+    which = " with its new key and the key in use" if len(keys) > 1 else ""
+    console.print(f"{name} signed {path}{which} (version {current.version}, digest"
                   f" {governance.roster_digest(current).hex()[:16]})")
 
 
@@ -159,4 +225,4 @@ def roster_verify(path, current):
         governance.accept(load_roster(current) if current else None, offered)
     print_json({"roster": str(path), "version": offered.version, "accepted": True,
                 "digest": governance.roster_digest(offered).hex(),
-                "signers": sorted(s.signer for s in offered.signatures)})
+                "signers": sorted({s.signer for s in offered.signatures})})
