@@ -210,13 +210,17 @@ async def reshare_key(c: Coordinator, key_id: str, progress=lambda text: None) -
     if outcome.ok and (problem := check_reshared(c, key, outcome.output)):
         outcome.ok, outcome.error = False, problem
     if outcome.ok:
-        out = outcome.output
-        ledger = Ledger(c.config_path)
-        if key_id in ledger.data:
-            ledger.key(key_id).update({"epoch": out["epoch"], "t": out["t"], "n": out["n"],
-                                       "holders": out["holders"],
-                                       "verification_shares": out["verification_shares"]})
-            ledger.save()
-            ledger.drop_all_presignatures(key_id, f"bound to epoch {epoch}; the key was"
-                                                  f" reshared as epoch {out['epoch']}")
+        record(c, key_id, outcome.output)
     return outcome
+
+
+def record(c: Coordinator, key_id: str, output: dict) -> None:
+    """The coordinator's ledger follows a reshared key (its FROST signing checks each share
+    against the new verification shares) and drops the old epoch's presignatures."""
+    ledger = Ledger(c.config_path)
+    if key_id not in ledger.data:
+        return
+    ledger.key(key_id).update({k: output[k] for k in
+                               ("epoch", "t", "n", "holders", "verification_shares")})
+    ledger.save()
+    ledger.drop_all_presignatures(key_id, f"the key was reshared as epoch {output['epoch']}")
