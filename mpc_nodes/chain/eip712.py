@@ -9,6 +9,10 @@ Scales: spot, price and the Greeks are integers with 18 decimals (`WAD`, 1e18 is
 rounded half to even from the decimal form of the float (`to_fixed`); prices in quote
 units, delta per unit of the underlying, gamma per quote unit, vega per 1.0 of
 volatility, theta per year. Without Greeks (`has_greeks` false) they are all zero.
+
+eth-abi and eth-utils are imported by the functions that use them, not with the module:
+every node imports it (the sign-mark job does), most of them never sign a mark, and the two
+take about a third of a second to load.
 """
 
 from __future__ import annotations
@@ -16,8 +20,6 @@ from __future__ import annotations
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Annotated
 
-from eth_abi import encode
-from eth_utils import is_address, keccak, to_checksum_address
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from mpc_nodes.models import StrictTypedModel
@@ -62,6 +64,7 @@ class Domain(StrictTypedModel):
     @field_validator("verifying_contract")
     @classmethod
     def _address(cls, value: str) -> str:
+        from eth_utils import is_address, to_checksum_address  # lazy: see module doc
         if not is_address(value):
             raise ValueError("not an address")
         return to_checksum_address(value)
@@ -125,6 +128,8 @@ def _encode_type(name: str, fields) -> bytes:
 
 def _hash_struct(name: str, fields, values: dict) -> bytes:
     """EIP-712 hashStruct for structs of atomic and string fields (all these types have)."""
+    from eth_abi import encode  # lazy: see module doc
+    from eth_utils import keccak
     types, words = ["bytes32"], [keccak(_encode_type(name, fields))]
     for field, kind in fields:
         value = values[field]
@@ -139,6 +144,7 @@ def _hash_struct(name: str, fields, values: dict) -> bytes:
 
 def mark_digest(domain: Domain, mark: Mark) -> bytes:
     """The 32 bytes the oracle signs: keccak256(0x1901 || domain separator || hashStruct)."""
+    from eth_utils import keccak  # lazy: see module doc
     return keccak(b"\x19\x01" + domain.separator() + mark.struct_hash())
 
 
@@ -167,6 +173,8 @@ def series_id(underlying: str, strike: int, expiry: int, is_call: bool) -> bytes
     """A series' id from its terms (strike scaled by 1e18, expiry in Unix seconds), as
     OptionSettlement.series_id computes it: keccak256(abi.encode(keccak256(underlying),
     strike, expiry, is_call))."""
+    from eth_abi import encode  # lazy: see module doc
+    from eth_utils import keccak
     if not UNDERLYING.match(underlying):
         raise MarkError(f"underlying {underlying!r} is not a valid underlying name")
     return keccak(encode(["bytes32", "uint256", "uint256", "bool"],

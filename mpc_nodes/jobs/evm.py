@@ -4,14 +4,15 @@ the digest the parties sign, and assemble the signed raw transaction.
 Encoding is eth-account's (typed transactions, RLP); nothing is hand-rolled here.  Nonces
 follow EIP-2681 (below 2**64 - 1) and addresses EIP-55 (a mixed-case address must carry a
 correct checksum; all lower or all upper case is taken as unchecksummed).
+
+eth-account and eth-utils are imported by the functions that use them, not with the module:
+every node and coordinator imports it (the signing policy does), most of them never handle a
+transaction, and the two take about half a second to load.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from eth_account.typed_transactions import TypedTransaction
-from eth_utils import is_checksum_address, is_hex_address, keccak, to_checksum_address
 
 MAX_UINT256 = 2**256 - 1
 MAX_NONCE = 2**64 - 2  # EIP-2681: a nonce is below 2**64 - 1
@@ -59,6 +60,8 @@ class Transaction:
 def checked_address(value, what: str = "address") -> str:
     """The checksummed form of a 20-byte hex address; EvmError unless it is one and, if it
     mixes cases, its EIP-55 checksum is right (a typo must not pass as another address)."""
+    # lazy: see module doc
+    from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
     if not (isinstance(value, str) and value.startswith("0x") and is_hex_address(value)):
         raise EvmError(f"{what} is not an address: {value!r}")
     digits = value[2:]
@@ -91,6 +94,7 @@ def _uint(tx: dict, name: str, required: bool = True, default: int = 0) -> int:
 
 def parse_transaction(tx: dict) -> Transaction:
     """Validate an EIP-1559 transaction JSON object and compute its signing digest."""
+    from eth_account.typed_transactions import TypedTransaction  # lazy: see module doc
     if not isinstance(tx, dict):
         raise EvmError("a transaction must be a JSON object")
     unknown = set(tx) - FIELDS
@@ -136,6 +140,14 @@ def parse_transaction(tx: dict) -> Transaction:
 
 def signed_transaction(tx: Transaction, r: int, s: int, y_parity: int) -> tuple[bytes, bytes]:
     """(raw signed transaction, transaction hash) for signature (r, s, yParity)."""
+    from eth_account.typed_transactions import TypedTransaction  # lazy: see module doc
+    from eth_utils import keccak  # lazy: see module doc
     typed = TypedTransaction.from_dict({**tx.fields, "v": y_parity, "r": r, "s": s})
     raw = bytes(typed.encode())
     return raw, keccak(raw)
+
+
+def transaction_sender(raw: bytes) -> str:
+    """The checksummed address whose key signed the raw signed transaction `raw`."""
+    from eth_account import Account  # lazy: see module doc
+    return Account.recover_transaction(raw)

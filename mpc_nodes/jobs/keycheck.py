@@ -11,8 +11,6 @@ verification share is named.
 
 from __future__ import annotations
 
-from eth_keys import keys as eth_keys
-
 from protocols import frost
 from protocols.ed25519_dkg import scalar
 from protocols.secp256k1 import CurveError, hex_point, interpolate_points, mul_base, point
@@ -22,6 +20,9 @@ FROST_SCHEME = "frost-ed25519"
 
 
 def eth_address(public_key: str) -> str:
+    # imported here, not with the module: every node imports it, most never make an address,
+    # and eth-keys (with eth-utils) takes about a third of a second to load
+    from eth_keys import keys as eth_keys
     return eth_keys.PublicKey.from_compressed_bytes(bytes.fromhex(public_key)).to_checksum_address()
 
 
