@@ -117,3 +117,21 @@ def test_every_module_imports_first_in_a_fresh_process():
     failed = {name: error for name, error in errors.items() if error}
     assert not failed, "\n".join(f"{name} does not import first:\n{error}"
                                  for name, error in failed.items())
+
+
+NOT_AT_START = ("eth_account", "eth_abi", "eth_keys", "eth_utils", "mpyc")
+
+
+def test_starting_a_node_or_a_client_does_not_load_the_ethereum_libraries_or_mpyc():
+    """The Ethereum libraries take over half a second to import and most jobs never use them:
+    the modules that do import them on first use (mpc_nodes.jobs.evm, calldata, keycheck,
+    marks, chain.eip712).  MPyC configures logging when imported: it is loaded where a
+    session runs (docs/ARCHITECTURE.md)."""
+    for module in ("mpc_nodes.node.daemon", "mpc_nodes.client.api"):
+        run = subprocess.run([sys.executable, "-c", f"import sys, {module}; print(' '.join("
+                              f"sorted({{m.split('.')[0] for m in sys.modules}})))"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr[-4000:]
+        loaded = set(run.stdout.split()) & set(NOT_AT_START)
+        assert not loaded, (f"import {module} loads {', '.join(sorted(loaded))}; find the importer"
+                            f" with: python -X importtime -c 'import {module}'")

@@ -16,7 +16,6 @@ import logging
 import time
 from typing import TYPE_CHECKING, Literal
 
-from eth_account import Account
 from pydantic import Field, model_validator
 
 import protocols.ecdsa
@@ -26,8 +25,8 @@ from protocols.secp256k1 import hex_point, mul_base, verify
 
 from mpc_nodes.client.ledger import Ledger
 from mpc_nodes.errors import UserError
-from mpc_nodes.jobs import epochs
-from mpc_nodes.jobs.evm import EvmError, parse_transaction, signed_transaction
+from mpc_nodes.jobs import committee, epochs
+from mpc_nodes.jobs.evm import EvmError, parse_transaction, signed_transaction, transaction_sender
 from mpc_nodes.jobs.frost_domain import Purpose, purpose_of
 from mpc_nodes.jobs.keycheck import (FROST_SCHEME, SCHEME, eth_address, key_problem,
                                      reported_key_problem)
@@ -62,14 +61,11 @@ def load_share(ctx: NodeContext, key_id: str, scheme: str) -> tuple[KeyMeta, int
 def load_key(ctx: NodeContext, key_id: str) -> tuple[KeyMeta, int]:
     """This party's committed share, refused unless it matches its verification share."""
     meta, share = load_share(ctx, key_id, SCHEME)
-    if hex_point(mul_base(share)) != meta.verification_shares[ctx.party.index]:
+    if hex_point(mul_base(share)) != committee.own_verification_share(meta, ctx.roster,
+                                                                      ctx.party.name):
         raise JobRejected(f"stored share of key {key_id} does not match this party's"
                           f" verification share: refusing to use it")
     return meta, share
-
-
-def _points(participants) -> list[int]:
-    return [p.index + 1 for p in participants]
 
 
 def binding(participants) -> str:
@@ -119,7 +115,8 @@ class Keygen(_AllParties[KeygenParams, None]):
         meta = KeyMeta(key_id=params.key_id, scheme=params.scheme,
                        curve=KEYGEN[params.scheme][1], cluster_id=ctx.roster.cluster_id,
                        n=ctx.roster.n, t=ctx.roster.threshold, party_index=ctx.party.index,
-                       epoch=0, public_key=public_key,
+                       holders=[p.name for p in ctx.roster.parties], epoch=0,
+                       public_key=public_key,
                        verification_shares=output["verification_shares"], label=params.label,
                        address=eth_address(public_key) if params.scheme == SCHEME else None,
                        purpose=purpose_of(params.purpose) if params.scheme == FROST_SCHEME
@@ -135,7 +132,7 @@ class Keygen(_AllParties[KeygenParams, None]):
         return {"key_id": meta.key_id, "scheme": meta.scheme, "public_key": public_key,
                 "address": meta.address, "verification_shares": meta.verification_shares,
                 "n": meta.n, "t": meta.t, "epoch": 0, "purpose": meta.purpose,
-                "sharing": meta.sharing}
+                "holders": meta.holders, "sharing": meta.sharing}
 
     def commit_params(self, params, output):
         return {"key_id": params.key_id, "epoch": 0, "sharing": output["sharing"]}
@@ -167,7 +164,7 @@ class Sign(SessionKind[SignParams, None]):
                           int(output["s"], 16)):
                 return "the signature does not verify under libsecp256k1 (or is high-s)"
             if eth_address(output["public_key"]) != output["address"] \
-                    or Account.recover_transaction(bytes.fromhex(output["raw"])) \
+                    or transaction_sender(bytes.fromhex(output["raw"])) \
                     != output["address"]:
                 return "the raw transaction does not recover to the key's address"
         except Exception as exc:  # anything a lying party could put there
@@ -202,8 +199,9 @@ class Sign(SessionKind[SignParams, None]):
         params = job.params
         meta, share, tx = self._check(ctx, params)  # again: the policy may have been edited
         if params.presignature is None:
-            return MpcSession(protocols.ecdsa.sign, [share, _points(job.participants),
-                                                     meta.public_key, tx.digest.hex()])
+            points = committee.points(meta, ctx.roster, job.participants)
+            return MpcSession(protocols.ecdsa.sign, [share, points, meta.public_key,
+                                                     tx.digest.hex()])
         try:  # gone from memory before the session can release a share of s made with it
             presig = ctx.presignatures.take(params.key_id, params.presignature, meta.epoch,
                                             binding(job.participants))
@@ -242,9 +240,9 @@ class Presign(SessionKind[PresignParams, None]):
                               f" ({ctx.presignatures.capacity} at most)")
 
     def plan(self, ctx, job):
-        _, share = load_key(ctx, job.params.key_id)
-        return MpcSession(protocols.ecdsa.presign, [share, _points(job.participants),
-                                                    job.params.count])
+        meta, share = load_key(ctx, job.params.key_id)
+        return MpcSession(protocols.ecdsa.presign, [
+            share, committee.points(meta, ctx.roster, job.participants), job.params.count])
 
     def complete(self, ctx, job, output):
         params, participants = job.params, job.participants
@@ -279,6 +277,7 @@ class Refresh(_AllParties[RefreshParams, None]):
     def check_vote(self, ctx, job):
         params = job.params
         meta, _ = load_key(ctx, params.key_id)
+        committee.require_current(meta, ctx.roster)  # every party, at its roster point
         if params.epoch != meta.epoch + 1:
             raise JobRejected(f"key {params.key_id} is at epoch {meta.epoch}; cannot refresh"
                               f" to epoch {params.epoch}")
@@ -330,7 +329,7 @@ def check_signature(out: dict) -> str | None:
     r, s = int(out["r"], 16), int(out["s"], 16)
     if not verify(out["public_key"], bytes.fromhex(out["digest"]), r, s):
         return "signature does not verify under libsecp256k1 (or is high-s)"
-    if Account.recover_transaction(bytes.fromhex(out["raw"])) != out["address"]:
+    if transaction_sender(bytes.fromhex(out["raw"])) != out["address"]:
         return "the raw transaction does not recover to the vault address"
     if eth_address(out["public_key"]) != out["address"]:
         return "vault address does not match the key"

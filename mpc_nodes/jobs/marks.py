@@ -25,7 +25,6 @@ import json
 import time
 from pathlib import Path
 
-from eth_keys import keys
 from pydantic import Field
 
 import protocols.ecdsa
@@ -34,6 +33,7 @@ from protocols.secp256k1 import verify
 
 from mpc_nodes.chain.eip712 import (Domain, Mark, MarkError, job_id_word, mark_digest, series_id,
                                     to_fixed, typed_data)
+from mpc_nodes.jobs import committee
 from mpc_nodes.jobs.ecdsa import load_key
 from mpc_nodes.jobs.keycheck import eth_address
 from mpc_nodes.jobs.kind import JobRejected, KeyId, MpcSession, SessionKind, _Params
@@ -220,7 +220,7 @@ class SignMark(SessionKind[MarkParams, bytes]):
         digest = self._digest(ctx, job.params)  # again: the window, the policy may have moved
         if digest != job.prepared:
             raise JobRejected("the mark rebuilt at the start differs from the one voted on")
-        points = [p.index + 1 for p in job.participants]
+        points = committee.points(meta, ctx.roster, job.participants)
         return MpcSession(protocols.ecdsa.sign, [share, points, meta.public_key, digest.hex()])
 
     def complete(self, ctx, job, output):
@@ -233,6 +233,7 @@ class SignMark(SessionKind[MarkParams, bytes]):
 
 def recover_signer(digest: bytes, signature: bytes) -> str:
     """The address whose key made the 65-byte r || s || v signature of `digest`."""
+    from eth_keys import keys  # here, not at the top: every node imports this, eth-keys is slow
     vrs = (signature[64] - 27, int.from_bytes(signature[:32], "big"),
            int.from_bytes(signature[32:64], "big"))
     return keys.Signature(vrs=vrs).recover_public_key_from_msg_hash(digest) \

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-import protocols.reshare
 from keyshare import KeyMeta, KeyShareError
 
 from mpc_nodes.client.ledger import Ledger
@@ -119,6 +118,7 @@ class KeyReshare(SessionKind[ReshareParams, None]):
                               for n in names],
                "new_threshold": ctx.roster.threshold,
                "new_points": list(range(1, len(names) + 1))}
+        import protocols.reshare  # (MPyC: loaded where a session runs, never on a coordinator)
         return MpcSession(protocols.reshare.reshare, [raw, share])
 
     def complete(self, ctx, job, output):
