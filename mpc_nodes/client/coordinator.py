@@ -33,6 +33,8 @@ class VoteInfo:
     accept: bool
     reason: str
     code_digest: str
+    participates: bool = True
+    """False: an approval only (the party approves but cannot take part)."""
 
 
 @dataclass
@@ -263,10 +265,11 @@ class Coordinator:
                                           None if approvals else only, raw,
                                           t0 + request.expires_at - request.issued_at)
         order = {p.name: p.index for p in self.roster.parties}
-        outcome.votes = [VoteInfo(v.sender, m.accept, m.reason, m.code_digest)
+        outcome.votes = [VoteInfo(v.sender, m.accept, m.reason, m.code_digest, m.participates)
                          for v, m, _ in sorted(votes.values(), key=lambda x: order[x[0].sender])]
         approved = {name: raw_vote for name, (v, m, raw_vote) in votes.items() if m.accept}
-        accepted = {name: raw for name, raw in approved.items() if only is None or name in only}
+        accepted = {name: raw for name, raw in approved.items()  # approvals only left out
+                    if (only is None or name in only) and votes[name][1].participates}
         embedded = approved if approvals else accepted
         outcome.timings["vote_s"] = loop.time() - t0
         needed = kind.min_parties(self.roster)

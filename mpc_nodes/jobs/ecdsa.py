@@ -30,8 +30,8 @@ from mpc_nodes.jobs.evm import EvmError, parse_transaction, signed_transaction, 
 from mpc_nodes.jobs.frost_domain import Purpose, purpose_of
 from mpc_nodes.jobs.keycheck import (FROST_SCHEME, SCHEME, eth_address, key_problem,
                                      reported_key_problem)
-from mpc_nodes.jobs.kind import (JobRejected, KeyId, MpcSession, NodeContext, P, R, SessionKind,
-                                 _Params)
+from mpc_nodes.jobs.kind import (ApprovesOnly, JobRejected, KeyId, MpcSession, NodeContext, P, R,
+                                 SessionKind, _Params)
 from mpc_nodes.jobs.policy import load_policy
 from mpc_nodes.node.context import PRESIGNATURE_LIFETIME_S
 
@@ -173,6 +173,12 @@ class Sign(SessionKind[SignParams, None]):
 
     def _check(self, ctx, params, reserve: bool = False):
         meta, share = load_key(ctx, params.key_id)
+        return meta, share, self._policy(ctx, params, reserve)
+
+    @staticmethod
+    def _policy(ctx, params, reserve: bool):
+        """The transaction, if this node's policy allows the key to sign it (`reserve`: and
+        records the spend and nonce); JobRejected with the rule that refuses it."""
         try:
             tx = parse_transaction(params.tx)
         except EvmError as exc:
@@ -183,10 +189,14 @@ class Sign(SessionKind[SignParams, None]):
             log.warning("policy refuses key %s, chain %s, nonce %s: %s", params.key_id,
                         tx.chain_id, tx.nonce, decision.detail)
             raise JobRejected(f"policy: {decision.reason}")
-        return meta, share, tx
+        return tx
 
     def check_vote(self, ctx, job):
         params = job.params
+        if params.key_id not in ctx.keystore.key_ids():  # e.g. joined, the key not yet moved
+            self._policy(ctx, params, reserve=True)  # its approval counts in the quorum
+            raise ApprovesOnly(f"approves by its policy; holds no share of key {params.key_id}"
+                               f" (mpcnet reshare moves it here)")
         if params.presignature is not None:  # first: a refusal must reserve nothing
             meta, _ = load_key(ctx, params.key_id)
             try:

@@ -13,7 +13,7 @@ On each node (mpc_nodes.node.daemon), for one job:
 
 `job` is a NodeJob: the parsed parameters, what `prepare` returned, and from the start on the
 participants.  Any node hook may raise JobRejected; the job then fails on this node with
-that reason.
+that reason; check_vote may raise ApprovesOnly instead: the node approves, takes no part.
 
 On the coordinator (mpc_nodes.client.coordinator): parse before the request is sent (the
 same parameter models, so a bad request never leaves), min_parties and approvals_needed to
@@ -33,7 +33,7 @@ from keyshare.store import KEY_ID
 
 from mpc_nodes.config import PartyInfo, Roster
 from mpc_nodes.models import StrictModel
-from mpc_nodes.node.context import JobRejected, NodeContext
+from mpc_nodes.node.context import ApprovesOnly, JobRejected, NodeContext
 from mpc_nodes.node.session import ProtocolFunction
 
 
@@ -145,7 +145,9 @@ class JobKind(ABC, Generic[P, R]):
 
     def check_vote(self, ctx: NodeContext, job: NodeJob[P, R]) -> None:
         """Raise JobRejected if this node cannot or will not take part (its reason is the
-        vote's); a kind whose vote is its action (promise, abort, reserve) takes it here."""
+        vote's), ApprovesOnly if it approves a job it cannot take part in (a kind with
+        approvals_needed); a kind whose vote is its action (promise, abort, reserve) takes it
+        here."""
 
     @abstractmethod
     def plan(self, ctx: NodeContext, job: NodeJob[P, R]) -> MpcSession | LocalStep:

@@ -21,6 +21,12 @@ class JobRejected(Exception):
     """This node will not take part in the job; the message is the reason it votes with."""
 
 
+class ApprovesOnly(Exception):
+    """This node approves the job but cannot take part in it (e.g. a signature by a key it
+    holds no share of, which its policy allows): it votes ACCEPT as an approval only, with
+    the message as its reason, and is never a participant."""
+
+
 @dataclass
 class NodeContext:
     """What a job kind may use on a node: its config, roster identity, files and key store."""

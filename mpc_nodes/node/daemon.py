@@ -31,7 +31,7 @@ from mpc_nodes.jobs.kind import JobKind, LocalStep, MpcSession, NodeJob
 from mpc_nodes.jobs.registry import kind_for
 from mpc_nodes.node.audit import AuditLog, AuditWriteError
 from mpc_nodes.node.codedigest import code_digest
-from mpc_nodes.node.context import JobRejected, NodeContext
+from mpc_nodes.node.context import ApprovesOnly, JobRejected, NodeContext
 from mpc_nodes.node.engine import MpcEngine
 from mpc_nodes.node.held_roster import adopt
 from mpc_nodes.node.job_records import JobRecords
@@ -357,10 +357,12 @@ class Node:
 
     async def _vote(self, verified: Verified) -> None:
         req: JobRequest = verified.message
-        checked = None
+        checked, participates = None, True
         try:
             checked = await self._check_request(verified)
             accept, reason = True, ""
+        except ApprovesOnly as exc:  # approves, takes no part: nothing is kept for a start
+            accept, reason, participates = True, str(exc), False
         except JobRejected as exc:
             accept, reason = False, str(exc)
         except (OSError, sqlite3.Error) as exc:  # replay guard, policy state: e.g. disk full
@@ -376,20 +378,21 @@ class Node:
                               params_digest=digest_bytes(params_json.encode()),
                               coordinator=verified.sender,
                               request_digest=verified.payload_digest, accept=accept,
-                              reason=reason)
+                              participates=participates, reason=reason)
         if problem and accept:  # a job the audit log cannot show does not run
             accept, reason = False, problem
         self.metrics.votes.labels(req.kind, "accept" if accept else "reject").inc()
-        if accept:
+        if accept and participates:
             self.pending[req.job_id] = PendingJob(req, verified.payload_digest, *checked)
-        else:
+        elif not accept:
             self.metrics.policy_rejections.labels(req.kind).inc()
         log.info("job %s (%s) from %s: %s%s", req.job_id[:8], req.kind, verified.sender,
                  "accept" if accept else "reject: ", reason)
         vote = Vote(job_id=req.job_id, request_digest=verified.payload_digest, accept=accept,
-                    reason=reason, code_digest=self.code_digest, version=__version__)
+                    reason=reason, code_digest=self.code_digest, version=__version__,
+                    participates=participates)
         raw_vote = self._seal("votes", vote)
-        if accept:
+        if accept and participates:
             self.pending[req.job_id].vote = raw_vote
         self._sweep()
         await self.bus.publish(self._topic("votes"), raw_vote)
@@ -404,7 +407,7 @@ class Node:
         """Verify the embedded votes (every one an ACCEPT of this request: the approvals);
         return the participant names in roster order: the approvers, or those the start
         names among them.  A job kind may need more approvals than participants."""
-        names = set()
+        names, takers = set(), set()
         for raw in start.votes:
             try:
                 vote_sender = envelope_fields(raw.encode()).get("sender", "")
@@ -424,6 +427,8 @@ class Node:
                 raise JobRejected(f"{v.sender} runs protocol code {vote.code_digest[:12]}, we run"
                                   f" {self.code_digest[:12]}: digests must agree")
             names.add(v.sender)
+            if vote.participates:
+                takers.add(v.sender)
         approvals = job.kind.approvals_needed(self.roster)
         if len(names) < approvals:
             raise JobRejected(f"start carries {len(names)} approvals, {approvals} required"
@@ -432,9 +437,11 @@ class Node:
             if len(set(start.participants)) != len(start.participants) \
                     or not set(start.participants) <= names:
                 raise JobRejected("start names participants that did not approve the job")
-            names = set(start.participants)
+            if not set(start.participants) <= takers:
+                raise JobRejected("start names participants that only approved the job")
+            takers = set(start.participants)
         order = {p.name: p.index for p in self.roster.parties}
-        return sorted(names, key=order.__getitem__)
+        return sorted(takers, key=order.__getitem__)
 
     async def _on_start(self, verified: Verified) -> None:
         start: JobStart = verified.message

@@ -42,6 +42,7 @@ class Vote(StrictModel):
     reason: Reason = ""
     code_digest: Digest
     version: Annotated[str, Field(max_length=40)]
+    participates: bool = True  # False: an approval only (ApprovesOnly), never a participant
 
 
 class JobStart(StrictModel):
