@@ -2,7 +2,8 @@
 
 A seeded held-out grid that no test uses: K/S, T and σ log-uniform over protocols.domain,
 r and q uniform in it, calls and puts, spots 1, 100, 3,000 and 60,000, three parties whose
-vols spread ±10 % around their mean.  The secure evaluation runs in one process
+vols spread ±10 % around their mean; then the domain's corners (K/S, T, σ, r and q each at
+its bounds and in the middle).  The secure evaluation runs in one process
 (tests/pricing_harness.py); QuantLib's BlackCalculator (what its AnalyticEuropeanEngine
 evaluates) judges at the parties' mean vol.  Prints, per output, the worst absolute error of
 the normalised output (price/S, delta, gamma·S, vega/S, theta/S) and the worst relative
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import math
 import sys
 import time
@@ -53,6 +55,18 @@ def batches(n: int, seed: int):
                    [(bool(c), float(k), float(x)) for c, k, x in zip(calls, kappa, t)], vol)
 
 
+def corners():
+    """The same, at every corner of the domain (and the middle of each range)."""
+    vols = np.array([domain.VOL_MIN / (1 + min(SPREAD)), 0.2, domain.VOL_MAX / (1 + max(SPREAD))])
+    rates = (-domain.RATE_MAX, 0.0, domain.RATE_MAX)
+    options = list(itertools.product((True, False), (domain.MONEYNESS_MIN, 1.0,
+                                                      domain.MONEYNESS_MAX),
+                                     (domain.EXPIRY_MIN, 1.0, domain.EXPIRY_MAX)))
+    for spot, rate, dividend in itertools.product(SPOTS, rates, rates):
+        yield (spot, rate, dividend, [o for o in options for _ in vols],
+               np.tile(vols, len(options)))
+
+
 def describe(spot, rate, dividend, option, vol) -> str:
     is_call, m, t = option
     return (f"{'call' if is_call else 'put'} S={spot:g} K/S={m:.4g} T={t:.4g} σ={vol:.4g}"
@@ -63,7 +77,7 @@ async def measure(n: int, seed: int) -> dict:
     worst = {name: {"abs": (0.0, ""), "rel": (0.0, "")} for name in OUTPUTS}
     lowest = (math.inf, "")
     count = 0
-    for spot, rate, dividend, options, vol in batches(n, seed):
+    for spot, rate, dividend, options, vol in itertools.chain(batches(n, seed), corners()):
         parties = [vol * (1 + d) for d in SPREAD]
         got = await secure_evaluation(options, parties, spot, rate, dividend)
         agg = np.mean(parties, axis=0)

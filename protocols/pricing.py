@@ -14,7 +14,8 @@ Two evaluations, chosen by the aggregation (docs/PRICING.md has the derivation):
   the secret one-hot rank indicator.  No approximation; comparisons and selections only.
 - secure evaluation (mean, trimmed mean, median of an even count): 1/(σ√T) by Newton
   iteration from the aggregated private reciprocals, then N(d1), N(d2) and φ(d1) by
-  Chebyshev series on [-5.6, 5.6] after a secure clamp (protocols.normal_approx).
+  Chebyshev series on [-7.5, 7.5] after a secure clamp (protocols.normal_approx), exactly
+  0 or 1 (and 0) beyond it; the price is floored at its no-arbitrage bound.
 
 Outputs are normalised by spot (price/S, delta, gamma·S, vega/S, theta/S) and carried as
 integers scaled by 2^32.  Public coefficients that multiply shares are computed with
@@ -35,6 +36,8 @@ from .mpyc_seam import prss_share
 
 VOL_BITS = 24      # volatilities are ranked as round(σ·2^24)
 F = 32             # fraction bits of outputs and of the secure evaluation
+NF = 48            # fraction bits of σ, σ√T, d and the normal functions (secure evaluation)
+CLAMP_BITS = 10    # the clamp compares d/B at 2^-10 (short comparisons)
 LIMIT_BITS = 12    # breaker limit resolution 2^-12
 BREAKER_DROP = 20  # the breaker compares to 2^-16 of a vol point (1.5e-5)
 QTY_BITS = 24      # quantities as round(q·2^24)
@@ -43,8 +46,8 @@ NOISE_BITS = 24    # portfolio totals are opened with PRSS noise below 2^-24 (×
 # random bit, and each bit a square root modulo that prime, so the smallest that fits wins
 SELECT_TYPE_BITS = 48     # exact path: vols, ranks, selected outputs; breaker truncation
 TOTALS_TYPE_BITS = 88     # exact path with portfolio totals (< 2^108)
-SECURE_TYPE_BITS = 100    # secure evaluation: products before truncation (< 2^88) + 2^30 mask
-PRODUCT_BITS = 2 * F + 24  # bound on any product before truncation
+SECURE_TYPE_BITS = 108    # secure evaluation: products before truncation (< 2^99) + 2^30 mask
+PRODUCT_BITS = F + NF + 20  # bound on any product before truncation
 CHUNK = 1000
 _VOL_TOP = round(domain.VOL_MAX * 2 ** VOL_BITS)  # largest vol input, scaled
 
@@ -131,8 +134,8 @@ async def _chunk(rt, vols, public: dict, idx):
         if max(abs(int(v)) for v in own) >= 1 << (SELECT_TYPE_BITS - 1):  # not in the domain
             raise PricingError(f"an output exceeds {SELECT_TYPE_BITS} bits")
         rows += list(own.reshape(-1, m))
-    else:
-        rows.append(_fixed(1 / vols))
+    else:  # 1/σ and σ at 2^-32: the 24-bit ranking grid would cost σ = 0.001 3e-5 relative
+        rows += [_fixed(1 / vols), _fixed(vols)]
     inputs = rt.input(sec.array(np.array(rows)), senders=None)
     sigmas = [x[0] for x in inputs]
 
@@ -143,15 +146,17 @@ async def _chunk(rt, vols, public: dict, idx):
 
     left, right = list(sigmas), list(spread_weight)
     if weight is not None:
-        left += sigmas + ([] if kind == "exact" else [x[1] for x in inputs])
-        right += weight + ([] if kind == "exact" else weight)
+        left += sigmas + ([] if kind == "exact" else [x[r] for r in (1, 2) for x in inputs])
+        right += weight + ([] if kind == "exact" else weight + weight)
     prods = rt.np_stack(left) * rt.np_stack(right)
     spread = sum(prods[i] for i in range(n))
     if weight is None:
         sigma_sum, recip_sum = sum(sigmas), sum(x[1] for x in inputs)
+        fine_sum = None if kind == "exact" else sum(x[2] for x in inputs)
     else:
         sigma_sum = sum(prods[n + i] for i in range(n))
         recip_sum = None if kind == "exact" else sum(prods[2 * n + i] for i in range(n))
+        fine_sum = None if kind == "exact" else sum(prods[3 * n + i] for i in range(n))
 
     limit = int(round(public["limit"] * 2 ** LIMIT_BITS))
     # the breaker decides to 2^-(VOL_BITS + LIMIT_BITS - BREAKER_DROP) of a vol point: drop
@@ -176,7 +181,7 @@ async def _chunk(rt, vols, public: dict, idx):
         selected = [inputs[i][1:, ok] * w[i] for i in range(n)]
         out = sum(selected[1:], selected[0])
     else:
-        out = _secure_bsm(rt, sigma_sum[ok], recip_sum[ok], divisor, public, idx[ok])
+        out = _secure_bsm(rt, fine_sum[ok], recip_sum[ok], divisor, public, idx[ok])
     return breached_idx, idx[ok], out
 
 
@@ -207,8 +212,8 @@ async def _reveal(rt, parts: list, public: dict) -> dict:
 def _public_coefficients(public: dict, ok, divisor: int) -> dict[str, np.ndarray]:
     """Per-option constants of the secure evaluation, as integers scaled by 2^F, computed
     in decimal arithmetic so that all parties agree to the last bit."""
-    out = {k: [] for k in ("m", "sqrt_t", "y0", "dq", "dq_sqrt_t", "kdr", "half_inv_t",
-                           "r_kdr", "q_dq", "put")}
+    out = {k: [] for k in ("m", "sqrt_t", "y0", "dq", "dq_sqrt_t", "kdr", "theta_pdf",
+                           "r_kdr", "q_dq", "floor", "put")}
     with localcontext() as ctx:
         ctx.prec = 40
         spot, r, q = (Decimal(repr(float(public[k]))) for k in ("spot", "rate", "dividend"))
@@ -222,9 +227,11 @@ def _public_coefficients(public: dict, ok, divisor: int) -> dict[str, np.ndarray
             out["dq"].append(dq)
             out["dq_sqrt_t"].append(dq * t.sqrt())
             out["kdr"].append(kdr)
-            out["half_inv_t"].append(dq / (2 * t))
+            out["theta_pdf"].append(dq / (2 * t.sqrt()))
             out["r_kdr"].append(r * kdr)
             out["q_dq"].append(q * dq)
+            # no-arbitrage lower bound: S·e^(−qT) − K·e^(−rT) for a call, the reverse for a put
+            out["floor"].append(max(0, (dq - kdr) if public["is_call"][j] else (kdr - dq)))
             out["put"].append(0 if public["is_call"][j] else 1)
     scale = Decimal(2) ** F
     fixed = {k: np.array([int((Decimal(v) * scale).to_integral_value()) for v in vals],
@@ -253,72 +260,98 @@ def _top(x) -> int:
 
 
 def _chebyshev_bound(e: int) -> int:
-    """A bound on |T_k(u)|·2^F, k <= DEGREE, for the clamped |u| <= 1 + (e + 1)·2^-16:
-    T_k(1 + δ) = cosh(k·acosh(1 + δ)), with 1 % and 2^24 units for the doubling's rounding."""
-    grow = math.cosh(normal_approx.DEGREE * math.acosh(1 + (e + 1) / 2 ** 16))
-    return int(grow * 1.01 * 2 ** F) + (1 << 24)
+    """A bound on |T_k(w)|·2^NF, k <= DEGREE, for w = 2u² − 1 with |u| <= 1: its rounding
+    leaves w within (2e + 2)·2^-NF of [-1, 1], and T_k(1 + δ) = cosh(k·acosh(1 + δ)); 1 %
+    and 2^24 units for the doubling's rounding."""
+    grow = math.cosh(normal_approx.DEGREE * math.acosh(1 + (2 * e + 2) / 2 ** NF))
+    return int(grow * 1.01 * 2 ** NF) + (1 << 24)
 
 
-def _secure_bsm(rt, sigma_sum, recip_sum, divisor: int, public: dict, ok):
-    """Normalised price (and Greeks) rows from the secret aggregate volatility.
+def _secure_bsm(rt, fine_sum, recip_sum, divisor: int, public: dict, ok):
+    """Normalised price (and Greeks) rows from the secret aggregate volatility: ``fine_sum``
+    and ``recip_sum`` are the aggregated σ and 1/σ scaled by 2^F, ``divisor`` times over.
 
-    Every truncation and comparison passes its bound on |input|: per option, from the
-    public coefficients and the vol range, in exact integers (docs/PRICING.md, "Accepted
-    domain", derives each one); ``*_b`` names such bounds.  fx refuses a bound beyond the
-    declared length, so a parameter outside the domain fails here instead of unmasking."""
+    σ, σ√T, d and the normal functions carry NF fraction bits, the outputs F.  Every
+    truncation and comparison passes its bound on |input|: per option, from the public
+    coefficients and the vol range, in exact integers (docs/PRICING.md, "Accepted domain",
+    derives each one); ``*_b`` names such bounds.  fx refuses a bound beyond the declared
+    length, so a parameter outside the domain fails here instead of unmasking."""
     c = _public_coefficients(public, ok, divisor)
     one, lp, e = 1 << F, PRODUCT_BITS, fx.prss_subsets(rt)  # e: round-up of a truncation
+    one_n = 1 << NF
     a = {k: np.abs(v) for k, v in c.items()}
 
-    sigma_in_b = _VOL_TOP << (F + F - VOL_BITS)  # at most divisor vols, times 2^40/divisor
-    sigma = fx.trunc(rt, sigma_sum * ((1 << (F + F - VOL_BITS)) // divisor), F, lp, sigma_in_b)
+    to_mean = round(Decimal(2) ** NF / divisor)  # σ̄ at 2^-NF from the sum at 2^-F
+    sigma_in_b = (divisor * round(domain.VOL_MAX * one) + divisor) * to_mean
+    sigma = fx.trunc(rt, fine_sum * to_mean, F, lp, sigma_in_b)
     sigma_b = (sigma_in_b >> F) + e
-    s = fx.trunc(rt, sigma * c["sqrt_t"], F, lp, _top(sigma_b * a["sqrt_t"]))  # σ√T
+    s = fx.trunc(rt, sigma * c["sqrt_t"], F, lp, _top(sigma_b * a["sqrt_t"]))  # σ√T, 2^-NF
     s_b = ((sigma_b * a["sqrt_t"]) >> F) + e
     recip_b = divisor * (round(one / domain.VOL_MIN) + 1)
     y = fx.trunc(rt, recip_sum * c["y0"], F, lp, _top(recip_b * a["y0"]))    # ≈ 1/(σ√T)
     y_b = 2 * (((recip_b * a["y0"]) >> F) + e)  # Newton keeps y below twice its start
     for _ in range(newton_steps(public["limit"])):
-        sy = fx.mul(rt, s, y, F, lp, _top(s_b * y_b))  # in [0, 2·one] when the breaker passed
+        sy = fx.mul(rt, s, y, NF, lp, _top(s_b * y_b))  # in [0, 2·one] when the breaker passed
         y = fx.mul(rt, y, 2 * one - sy, F, lp, _top(y_b * (2 * one + e)))
-    d1_in_b = a["m"] * y_b + s_b * (one >> 1)
-    d1 = fx.trunc(rt, c["m"] * y + s * (one >> 1), F, lp, _top(d1_in_b))
-    d_b = _top((d1_in_b >> F) + e + s_b)  # |d1| and |d2| = |d1 − s|
+    # d1 = m·y + s/2 at 2^-(F+F), rescaled to 2^-NF; d2 = d1 − s
+    d1_in_b = a["m"] * y_b + s_b * (1 << (2 * F - NF - 1))
+    d1 = fx.trunc(rt, c["m"] * y + s * (1 << (2 * F - NF - 1)), 2 * F - NF, lp, _top(d1_in_b))
+    d_b = _top((d1_in_b >> (2 * F - NF)) + e + s_b)  # |d1| and |d2| = |d1 − s|
     d = rt.np_stack([d1, d1 - s])
 
+    # u = d/B at 2^-NF, clamped to [-1, 1] by comparisons of a 2^-CLAMP_BITS copy: "high"
+    # only if u >= 1 − e·2^-CLAMP_BITS, otherwise u < 1 (and the same below)
     b = int(round(2 ** F / normal_approx.BOUND))
     u = fx.trunc(rt, d * b, F, lp, d_b * b)
     u_b = ((d_b * b) >> F) + e
-    coarse = fx.trunc(rt, u, F - 16, lp, u_b)
-    side = fx.lt_zero(rt, rt.np_stack([(1 << 16) - coarse, coarse + (1 << 16)]), 40,
-                      (u_b >> (F - 16)) + e + (1 << 16))
+    coarse = fx.trunc(rt, u, NF - CLAMP_BITS, lp, u_b)
+    coarse_b = (u_b >> (NF - CLAMP_BITS)) + e + (1 << CLAMP_BITS)
+    side = fx.lt_zero(rt, rt.np_stack([(1 << CLAMP_BITS) - 1 - coarse,
+                                       coarse + (1 << CLAMP_BITS) - e]),
+                      coarse_b.bit_length() + 1, coarse_b)
     high, low = side[0], side[1]
-    u = u + high * (one - u) + low * (-one - u)
+    inside = 1 - high - low
+    u = inside * u + (high - low) * one_n
+    w = 2 * fx.mul(rt, u, u, NF, lp, one_n * one_n) - one_n
     t_b = _chebyshev_bound(e)
-    basis = fx.chebyshev_basis(rt, u, normal_approx.DEGREE, F, lp, t_b)
-    cdf = sum(k * t for k, t in zip(normal_approx.CDF[1:], basis[1:]) if k)
-    cdf_in_b = sum(map(abs, normal_approx.CDF)) * t_b
-    cdf = fx.trunc(rt, cdf, F, lp, cdf_in_b) + (one >> 1)
-    n_b = (cdf_in_b >> F) + e + (one >> 1)
-    n1, n2 = cdf[0], cdf[1]
+    basis = fx.chebyshev_basis(rt, w, normal_approx.DEGREE, NF, lp, t_b)
+    scale = normal_approx.FRAC_BITS
+    odd = sum(k * t for k, t in zip(normal_approx.CDF[1:], basis[1:]) if k)
+    odd_in_b = sum(map(abs, normal_approx.CDF)) * t_b
+    odd = fx.trunc(rt, odd + normal_approx.CDF[0] * one_n, scale, lp, odd_in_b)
+    odd_b = (odd_in_b >> scale) + e
     pdf = sum(k * t[0] for k, t in zip(normal_approx.PDF[1:], basis[1:]) if k)
-    pdf_in_b = sum(map(abs, normal_approx.PDF[1:])) * t_b + abs(normal_approx.PDF[0]) * one
-    pdf = fx.trunc(rt, pdf + normal_approx.PDF[0] * one, F, lp, pdf_in_b) * (1 - high[0] - low[0])
-    p_b = (pdf_in_b >> F) + e
+    pdf_in_b = sum(map(abs, normal_approx.PDF)) * t_b
+    pdf = fx.trunc(rt, pdf + normal_approx.PDF[0] * one_n, scale, lp, pdf_in_b)
+    p_b = (pdf_in_b >> scale) + e
+    half = fx.mul(rt, u, odd, NF, lp, one_n * odd_b)  # N − 1/2 inside the clamp
+    # beyond the clamp: N exactly 0 or 1, φ exactly 0
+    shaped = rt.np_stack([half[0], half[1], pdf]) * rt.np_stack([inside[0], inside[1],
+                                                                 inside[0]])
+    n1, n2 = (shaped[i] + inside[i] * (one_n >> 1) + high[i] * one_n for i in (0, 1))
+    n_b = ((one_n * odd_b) >> NF) + e + one_n
+    pdf = shaped[2]
 
-    rows = [c["dq"] * n1 - c["kdr"] * n2 + c["put"] * (c["kdr"] - c["dq"]) * one]
-    rows_b = [(a["dq"] + a["kdr"]) * n_b + c["put"] * (a["kdr"] + a["dq"]) * one]
+    # rows at 2^-(F+NF): public coefficients (2^-F) times the normal functions (2^-NF)
+    rows = [c["dq"] * n1 - c["kdr"] * n2 + c["put"] * (c["kdr"] - c["dq"]) * one_n]
+    rows_b = [(a["dq"] + a["kdr"]) * n_b + c["put"] * (a["kdr"] + a["dq"]) * one_n]
     if public["greeks"]:
-        pdf_s = fx.mul(rt, rt.np_stack([pdf, pdf]), rt.np_stack([y, s]), F, lp,
-                       p_b * max(_top(y_b), _top(s_b)))
-        py_b, ps_b = ((p_b * y_b) >> F) + e, ((p_b * s_b) >> F) + e
-        rows += [c["dq"] * n1 - c["put"] * c["dq"] * one,
-                 c["dq"] * pdf_s[0],
+        py = fx.mul(rt, pdf, y, F, lp, p_b * _top(y_b))             # φ/(σ√T) at 2^-NF
+        psigma = fx.mul(rt, pdf, sigma, NF, lp, p_b * sigma_b)       # φ·σ at 2^-NF
+        py_b, psigma_b = ((p_b * y_b) >> F) + e, ((p_b * sigma_b) >> NF) + e
+        rows += [c["dq"] * n1 - c["put"] * c["dq"] * one_n,
+                 c["dq"] * py,
                  c["dq_sqrt_t"] * pdf,
-                 -c["half_inv_t"] * pdf_s[1] - c["r_kdr"] * n2 + c["q_dq"] * n1
-                 + c["put"] * (c["r_kdr"] - c["q_dq"]) * one]
-        rows_b += [a["dq"] * n_b + c["put"] * a["dq"] * one,
+                 -c["theta_pdf"] * psigma - c["r_kdr"] * n2 + c["q_dq"] * n1
+                 + c["put"] * (c["r_kdr"] - c["q_dq"]) * one_n]
+        rows_b += [a["dq"] * n_b + c["put"] * a["dq"] * one_n,
                    a["dq"] * py_b,
                    a["dq_sqrt_t"] * p_b,
-                   a["half_inv_t"] * ps_b + (a["r_kdr"] + a["q_dq"]) * (n_b + c["put"] * one)]
-    return fx.trunc(rt, rt.np_stack(rows), F, lp, max(map(_top, rows_b)))
+                   a["theta_pdf"] * psigma_b + (a["r_kdr"] + a["q_dq"]) * (n_b + c["put"] * one_n)]
+    out = fx.trunc(rt, rt.np_stack(rows), NF, lp, max(map(_top, rows_b)))
+    # no price below its no-arbitrage bound (and so none negative): one comparison
+    price, floor = out[0], c["floor"]
+    under_b = _top((rows_b[0] >> NF) + e + a["floor"])
+    under = fx.lt_zero(rt, price - floor, under_b.bit_length() + 1, under_b)
+    price = price + under * (floor - price)
+    return rt.np_stack([price] + [out[i] for i in range(1, len(rows))])

@@ -33,7 +33,7 @@ async def secure_evaluation(options, vols_per_party, spot: float, rate: float,
     try:
         v = np.array(vols_per_party, dtype=float)
         sec = rt.SecInt(pricing.SECURE_TYPE_BITS)
-        sigma_sum = sec.array(np.array([sum(round(x * 2 ** pricing.VOL_BITS) for x in col)
+        sigma_sum = sec.array(np.array([sum(round(x * 2 ** pricing.F) for x in col)
                                         for col in v.T], dtype=object))
         recip_sum = sec.array(np.array([sum(round(2 ** pricing.F / x) for x in col)
                                         for col in v.T], dtype=object))

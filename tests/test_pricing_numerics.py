@@ -72,15 +72,16 @@ def test_normal_coefficients_are_reproducible_and_within_their_documented_bounds
     cdf, pdf = normal_approx.fit()
     assert (cdf, pdf) == (normal_approx.CDF, normal_approx.PDF)
     from numpy.polynomial import chebyshev
-    u = np.linspace(-1, 1, 200_001)
-    x = u * normal_approx.BOUND
+    u = np.linspace(-1, 1, 400_001)
+    w, x = 2 * u * u - 1, u * normal_approx.BOUND
     scale = 2.0 ** normal_approx.FRAC_BITS
-    cdf_err = np.abs(chebyshev.chebval(u, np.array(cdf) / scale) + 0.5 - ndtr(x)).max()
-    pdf_err = np.abs(chebyshev.chebval(u, np.array(pdf) / scale)
+    cdf_err = np.abs(0.5 + u * chebyshev.chebval(w, np.array(cdf) / scale) - ndtr(x)).max()
+    pdf_err = np.abs(chebyshev.chebval(w, np.array(pdf) / scale)
                      - np.exp(-x * x / 2) / math.sqrt(2 * math.pi)).max()
-    tail = ndtr(-normal_approx.BOUND)
+    tail, pdf_tail = ndtr(-normal_approx.BOUND), math.exp(-normal_approx.BOUND ** 2 / 2)
     # docs/PRICING.md states these bounds
-    assert cdf_err < 2e-8 and pdf_err < 5e-8 and tail < 1.2e-8
+    assert cdf_err < 3e-14 and pdf_err < 3e-14
+    assert tail < 4e-14 and pdf_tail / math.sqrt(2 * math.pi) < 3e-13
 
 
 @pytest.mark.parametrize("n,method,expected", [

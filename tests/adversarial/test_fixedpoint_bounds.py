@@ -132,7 +132,7 @@ async def _secure_evaluation(options, vols_per_party, rate, dividend, limit=0.25
     try:
         v = np.array(vols_per_party)
         sec = rt.SecInt(pricing.SECURE_TYPE_BITS)
-        sigma_sum = sec.array(np.array([sum(round(x * 2 ** pricing.VOL_BITS) for x in col)
+        sigma_sum = sec.array(np.array([sum(round(x * 2 ** pricing.F) for x in col)
                                         for col in v.T], dtype=object))
         recip_sum = sec.array(np.array([sum(round(2 ** pricing.F / x) for x in col)
                                         for col in v.T], dtype=object))
@@ -203,7 +203,7 @@ async def test_the_attack_expiry_is_refused_by_the_protocol_too():
               "portfolio": False, "method": "mean", "limit": 0.25, "reveal": "all"}
     with pytest.raises(domain.DomainError, match="expiry 1e-20 years is outside"):
         pricing._check_public([0.5], public)
-    with pytest.raises(ValueError, match="beyond the declared 88"):
+    with pytest.raises(ValueError, match=f"beyond the declared {pricing.PRODUCT_BITS}"):
         await _secure_evaluation([(True, 1.0, 1e-20, 0.5)], [[0.5]], 0.03, 0.0)
 
 
