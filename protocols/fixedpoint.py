@@ -12,7 +12,9 @@ type are avoided where they are not needed:
 - comparisons pass MPyC the actual bit length of their arguments (``lt(..., l)``);
 - with three parties (threshold 1), the secret random bits that comparisons consume come
   from ``parity_bits``: two multiplications per bit instead of MPyC's opening of a square
-  and a modular square root per bit.
+  and a modular square root per bit.  With more parties they come from
+  ``protocols.randomness`` (dealt by the parties, not PRSS, whose cost grows with the
+  C(n-1, t) key sets each party holds).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from math import comb, prod
 
 import numpy as np
 
+from protocols import randomness
 from protocols.mpyc_seam import comparison_bits, mpc_coro, prss_share, reshare
 
 
@@ -85,14 +88,21 @@ async def parity_bits(rt, field, n: int):
     return (s * 10 - s2 * 9 + s3 * 2) * field(3).reciprocal()
 
 
+def bit_source(rt):
+    """Where comparisons get their random bits in this session: ``parity_bits`` with three
+    PRSS subsets (three parties, threshold 1), else ``randomness.random_bits`` (dealt and
+    extracted, linear in the number of parties, where a PRSS bit of MPyC's costs each party
+    (t+1)·C(n-1, t) PRF evaluations: 80 at 7 parties)."""
+    if prss_subsets(rt) == 3 and not rt.options.no_prss:
+        return parity_bits
+    return randomness.random_bits
+
+
 @contextlib.contextmanager
 def cheap_random_bits(rt):
-    """Within the block, MPyC's comparisons draw their random bits from parity_bits (when
-    the session has exactly three PRSS subsets; otherwise nothing changes)."""
-    if prss_subsets(rt) != 3 or rt.options.no_prss:
-        yield
-        return
-    with comparison_bits(rt, lambda field, n: parity_bits(rt, field, n)):
+    """Within the block, MPyC's comparisons draw their random bits from ``bit_source(rt)``."""
+    source = bit_source(rt)
+    with comparison_bits(rt, lambda field, n: source(rt, field, n)):
         yield
 
 
