@@ -30,9 +30,10 @@ demo: $(STAMP)
 #        processes on loopback; no broker, no node daemons, no clusters
 # test   everything, as CI runs it: also real clusters (node processes and a broker), faults,
 #        crashes and the short soak; property tests replay the same 50 examples each
+#        (it ends with the 25 slowest tests: where the suite's time goes)
 # soak   long and randomised: the 200-job soak and 10,000 fresh examples per property
 test: $(TSTAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25
 
 check: $(TSTAMP)
 	$(BIN)/python -m pytest -q -m "not e2e and not slow and not containers"
