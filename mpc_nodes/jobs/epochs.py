@@ -145,7 +145,8 @@ class KeyStatus(LocalKind[KeyParams, None]):
         if state["committed"] is not None:  # its public part: what a resharing starts from
             meta, _ = ctx.keystore.load(key_id)
             key = {**meta.model_dump(mode="json", include=PUBLIC_FIELDS),
-                   "holders": committee.holders(meta, ctx.roster)}
+                   "holders": committee.holders(meta, ctx.roster),
+                   "holders_recorded": bool(meta.holders)}  # False: a file from before
         return {"key_id": key_id, **state, "key": key}
 
 

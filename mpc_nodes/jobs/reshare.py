@@ -155,8 +155,9 @@ RESHARE_JOBS = [KeyReshare()]
 
 
 async def held_key(c: Coordinator, key_id: str, progress=lambda text: None
-                   ) -> tuple[int, PublicKey]:
-    """The key's committed epoch and public part as its holders report them, after finishing
+                   ) -> tuple[int, PublicKey, bool]:
+    """The key's committed epoch and public part as its holders report them, and whether
+    their share files name the holders (files from before resharing do not), after finishing
     an epoch change a crash left unfinished; UserError if the holders disagree."""
     names = [p.name for p in c.roster.parties]
     states, problems = await key_status(c, key_id)
@@ -178,7 +179,8 @@ async def held_key(c: Coordinator, key_id: str, progress=lambda text: None
                         f" mpcnet keys status --key {key_id}")
     key = next(iter(held.values()))
     return key["epoch"], PublicKey.model_validate(
-        {k: v for k, v in key.items() if k in PublicKey.model_fields})
+        {k: v for k, v in key.items() if k in PublicKey.model_fields}), \
+        key.get("holders_recorded", True)
 
 
 def check_reshared(c: Coordinator, key: PublicKey, output: dict) -> str | None:
@@ -194,12 +196,14 @@ def check_reshared(c: Coordinator, key: PublicKey, output: dict) -> str | None:
 
 async def reshare_key(c: Coordinator, key_id: str, progress=lambda text: None) -> JobOutcome:
     """Move a key to the roster's parties and threshold (stage, commit, drop the old shares);
-    an outcome with output `unchanged` if it is already shared so.  The ledger follows the new
+    an outcome with output `unchanged` if it is already shared so.  A key whose share files
+    predate resharing (they name no holders) is reshared among the same parties, which
+    records them: do it before a roster change renumbers the parties.  The ledger follows the new
     sharing and drops the presignatures of the old one."""
     from mpc_nodes.client.coordinator import JobOutcome  # it imports the job kinds
-    epoch, key = await held_key(c, key_id, progress)
+    epoch, key, recorded = await held_key(c, key_id, progress)
     names = [p.name for p in c.roster.parties]
-    if key.holders == names and key.t == c.roster.threshold:
+    if key.holders == names and key.t == c.roster.threshold and recorded:
         return JobOutcome(None, "key-reshare", {"key_id": key_id}, ok=True, output={
             "key_id": key_id, "epoch": epoch, "holders": names, "t": key.t,
             "public_key": key.public_key, "unchanged": True})

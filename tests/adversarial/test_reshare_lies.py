@@ -46,7 +46,7 @@ LIES = {
 async def _refused_everywhere(cc, key_id: str) -> tuple[int, dict]:
     """Every lie and a replayed or skipped epoch are refused by all three holders, naming
     what differs; returns the key's epoch and its honest public part."""
-    epoch, key = await held_key(cc.c, key_id)
+    epoch, key, _ = await held_key(cc.c, key_id)
     honest = {"key_id": key_id, "epoch": epoch + 1, "key": key.model_dump()}
     for field, lie in LIES.items():
         votes = await cc.votes("key-reshare", {**honest, "key": lie(key.model_dump())})
