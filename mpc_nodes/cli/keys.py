@@ -268,7 +268,8 @@ def keys_presignatures(cluster_dir, key_ids, reconcile, broker, coordinator, as_
 
 def _state_table(key_id: str, states, problems: dict[str, str]) -> Table:
     table = Table(title=f"key {key_id}")
-    for col in ("party", "committed", "staged", "older kept", "voted for commit", "sharing"):
+    for col in ("party", "committed", "staged", "older kept", "voted for commit", "sharing",
+                "holders"):
         table.add_column(col)
     for name, s in states.items():
         committed = s.committed
@@ -277,9 +278,10 @@ def _state_table(key_id: str, states, problems: dict[str, str]) -> Table:
         current = s.epochs.get(str(committed), "") if committed is not None else ""
         table.add_row(name, "-" if committed is None else str(committed),
                       ", ".join(above) or "-", ", ".join(below) or "-",
-                      ", ".join(s.promised) or "-", current[:12] or "-")
+                      ", ".join(s.promised) or "-", current[:12] or "-",
+                      ", ".join(s.holders) or "-")
     for name, why in problems.items():
-        table.add_row(name, "?", "?", "?", "?", Text(why))
+        table.add_row(name, "?", "?", "?", "?", Text(why), "?")
     return table
 
 
