@@ -37,6 +37,7 @@ from .mpyc_seam import prss_share
 VOL_BITS = 24      # volatilities are ranked as round(σ·2^24)
 F = 32             # fraction bits of outputs and of the secure evaluation
 NF = 48            # fraction bits of σ, σ√T, d and the normal functions (secure evaluation)
+MF = 44            # fraction bits of m = ln(S/K) + (r−q)T: its rounding is multiplied by 1/(σ√T)
 CLAMP_BITS = 10    # the clamp compares d/B at 2^-10 (short comparisons)
 LIMIT_BITS = 12    # breaker limit resolution 2^-12
 BREAKER_DROP = 20  # the breaker compares to 2^-16 of a vol point (1.5e-5)
@@ -210,8 +211,8 @@ async def _reveal(rt, parts: list, public: dict) -> dict:
 
 
 def _public_coefficients(public: dict, ok, divisor: int) -> dict[str, np.ndarray]:
-    """Per-option constants of the secure evaluation, as integers scaled by 2^F, computed
-    in decimal arithmetic so that all parties agree to the last bit."""
+    """Per-option constants of the secure evaluation, as integers scaled by 2^F (m by
+    2^MF), computed in decimal arithmetic so that all parties agree to the last bit."""
     out = {k: [] for k in ("m", "sqrt_t", "y0", "dq", "dq_sqrt_t", "kdr", "theta_pdf",
                            "r_kdr", "q_dq", "floor", "put")}
     with localcontext() as ctx:
@@ -233,9 +234,9 @@ def _public_coefficients(public: dict, ok, divisor: int) -> dict[str, np.ndarray
             # no-arbitrage lower bound: S·e^(−qT) − K·e^(−rT) for a call, the reverse for a put
             out["floor"].append(max(0, (dq - kdr) if public["is_call"][j] else (kdr - dq)))
             out["put"].append(0 if public["is_call"][j] else 1)
-    scale = Decimal(2) ** F
-    fixed = {k: np.array([int((Decimal(v) * scale).to_integral_value()) for v in vals],
-                         dtype=object) for k, vals in out.items() if k != "put"}
+    fixed = {k: np.array([int((Decimal(v) * Decimal(2) ** (MF if k == "m" else F))
+                               .to_integral_value()) for v in vals], dtype=object)
+             for k, vals in out.items() if k != "put"}
     fixed["put"] = np.array(out["put"], dtype=object)
     return fixed
 
@@ -293,10 +294,10 @@ def _secure_bsm(rt, fine_sum, recip_sum, divisor: int, public: dict, ok):
     for _ in range(newton_steps(public["limit"])):
         sy = fx.mul(rt, s, y, NF, lp, _top(s_b * y_b))  # in [0, 2·one] when the breaker passed
         y = fx.mul(rt, y, 2 * one - sy, F, lp, _top(y_b * (2 * one + e)))
-    # d1 = m·y + s/2 at 2^-(F+F), rescaled to 2^-NF; d2 = d1 − s
-    d1_in_b = a["m"] * y_b + s_b * (1 << (2 * F - NF - 1))
-    d1 = fx.trunc(rt, c["m"] * y + s * (1 << (2 * F - NF - 1)), 2 * F - NF, lp, _top(d1_in_b))
-    d_b = _top((d1_in_b >> (2 * F - NF)) + e + s_b)  # |d1| and |d2| = |d1 − s|
+    # d1 = m·y + s/2 at 2^-(MF+F), rescaled to 2^-NF; d2 = d1 − s
+    d1_in_b = a["m"] * y_b + s_b * (1 << (MF + F - NF - 1))
+    d1 = fx.trunc(rt, c["m"] * y + s * (1 << (MF + F - NF - 1)), MF + F - NF, lp, _top(d1_in_b))
+    d_b = _top((d1_in_b >> (MF + F - NF)) + e + s_b)  # |d1| and |d2| = |d1 − s|
     d = rt.np_stack([d1, d1 - s])
 
     # u = d/B at 2^-NF, clamped to [-1, 1] by comparisons of a 2^-CLAMP_BITS copy: "high"
