@@ -101,8 +101,9 @@ def _scipy(is_call, s, k, t, r, q, v) -> dict:
 
 
 def _tolerance(name, ref, k, t, r, q, vol):
-    """docs/PRICING.md's accuracy over the whole domain: N(d) within 3.5e-8 and φ(d) within
-    1.2e-7 (Chebyshev and clamping), carried through each output's public coefficients,
+    """A loose judge of the corners (tests/test_pricing_accuracy.py asserts the stated
+    bounds): N(d) within 3.5e-8 and φ(d) within 1.2e-7, carried through each output's
+    public coefficients,
     twice over, plus the 2^-32 resolution (four units, and theta's φ·σ√T unit times its
     1/(2T), since that product is rounded before the coefficient); or 1e-4 relative."""
     e_n, e_phi = 2 * 3.5e-8, 2 * 1.2e-7
