@@ -16,14 +16,10 @@ import coincurve
 from _cluster import local_cluster, online_coordinator, pct
 
 from mpc_nodes.jobs.ecdsa import check_signature
+from tests.cluster_harness import eth_policy
 
 RECIPIENT = "0x1111111111111111111111111111111111111111"
-POLICY = f"""chain_ids: [11155111]
-recipients: ["{RECIPIENT}"]
-allow_plain_transfers: true
-max_value_wei: 1000
-daily_cap_wei: 1000000000
-"""
+POLICY = eth_policy(RECIPIENT)  # version 2, as every node requires
 
 
 def tx(nonce: int) -> dict:
