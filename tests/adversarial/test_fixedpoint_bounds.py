@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from mpc_nodes.node.mpyc_runtime import PartyAddress, new_runtime
 from mpc_nodes.jobs.pricing import Price
 from protocols import domain, pricing
 from protocols import fixedpoint as fx
-from protocols.bsm import denormalise
+from protocols.bsm import OUTPUTS, denormalise
+from tests.pricing_harness import secure_evaluation
 
 SPOT = 2000.0
 OK = {"underlying": "ETH", "spot": SPOT, "rate": 0.03, "dividend": 0.0, "is_call": [True],
@@ -127,25 +127,10 @@ def _grid():
 
 async def _secure_evaluation(options, vols_per_party, rate, dividend, limit=0.25):
     """Run the secure evaluation (pricing._secure_bsm) in one process on the aggregate of
-    the given parties' vols, as the MPC would after the breaker."""
-    rt = new_runtime(0, [PartyAddress("127.0.0.1", 0)])
-    await rt.start()
-    try:
-        v = np.array(vols_per_party)
-        sec = rt.SecInt(pricing.SECURE_TYPE_BITS)
-        sigma_sum = sec.array(np.array([sum(round(x * 2 ** pricing.F) for x in col)
-                                        for col in v.T], dtype=object))
-        recip_sum = sec.array(np.array([sum(round(2 ** pricing.F / x) for x in col)
-                                        for col in v.T], dtype=object))
-        public = {"spot": SPOT, "rate": rate, "dividend": dividend, "greeks": True,
-                  "is_call": [o[0] for o in options], "limit": limit,
-                  "strikes": [o[1] * SPOT for o in options], "expiries": [o[2] for o in options]}
-        out = pricing._secure_bsm(rt, sigma_sum, recip_sum, len(v), public,
-                                  np.arange(len(options)))
-        rows = np.array(await rt.output(out), dtype=float) / 2 ** pricing.F
-        return denormalise(rows, SPOT, True)
-    finally:
-        await rt.shutdown()
+    the given parties' vols, as the MPC would after the breaker (tests/pricing_harness)."""
+    out = await secure_evaluation([o[:3] for o in options], vols_per_party, SPOT, rate,
+                                  dividend, limit)
+    return denormalise(np.array([out[k] for k in OUTPUTS]), SPOT, True)
 
 
 def _assert_within(probe):
