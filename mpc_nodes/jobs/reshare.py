@@ -94,7 +94,8 @@ class KeyReshare(SessionKind[ReshareParams, None]):
                               f" reshare to epoch {params.epoch}")
         return share
 
-    def check_vote(self, ctx, job):
+    def check_vote(self, ctx, job) -> int | None:
+        """The checks of the vote; returns this party's old share (None: it deals none)."""
         params, roster = job.params, ctx.roster
         dealers = [n for n in params.key.holders if n in {p.name for p in roster.parties}]
         if len(dealers) < params.key.t + 1:
@@ -105,12 +106,11 @@ class KeyReshare(SessionKind[ReshareParams, None]):
             raise JobRejected(f"epoch {params.epoch} of key {params.key_id} is voted for"
                               f" commit here: finish it with mpcnet keys repair --key"
                               f" {params.key_id}")
-        self._old_share(ctx, params)
+        return self._old_share(ctx, params)
 
     def plan(self, ctx, job):
         params, names = job.params, [p.name for p in job.participants]
-        self.check_vote(ctx, job)  # again: the store may have changed since the vote
-        share = self._old_share(ctx, params)
+        share = self.check_vote(ctx, job)  # again: the store may have changed since the vote
         key = params.key
         raw = {"curve": KEYGEN[key.scheme][1], "public_key": key.public_key,
                "old_threshold": key.t, "old_verification_shares": key.verification_shares,
