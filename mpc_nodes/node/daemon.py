@@ -103,6 +103,8 @@ class Node:
         self.metrics.data_dir_free_bytes.set_function(self.free_bytes)
         self.engine = MpcEngine(on_restart=self.metrics.engine_restarts.inc)
         self.pending: dict[str, PendingJob] = {}
+        self.approved_only: dict[str, tuple[str, bytes, float]] = {}  # job -> digest, vote,
+        # expiry: an approval-only vote, sent again if the same request comes again
         self._requests: set[asyncio.Task] = set()  # requests being checked
         self._checking: set[str] = set()  # their job ids
         self.queue: asyncio.Queue = asyncio.Queue()
@@ -347,6 +349,10 @@ class Node:
             if again.vote is not None:
                 await self.bus.publish(self._topic("votes"), again.vote)
             return
+        approved = self.approved_only.get(req.job_id)
+        if approved is not None and approved[0] == verified.payload_digest:
+            await self.bus.publish(self._topic("votes"), approved[1])
+            return
         if req.job_id in self._checking:
             return  # a second copy while we check the first: that one gets the vote
         self._checking.add(req.job_id)
@@ -394,6 +400,9 @@ class Node:
         raw_vote = self._seal("votes", vote)
         if accept and participates:
             self.pending[req.job_id].vote = raw_vote
+        elif accept:
+            self.approved_only[req.job_id] = (verified.payload_digest, raw_vote,
+                                              req.expires_at)
         self._sweep()
         await self.bus.publish(self._topic("votes"), raw_vote)
 
@@ -402,6 +411,8 @@ class Node:
         now = time.time()
         for job_id in [j for j, p in self.pending.items() if p.request.expires_at < now]:
             del self.pending[job_id]
+        for job_id in [j for j, a in self.approved_only.items() if a[2] < now]:
+            del self.approved_only[job_id]
 
     def participants_from(self, start: JobStart, job: PendingJob) -> list[str]:
         """Verify the embedded votes (every one an ACCEPT of this request: the approvals);
@@ -551,6 +562,7 @@ class Node:
         for job in [*self.pending.values(), *self.queued.values()]:
             job.aborted = reason
         self.pending.clear()
+        self.approved_only.clear()
         if self.running is not None and not self.engine.abort(reason):
             self.running.aborted = reason
         self.roster, self.verifier = offered, Verifier(offered)

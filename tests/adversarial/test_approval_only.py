@@ -5,15 +5,17 @@ reshared; here party3, whose share is gone) checks a signing request against its
 reserves, and votes ACCEPT with `participates = false`.  The signature needs its approval
 (the quorum is every party) but is made by the holders alone.  A coordinator that names the
 approver as a participant anyway, in a start carrying every signed vote, is refused by every
-participant before any session runs.
+participant before any session runs; a republished request draws the same approval.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 
 import pytest
 
+from mpc_nodes.wire import topics
 from mpc_nodes.wire.messages import JobStart
 from tests.adversarial.test_policy_bypass import POLICY, raw_votes, tx
 from tests.test_e2e_keys import verified_by_others
@@ -51,3 +53,15 @@ async def test_an_approver_without_a_share_counts_in_the_quorum_but_never_takes_
         assert set(results) == set(HOLDERS)
         assert all(not r.ok and "participants that only approved" in r.error
                    for r in results.values()), results
+
+        # a request republished (its votes lost to a bus outage) draws the same approval,
+        # not a refusal as a replay
+        req, raw, digest = cc.request("sign", {"key_id": "vault-1", "tx": tx(2)})
+        cc.c._votes[req.job_id] = asyncio.Queue()
+        jobs = topics.jobs(cluster.roster.cluster_id)
+        await cc.c.bus.publish(jobs, raw)
+        first = await cc.c._collect_votes(req.job_id, digest, 5.0)
+        await cc.c.bus.publish(jobs, raw)
+        again = await cc.c._collect_votes(req.job_id, digest, 5.0)
+        assert first["party3"][2] == again["party3"][2]  # the very same signed vote
+        assert again["party3"][1].accept and not again["party3"][1].participates
