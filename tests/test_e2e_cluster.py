@@ -181,7 +181,7 @@ async def test_too_few_parties_is_a_clean_failure(make_cluster):
         await cluster.wait_online(c)
         cluster.stop_node(2)
         await cluster.wait_offline(c, "party2")
-        outcome = await c.run_job("aggregate", {"input": "eth_vol_30d"}, vote_timeout=2.0)
+        outcome = await c.run_job("aggregate", {"input": "eth_vol_30d"}, vote_timeout=5.0)
         assert not outcome.ok
         assert "only 2 of the 3 required parties accepted" in outcome.error
         cluster.start_node(2)

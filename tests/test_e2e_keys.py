@@ -145,7 +145,7 @@ async def test_refresh_commits_everywhere_and_a_missing_party_keeps_the_old_epoc
                                            "vault-1").glob("epoch-*")) == ["epoch-1.share"]
         cluster.stop_node(3, signal.SIGKILL)
         await cluster.wait_offline(c, "party3")
-        again = await c.run_job("refresh", {"key_id": "vault-1", "epoch": 2}, vote_timeout=2)
+        again = await c.run_job("refresh", {"key_id": "vault-1", "epoch": 2}, vote_timeout=5)
         assert not again.ok and "only 3 of the 4 required" in again.error
         signed = await c.run_job("sign", {"key_id": "vault-1", "tx": tx(0)})
         assert signed.ok and signed.output["address"] == key["address"], signed.error
