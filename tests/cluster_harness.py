@@ -224,6 +224,10 @@ class LocalCluster:
         proc = self.nodes.pop(i, None)
         return _killgroup(proc, sig) if proc else None
 
+    def stop_nodes(self, sig=signal.SIGTERM) -> None:
+        """Stop every node at once."""
+        _killgroups([self.nodes.pop(i) for i in list(self.nodes)], sig)
+
     def start(self) -> "LocalCluster":
         """Start the broker and every node.  The nodes start while the broker does (each
         retries until the broker answers): their start-up, not the broker's, is the long one."""
@@ -308,12 +312,22 @@ class LocalCluster:
 
 def _killgroup(proc: subprocess.Popen, sig) -> int | None:
     """Signal a process and everything it started (its MPC engine); wait for it."""
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
-    try:
-        return proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        return proc.wait(timeout=5)
+    return _killgroups([proc], sig)[0]
+
+
+def _killgroups(procs: list[subprocess.Popen], sig) -> list[int | None]:
+    """Signal every process and what it started at once, then wait for each (a graceful stop
+    of several nodes takes as long as the slowest, not their sum)."""
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+    codes = []
+    for proc in procs:
+        try:
+            codes.append(proc.wait(timeout=15))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            codes.append(proc.wait(timeout=5))
+    return codes

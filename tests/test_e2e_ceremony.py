@@ -42,7 +42,7 @@ from mpc_nodes.jobs.evm import parse_transaction
 from mpc_nodes.jobs.options_csv import parse_options
 from protocols.secp256k1 import N, hex_point, mul_base
 from protocols.shamir import lagrange_coefficients
-from tests.cluster_harness import _env, _killgroup, eth_policy, port_open
+from tests.cluster_harness import _env, _killgroups, eth_policy, port_open
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
 NODES = ("alice", "bob", "carol")
@@ -181,8 +181,7 @@ class Network:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        for name in list(self.procs):
-            _killgroup(self.procs.pop(name), signal.SIGTERM)
+        _killgroups([self.procs.pop(name) for name in list(self.procs)], signal.SIGTERM)
 
     def vol(self, name: str) -> float:
         """The operator's flat vol under the roster in force: a private input version is
