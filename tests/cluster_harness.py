@@ -238,8 +238,7 @@ class LocalCluster:
         return self
 
     def close(self) -> None:
-        for i in list(self.nodes):
-            self.stop_node(i, signal.SIGKILL)
+        self.stop_nodes(signal.SIGKILL)
         self.stop_broker()
         for proxy in [*self.mpc_proxies.values(), self.broker_proxy]:
             if proxy is not None:
