@@ -203,14 +203,11 @@ class KeyStore:
     def unfinished(self, key_id: str) -> str | None:
         """Why this key must not be used until its epoch change is finished, or None: this
         party committed a new epoch that not every party has confirmed (some may still be on
-        the old one), or it voted to commit a newer epoch (some may already have committed
-        it).  Otherwise a party still on the old epoch needs no such check: while any party
+        the old one).  A party still on the old epoch needs no such check: while any party
         is behind, every party that moved on refuses."""
         committed = self.committed_epoch(key_id)
         if any(e < committed for e in self.epochs(key_id)):
             return f"epoch {committed} is not yet confirmed by every party"
-        if voted := sorted(e for e in self.promised(key_id) if e > committed):
-            return f"epoch {voted[-1]} is voted for commit here but not committed"
         return None
 
     def stage(self, meta: KeyMeta, share: int) -> None:
