@@ -17,7 +17,13 @@ from mpc_nodes.node.context import JobRejected
 
 def holders(meta: KeyMeta, roster: Roster) -> list[str]:
     """The parties holding this sharing, in point order."""
-    return list(meta.holders) or [p.name for p in roster.parties][:meta.n]
+    return recorded_holders(meta.holders, meta.n, roster)
+
+
+def recorded_holders(recorded: list[str], n: int, roster: Roster) -> list[str]:
+    """The holders a share file or a ledger record names, or for one from before resharing
+    (it names none) the roster's first n parties."""
+    return list(recorded) or [p.name for p in roster.parties][:n]
 
 
 def point(meta: KeyMeta, roster: Roster, name: str) -> int:

@@ -389,7 +389,7 @@ class _Attempt:
 def key_holders(c: Coordinator, key: dict) -> list[str]:
     """The parties holding a recorded key, in identifier order (identifier = position + 1);
     a record from before resharing names none: the roster's first n parties."""
-    return key.get("holders") or [p.name for p in c.roster.parties][:key["n"]]
+    return committee.recorded_holders(key.get("holders") or [], key["n"], c.roster)
 
 
 def _key(c: Coordinator, key_id: str) -> dict:
