@@ -26,8 +26,9 @@ demo: $(STAMP)
 	$(BIN)/mpcnet demo
 
 # Three tiers of tests (the property tests' example counts are set in tests/conftest.py):
-# check  the edit-test loop, about a minute: units, and the MPC protocols run by MPyC party
-#        processes on loopback; no broker, no node daemons, no clusters
+# check  the edit-test loop, under a minute: units, and MPC run in-process (one MPyC party:
+#        the pricing arithmetic, the seam's contracts); no party processes ("heavy" tests),
+#        no broker, no node daemons, no clusters
 # test   everything, as CI runs it: also real clusters (node processes and a broker), faults,
 #        crashes and the short soak; property tests replay the same 50 examples each
 #        (it ends with the 25 slowest tests: where the suite's time goes)
@@ -36,7 +37,7 @@ test: $(TSTAMP)
 	$(BIN)/python -m pytest -q --durations=25
 
 check: $(TSTAMP)
-	$(BIN)/python -m pytest -q -m "not e2e and not slow and not containers"
+	$(BIN)/python -m pytest -q -m "not e2e and not slow and not containers and not heavy"
 
 soak: $(TSTAMP)
 	$(BIN)/python -m pytest -q -s -m slow -o addopts=""

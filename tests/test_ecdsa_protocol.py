@@ -33,6 +33,7 @@ def assert_valid(sig, public_key, digest=DIGEST):
     assert recovered.to_compressed_bytes().hex() == public_key
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(120)
 def test_keygen_sign_presign_refresh_three_parties():
     keys = keygen(3, 1)
@@ -62,6 +63,7 @@ def test_keygen_sign_presign_refresh_three_parties():
         run_parties("protocols.ecdsa:sign", [[m, [1, 2, 3], pk, DIGEST] for m in mixed])
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(120)
 def test_any_three_of_five_sign_with_lagrange_conversion():
     keys = keygen(5, 1)

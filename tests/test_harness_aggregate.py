@@ -5,6 +5,7 @@ import pytest
 from tests.mpc_harness import run_parties
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("method", ["median", "mean"])
 def test_aggregate_three_processes(method):

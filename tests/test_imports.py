@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("mpc_nodes", "protocols", "keyshare")
 
@@ -104,6 +106,7 @@ def our_modules() -> list[str]:
     return names
 
 
+@pytest.mark.heavy
 def test_every_module_imports_first_in_a_fresh_process():
     modules = our_modules()
     assert {"mpc_nodes.node.daemon", "mpc_nodes.jobs.frost", "protocols.pricing",

@@ -127,6 +127,7 @@ def assert_old_share_useless(curve, removed_share: int, removed_point: int,
 
 # -- the committee changes -------------------------------------------------------------------
 
+@pytest.mark.heavy
 @pytest.mark.timeout(180)
 def test_ecdsa_three_parties_to_four_with_a_qualified_subset_dealing():
     """2-of-3 -> 2-of-4: old parties 0 and 2 deal, old party 1 only receives."""
@@ -138,6 +139,7 @@ def test_ecdsa_three_parties_to_four_with_a_qualified_subset_dealing():
     ecdsa_sign_with_new_committee(new_shares, 1, plan["public_key"])
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(180)
 def test_ecdsa_three_parties_to_five_raising_the_threshold():
     """t 1 -> 2, n 3 -> 5, all three old holders dealing (more than a qualified set)."""
@@ -151,6 +153,7 @@ def test_ecdsa_three_parties_to_five_raising_the_threshold():
     ecdsa_sign_with_new_committee(new_shares, 2, plan["public_key"])
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(180)
 def test_ecdsa_removing_a_party():
     """Old {0, 1, 2} -> new {0, 1, 3}: the removed party 2 deals and gets a confirmation;
@@ -165,6 +168,7 @@ def test_ecdsa_removing_a_party():
     ecdsa_sign_with_new_committee(new_shares, 1, plan["public_key"])
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(180)
 def test_frost_key_moves_to_a_larger_committee_without_party_zero():
     """Ed25519: old {0, 1, 2} (t = 1) -> new {1, 2, 3, 4} (t = 2); party 0 is removed."""
@@ -212,6 +216,7 @@ async def dealer_cheats(rt, plan: dict, share, how: str | None):
     return await reshare(rt, plan, share, CHEATS[how] if how else Dealing)
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("how", ["wrong sub-share", "other secret"])
 def test_a_cheating_dealer_is_named_by_every_party(how):
@@ -230,6 +235,7 @@ def test_a_cheating_dealer_is_named_by_every_party(how):
     assert report.count(expected[how]) == 4
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(180)
 def test_a_complaint_answered_by_a_valid_opening_is_resolved():
     old = keygen("secp256k1", 3, 1)
