@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 from pydantic import Field, ValidationError
 
+from keyshare.atomic import fsync_dir
 from mpc_nodes import governance, pki
 from mpc_nodes.config import (ConfigError, CoordinatorInfo, Hex32, Limits, Name, PartyInfo, Roster,
                               dump_yaml, load_yaml_model, validation_problems)
@@ -289,11 +290,7 @@ def finish_rotation(directory: Path, passphrase: bytes, roster: Roster,
         if (directory / new).exists():
             _keep(directory / in_use, directory / previous)
             os.replace(directory / new, directory / in_use)
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(directory)
     return bundle
 
 
