@@ -2,6 +2,7 @@
 signing policy with its persisted state."""
 
 import json
+import os
 import time
 
 import coincurve
@@ -95,3 +96,31 @@ def test_version_1_state_is_kept_and_its_nonces_stay_used(tmp_path):
     assert "nonce 7 on chain 11155111 is already used" in check.check(plain, "k").reason
     spent = parse_transaction({**TX, "nonce": 8, "data": "0x", "value": 10**16 - 10**15})
     assert check.check(spent, "k").reason == "over the daily cap for key k"
+
+
+def test_an_edited_policy_applies_to_the_next_check_though_parsed_policies_are_kept(
+        tmp_path, monkeypatch):
+    """load_policy keeps a parsed policy while its file is unchanged and settled; an edit,
+    even one of the same size, is read again, and a file changed in the last SETTLED_S is
+    read every time (file times are coarser than two quick writes)."""
+    from types import SimpleNamespace
+
+    from mpc_nodes.jobs import policy as policy_module
+    text = ("version: 2\nchain_ids: [11155111]\n"
+            "eth: {recipients: ['%s'], max_fee_wei: 10000000000000000,"
+            " max_per_tx_wei: 100000000000000000, daily_cap_wei: 20000000000000000}\n" % TO)
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    ctx = SimpleNamespace(config_path=tmp_path / "node.yaml",
+                          config=SimpleNamespace(policy="policy.yaml", data_dir="."))
+    plain = parse_transaction({**TX, "data": "0x"})
+    first = policy_module.load_policy(ctx)
+    assert first.check(plain, "k").accept
+    assert policy_module.load_policy(ctx).policy is not first.policy  # fresh: parsed again
+    monkeypatch.setattr(policy_module, "SETTLED_S", 0.0)
+    settled = policy_module.load_policy(ctx)
+    assert policy_module.load_policy(ctx).policy is settled.policy  # unchanged: kept
+    time.sleep(0.05)
+    path.write_text(text.replace("11155111", "11155112"))  # same size
+    assert policy_module.load_policy(ctx).check(plain, "k").reason == \
+        "chain id 11155111 is not allowed"
