@@ -11,8 +11,8 @@ type are avoided where they are not needed:
   d units in the last place (d = number of PRSS subsets: 3 for 3 parties, 10 for 5).
 - comparisons pass MPyC the actual bit length of their arguments (``lt(..., l)``);
 - with three parties (threshold 1), the secret random bits that comparisons consume come
-  from ``parity_bits``: two multiplications per bit instead of MPyC's opening of a square
-  and a modular square root per bit.  With more parties they come from
+  from ``xor_bits``: a dealt bit XOR a PRSS bit, one multiplication per bit instead of
+  MPyC's opening of a square and a modular square root per bit.  With more parties from
   ``protocols.randomness`` (dealt by the parties, not PRSS, whose cost grows with the
   C(n-1, t) key sets each party holds).
 """
@@ -20,13 +20,15 @@ type are avoided where they are not needed:
 from __future__ import annotations
 
 import contextlib
+import os
 from asyncio import Future
 from math import comb, prod
 
 import numpy as np
 
 from protocols import randomness
-from protocols.mpyc_seam import comparison_bits, mpc_coro, prss_share, reshare
+from protocols.mpyc_seam import (comparison_bits, fast_prss_randoms, mpc_coro, prss_pieces,
+                                 prss_share, prss_weight, reshare)
 
 
 def prss_subsets(rt) -> int:
@@ -74,35 +76,47 @@ async def _trunc(rt, a, f: int, l: int):
 
 
 @mpc_coro
-async def parity_bits(rt, field, n: int):
-    """n secret uniformly random bits (shares in ``field``), for sessions with three PRSS
-    subsets (three parties, threshold 1).
+async def xor_bits(rt, field, n: int):
+    """n secret uniformly random bits (shares in ``field``) for three parties, threshold 1.
 
-    PRSS gives, without communication, shares of s = b1 + b2 + b3 where each b_A in {0, 1}
-    comes from a key that some party does not hold; the bit is the parity of s, the
-    polynomial (s/3)(10 − 9s + 2s²) on {0, 1, 2, 3}: two multiplications."""
+    Bit j·k of party j's third is d XOR b = d + b − 2·d·b: d a bit party j deals, b a PRSS
+    bit of the key subset of the two other parties (shared without communication, and
+    unknown to j).  Any single party misses d or b, so the bit is uniform to it.  One round
+    of dealing and one product per bit (MPyC's PRSS parity took two products), and each
+    dealt d could later be checked to be a bit."""
     await rt.returnType(Future)
-    s = prss_share(rt, field, 2, n)
-    s2 = await reshare(rt, s * s)
-    s3 = await reshare(rt, s2 * s)
-    return (s * 10 - s2 * 9 + s3 * 2) * field(3).reciprocal()
+    m = len(rt.parties)
+    per = -(-n // m)
+    own = np.unpackbits(np.frombuffer(os.urandom(-(-per // 8)), dtype=np.uint8))[:per]
+    dealt = rt.input(field.array(own.astype(object)), senders=None)
+    pieces = prss_pieces(rt, 1, per)
+    prss = []  # this party's shares of the PRSS bits of each third: 0 for its own
+    for j in range(m):
+        others = tuple(i for i in range(m) if i != j)
+        prss.append(pieces[others].astype(object) * prss_weight(rt, field, others)
+                    if others in pieces else np.zeros(per, dtype=object))
+    d = np.concatenate([x[0].value for x in await rt.gather(dealt)])
+    b = np.concatenate(prss)
+    db = await reshare(rt, field.array(d * b))
+    return (field.array(d + b) - db * 2)[:n]
 
 
 def bit_source(rt):
-    """Where comparisons get their random bits in this session: ``parity_bits`` with three
-    PRSS subsets (three parties, threshold 1), else ``randomness.random_bits`` (dealt and
+    """Where comparisons get their random bits in this session: ``xor_bits`` for three
+    parties (threshold 1), else ``randomness.random_bits`` (dealt and
     extracted, linear in the number of parties, where a PRSS bit of MPyC's costs each party
     (t+1)·C(n-1, t) PRF evaluations: 80 at 7 parties)."""
-    if prss_subsets(rt) == 3 and not rt.options.no_prss:
-        return parity_bits
+    if len(rt.parties) == 3 and rt.threshold == 1 and not rt.options.no_prss:
+        return xor_bits
     return randomness.random_bits
 
 
 @contextlib.contextmanager
 def cheap_random_bits(rt):
-    """Within the block, MPyC's comparisons draw their random bits from ``bit_source(rt)``."""
+    """Within the block, MPyC's comparisons draw their random bits from ``bit_source(rt)``
+    and their other PRSS random values from ``fast_prss_randoms``."""
     source = bit_source(rt)
-    with comparison_bits(rt, lambda field, n: source(rt, field, n)):
+    with comparison_bits(rt, lambda field, n: source(rt, field, n)), fast_prss_randoms(rt):
         yield
 
 

@@ -12,20 +12,30 @@ contract below has a test there that names what changed.
 - **Shamir sampler**: ``np_random_split`` replaces ``thresha.np_random_split`` (installed by
   ``install_runtime``): one ``os.urandom`` call per batch instead of one per coefficient.
 - **PRSS and resharing**: ``prss_share`` (``Runtime._prss_uci``) and ``reshare``
-  (``Runtime._reshare``).
+  (``Runtime._reshare``).  PRSS draws use MPyC's keys (``Runtime._prss_keys``) and
+  weights (``thresha._f_S_i``) with a vectorised SHAKE-128 stream (``fast_prss_share``,
+  ``prss_pieces``); ``fast_prss_randoms`` puts it behind ``Runtime._np_randoms``.
 - **Comparison bits**: ``comparison_bits`` swaps the source of the random bits MPyC's
   comparisons draw through ``Runtime.np_random_bits``.
 - **Session links**: ``PeerLink`` is MPyC's ``MessageExchanger`` with a preamble before MPyC's
   handshake and hooks for who may connect; ``SessionLinks`` is a runtime's per-peer
-  connection slots (``rt.parties[i].protocol``) as a session sees them.
+  connection slots (``rt.parties[i].protocol``) as a session sees them.  A session may end
+  its links without closing them (``SessionLinks.finish``: an END frame each way after the
+  protocol's last message, MPyC's ``_pc_level`` to know it went out), so that the next
+  session can reuse the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import functools
+import hashlib
 import importlib
+import math
 import os
+import struct
 import sys
 import time
 from typing import Protocol
@@ -56,6 +66,8 @@ RUNTIME_HOLDERS = ("mpyc.sectypes", "mpyc.asyncoro", "mpyc.mpctools", "mpyc.secl
                    "mpyc.secpols", "mpyc.secgroups", "mpyc.random", "mpyc.statistics")
 MPYC_NP_RANDOM_SPLIT = thresha.np_random_split  # MPyC's own sampler, kept for the fallback
 GOODBYE_PC = -(2 ** 62)  # an MPyC frame label no protocol uses: "I stop, because ..."
+END_PC = GOODBYE_PC + 1  # another: "the session is over; what follows is the next one's"
+_FRAME = struct.Struct("<qI")  # MPyC's frame header: label, payload size
 
 
 # -- import and runtime ----------------------------------------------------------------------
@@ -67,6 +79,12 @@ def import_runtime():
         return importlib.import_module("mpyc.runtime")
 
 
+@functools.cache
+def _default_options():
+    """MPyC's default options (building its argument parser took ~1 ms per session)."""
+    return mpyc._get_arg_parser().parse_args(["--no-log"])
+
+
 def install_runtime(pid: int, addresses: list[tuple[str, int]], threshold: int):
     """A new MPyC runtime for party ``pid`` among the parties at ``addresses`` (host, port),
     made the global runtime of every MPyC module that holds one, with our Shamir sampler.
@@ -74,7 +92,7 @@ def install_runtime(pid: int, addresses: list[tuple[str, int]], threshold: int):
     The caller has checked pid and threshold (0 <= 2·threshold < len(addresses)).  The
     runtime is not started."""
     runtime_module = import_runtime()
-    options = mpyc._get_arg_parser().parse_args(["--no-log"])
+    options = copy.copy(_default_options())
     options.threshold = threshold
     options.no_prss = False
     options.no_async = len(addresses) == 1
@@ -118,9 +136,9 @@ def np_random_split(field, s, t: int, m: int):
 def prss_share(rt, field, bound: int, n: int):
     """This party's shares (a ``field.array``) of n pseudorandom values, each the sum over the
     PRSS key subsets of a uniform draw from range(bound): no communication, on a fresh common
-    input (``Runtime._prss_uci``), so consecutive calls draw independent values."""
-    return thresha.np_pseudorandom_share(field, len(rt.parties), rt.pid, rt.prfs(bound),
-                                         rt._prss_uci(), n)
+    input (``Runtime._prss_uci``), so consecutive calls draw independent values.  The draws
+    come from MPyC's PRSS keys through ``fast_prss_share`` (below), not MPyC's slower PRF."""
+    return fast_prss_share(rt, field, bound, n)
 
 
 def reshare(rt, x):
@@ -181,12 +199,14 @@ class PeerLink(asyncoro.MessageExchanger):
     first, and the listener hands MPyC the bytes only once ``policy.admit`` accepted the
     preamble and the claimed index."""
 
-    __slots__ = ("policy", "admitted")
+    __slots__ = ("policy", "admitted", "ended", "after")
 
     def __init__(self, rt, policy: LinkPolicy, peer_pid: int | None = None):
         super().__init__(rt, peer_pid)
         self.policy = policy
         self.admitted = peer_pid is not None  # we dialled it and TLS checked its name
+        self.ended = asyncio.get_running_loop().create_future()  # the peer's END came
+        self.after = bytearray()  # bytes after the peer's END: the next session's
 
     def connection_made(self, transport):
         if not self.policy.accept(transport, self.peer_pid):
@@ -199,9 +219,14 @@ class PeerLink(asyncoro.MessageExchanger):
 
     def data_received(self, data):
         if self.admitted:
+            if self.ended.done():
+                self.after.extend(data)
+                return
             if self.peer_pid is not None:
                 self.policy.heard_from(self.peer_pid)
-            super().data_received(data)
+            self.bytes.extend(data)
+            self._split_at_end()
+            super().data_received(b"")
             said = self.buffers.pop(GOODBYE_PC, None)
             if isinstance(said, (bytes, bytearray)) and self.peer_pid is not None:
                 self.policy.stopped(self.peer_pid, bytes(said).decode(errors="replace"))
@@ -217,7 +242,25 @@ class PeerLink(asyncoro.MessageExchanger):
             return
         del self.bytes[:size]
         self.admitted = True
-        super().data_received(b"")
+        self.data_received(b"")
+
+    def _split_at_end(self) -> None:
+        """Keep MPyC from reading past the peer's END frame: what follows it belongs to the
+        next session on this connection."""
+        at, data, rt = 0, self.bytes, self.runtime
+        if self.peer_pid is None:  # MPyC reads the caller's index and PRSS keys first
+            if len(data) < 2:
+                return
+            at = 2 if rt.options.no_prss else \
+                2 + rt._prss_keys_from_peer(int.from_bytes(data[:2], "little"))
+        while len(data) - at >= _FRAME.size:
+            pc, size = _FRAME.unpack_from(data, at)
+            if pc == END_PC:
+                self.after.extend(data[at + _FRAME.size + size:])
+                del data[at:]
+                self.ended.set_result(None)
+                return
+            at += _FRAME.size + size
 
     def connection_lost(self, exc):
         if not self.admitted or self.peer_pid is None:
@@ -234,6 +277,11 @@ class PeerLink(asyncoro.MessageExchanger):
     def awaits_message(self) -> bool:
         """Whether the protocol waits for a message from this peer."""
         return any(isinstance(b, asyncio.Future) and not b.done() for b in self.buffers.values())
+
+    def detach(self) -> tuple:
+        """After the session ended on this link (``SessionLinks.finish``): the connection,
+        and the bytes that came after the peer's END."""
+        return self.transport, bytes(self.after)
 
 
 class SessionLinks:
@@ -278,3 +326,98 @@ class SessionLinks:
     def mark_started(self) -> None:
         """Every peer is linked and the protocol starts (MPyC's ``Runtime.start_time``)."""
         self.rt.start_time = time.time()
+
+    async def finish(self) -> None:
+        """End the session on every link without closing it: once the protocol's last
+        messages went out (as ``Runtime.shutdown`` waits for them), send END and wait for
+        every peer's END; after that no byte of this session is on its way."""
+        rt = self.rt
+        while rt._pc_level > rt._program_counter[1]:
+            await asyncio.sleep(0)
+        links = [self.link(pid) for pid in self.peers()]
+        for link in links:
+            link.send(END_PC, b"")
+        await asyncio.gather(*(link.ended for link in links))
+
+
+# -- vectorised PRSS -------------------------------------------------------------------------
+# MPyC's PRF (``thresha.PRF``) turns each output into a Python int with ``int.from_bytes`` in
+# a generator: about half of a three-party pricing session's CPU.  The streams below use the
+# same PRSS keys and the same fresh common inputs, one SHAKE-128 call per key and draw, and
+# numpy to cut the output into integers.
+
+_PRSS_TAG = b"mpcnet/prss/v1\x00"
+
+
+def _stream(key: bytes, uci: bytes, bits: int, n: int) -> np.ndarray:
+    """n integers uniform in range(2^bits) from SHAKE-128(tag, key, uci): an int64 array for
+    bits <= 62 (one byte per value up to 8 bits), else an object array."""
+    xof = hashlib.shake_128(_PRSS_TAG + key + uci)
+    if bits <= 8:
+        return (np.frombuffer(xof.digest(n), dtype=np.uint8) & ((1 << bits) - 1)).astype(np.int64)
+    words = -(-bits // 64)
+    raw = np.frombuffer(xof.digest(8 * words * n), dtype=np.uint64).reshape(words, n)
+    top = np.uint64((1 << (bits - 64 * (words - 1))) - 1)
+    if words == 1 and bits <= 62:
+        return (raw[0] & top).astype(np.int64)
+    value = (raw[0] & top).astype(object)
+    for w in raw[1:]:
+        value = (value << 64) | w.astype(object)
+    return value
+
+
+def prss_pieces(rt, bits: int, n: int) -> dict[tuple, np.ndarray]:
+    """For each PRSS key subset S this party holds: n pseudorandom integers uniform in
+    range(2^bits), all subsets on one fresh common input as PRSS draws.  A party holds the
+    keys of the subsets it belongs to; times ``prss_weight`` they are its Shamir shares of
+    S's values (the parties outside S hold share 0)."""
+    uci = rt._prss_uci()
+    return {subset: _stream(key, uci, bits, n) for subset, key in rt._prss_keys.items()}
+
+
+def prss_weight(rt, field, subset: tuple) -> int:
+    """f_S(pid + 1) in ``field``: the degree-t polynomial that is 1 at 0 and 0 at every party
+    outside S (``thresha._f_S_i``), as an integer."""
+    return int(thresha._f_S_i(field, len(rt.parties), rt.pid, subset))
+
+
+def fast_prss_share(rt, field, bound: int, n: int):
+    """This party's shares (a ``field.array``) of n values, each the sum over the PRSS key
+    subsets of a pseudorandom draw uniform in range(bound): as ``prss_share``, vectorised.
+    A bound that is not a power of two is drawn 64 bits longer and reduced (statistical
+    distance below 2^-64 from uniform)."""
+    exact = bound & (bound - 1) == 0
+    bits = bound.bit_length() - 1 if exact else bound.bit_length() + 64
+    total = 0
+    for subset, values in prss_pieces(rt, bits, n).items():
+        values = values.astype(object) if exact else values.astype(object) % bound
+        total = total + values * prss_weight(rt, field, subset)
+    return field.array(total if n else np.zeros(0, dtype=object))
+
+
+@contextlib.contextmanager
+def fast_prss_randoms(rt):
+    """Within the block, the PRSS random values MPyC's comparisons and zero tests draw
+    (``Runtime._np_randoms``) come from ``fast_prss_share``, with MPyC's bounds: the field's
+    order, or ``bound`` split over the C(m, t) subsets and rounded down to a power of two.
+    Sessions without PRSS keep MPyC's."""
+    if rt.options.no_prss:
+        yield
+        return
+    m, t = len(rt.parties), rt.threshold
+
+    def np_randoms(sftype, n, bound=None):
+        secure = issubclass(sftype, rt.SecureObject)
+        field = sftype.field if secure else sftype
+        if bound is None:
+            bound = field.order
+        else:
+            bound = 1 << max(0, (bound // math.comb(m, t)).bit_length() - 1)
+        x = fast_prss_share(rt, field, bound, n)
+        return sftype.array(x) if secure else x
+
+    rt._np_randoms = np_randoms
+    try:
+        yield
+    finally:
+        del rt._np_randoms

@@ -144,8 +144,8 @@ def test_reveal_to_coordinator_gives_shares_that_only_together_open(method):
 
 
 @pytest.mark.timeout(60)
-def test_parity_bits_are_bits_and_balanced():
-    results = run_parties("tests.mpc_targets:open_parity_bits", [[4000]] * 3)
+def test_xor_bits_are_bits_and_balanced():
+    results = run_parties("tests.mpc_targets:open_xor_bits", [[4000]] * 3)
     bits = results[0]
     assert results[1] == results[2] == bits
     assert set(bits) == {0, 1}

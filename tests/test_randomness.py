@@ -91,7 +91,7 @@ def test_random_elements_and_bits_are_shares_of_one_uniform_value_each(parties):
 
 async def test_comparisons_draw_dealt_bits_beyond_three_parties():
     three = mpyc_seam.install_runtime(0, [("127.0.0.1", 0)] * 3, 1)
-    assert fx.bit_source(three) is fx.parity_bits
+    assert fx.bit_source(three) is fx.xor_bits
     for m in (5, 7):
         rt = mpyc_seam.install_runtime(0, [("127.0.0.1", 0)] * m, (m - 1) // 2)
         assert fx.bit_source(rt) is randomness.random_bits
