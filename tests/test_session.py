@@ -57,19 +57,32 @@ async def run_all(engines, session_specs):
 async def test_three_party_median_over_tls_and_engine_reuse(tls):
     engines = [MpcEngine() for _ in range(3)]
     try:
-        for values in ([0.5, 0.9, 0.7], [1.25, 0.25, 2.0]):
-            results = await run_all(engines, specs(tls, values))
-            assert results == [pytest.approx(statistics.median(values), abs=1e-8)] * 3
+        ports, warm = free_ports(3), []
+        for values in ([0.5, 0.9, 0.7], [1.25, 0.25, 2.0], [3.0, 1.0, 2.0]):
+            runs = await asyncio.gather(*(e.run(s) for e, s in zip(
+                engines, specs(tls, values, session_id=os.urandom(32).hex(), ports=ports))))
+            assert [r.output for r in runs] == \
+                [pytest.approx(statistics.median(values), abs=1e-8)] * 3
+            warm.append([r.warm_links for r in runs])
         assert all(e.restarts == 0 for e in engines)
+        # the first session dials every link (party0 two, party1 one); the next ones open
+        # theirs on the same connections, each with its own session id
+        assert warm == [[0, 0, 0], [2, 1, 0], [2, 1, 0]]
     finally:
         await asyncio.gather(*(e.close() for e in engines))
 
 
 @pytest.mark.timeout(60)
-async def test_mismatched_session_ids_never_connect(tls):
+@pytest.mark.parametrize("warm", [False, True])
+async def test_mismatched_session_ids_never_connect(tls, warm):
+    """Also on a link kept warm from a session both ran: each session opens it with its id."""
     engines = [MpcEngine() for _ in range(2)]
     try:
-        a, b = specs(tls, [1.0, 2.0], connect_timeout=2.0)
+        ports = free_ports(2)
+        if warm:
+            assert await run_all(engines, specs(tls, [1.0, 2.0], ports=ports)) == \
+                [pytest.approx(1.5, abs=1e-8)] * 2
+        a, b = specs(tls, [1.0, 2.0], session_id="ef" * 32, ports=ports, connect_timeout=2.0)
         b = SessionSpec(**{**b.__dict__, "session_id": "cd" * 32})
         results = await run_all(engines, [a, b])
         assert all(isinstance(r, SessionError) for r in results), results

@@ -3,8 +3,10 @@
 A spec carries its protocol as a function object, which pickle sends by reference (module
 and name): unpickling imports it from protocols/, and the session refuses anything else.
 
-Each session runs in its own event loop.  Anything printed by libraries goes to stderr,
-since stdout carries only result frames.
+Sessions run one at a time in one event loop that lives as long as the process, so that
+the engine's links to other engines stay open between sessions (mpc_nodes.node.links) and
+idle links notice a peer that went away.  Anything printed by libraries goes to stderr, since
+stdout carries only result frames.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def main() -> None:
                         format="%(asctime)s engine %(levelname)s %(message)s")
     from protocols.mpyc_seam import import_runtime
 
+    from mpc_nodes.node.links import LinkPool
     from mpc_nodes.node.session import SessionError, run_session
 
     import_runtime()
@@ -47,19 +50,30 @@ def main() -> None:
         out.write(_LEN.pack(len(data)) + data)
         out.flush()
 
-    send(("ready",))
-    while True:
-        head = inp.read(_LEN.size)
-        if len(head) < _LEN.size:
-            return
-        spec = pickle.loads(inp.read(_LEN.unpack(head)[0]))
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=2**26)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), inp)
+        pool = LinkPool()
+        send(("ready",))
         try:
-            send(("ok", asyncio.run(run_session(spec))))
-        except SessionError as exc:
-            send(("error", str(exc)))
-        except Exception as exc:  # a protocol bug must still end the session cleanly
-            traceback.print_exc()
-            send(("error", f"protocol error: {type(exc).__name__}: {exc}"))
+            while True:
+                try:
+                    head = await reader.readexactly(_LEN.size)
+                    spec = pickle.loads(await reader.readexactly(_LEN.unpack(head)[0]))
+                except asyncio.IncompleteReadError:
+                    return
+                try:
+                    send(("ok", await run_session(spec, pool)))
+                except SessionError as exc:
+                    send(("error", str(exc)))
+                except Exception as exc:  # a protocol bug must still end the session cleanly
+                    traceback.print_exc()
+                    send(("error", f"protocol error: {type(exc).__name__}: {exc}"))
+        finally:
+            pool.close()
+
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+from mpc_nodes.node.links import LinkPool, peer_der
 from mpc_nodes.node.mpyc_runtime import PartyAddress, new_runtime
 from mpc_nodes.pki import cert_common_name, client_context, server_context
 
@@ -71,11 +72,13 @@ class SessionSpec:
 
 @dataclass(frozen=True)
 class SessionRun:
-    """What a session produced: the protocol's result, set-up time and protocol time."""
+    """What a session produced: the protocol's result, set-up time and protocol time, and
+    how many of the links this party opens came warm from an earlier session."""
 
     output: Any
     connect_s: float
     mpc_s: float
+    warm_links: int = 0
 
 
 def _checked_protocol(protocol: ProtocolFunction) -> ProtocolFunction:
@@ -106,6 +109,7 @@ class _Session:
         self.transports: list = []
         self.started = time.monotonic()
         self.heard: dict[int, float] = {}  # peer pid -> monotonic time of its last bytes
+        self.warm_links = 0  # links we opened on a connection kept from an earlier session
 
     def fail(self, reason: str) -> None:
         if not self.failed.done():
@@ -141,7 +145,7 @@ class _Session:
         """Keep every transport (to close it at the end); a peer we dialled must present its
         roster certificate."""
         self.transports.append(transport)
-        if pid is not None and _peer_der(transport) != self.spec.peers[pid].cert_der:
+        if pid is not None and peer_der(transport) != self.spec.peers[pid].cert_der:
             self.fail(f"{self.name(pid)} presented a certificate other than its roster"
                       " certificate")
             return False
@@ -156,7 +160,7 @@ class _Session:
             problem = f"{cn} connected for another session; ignored"
         elif not 0 <= pid < self.rt.pid:
             problem = f"{cn} claimed session index {pid}, which must dial us; ignored"
-        elif _peer_der(transport) != self.spec.peers[pid].cert_der:
+        elif peer_der(transport) != self.spec.peers[pid].cert_der:
             problem = (f"certificate {cn!r} is not the roster certificate of session party"
                        f" {self.name(pid)}")
         elif self.links.link(pid) is not None:
@@ -187,11 +191,6 @@ class _Session:
                       f" rejected us){reason}")
 
 
-def _peer_der(transport) -> bytes | None:
-    ssl_object = transport.get_extra_info("ssl_object")
-    return ssl_object.getpeercert(binary_form=True) if ssl_object else None
-
-
 @functools.lru_cache(maxsize=4)
 def _tls_contexts(cert: str, key: str, passphrase: bytes, ca_pem: str):
     """Server and client contexts, built once per engine process (decrypting the key is slow)."""
@@ -199,20 +198,31 @@ def _tls_contexts(cert: str, key: str, passphrase: bytes, ca_pem: str):
             client_context(cert, key, passphrase, ca_pem))
 
 
-async def _connect(session: _Session) -> None:
+async def _connect(session: _Session, pool: LinkPool | None) -> None:
     spec, rt, loop = session.spec, session.rt, asyncio.get_running_loop()
     server_ctx, client_ctx = _tls_contexts(spec.tls_cert, spec.tls_key, spec.tls_passphrase,
                                            spec.ca_pem)
     all_linked = session.links.open()
     server = None
-    if rt.pid > 0:
+    if pool is not None:  # callers' links, warm or new, come through the pool
+        await pool.listen(spec.bind_host, spec.bind_port, server_ctx)
+        pool.begin_setup(session)
+    elif rt.pid > 0:
         server = await loop.create_server(session.links.listener, spec.bind_host,
                                           spec.bind_port, ssl=server_ctx,
                                           reuse_address=True)
 
     async def dial(pid: int) -> None:
-        """Dial until the peer listens: it may still be finishing its previous job."""
+        """Open the session on a warm link to the peer, or dial until the peer listens: it
+        may still be finishing its previous job."""
         peer, pause = spec.peers[pid], 0.001
+        warm = pool.take(peer.cert_der) if pool is not None else None
+        if warm is not None:
+            link = session.links.dialler(pid)
+            warm.set_protocol(link)
+            link.connection_made(warm)  # checks the pinned certificate, sends the preamble
+            session.warm_links += 1
+            return
         while True:
             try:
                 await loop.create_connection(lambda: session.links.dialler(pid), peer.host,
@@ -232,10 +242,28 @@ async def _connect(session: _Session) -> None:
             d.cancel()
         if server is not None:
             server.close()
+        if pool is not None:
+            pool.end_setup()
 
 
-async def run_session(spec: SessionSpec) -> SessionRun:
-    """Connect, run the protocol, shut down; raise SessionError on failure."""
+async def _end_warm(session: _Session, pool: LinkPool, timeout: float) -> None:
+    """End the session on every link and give the links back to the pool; a link whose
+    peer does not end in time is closed instead (the result stands either way)."""
+    try:
+        await asyncio.wait_for(session.links.finish(), timeout)
+    except Exception as exc:  # noqa: BLE001 - a lost peer: its link closes, nothing to keep
+        log.warning("session %s: end of session incomplete (%s: %s); result kept, links"
+                    " closed", session.spec.session_id[:12], type(exc).__name__, exc)
+        return
+    for pid in session.links.peers():
+        transport, after = session.links.link(pid).detach()
+        session.transports.remove(transport)
+        pool.keep(transport, after)
+
+
+async def run_session(spec: SessionSpec, pool: LinkPool | None = None) -> SessionRun:
+    """Connect, run the protocol, shut down; raise SessionError on failure.  With a pool
+    (the engine's), links are taken from it and given back after a clean end."""
     protocol = _checked_protocol(spec.protocol)
     loop = asyncio.get_running_loop()
     addresses = [PartyAddress(p.host, p.port) for p in spec.peers]
@@ -246,7 +274,7 @@ async def run_session(spec: SessionSpec) -> SessionRun:
     task = None
     try:
         if len(spec.peers) > 1:
-            connect = asyncio.ensure_future(_connect(session))
+            connect = asyncio.ensure_future(_connect(session, pool))
             done, _ = await asyncio.wait({connect, session.failed}, timeout=spec.connect_timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
             if connect not in done:
@@ -274,12 +302,17 @@ async def run_session(spec: SessionSpec) -> SessionRun:
         result = task.result()
         session.closing = True
         mpc_done = time.monotonic()
-        try:  # the outputs are already opened to everyone: the result stands either way
-            await asyncio.wait_for(rt.shutdown(), timeout=max(1.0, deadline - time.monotonic()))
-        except Exception as exc:  # noqa: BLE001 - MPyC raises assorted errors on a lost peer
-            log.warning("session %s: closing handshake incomplete (%s: %s); result kept",
-                        spec.session_id[:12], type(exc).__name__, exc)
-        return SessionRun(result, connected - started, mpc_done - connected)
+        closing_s = max(1.0, deadline - time.monotonic())
+        if pool is not None and len(spec.peers) > 1:
+            await _end_warm(session, pool, closing_s)
+        else:
+            try:  # the outputs are already opened to everyone: the result stands either way
+                await asyncio.wait_for(rt.shutdown(), timeout=closing_s)
+            except Exception as exc:  # noqa: BLE001 - MPyC raises assorted errors on a lost peer
+                log.warning("session %s: closing handshake incomplete (%s: %s); result kept",
+                            spec.session_id[:12], type(exc).__name__, exc)
+        return SessionRun(result, connected - started, mpc_done - connected,
+                          session.warm_links)
     except Exception as exc:
         session.goodbye(str(exc))
         session.closing = True  # close, not abort: the goodbyes go out first
