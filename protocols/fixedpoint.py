@@ -26,7 +26,7 @@ from math import comb, prod
 
 import numpy as np
 
-from protocols import randomness
+from protocols import compare3, randomness
 from protocols.mpyc_seam import (comparison_bits, fast_prss_randoms, mpc_coro, prss_pieces,
                                  prss_share, prss_weight, reshare)
 
@@ -126,8 +126,11 @@ def mul(rt, a, b, f: int, l: int, bound: int | None = None):
 
 
 def lt_zero(rt, a, l: int, bound: int | None = None):
-    """Elementwise [a < 0] as 0/1 secure integers, for |a| <= bound < 2^(l-1)."""
+    """Elementwise [a < 0] as 0/1 secure integers, for |a| <= bound < 2^(l-1): for three
+    parties by ``compare3`` (bitwise work in a 31-bit field), else MPyC's comparison."""
     _within(bound, l, "comparison")
+    if compare3.supported(rt):
+        return compare3.lt_zero(rt, a, l)
     return rt.np_sgn(a, l=l, LT=True)
 
 

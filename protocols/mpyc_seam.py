@@ -127,8 +127,14 @@ def np_random_split(field, s, t: int, m: int):
     coefficients = raw[0].astype(object)
     for w in raw[1:]:  # whole numbers of 64-bit words, as Python ints, in C loops
         coefficients = (coefficients << 64) | w.astype(object)
-    v = np.vander(np.arange(1, m + 1, dtype=object), N=t + 1, increasing=True)
-    return (v @ np.concatenate((s.reshape(1, n), coefficients.reshape(t, n)))) % p
+    coefficients = coefficients.reshape(t, n)
+    shares = np.empty((m, n), dtype=object)
+    for x in range(1, m + 1):  # Horner at each small point: no object matrix product
+        acc = coefficients[t - 1]
+        for k in range(t - 2, -1, -1):
+            acc = acc * x + coefficients[k]
+        shares[x - 1] = (acc * x + s) % p
+    return shares
 
 
 # -- PRSS, resharing, comparison bits --------------------------------------------------------
@@ -421,3 +427,17 @@ def fast_prss_randoms(rt):
         yield
     finally:
         del rt._np_randoms
+
+
+@asyncoro.mpc_coro
+async def exchange(rt, outgoing: list):
+    """Send ``outgoing[j]`` (bytes) to every other party j and return what each sent us (our
+    own slot None), in one round labelled like any MPyC step (``Runtime._send_message``):
+    for protocols that carry their own arrays, such as ``protocols.compare3``'s small field."""
+    await rt.returnType(asyncio.Future)
+    for pid, data in enumerate(outgoing):
+        if pid != rt.pid:
+            rt._send_message(pid, data)
+    received = [None if pid == rt.pid else rt._receive_message(pid)
+                for pid in range(len(rt.parties))]
+    return await rt.gather(received)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mpc_nodes.jobs.output_shares import reconstruct
+from protocols import compare3
 from protocols.bsm import denormalise
 from tests.mpc_harness import run_parties
 from tests.test_pricing_numerics import quantlib
@@ -141,6 +142,27 @@ def test_reveal_to_coordinator_gives_shares_that_only_together_open(method):
     rows = [flat[i * width:(i + 1) * width] for i in range(shares["party0"]["shape"][0])]
     opened = _opened({"rows": rows, "scale_bits": results[0]["scale_bits"]})
     _check_against_quantlib(public, _aggregate(vols, method), opened, range(len(options)))
+
+
+async def compare_in_three(rt, values: list[int], l: int, type_bits: int) -> list[int]:
+    """(Run in each party.) compare3.lt_zero of party 0's values as a 2 x k array, opened."""
+    secint = rt.SecInt(type_bits)
+    x = rt.input(secint.array(np.array(values, dtype=object).reshape(2, -1)), senders=0)
+    below = await rt.output(compare3.lt_zero(rt, x, l))
+    assert below.shape == (2, len(values) // 2)
+    return [int(v) for v in np.ravel(below)]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("l,type_bits", [(8, 48), (28, 48), (49, 108)])
+def test_three_party_comparisons_with_bitwise_work_in_the_small_field(l, type_bits):
+    rng = np.random.default_rng(l)
+    edges = [0, -1, 1, -(2 ** (l - 1)), 2 ** (l - 1) - 1, 2 ** (l - 2), -(2 ** (l - 2))]
+    values = [int(v) for v in rng.integers(-(2 ** (l - 1)), 2 ** (l - 1), 993)] + edges
+    results = run_parties("tests.test_pricing_protocol:compare_in_three",
+                          [[values, l, type_bits]] * 3)
+    assert results[0] == results[1] == results[2]
+    assert results[0] == [int(v < 0) for v in values]
 
 
 @pytest.mark.timeout(60)
