@@ -9,6 +9,8 @@ A lost connection before shutdown fails the session at once instead of hanging. 
 whose session fails first tells its connected peers why (a GOODBYE frame), so that they name
 the cause ("party0 stopped: lost connection to party1") rather than the messenger; a session
 that does not finish names the peers it waits for and how long each has been silent.
+In the engine, connections outlive sessions (mpc_nodes.node.links): each session still opens
+every link with its session id, and gives the links back only after a clean end.
 """
 
 from __future__ import annotations
