@@ -337,7 +337,10 @@ class Node:
             raise JobRejected(f"outputs are sealed only to the requesting coordinator"
                               f" ({req.coordinator}), not to {sealed_to}")
         # e.g. a surface of up to 1 MiB takes seconds to parse: off the event loop, once
-        job = NodeJob(params, await asyncio.to_thread(kind.prepare, self.ctx, params))
+        # (kinds with nothing to prepare skip the thread hop)
+        prepares = type(kind).prepare is not JobKind.prepare
+        job = NodeJob(params, await asyncio.to_thread(kind.prepare, self.ctx, params)
+                      if prepares else None)
         kind.check_vote(self.ctx, job)
         return kind, job
 
