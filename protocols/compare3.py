@@ -10,10 +10,13 @@ Here the same algorithm runs with each random bit held twice, as Shamir shares i
 session's field p and in the 31-bit field Q = 2^31 - 1, where numpy's int64 arithmetic does
 the dealing, the products and the zero test, and messages are raw int64 arrays:
 
-- bit = d XOR b as in ``fixedpoint.xor_bits``: d dealt by one party in both fields, b a
-  PRSS bit of the two other parties (free in either field); d·b is one product in Q.
-- In p only two products per comparison: r = Σ 2^i (d_i + b_i − 2 d_i b_i) needs the inner
-  product Σ 2^i d_i b_i (one resharing of a degree-2 sum), and the sign bit one more.
+- bit = d XOR b as in ``fixedpoint.xor_bits``, d dealt by one party j, b a PRSS bit of the
+  two others k and m (free in either field); d·b is one product in Q.
+- In p only the packed values r = Σ 2^i (d_i + b_i − 2 d_i b_i) and the sign bit are
+  needed, not the bits: j deals Σ 2^i d_i; the cross term Σ 2^i d_i b_i is k's
+  Σ 2^i (d_i + α_i) b_i minus m's Σ 2^i α_i b_i, where j sent k its bits under masks α
+  below 2^60 that j and m draw from their PRSS key; k and m deal their sums.  Two values
+  dealt per party and comparison in p, instead of l + 1 bits and products.
 - The l + 1 terms and their product live in Q: each term is a small nonzero integer or 0,
   so the product is 0 in Q exactly when it is 0 over the integers.  It is tested for zero
   by opening its products with two PRSS random values (reshared first, so that nothing but
@@ -21,8 +24,9 @@ the dealing, the products and the zero test, and messages are raw int64 arrays:
 
 What is opened is what MPyC opens: a + r + 2^l·r' (r' a PRSS mask of k bits) and whether the
 product is zero (which the random sign bit makes independent of a).  Security: passive, one
-corrupt party, as the rest of the session; every dealt d could later be checked to be a bit
-in both fields, the check an actively secure version (issue 13) needs.
+corrupt party, as the rest of the session: j misses b, k sees d + α (statistically hiding d
+to 2^-60), m misses d.  An actively secure version (issue 13) would check each dealt d to be
+a bit and the sums dealt in p to match the bits in Q, e.g. by opening random combinations.
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from asyncio import Future
 
 import numpy as np
 
-from protocols.mpyc_seam import exchange, mpc_coro, prss_pieces, prss_share, prss_weight, reshare
+from protocols.mpyc_seam import exchange, mpc_coro, prss_pieces, prss_share, prss_weight
 
 Q = 2 ** 31 - 1          # a Mersenne prime: products of two residues fit in int64
 LAMBDA = (3, -3, 1)      # Lagrange coefficients at 0 for the points 1, 2, 3 (degree <= 2)
+MASK_BITS = 60           # a dealt bit travels as d + α, α uniform below 2^60 (hides d to 2^-60)
 
 
 def supported(rt) -> bool:
@@ -82,6 +87,11 @@ async def _open(rt, x: np.ndarray) -> np.ndarray:
     return _recombine(await _swap(rt, np.stack([x] * 3)))
 
 
+def _without(j: int) -> tuple:
+    """The PRSS key subset of the two parties other than j (mod 3)."""
+    return tuple(i for i in range(3) if i != j % 3)
+
+
 def _weight_q(rt, subset: tuple) -> int:
     """f_S(pid + 1) mod Q (1 at 0, 0 at the party outside S): as prss_weight, in Q."""
     (out,) = [j for j in range(3) if j not in subset]
@@ -107,40 +117,55 @@ async def lt_zero(rt, a, l: int):
     field = stype.sectype.field
     p, n, k = field.modulus, a.size, rt.options.sec_param
     width = l + 1                      # l bits of r, then the sign bit
-    total = n * width
-    per = -(-total // 3)               # bits each party deals
-    own = np.unpackbits(np.frombuffer(os.urandom(-(-per // 8)), dtype=np.uint8))[:per]
-    dealt_p = rt.input(field.array(own.astype(object)), senders=None)
-    dealt_q = _swap(rt, _deal(own.astype(np.int64)))
-    pieces = prss_pieces(rt, 1, per)
-    b = np.zeros(3 * per, dtype=np.int64)        # the PRSS bits of the groups we hold
-    wp = np.zeros(3 * per, dtype=object)         # our share weights of them, in p and Q
-    wq = np.zeros(3 * per, dtype=np.int64)
-    for j in range(3):                           # group j: dealt by j, PRSS of the others
-        others = tuple(i for i in range(3) if i != j)
-        if others in pieces:
-            b[j * per:(j + 1) * per] = pieces[others]
-            wp[j * per:(j + 1) * per] = prss_weight(rt, field, others)
-            wq[j * per:(j + 1) * per] = _weight_q(rt, others)
-    b, wp, wq = (x[:total].reshape(n, width) for x in (b, wp, wq))
+    per = -(-n // 3)                   # comparisons of each group
+    me, grid = rt.pid, (per, width)
+    # group j: comparisons [j·per, (j+1)·per), bits d dealt by j, b from the key of k and m
+    own = np.unpackbits(np.frombuffer(os.urandom(-(-per * width // 8)), dtype=np.uint8))
+    own = own[:per * width].astype(np.int64).reshape(grid)
+    dealt_q = _swap(rt, _deal(own))
+    bits, masks = prss_pieces(rt, 1, per * width), prss_pieces(rt, MASK_BITS, per * width)
+
+    def b_of(j):  # group j's PRSS bits, where we hold their key (k and m do)
+        return bits[_without(j)].reshape(grid) if _without(j) in bits else None
+
+    def alpha_of(j):  # group j's masks, from the key of j and m (m = j + 2)
+        return masks[_without(j + 1)].reshape(grid)
+
+    powers = np.array([1 << i for i in range(l - 1, -1, -1)], dtype=object)
+
+    def packed(x):  # (Σ 2^i x_i over r's bits, the sign bit's x), as Python ints
+        return np.concatenate([x[:, :l].astype(object) @ powers, x[:, l].astype(object)])
+
+    # we deal d for our group and send k = me + 1 our bits under the masks m shares with us
+    sent = await exchange(rt, [(own + alpha_of(me)).astype("<i8").tobytes()
+                               if j == (me + 1) % 3 else b"" for j in range(3)])
+    hidden = np.frombuffer(sent[(me - 1) % 3], dtype="<i8").reshape(grid)
+    # Σ 2^i d_i b_i = Σ 2^i (d_i + α_i) b_i (k's) − Σ 2^i α_i b_i (m's), each dealt in p
+    as_k, as_m = (me - 1) % 3, (me + 1) % 3
+    mine = np.concatenate([packed(own), packed(hidden * b_of(as_k)),
+                           packed(alpha_of(as_m) * b_of(as_m))])
+    dealt_p = rt.input(field.array(mine), senders=None)
     r_divl = prss_share(rt, field, 1 << max(0, ((1 << k) // 3).bit_length() - 1), n)
 
-    # in p: r = Σ 2^i (d_i + b_i) − 2 Σ 2^i d_i b_i (one resharing), and the sign bit
-    d_p = np.concatenate([x[0].value for x in await rt.gather(dealt_p)])[:total]
-    d_p = d_p.reshape(n, width)
-    powers = np.array([1 << i for i in range(l - 1, -1, -1)] + [0], dtype=object)
-    bw = b * wp                                  # our shares of the PRSS bits, in p
-    linear = (d_p + bw) @ powers
-    cross = (d_p * bw) @ powers
-    sign_cross = d_p[:, l] * bw[:, l]
-    crossed = reshare(rt, field.array(np.concatenate([cross, sign_cross])))
     # in Q: every bit, by one product
-    d_q = (await dealt_q).reshape(-1)[:total].reshape(n, width)
-    b_q = b * wq % Q
-    r_q = (d_q + b_q - 2 * await _mul(rt, d_q, b_q)) % Q
-    crossed = (await crossed).value
-    r_modl = linear - 2 * crossed[:n]
-    sign_p = d_p[:, l] + bw[:, l] - 2 * crossed[n:]
+    d_q = (await dealt_q).reshape(3 * per, width)
+    b_q = np.zeros((3, per, width), dtype=np.int64)
+    for j in range(3):
+        if (b := b_of(j)) is not None:
+            b_q[j] = b * _weight_q(rt, _without(j)) % Q
+    b_q = b_q.reshape(3 * per, width)
+    r_q = ((d_q + b_q - 2 * await _mul(rt, d_q, b_q)) % Q)[:n]
+    # in p: r = Σ 2^i (d_i + b_i − 2 d_i b_i), and the sign bit, per group
+    dealt = [x[0].value.reshape(3, 2 * per) for x in await rt.gather(dealt_p)]
+    groups = []
+    for j in range(3):
+        b = b_of(j)
+        b_p = 0 if b is None else packed(b) * prss_weight(rt, field, _without(j))
+        cross = dealt[(j + 1) % 3][1] - dealt[(j + 2) % 3][2]
+        groups.append(dealt[j][0] + b_p - 2 * cross)
+    groups = np.stack(groups)                    # (3, 2·per): r then the sign bit
+    r_modl = groups[:, :per].reshape(-1)[:n]
+    sign_p = groups[:, per:].reshape(-1)[:n]
 
     shape = a.shape
     a = (await rt.gather(a)).value.reshape(n)
