@@ -1,7 +1,9 @@
 """Threshold ECDSA through the whole network path (coordinator → bus → nodes → MPC → verified
-result): keygen time, signing latency p50/p95, online latency with presignatures, signatures
-per second back to back; 3 and 5 parties.  Baseline in the same run: single-key signing with
-coincurve (libsecp256k1).
+result): keygen time, signing latency p50/p95 with and without a presignature, each split
+into the vote phase (request published → every vote in), start → every result verified, and
+within that the session set-up (slowest party; links are warm after the first job) and the
+MPC; signatures per second back to back; 3 and 5 parties.  Baseline in the same run:
+single-key signing with coincurve (libsecp256k1).
 
     python bench/bench_ecdsa.py [--sigs 50] [--parties 3 5] [--broker URL]
 """
@@ -42,6 +44,7 @@ async def measure(cluster_dir, broker, sigs: int) -> dict:
             keygen.append((time.perf_counter() - t,
                            max(t["mpc_s"] for t in key.party_timings.values())))
         nonce, full, full_mpc, online, online_mpc = 0, [], [], [], []
+        phases = {"vote": [], "run": [], "connect": [], "online_vote": [], "online_run": []}
 
         async def sign(**extra):
             nonce_ = extra.pop("nonce")
@@ -54,6 +57,9 @@ async def measure(cluster_dir, broker, sigs: int) -> dict:
             nonce += 1
             full.append(o.timings["total_s"])
             full_mpc.append(max(t["mpc_s"] for t in o.party_timings.values()))
+            phases["vote"].append(o.timings["vote_s"])
+            phases["run"].append(o.timings["run_s"])
+            phases["connect"].append(max(t["connect_s"] for t in o.party_timings.values()))
         pre = await c.run_job("presign", {"key_id": "bench-key", "count": sigs})
         assert pre.ok, pre.error
         for pid in pre.output["ids"]:
@@ -64,6 +70,8 @@ async def measure(cluster_dir, broker, sigs: int) -> dict:
             nonce += 1
             online.append(o.timings["total_s"])
             online_mpc.append(max(t["mpc_s"] for t in o.party_timings.values()))
+            phases["online_vote"].append(o.timings["vote_s"])
+            phases["online_run"].append(o.timings["run_s"])
         t = time.perf_counter()
         batch = 20
         for _ in range(batch):
@@ -71,7 +79,7 @@ async def measure(cluster_dir, broker, sigs: int) -> dict:
             nonce += 1
         rate = batch / (time.perf_counter() - t)
     return {"keygen": keygen, "full": full, "full_mpc": full_mpc, "online": online,
-            "online_mpc": online_mpc, "rate": rate}
+            "online_mpc": online_mpc, "rate": rate, **phases}
 
 
 def baseline(n: int = 2000) -> float:
@@ -100,9 +108,15 @@ def main() -> None:
         print(f"  keygen, end to end          {ms(warm)} ms (MPC {ms(warm_mpc).strip()} ms);"
               f" first job after start {ms(cold).strip()} ms")
         print(f"{'':30}{'p50 ms':>8} {'p95 ms':>8}")
-        for label, xs in (("  sign, end to end", r["full"]), ("    of which MPC", r["full_mpc"]),
+        for label, xs in (("  sign, end to end", r["full"]),
+                          ("    request -> all votes", r["vote"]),
+                          ("    start -> all results", r["run"]),
+                          ("      session set-up", r["connect"]),
+                          ("      MPC", r["full_mpc"]),
                           ("  presigned, end to end", r["online"]),
-                          ("    of which MPC (online)", r["online_mpc"])):
+                          ("    request -> all votes", r["online_vote"]),
+                          ("    start -> all results", r["online_run"]),
+                          ("      MPC (online)", r["online_mpc"])):
             print(f"{label:30}{ms(pct(xs, .5))} {ms(pct(xs, .95))}")
         print(f"  signatures/s back to back   {r['rate']:7.1f}"
               f"   (single key: {1 / single:,.0f}/s, ratio {1 / single / r['rate']:,.0f}x)")
