@@ -19,8 +19,9 @@ the dealing, the products and the zero test, and messages are raw int64 arrays:
   dealt per party and comparison in p, instead of l + 1 bits and products.
 - The l + 1 terms and their product live in Q: each term is a small nonzero integer or 0,
   so the product is 0 in Q exactly when it is 0 over the integers.  It is tested for zero
-  by opening its products with two PRSS random values (reshared first, so that nothing but
-  the products is revealed); a nonzero product opens as zero only if both are 0 (2^-62).
+  by opening its products with two PRSS random values (plus a PRSS sharing of zero of degree
+  2, so that nothing but the products is revealed); a nonzero product opens as zero only if
+  both are 0 (2^-62).
 
 What is opened is what MPyC opens: a + r + 2^l·r' (r' a PRSS mask of k bits) and whether the
 product is zero (which the random sign bit makes independent of a).  Security: passive, one
@@ -65,26 +66,35 @@ def _recombine(rows: np.ndarray) -> np.ndarray:
     return (LAMBDA[0] * rows[0] + LAMBDA[1] * rows[1] + LAMBDA[2] * rows[2]) % Q
 
 
-async def _swap(rt, rows: np.ndarray) -> np.ndarray:
-    """Send rows[j] to party j; row j of the result is what party j sent us."""
-    sent = await exchange(rt, [r.astype("<i8").tobytes() for r in rows])
-    return np.stack([rows[rt.pid] if j == rt.pid
-                     else np.frombuffer(s, dtype="<i8").reshape(rows.shape[1:])
+def _send(rt, rows: np.ndarray):
+    """Start a round that sends rows[j] to party j (our own row stays); ``_received`` ends it."""
+    return exchange(rt, [r.astype("<i8").tobytes() for r in rows]), rows
+
+
+async def _received(pending) -> np.ndarray:
+    """Row j: what party j sent us in the round ``pending``."""
+    sent, rows = pending
+    sent = await sent
+    return np.stack([rows[j] if s is None else np.frombuffer(s, dtype="<i8").reshape(rows.shape[1:])
                      for j, s in enumerate(sent)])
 
 
-async def _reshare(rt, x: np.ndarray) -> np.ndarray:
-    """Degree-1 shares of the values whose degree <= 2 shares are x (one round)."""
-    return _recombine(await _swap(rt, _deal(x)))
+def _reshare(rt, x: np.ndarray):
+    """Start resharing: degree-1 shares of the values whose degree <= 2 shares are x."""
+    return _send(rt, _deal(x))
+
+
+async def _reshared(pending) -> np.ndarray:
+    return _recombine(await _received(pending))
 
 
 async def _mul(rt, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return await _reshare(rt, a * b % Q)
+    return await _reshared(_reshare(rt, a * b % Q))
 
 
 async def _open(rt, x: np.ndarray) -> np.ndarray:
     """The values whose degree <= 2 shares are x."""
-    return _recombine(await _swap(rt, np.stack([x] * 3)))
+    return _recombine(await _received(_send(rt, np.stack([x] * 3))))
 
 
 def _without(j: int) -> tuple:
@@ -99,12 +109,16 @@ def _weight_q(rt, subset: tuple) -> int:
     return (out + 1 - x) * pow(out + 1, -1, Q) % Q
 
 
-def _prss_q(rt, n: int) -> np.ndarray:
-    """Shares of n PRSS values uniform mod Q (two 62-bit draws per key, within 2^-90)."""
+def _prss_q(rt, n: int, zero: bool = False) -> np.ndarray:
+    """Shares of n PRSS values uniform mod Q (two 62-bit draws per key, within 2^-90), or
+    (``zero``) of n PRSS sharings of 0 of degree 2: Σ_S z_S·x·f_S(x), uniformly random
+    among the degree-2 sharings of 0 given any one party's shares."""
     total = np.zeros(n, dtype=np.int64)
     hi, lo = prss_pieces(rt, 62, n), prss_pieces(rt, 62, n)
+    x = rt.pid + 1 if zero else 1
     for subset in hi:  # 2^62 = 1 mod Q
-        total = (total + (hi[subset] % Q + lo[subset] % Q) % Q * _weight_q(rt, subset)) % Q
+        weight = _weight_q(rt, subset) * x % Q
+        total = (total + (hi[subset] % Q + lo[subset] % Q) % Q * weight) % Q
     return total
 
 
@@ -122,7 +136,7 @@ async def lt_zero(rt, a, l: int):
     # group j: comparisons [j·per, (j+1)·per), bits d dealt by j, b from the key of k and m
     own = np.unpackbits(np.frombuffer(os.urandom(-(-per * width // 8)), dtype=np.uint8))
     own = own[:per * width].astype(np.int64).reshape(grid)
-    dealt_q = _swap(rt, _deal(own))
+    dealt_q = _send(rt, _deal(own))
     bits, masks = prss_pieces(rt, 1, per * width), prss_pieces(rt, MASK_BITS, per * width)
 
     def b_of(j):  # group j's PRSS bits, where we hold their key (k and m do)
@@ -147,14 +161,14 @@ async def lt_zero(rt, a, l: int):
     dealt_p = rt.input(field.array(mine), senders=None)
     r_divl = prss_share(rt, field, 1 << max(0, ((1 << k) // 3).bit_length() - 1), n)
 
-    # in Q: every bit, by one product
-    d_q = (await dealt_q).reshape(3 * per, width)
+    # in Q: every bit, by one product (in the same round as the dealing in p)
+    d_q = (await _received(dealt_q)).reshape(3 * per, width)
     b_q = np.zeros((3, per, width), dtype=np.int64)
     for j in range(3):
         if (b := b_of(j)) is not None:
             b_q[j] = b * _weight_q(rt, _without(j)) % Q
     b_q = b_q.reshape(3 * per, width)
-    r_q = ((d_q + b_q - 2 * await _mul(rt, d_q, b_q)) % Q)[:n]
+    r_q = ((d_q + b_q - 2 * await _reshared(_reshare(rt, d_q * b_q % Q))) % Q)[:n]
     # in p: r = Σ 2^i (d_i + b_i − 2 d_i b_i), and the sign bit, per group
     dealt = [x[0].value.reshape(3, 2 * per) for x in await rt.gather(dealt_p)]
     groups = []
@@ -186,7 +200,7 @@ async def lt_zero(rt, a, l: int):
         product = await _mul(rt, terms[:half], terms[half:2 * half])
         terms = np.concatenate([product, terms[2 * half:]])
     rho = _prss_q(rt, 2 * n).reshape(2, n)
-    masked = await _open(rt, await _reshare(rt, terms[0] * rho % Q))
+    masked = await _open(rt, (terms[0] * rho + _prss_q(rt, 2 * n, zero=True).reshape(2, n)) % Q)
     zero = np.all(masked == 0, axis=0).astype(object)
 
     h = (1 - 2 * zero) * (2 * sign_p - 1) + 3

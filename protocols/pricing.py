@@ -218,17 +218,21 @@ def _public_coefficients(public: dict, ok, divisor: int) -> dict[str, np.ndarray
     with localcontext() as ctx:
         ctx.prec = 40
         spot, r, q = (Decimal(repr(float(public[k]))) for k in ("spot", "rate", "dividend"))
+        per_expiry = {}  # books repeat expiries: e^(-qT), e^(-rT) and √T once per expiry
         for j in ok:
             k = Decimal(repr(float(public["strikes"][j])))
             t = Decimal(repr(float(public["expiries"][j])))
-            dq, kdr = (-q * t).exp(), k / spot * (-r * t).exp()
+            if t not in per_expiry:
+                per_expiry[t] = ((-q * t).exp(), (-r * t).exp(), t.sqrt())
+            dq, dr, sqrt_t = per_expiry[t]
+            kdr = k / spot * dr
             out["m"].append((spot / k).ln() + (r - q) * t)
-            out["sqrt_t"].append(t.sqrt())
-            out["y0"].append(1 / (divisor * t.sqrt()))
+            out["sqrt_t"].append(sqrt_t)
+            out["y0"].append(1 / (divisor * sqrt_t))
             out["dq"].append(dq)
-            out["dq_sqrt_t"].append(dq * t.sqrt())
+            out["dq_sqrt_t"].append(dq * sqrt_t)
             out["kdr"].append(kdr)
-            out["theta_pdf"].append(dq / (2 * t.sqrt()))
+            out["theta_pdf"].append(dq / (2 * sqrt_t))
             out["r_kdr"].append(r * kdr)
             out["q_dq"].append(q * dq)
             # no-arbitrage lower bound: S·e^(−qT) − K·e^(−rT) for a call, the reverse for a put
