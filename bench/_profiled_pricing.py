@@ -13,7 +13,9 @@ from protocols.pricing import price
 GROUPS = (
     ("PRSS (pseudorandom functions)",
      lambda f, fn: f.endswith("thresha.py") or "HASHXOF" in fn or "from_bytes" in fn
-     or "numpy.fromiter" in fn),
+     or "numpy.fromiter" in fn or fn in ("_stream", "prss_pieces", "fast_prss_share")),
+    ("three-party comparisons in the small field (compare3)",
+     lambda f, fn: f.endswith("compare3.py")),
     ("square roots (random bits)",
      lambda f, fn: "powmod" in fn or (f.endswith("finfields.py") and fn == "<lambda>")
      or f.endswith("_function_base_impl.py")),
