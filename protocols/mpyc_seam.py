@@ -15,6 +15,8 @@ contract below has a test there that names what changed.
   (``Runtime._reshare``).  PRSS draws use MPyC's keys (``Runtime._prss_keys``) and
   weights (``thresha._f_S_i``) with a vectorised SHAKE-128 stream (``fast_prss_share``,
   ``prss_pieces``); ``fast_prss_randoms`` puts it behind ``Runtime._np_randoms``.
+- **Raw rounds**: ``exchange`` sends each peer bytes in one round labelled by MPyC's program
+  counter (``Runtime._send_message``, ``_receive_message``), for ``protocols.compare3``.
 - **Comparison bits**: ``comparison_bits`` swaps the source of the random bits MPyC's
   comparisons draw through ``Runtime.np_random_bits``.
 - **Session links**: ``PeerLink`` is MPyC's ``MessageExchanger`` with a preamble before MPyC's
