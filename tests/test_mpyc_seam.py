@@ -158,6 +158,23 @@ def test_prss_shares_and_reshare_among_three_parties():
     assert _opened(parties, "reshared", t) == squares, "resharing changed the values"
 
 
+async def exchange_round(rt) -> list:
+    """(Run in each party.) Two raw rounds: each party sends every peer "from-to" bytes."""
+    out = []
+    for label in ("a", "b"):
+        sent = [f"{label}{rt.pid}-{j}".encode() for j in range(len(rt.parties))]
+        got = await mpyc_seam.exchange(rt, sent)
+        out.append([None if g is None else bytes(g).decode() for g in got])
+    return out
+
+
+def test_exchange_delivers_each_peer_its_own_bytes_per_round():
+    parties = run_parties("tests.test_mpyc_seam:exchange_round", [[]] * 3)
+    for pid, rounds in enumerate(parties):
+        for label, got in zip("ab", rounds):
+            assert got == [None if j == pid else f"{label}{j}-{pid}" for j in range(3)]
+
+
 async def test_comparisons_draw_their_bits_through_np_random_bits():
     rt = mpyc_seam.install_runtime(0, ADDRESSES[:1], 0)
     await rt.start()
