@@ -1,9 +1,10 @@
 """Shared by the benchmarks: a throwaway local cluster (supervisor, embedded broker or an
-external one, real node processes) and percentiles."""
+external one, real node processes), percentiles, and the CPU its processes use."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -13,6 +14,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mpc_nodes.client.coordinator import Coordinator  # noqa: E402
 from mpc_nodes.deploy.cluster import (init_cluster, start_supervisor, stop_cluster,  # noqa: E402
                                       wait_for_state)
+
+
+def cluster_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this process and every process it started,
+    by role: coordinator (this process), broker (the supervisor, which runs the embedded
+    broker), node, engine.  On a shared machine CPU per job is steadier than wall time."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[str, list[str]] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        children.setdefault(stat[stat.rindex(")") + 2:].split()[1], []).append(pid)
+    used: dict[str, float] = {}
+    todo = [str(os.getpid())]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            fields = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = fields[fields.rindex(")") + 2:].split()
+        role = ("coordinator" if pid == str(os.getpid()) else "engine" if "engine_worker" in cmd
+                else "node" if " node " in cmd else "broker" if "supervise" in cmd else "other")
+        used[role] = used.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+def cpu_per_job(before: dict[str, float], after: dict[str, float], jobs: int) -> dict:
+    """Seconds of CPU per job by role between two cluster_cpu() readings."""
+    return {role: (after[role] - before.get(role, 0.0)) / jobs for role in after}
 
 
 def pct(values, q):

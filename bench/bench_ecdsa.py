@@ -2,7 +2,8 @@
 result): keygen time, signing latency p50/p95 with and without a presignature, each split
 into the vote phase (request published → every vote in), start → every result verified, and
 within that the session set-up (slowest party; links are warm after the first job) and the
-MPC; signatures per second back to back; 3 and 5 parties.  Baseline in the same run:
+MPC; CPU per job of the cluster's processes by role (steadier than wall time on a shared
+machine); signatures per second back to back; 3 and 5 parties.  Baseline in the same run:
 single-key signing with coincurve (libsecp256k1).
 
     python bench/bench_ecdsa.py [--sigs 50] [--parties 3 5] [--broker URL]
@@ -15,7 +16,7 @@ import asyncio
 import time
 
 import coincurve
-from _cluster import local_cluster, online_coordinator, pct
+from _cluster import cluster_cpu, cpu_per_job, local_cluster, online_coordinator, pct
 
 from mpc_nodes.jobs.ecdsa import check_signature
 from tests.cluster_harness import eth_policy
@@ -52,6 +53,9 @@ async def measure(cluster_dir, broker, sigs: int) -> dict:
                                 only=extra.get("only_set"))
             assert o.ok and check_signature(o.output) is None, o.error
             return o
+        await sign(nonce=nonce)  # warm-up: the first signature imports eth-account on a node
+        nonce += 1
+        cpu = cluster_cpu()
         for _ in range(sigs):
             o = await sign(nonce=nonce)
             nonce += 1
@@ -60,8 +64,10 @@ async def measure(cluster_dir, broker, sigs: int) -> dict:
             phases["vote"].append(o.timings["vote_s"])
             phases["run"].append(o.timings["run_s"])
             phases["connect"].append(max(t["connect_s"] for t in o.party_timings.values()))
+        phases["cpu"] = cpu_per_job(cpu, cluster_cpu(), sigs)
         pre = await c.run_job("presign", {"key_id": "bench-key", "count": sigs})
         assert pre.ok, pre.error
+        cpu = cluster_cpu()
         for pid in pre.output["ids"]:
             o = await c.run_job("sign", {"key_id": "bench-key", "tx": tx(nonce),
                                          "presignature": pid},
@@ -72,6 +78,7 @@ async def measure(cluster_dir, broker, sigs: int) -> dict:
             online_mpc.append(max(t["mpc_s"] for t in o.party_timings.values()))
             phases["online_vote"].append(o.timings["vote_s"])
             phases["online_run"].append(o.timings["run_s"])
+        phases["online_cpu"] = cpu_per_job(cpu, cluster_cpu(), len(pre.output["ids"]))
         t = time.perf_counter()
         batch = 20
         for _ in range(batch):
@@ -118,6 +125,10 @@ def main() -> None:
                           ("    start -> all results", r["online_run"]),
                           ("      MPC (online)", r["online_mpc"])):
             print(f"{label:30}{ms(pct(xs, .5))} {ms(pct(xs, .95))}")
+        for label, cpu in (("sign", r["cpu"]), ("presigned", r["online_cpu"])):
+            print(f"  CPU per {label + ' job':16} {1000 * sum(cpu.values()):7.1f} ms ("
+                  + ", ".join(f"{role} {1000 * s:.1f}" for role, s in sorted(cpu.items())
+                              if s) + ")")
         print(f"  signatures/s back to back   {r['rate']:7.1f}"
               f"   (single key: {1 / single:,.0f}/s, ratio {1 / single / r['rate']:,.0f}x)")
         print(f"  sign p50 / single-key       {pct(r['full'], .5) / single:,.0f}x")

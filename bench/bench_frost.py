@@ -1,7 +1,8 @@
 """FROST(Ed25519) threshold signing through the whole network path (coordinator → bus → nodes,
 two rounds → verified signature): keygen time, signing latency p50/p95 with a breakdown per
-round; 2-of-3 and 3-of-5.  In the same run: the in-process round time (commit, sign, share
-verification and aggregation without the bus) and single-key Ed25519 signing with PyNaCl.
+round and the CPU per signature of the cluster's processes by role; 2-of-3 and 3-of-5.  In
+the same run: the in-process round time (commit, sign, share verification and aggregation
+without the bus) and single-key Ed25519 signing with PyNaCl.
 
     python bench/bench_frost.py [--sigs 50] [--broker URL]
 """
@@ -13,7 +14,7 @@ import asyncio
 import secrets
 import time
 
-from _cluster import local_cluster, online_coordinator, pct
+from _cluster import cluster_cpu, cpu_per_job, local_cluster, online_coordinator, pct
 from nacl.signing import SigningKey
 
 from protocols import frost
@@ -32,12 +33,13 @@ async def measure(cluster_dir, broker, sigs: int) -> dict:
             assert outcome.ok, outcome.error
             keygen.append(time.perf_counter() - t)
         await frost_sign(c, "bench-key", b"warm-up")
-        rows = []
+        rows, cpu = [], cluster_cpu()
         for i in range(sigs):
             r = await frost_sign(c, "bench-key", f"report {i}".encode())
             assert not r["excluded"], r["excluded"]
             rows.append(r["timings"])
-    return {"keygen": keygen, "rows": rows}
+        cpu = cpu_per_job(cpu, cluster_cpu(), sigs)
+    return {"keygen": keygen, "rows": rows, "cpu": cpu}
 
 
 def in_process(parties: int, t: int, rounds: int = 200) -> list[float]:
@@ -92,6 +94,9 @@ def main() -> None:
                           ("    verify shares+aggregate", [x["aggregate_s"] for x in rows]),
                           ("  in process, no bus", local)):
             print(f"{label:30}{ms(pct(xs, .5))} {ms(pct(xs, .95))}")
+        print(f"  CPU per signature           {1000 * sum(r['cpu'].values()):7.1f} ms ("
+              + ", ".join(f"{role} {1000 * s:.1f}" for role, s in sorted(r["cpu"].items())
+                          if s) + ")")
         p50 = pct([x["total_s"] for x in rows], .5)
         print(f"  sign p50 / single-key       {p50 / single:,.0f}x")
 
