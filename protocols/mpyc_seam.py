@@ -443,3 +443,26 @@ async def exchange(rt, outgoing: list):
     received = [None if pid == rt.pid else rt._receive_message(pid)
                 for pid in range(len(rt.parties))]
     return await rt.gather(received)
+
+
+# -- field arrays ----------------------------------------------------------------------------
+# MPyC 0.11 builds every finite-field array with ``FiniteFieldArray.__init__``, which parses
+# NumPy's version string (``numpy.lib.NumpyVersion``, regular expressions) on each call: about
+# 8 % of a pricing party's CPU.  The same constructor with the version compared once replaces
+# it when this module is imported; tests/test_mpyc_seam.py checks both give the same arrays.
+
+finfields = importlib.import_module("mpyc.finfields")  # imported by thresha already
+MPYC_FIELD_ARRAY_INIT = finfields.FiniteFieldArray.__init__
+_NUMPY2 = np.lib.NumpyVersion(np.__version__) >= "2.0.0b1"
+
+
+def _field_array_init(self, value, check=True, copy=False):
+    if _NUMPY2 and copy is False:
+        copy = None
+    value = np.array(value, dtype=object, copy=copy)
+    if check:
+        value %= self.field.modulus  # in place: keeps the shape, as MPyC's
+    self.value = value
+
+
+finfields.FiniteFieldArray.__init__ = _field_array_init

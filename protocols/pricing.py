@@ -75,7 +75,13 @@ def plan(n: int, method: str) -> tuple[str, list[int] | None, int]:
 
 
 def _fixed(values, bits: int = F) -> np.ndarray:
-    return np.array([int(round(float(v) * 2 ** bits)) for v in np.ravel(values)], dtype=object)
+    """round(v·2^bits) of each value as Python ints (an object array): in float64, which
+    scales by a power of two exactly and rounds half to even as round() does, wherever the
+    results fit int64; element by element otherwise (and for NaN, which round() refuses)."""
+    scaled = np.ravel(np.asarray(values, dtype=float)) * 2.0 ** bits
+    if not np.all(np.abs(scaled) < 2.0 ** 62):
+        return np.array([int(round(float(v))) for v in scaled], dtype=object)
+    return np.rint(scaled).astype(np.int64).astype(object)
 
 
 def _check_public(vols, public: dict) -> None:
@@ -132,7 +138,7 @@ async def _chunk(rt, vols, public: dict, idx):
                        np.asarray(public["strikes"])[idx], np.asarray(public["expiries"])[idx],
                        public["rate"], public["dividend"], vols)
         own = _fixed(bsm.normalise(mine, public["spot"], public["greeks"]))
-        if max(abs(int(v)) for v in own) >= 1 << (SELECT_TYPE_BITS - 1):  # not in the domain
+        if _top(own) >= 1 << (SELECT_TYPE_BITS - 1):  # not in the domain
             raise PricingError(f"an output exceeds {SELECT_TYPE_BITS} bits")
         rows += list(own.reshape(-1, m))
     else:  # 1/σ and σ at 2^-32: the 24-bit ranking grid would cost σ = 0.001 3e-5 relative

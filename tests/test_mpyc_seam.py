@@ -158,6 +158,20 @@ def test_prss_shares_and_reshare_among_three_parties():
     assert _opened(parties, "reshared", t) == squares, "resharing changed the values"
 
 
+def test_field_arrays_are_built_as_mpyc_builds_them():
+    field = mpyc_seam.install_runtime(0, ADDRESSES[:1], 0).SecInt(32).field
+    assert "NumpyVersion" in inspect.getsource(mpyc_seam.MPYC_FIELD_ARRAY_INIT), \
+        "MPyC's FiniteFieldArray.__init__ changed: check _field_array_init against it"
+    for value, check, copy in [([5, -1, field.modulus + 3], True, False),
+                               (np.array([[2, field.modulus]], dtype=object), True, True),
+                               ([1, 2], False, False)]:
+        ours, theirs = field.array.__new__(field.array), field.array.__new__(field.array)
+        mpyc_seam._field_array_init(ours, value, check, copy)
+        mpyc_seam.MPYC_FIELD_ARRAY_INIT(theirs, value, check, copy)
+        assert ours.value.shape == theirs.value.shape
+        assert ours.value.tolist() == theirs.value.tolist()
+
+
 async def exchange_round(rt) -> list:
     """(Run in each party.) Two raw rounds: each party sends every peer "from-to" bytes."""
     out = []
