@@ -49,7 +49,7 @@ SELECT_TYPE_BITS = 48     # exact path: vols, ranks, selected outputs; breaker t
 TOTALS_TYPE_BITS = 88     # exact path with portfolio totals (< 2^108)
 SECURE_TYPE_BITS = 108    # secure evaluation: products before truncation (< 2^99) + 2^30 mask
 PRODUCT_BITS = F + NF + 20  # bound on any product before truncation
-CHUNK = 1000
+CHUNK = 2500  # 10 % less party CPU than chunks of 1,000 (2026-11-30, 10,000 options)
 _VOL_TOP = round(domain.VOL_MAX * 2 ** VOL_BITS)  # largest vol input, scaled
 
 METHODS = ("median", "mean", "trimmed")
