@@ -271,6 +271,9 @@ class PeerLink(asyncoro.MessageExchanger):
             at += _FRAME.size + size
 
     def connection_lost(self, exc):
+        if not self.ended.done():  # a session ending its links stops waiting for this one
+            self.ended.set_exception(ConnectionError("the link closed before the peer's END"))
+            self.ended.exception()  # only such a session awaits it: not an unretrieved error
         if not self.admitted or self.peer_pid is None:
             return
         if self.policy.closing:
@@ -342,6 +345,9 @@ class SessionLinks:
         rt = self.rt
         while rt._pc_level > rt._program_counter[1]:
             await asyncio.sleep(0)
+        # a fresh own slot, as Runtime.shutdown makes: MPyC completes it once every link is
+        # unset, which a link lost now does
+        rt.parties[rt.pid].protocol = asyncio.get_running_loop().create_future()
         links = [self.link(pid) for pid in self.peers()]
         for link in links:
             link.send(END_PC, b"")
@@ -466,3 +472,17 @@ def _field_array_init(self, value, check=True, copy=False):
 
 
 finfields.FiniteFieldArray.__init__ = _field_array_init
+
+
+def prss_zero_share(rt, field, n: int):
+    """This party's shares (a ``field.array``) of n pseudorandom sharings of 0 of degree 2t:
+    Σ_S Σ_{j=1..t} z_{S,j}·x^j·f_S(x) at x = pid + 1 (``thresha.np_pseudorandom_share_0``,
+    vectorised), each z drawn 64 bits longer than the modulus.  Added to a degree-2t sharing
+    before it is opened, it leaves nothing of the sharing but its value to any t parties."""
+    p, t, x = field.modulus, rt.threshold, rt.pid + 1
+    total = 0
+    for subset, values in prss_pieces(rt, p.bit_length() + 64, n * t).items():
+        z = values.reshape(t, n)
+        total = total + sum(z[j] * pow(x, j + 1, p) for j in range(t)) \
+            * prss_weight(rt, field, subset)
+    return field.array(total if t else np.zeros(n, dtype=object))

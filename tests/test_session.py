@@ -182,3 +182,19 @@ async def test_abort_while_the_engine_starts_stops_the_session_before_it_begins(
         assert await run_all(engines, specs(tls, values)) == [pytest.approx(0.2, abs=1e-8)] * 3
     finally:
         await asyncio.gather(*(e.close() for e in engines))
+
+
+async def test_a_link_lost_while_ending_the_session_ends_the_wait_at_once():
+    """A peer that dies between its last protocol message and its END must not hold the
+    survivors until the session deadline: the lost link fails SessionLinks.finish now."""
+    from types import SimpleNamespace
+
+    from protocols.mpyc_seam import PeerLink
+    unset = []
+    rt = SimpleNamespace(pid=0, unset_protocol=unset.append)
+    policy = SimpleNamespace(closing=True, accept=lambda transport, pid: True)
+    link = PeerLink(rt, policy, peer_pid=1)
+    link.connection_lost(None)
+    with pytest.raises(ConnectionError, match="before the peer's END"):
+        await asyncio.wait_for(link.ended, 1.0)
+    assert unset == [1]
