@@ -9,6 +9,7 @@ they may publish (and, in mpc_nodes.wire.broker, under which client id they may 
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -27,8 +28,13 @@ def certificate_name(session: Session | None) -> str | None:
     """The CN of the client certificate a session presented (verified by TLS), or None."""
     ssl_object = getattr(session, "ssl_object", None)
     der = ssl_object.getpeercert(binary_form=True) if ssl_object else None
-    if not der:
-        return None
+    return _common_name(der) if der else None
+
+
+@functools.lru_cache(maxsize=256)
+def _common_name(der: bytes) -> str | None:
+    """A certificate's CN (parsed once per certificate: the ACL asks for every message a
+    client sends or receives, ~20 per signature)."""
     names = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(
         NameOID.COMMON_NAME)
     return str(names[0].value) if names else None
