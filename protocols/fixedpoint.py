@@ -28,7 +28,7 @@ import numpy as np
 
 from protocols import compare3, randomness
 from protocols.mpyc_seam import (comparison_bits, fast_prss_randoms, mpc_coro, prss_pieces,
-                                 prss_share, prss_weight, reshare)
+                                 prss_share, prss_weight, prss_zero_share, reshare)
 
 
 def prss_subsets(rt) -> int:
@@ -43,20 +43,26 @@ def _within(bound: int | None, l: int, what: str) -> None:
                          f" included), beyond the declared {l}")
 
 
-def trunc(rt, a, f: int, l: int, bound: int | None = None):
-    """floor(a / 2^f) + e with 0 <= e <= prss_subsets(rt), for every |a| < 2^(l-1).
+def trunc(rt, a, f: int, l: int, bound: int | None = None, times=None):
+    """floor(a / 2^f) + e with 0 <= e <= prss_subsets(rt), for every |a| < 2^(l-1); with
+    ``times``, of the product a·times (``mul``: the product is never reshared).
 
     One opening of a + r, where r's low f bits and high bits are PRSS sums of uniform
     pieces, so the opened value is statistically independent of a (security parameter
     rt.options.sec_param) only while |a| < 2^(l-1): callers pass ``bound``, their proof
     that |a| <= bound (public), and a bound beyond l bits is refused.  The field must hold
     a + r without wrapping around."""
+    _check_truncation(rt, type(a), l, bound)
+    return _trunc(rt, a, f, l) if times is None else _mul_trunc(rt, a, times, f, l)
+
+
+def _check_truncation(rt, stype, l: int, bound: int | None) -> None:
+    """Refuse a bound beyond l bits, and a field too small to hold a + r without wrapping."""
     _within(bound, l, "truncation")
-    p_bits = type(a).sectype.field.modulus.bit_length()
+    p_bits = stype.sectype.field.modulus.bit_length()
     if p_bits < rt.options.sec_param + l + prss_subsets(rt).bit_length() + 2:
         raise ValueError(f"a {p_bits}-bit field is too small to truncate {l}-bit values"
                          f" among {len(rt.parties)} parties")
-    return _trunc(rt, a, f, l)
 
 
 @mpc_coro
@@ -121,8 +127,31 @@ def cheap_random_bits(rt):
 
 
 def mul(rt, a, b, f: int, l: int, bound: int | None = None):
-    """Product of two values scaled by 2^f, rescaled to 2^f (|a·b| <= bound < 2^(l-1))."""
-    return trunc(rt, a * b, f, l, bound)
+    """Product of two values scaled by 2^f, rescaled to 2^f (|a·b| <= bound < 2^(l-1)), as
+    ``trunc(rt, a * b, f, l, bound)`` but without resharing the product: the degree-2t
+    product shares, masked as ``trunc`` masks and re-randomised by a PRSS sharing of zero of
+    degree 2t, are opened by all parties; the result floor((a·b + r_lo)/2^f) is then a public
+    value minus r's high part, degree t again.  One opening instead of a resharing and an
+    opening."""
+    return trunc(rt, a, f, l, bound, times=b)
+
+
+@mpc_coro
+async def _mul_trunc(rt, a, b, f: int, l: int):
+    stype = type(a)
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    await rt.returnType((stype, shape))
+    field = stype.sectype.field
+    a, b = await rt.gather(a, b)
+    product = np.broadcast_to(a.value * b.value, shape).reshape(-1)  # degree-2t shares
+    n, k = product.size, rt.options.sec_param
+    r_lo = prss_share(rt, field, 1 << f, n)
+    r_hi = prss_share(rt, field, 1 << (k + l - f), n)
+    zero = prss_zero_share(rt, field, n)
+    masked = product + r_lo.value + (r_hi.value << f) + (1 << (l - 1)) + zero.value
+    c = (await rt.output(field.array(masked), threshold=2 * rt.threshold)).value
+    high = (c - (c & ((1 << f) - 1))) >> f  # = floor((a·b + r_lo)/2^f) + r_hi + 2^(l-1-f)
+    return field.array(high - r_hi.value - (1 << (l - 1 - f))).reshape(shape)
 
 
 def lt_zero(rt, a, l: int, bound: int | None = None):

@@ -158,6 +158,22 @@ def test_prss_shares_and_reshare_among_three_parties():
     assert _opened(parties, "reshared", t) == squares, "resharing changed the values"
 
 
+async def prss_zeros(rt, n: int) -> dict:
+    """(Run in each party.) This party's shares of n PRSS sharings of zero of degree 2t."""
+    field = rt.SecInt(64).field
+    zero = mpyc_seam.prss_zero_share(rt, field, n)
+    return {"modulus": field.modulus, "point": rt.pid + 1, "t": rt.threshold,
+            "zero": [int(v) for v in zero.value]}
+
+
+@pytest.mark.parametrize("parties", [3, 5])
+def test_prss_zero_sharings_open_to_zero_at_degree_2t(parties):
+    results = run_parties("tests.test_mpyc_seam:prss_zeros", [[8]] * parties)
+    degree = 2 * results[0]["t"]
+    assert _opened(results, "zero", degree) == [0] * 8
+    assert any(r["zero"] != [0] * 8 for r in results), "the zero sharings are all zero"
+
+
 def test_field_arrays_are_built_as_mpyc_builds_them():
     field = mpyc_seam.install_runtime(0, ADDRESSES[:1], 0).SecInt(32).field
     assert "NumpyVersion" in inspect.getsource(mpyc_seam.MPYC_FIELD_ARRAY_INIT), \

@@ -46,8 +46,8 @@ def _round_up_by(monkeypatch, e: int) -> None:
     """Every truncation returns floor(a/2^f) + e, and the protocol knows e subsets."""
     trunc = fx.trunc
 
-    def worst(rt, a, f, l, bound=None):
-        return trunc(rt, a, f, l, bound) + (e - 1)  # one process: floor + 0 or 1 already
+    def worst(rt, a, f, l, bound=None, times=None):  # one process: floor + 0 or 1 already
+        return trunc(rt, a, f, l, bound, times) + (e - 1)
     monkeypatch.setattr(fx, "trunc", worst)
     monkeypatch.setattr(fx, "prss_subsets", lambda rt: e)
 

@@ -64,9 +64,9 @@ class Probe:
         self.seen = []
         trunc, lt_zero = fx.trunc, fx.lt_zero
 
-        def probe_trunc(rt, a, f, l, bound=None):
-            self.seen.append(("truncation", l, bound, a))
-            return trunc(rt, a, f, l, bound)
+        def probe_trunc(rt, a, f, l, bound=None, times=None):
+            self.seen.append(("truncation", l, bound, a if times is None else a * times))
+            return trunc(rt, a, f, l, bound, times)
 
         def probe_lt_zero(rt, a, l, bound=None):
             self.seen.append(("comparison", l, bound, a))
