@@ -486,17 +486,3 @@ def prss_zero_share(rt, field, n: int):
         total = total + sum(z[j] * pow(x, j + 1, p) for j in range(t)) \
             * prss_weight(rt, field, subset)
     return field.array(total if t else np.zeros(n, dtype=object))
-
-
-def prss_zero_share(rt, field, n: int):
-    """This party's shares (a ``field.array``) of n pseudorandom sharings of 0 of degree 2t:
-    Σ_S Σ_{j=1..t} z_{S,j}·x^j·f_S(x) at x = pid + 1 (``thresha.np_pseudorandom_share_0``,
-    vectorised), each z drawn 64 bits longer than the modulus.  Added to a degree-2t sharing
-    before it is opened, it leaves nothing of the sharing but its value to any t parties."""
-    p, t, x = field.modulus, rt.threshold, rt.pid + 1
-    total = 0
-    for subset, values in prss_pieces(rt, p.bit_length() + 64, n * t).items():
-        z = values.reshape(t, n)
-        total = total + sum(z[j] * pow(x, j + 1, p) for j in range(t)) \
-            * prss_weight(rt, field, subset)
-    return field.array(total if t else np.zeros(n, dtype=object))
