@@ -5,6 +5,7 @@ jobs with random restarts.  Every case asserts its expected outcome."""
 import asyncio
 import os
 import random
+import re
 import signal
 import statistics
 import time
@@ -318,8 +319,13 @@ async def test_an_aborted_job_stops_its_sessions_at_once(make_cluster):
                             c.seal_for_jobs(JobAbort(job_id=job_id, reason="operator"))[0])
         outcome = await running
         assert not outcome.ok
-        assert all("aborted: the job failed elsewhere (operator)" in outcome.party_errors[n]
-                   for n in ("party0", "party1", "party2")), outcome.party_errors
+        # each party reports its own view: the abort, or — when a peer's engine stopped on
+        # the abort before this party read it (seen under load) — that peer leaving
+        aborted = "aborted: the job failed elsewhere (operator)"
+        views = {n: outcome.party_errors[n] for n in ("party0", "party1", "party2")}
+        assert any(aborted in e for e in views.values()), views
+        assert all(aborted in e or re.search(r"lost connection to party\d", e)
+                   for e in views.values()), views
         after = await c.run_job("ping", {"rounds": 2})  # on fresh engines, at once
         assert after.ok, after.error
 
