@@ -40,6 +40,11 @@ class _Idle(asyncio.Protocol):
 
     def data_received(self, data) -> None:
         self.data.extend(data)
+        if len(self.data) > self.pool.MAX_BUFFERED:  # a caller that talks without a session
+            log.warning("closing an idle MPC link: %d bytes arrived before any session took"
+                        " it", len(self.data))
+            self.transport.close()
+            return
         self.pool.offer(self)
 
     def eof_received(self):
@@ -60,6 +65,8 @@ class LinkPool:
     """An engine's idle links and its listening socket, shared by its sessions (one at a time)."""
 
     MAX_IDLE = 32  # more than any roster's peers; the oldest idle link goes first
+    MAX_BUFFERED = 1 << 16  # what an idle link holds for the next session: its preamble and
+    # the first protocol frames, far below this; more is a peer flooding us
 
     def __init__(self):
         self.idle: list[_Idle] = []
