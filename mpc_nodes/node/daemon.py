@@ -36,6 +36,7 @@ from mpc_nodes.node.engine import MpcEngine
 from mpc_nodes.node.held_roster import adopt
 from mpc_nodes.node.job_records import JobRecords
 from mpc_nodes.node.metrics import HealthServer, NodeMetrics
+from mpc_nodes.node.ratelimit import TokenBuckets
 from mpc_nodes.node.replay import ReplayGuard
 from mpc_nodes.node.session import SessionError, SessionPeer, SessionSpec
 from mpc_nodes.pki import client_context, load_identity, public_hex, read_passphrase
@@ -47,6 +48,8 @@ from mpc_nodes.wire.messages import (JobAbort, JobQuery, JobRequest, JobResult, 
 
 log = logging.getLogger("mpcnet.node")
 CLOCK_SKEW_S = 30.0
+QUERY_BURST = 256  # job ids a coordinator may ask about at once (a query holds <= 64)
+QUERY_RATE = 16  # and a second, on average: a follower asks about a few jobs at a time
 MiB = 1 << 20
 
 
@@ -102,6 +105,7 @@ class Node:
         self.metrics.info.labels(party.name, __version__, self.code_digest).set(1)
         self.metrics.data_dir_free_bytes.set_function(self.free_bytes)
         self.engine = MpcEngine(on_restart=self.metrics.engine_restarts.inc)
+        self.query_budget = TokenBuckets(rate=QUERY_RATE, burst=QUERY_BURST)
         self.pending: dict[str, PendingJob] = {}
         self.approved_only: dict[str, tuple[str, bytes, float]] = {}  # job -> digest, vote,
         # expiry: an approval-only vote, sent again if the same request comes again
@@ -295,7 +299,7 @@ class Node:
         elif isinstance(msg, JobAbort):
             self._on_abort(verified)
         elif isinstance(msg, JobQuery):
-            await self._on_query(msg)
+            await self._on_query(verified)
         else:
             self.metrics.rejected_messages.inc()
             log.warning("ignored %s from %s on the jobs topic", msg.type, verified.sender)
@@ -493,13 +497,22 @@ class Node:
         self.queued[start.job_id] = job
         await self.queue.put((job, participants))
 
-    async def _on_query(self, query: JobQuery) -> None:
+    async def _on_query(self, verified: Verified) -> None:
         """Tell a coordinator what became of jobs here: republish the stored signed result of
         each finished one (not retained: the retained result is the latest job's), and a
-        JobState for every one asked about."""
+        JobState for every one asked about.  Each coordinator has a budget of job ids
+        (QUERY_BURST at once, QUERY_RATE a second): beyond it the rest go unanswered, so
+        queries cannot make a node republish without bound."""
+        query: JobQuery = verified.message
         if query.parties is not None and self.party.name not in query.parties:
             return
-        for job_id in query.job_ids:
+        granted = self.query_budget.take(verified.sender, len(query.job_ids))
+        if granted < len(query.job_ids):
+            self.metrics.rejected_messages.inc()
+            log.warning("job_query from %s: answering %d of %d job ids, over its budget of"
+                        " %d a second", verified.sender, granted, len(query.job_ids),
+                        QUERY_RATE)
+        for job_id in query.job_ids[:granted]:
             record, pending = self.records.get(job_id), self.pending.get(job_id)
             if record is not None and record.result is not None:
                 await self.bus.publish(self._topic("results"), record.result)
