@@ -8,7 +8,7 @@ pickled and recombined per comparison, most of a pricing party's CPU.
 
 Here the same algorithm runs with each random bit held twice, as Shamir shares in the
 session's field p and in the 31-bit field Q = 2^31 - 1, where numpy's int64 arithmetic does
-the dealing, the products and the zero test, and messages are raw int64 arrays:
+the dealing, the products and the zero test, and messages are raw arrays of 4-byte words:
 
 - bit = d XOR b as in ``fixedpoint.xor_bits``, d dealt by one party j, b a PRSS bit of the
   two others k and m (free in either field); d·b is one product in Q.
@@ -67,15 +67,17 @@ def _recombine(rows: np.ndarray) -> np.ndarray:
 
 
 def _send(rt, rows: np.ndarray):
-    """Start a round that sends rows[j] to party j (our own row stays); ``_received`` ends it."""
-    return exchange(rt, [r.astype("<i8").tobytes() for r in rows]), rows
+    """Start a round that sends rows[j] to party j (our own row stays); ``_received`` ends it.
+    Residues mod Q travel as 4-byte words."""
+    return exchange(rt, [r.astype("<u4").tobytes() for r in rows]), rows
 
 
 async def _received(pending) -> np.ndarray:
     """Row j: what party j sent us in the round ``pending``."""
     sent, rows = pending
     sent = await sent
-    return np.stack([rows[j] if s is None else np.frombuffer(s, dtype="<i8").reshape(rows.shape[1:])
+    return np.stack([rows[j] if s is None
+                     else np.frombuffer(s, dtype="<u4").astype(np.int64).reshape(rows.shape[1:])
                      for j, s in enumerate(sent)])
 
 
