@@ -28,7 +28,7 @@ import numpy as np
 
 from protocols import compare3, randomness
 from protocols.mpyc_seam import (comparison_bits, fast_prss_randoms, mpc_coro, prss_pieces,
-                                 prss_share, prss_weight, prss_zero_share, reshare)
+                                 prss_weight, prss_zero_share, reshare)
 
 
 def prss_subsets(rt) -> int:
@@ -70,15 +70,26 @@ async def _trunc(rt, a, f: int, l: int):
     stype = type(a)
     await rt.returnType((stype, a.shape))
     field = stype.sectype.field
-    n = a.size
-    k = rt.options.sec_param
-    r_lo = prss_share(rt, field, 1 << f, n)
-    r_hi = prss_share(rt, field, 1 << (k + l - f), n)
+    r, r_hi = _mask(rt, field, f, l, a.size)
     a = await rt.gather(a)
-    masked = a.value.reshape(n) + r_lo.value
-    c = await rt.output(field.array(masked + (r_hi.value << f) + (1 << (l - 1))))
-    low = c.value & ((1 << f) - 1)
-    return (field.array(masked - low) >> f).reshape(a.shape)
+    c = (await rt.output(field.array(a.value.reshape(-1) + r + (1 << (l - 1))))).value
+    return field.array(_high(c, f) - r_hi - (1 << (l - 1 - f))).reshape(a.shape)
+
+
+def _mask(rt, field, f: int, l: int, n: int):
+    """This party's shares of n masks r = r_lo + 2^f·r_hi and of their r_hi: PRSS sums of
+    uniform (k + l)-bit pieces (r_lo the low f bits of each, r_hi the rest), one draw."""
+    r = r_hi = 0
+    for subset, piece in prss_pieces(rt, rt.options.sec_param + l, n).items():
+        weight, piece = prss_weight(rt, field, subset), piece.astype(object)
+        r, r_hi = r + piece * weight, r_hi + (piece >> f) * weight
+    return r, r_hi
+
+
+def _high(c, f: int):
+    """(c − (c mod 2^f)) / 2^f of opened values c = a + r + 2^(l-1): floor((a + r_lo)/2^f)
+    + r_hi + 2^(l-1-f), so that subtracting r_hi's shares and 2^(l-1-f) leaves the result."""
+    return (c - (c & ((1 << f) - 1))) >> f
 
 
 @mpc_coro
@@ -144,14 +155,10 @@ async def _mul_trunc(rt, a, b, f: int, l: int):
     field = stype.sectype.field
     a, b = await rt.gather(a, b)
     product = np.broadcast_to(a.value * b.value, shape).reshape(-1)  # degree-2t shares
-    n, k = product.size, rt.options.sec_param
-    r_lo = prss_share(rt, field, 1 << f, n)
-    r_hi = prss_share(rt, field, 1 << (k + l - f), n)
-    zero = prss_zero_share(rt, field, n)
-    masked = product + r_lo.value + (r_hi.value << f) + (1 << (l - 1)) + zero.value
+    r, r_hi = _mask(rt, field, f, l, product.size)
+    masked = product + r + (1 << (l - 1)) + prss_zero_share(rt, field, product.size).value
     c = (await rt.output(field.array(masked), threshold=2 * rt.threshold)).value
-    high = (c - (c & ((1 << f) - 1))) >> f  # = floor((a·b + r_lo)/2^f) + r_hi + 2^(l-1-f)
-    return field.array(high - r_hi.value - (1 << (l - 1 - f))).reshape(shape)
+    return field.array(_high(c, f) - r_hi - (1 << (l - 1 - f))).reshape(shape)
 
 
 def lt_zero(rt, a, l: int, bound: int | None = None):
