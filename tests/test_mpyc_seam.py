@@ -147,6 +147,7 @@ def _opened(parties: list[dict], key: str, degree: int) -> list[int]:
     return interpolate(xs[:degree + 1], base, 0, p)
 
 
+@pytest.mark.heavy
 def test_prss_shares_and_reshare_among_three_parties():
     parties = run_parties("tests.test_mpyc_seam:prss_and_reshare", [[16]] * 3)
     p, t = parties[0]["modulus"], parties[0]["t"]
@@ -166,6 +167,7 @@ async def prss_zeros(rt, n: int) -> dict:
             "zero": [int(v) for v in zero.value]}
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("parties", [3, 5])
 def test_prss_zero_sharings_open_to_zero_at_degree_2t(parties):
     results = run_parties("tests.test_mpyc_seam:prss_zeros", [[8]] * parties)
@@ -198,6 +200,7 @@ async def exchange_round(rt) -> list:
     return out
 
 
+@pytest.mark.heavy
 def test_exchange_delivers_each_peer_its_own_bytes_per_round():
     parties = run_parties("tests.test_mpyc_seam:exchange_round", [[]] * 3)
     for pid, rounds in enumerate(parties):

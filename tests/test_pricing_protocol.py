@@ -63,6 +63,7 @@ def _opened(result, greeks=True):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("method,rate,dividend", [("median", -0.01, 0.0), ("median", 0.1, 0.02),
                                                   ("mean", -0.01, 0.02), ("mean", 0.1, 0.0)])
+@pytest.mark.heavy
 def test_three_parties_match_quantlib_on_the_grid(method, rate, dividend):
     vols = _party_vols(GRID, (-0.03, 0.0, 0.04))
     public = _public(GRID, rate, dividend, method)
@@ -73,6 +74,7 @@ def test_three_parties_match_quantlib_on_the_grid(method, rate, dividend):
                             range(len(GRID)))
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("n,method", [(5, "trimmed"), (5, "median"), (4, "median")])
 def test_other_party_counts_and_aggregations(n, method):
@@ -85,6 +87,7 @@ def test_other_party_counts_and_aggregations(n, method):
                             range(len(options)))
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("method", ["median", "mean"])
 def test_circuit_breaker_refuses_exactly_the_options_that_disagree(method):
@@ -103,6 +106,7 @@ def test_circuit_breaker_refuses_exactly_the_options_that_disagree(method):
     _check_against_quantlib(public, agg, _opened(result), passed)
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(120)
 def test_portfolio_reveals_only_totals_and_refuses_when_the_breaker_trips():
     options = GRID[::4]
@@ -128,6 +132,7 @@ def test_portfolio_reveals_only_totals_and_refuses_when_the_breaker_trips():
     assert refused["breached"] == [0] and refused["rows"] is None
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("method", ["median", "mean"])
 def test_reveal_to_coordinator_gives_shares_that_only_together_open(method):
@@ -153,6 +158,7 @@ async def compare_in_three(rt, values: list[int], l: int, type_bits: int) -> lis
     return [int(v) for v in np.ravel(below)]
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("l,type_bits", [(8, 48), (28, 48), (49, 108)])
 def test_three_party_comparisons_with_bitwise_work_in_the_small_field(l, type_bits):
@@ -165,6 +171,7 @@ def test_three_party_comparisons_with_bitwise_work_in_the_small_field(l, type_bi
     assert results[0] == [int(v < 0) for v in values]
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(60)
 def test_xor_bits_are_bits_and_balanced():
     results = run_parties("tests.mpc_targets:open_xor_bits", [[4000]] * 3)
@@ -174,6 +181,7 @@ def test_xor_bits_are_bits_and_balanced():
     assert abs(sum(bits) / len(bits) - 0.5) < 0.05  # 4000 fair bits: 6 sigma is 0.047
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(60)
 def test_truncation_rounds_within_its_bound():
     rng = np.random.default_rng(4)

@@ -73,6 +73,7 @@ def test_any_m_minus_t_columns_of_the_extraction_matrix_are_independent(m, t):
         assert _rank_mod_p(square, P) == m - t, f"columns {honest} are dependent"
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("parties", [3, 5])
 def test_random_elements_and_bits_are_shares_of_one_uniform_value_each(parties):

@@ -16,6 +16,8 @@ from protocols.diagnostics import rounds
 from tests.cluster_harness import wait_until
 from tests.mpc_harness import free_ports
 
+pytestmark = pytest.mark.heavy  # every test runs MPC engines: child processes on TLS links
+
 PASS = b"test-passphrase"
 
 
