@@ -55,14 +55,17 @@ class OneTimeSecrets:
         self._expire()
         return self.capacity - len(self._secrets)
 
-    def add(self, key_id: str, secret_id: str, epoch: int, binding: str, payload: dict) -> None:
+    def add(self, key_id: str, secret_id: str, epoch: int, binding: str, payload: dict,
+            lifetime_s: float | None = None) -> None:
+        """Hold a new secret for `lifetime_s` (default the pool's lifetime)."""
         if self.room() <= 0:
             raise KeyShareError(f"this node already holds {self.capacity} {self.what}s; use"
                                 f" some or let them expire first")
         if (key_id, secret_id) in self._secrets or (key_id, secret_id) in self._gone:
             raise KeyShareError(f"{self.what} {secret_id} of key {key_id} exists already")
+        lifetime = self.lifetime_s if lifetime_s is None else lifetime_s
         self._secrets[key_id, secret_id] = _Secret(epoch, binding, payload,
-                                                   time.monotonic() + self.lifetime_s)
+                                                   time.monotonic() + lifetime)
 
     def check(self, key_id: str, secret_id: str, epoch: int, binding: str | None = None) -> None:
         """Raise PresignatureUnavailable naming why this secret cannot be used here."""

@@ -1,6 +1,8 @@
 """FROST(Ed25519) threshold signatures end to end with real node processes and a real broker:
 dealer-free keygen, signing with any t+1 parties (checked by OpenSSL and libsodium), a party
-offline, a cheating party named and excluded, nonces that are never used twice, and the CLI."""
+offline, a cheating party named and excluded, nonces that are never used twice, and the CLI;
+preprocessed commitments (one job per signature), handed out once, and a restarted party's
+dropped, the signature made with both rounds instead."""
 
 import asyncio
 import json
@@ -12,8 +14,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from nacl.signing import VerifyKey
 
 from keyshare import KeyStore
+from mpc_nodes.client.ledger import Ledger
 from mpc_nodes.jobs.frost import FrostSigningError, frost_keygen, frost_sign
 from tests.adversarial.harness import start_liar
+from tests.cluster_harness import wait_until
 
 pytestmark = pytest.mark.e2e
 CHEAT = """
@@ -143,4 +147,109 @@ async def test_three_of_five_cheater_is_named_and_excluded(make_cluster):
         with pytest.raises(FrostSigningError) as failed:
             await frost_sign(c, "oracle-5", b"pinned to the cheater", [1, 2, 3])
         assert list(failed.value.excluded) == ["party1"]
+    assert not list(cluster.dir.rglob("presig*"))
+
+
+def _ledger(cluster) -> Ledger:
+    return Ledger(cluster.dir / "coordinator" / "coordinator.yaml")
+
+
+def _dropped(cluster, key_id: str) -> dict[str, set[str]]:
+    rows = _ledger(cluster).db.execute("SELECT party, reason FROM frost_commitments WHERE"
+                                       " key_id = ? AND state = 'dropped'", (key_id,))
+    found: dict[str, set[str]] = {}
+    for party, reason in rows:
+        found.setdefault(party, set()).add(reason)
+    return found
+
+
+async def _restart(cluster, c, i: int) -> str:
+    """Restart party i (its in-memory nonces are gone); its new boot id once online."""
+    old = c.presence[f"party{i}"].boot_id
+    cluster.stop_node(i)
+    cluster.start_node(i)
+    await wait_until(lambda: (p := c.presence.get(f"party{i}")) is not None
+                     and p.state == "online" and p.boot_id != old, 60, f"party{i} back")
+    return c.presence[f"party{i}"].boot_id
+
+
+@pytest.mark.timeout(120)
+async def test_preprocessed_commitments_sign_in_one_job_once_each(make_cluster):
+    cluster = make_cluster(parties=3, threshold=1)
+    common = ["--dir", str(cluster.dir), "--broker", cluster.broker_url, "--json"]
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        assert (await frost_keygen(c, "oracle-p")).ok
+
+        made = await asyncio.to_thread(mpcnet, "presign", *common, "--key", "oracle-p",
+                                       "--count", "3")
+        assert made.returncode == 0, made.stderr
+        out = json.loads(made.stdout)["output"]
+        assert out["recorded"] == {"party0": 3, "party1": 3, "party2": 3} and not out["refused"]
+        pools = await asyncio.to_thread(mpcnet, "keys", "presignatures", *common)
+        assert json.loads(pools.stdout)["oracle-p"] == {
+            "ready": 3, "dropped_now": [], "per_party": {"party0": 3, "party1": 3, "party2": 3}}
+        plain = await asyncio.to_thread(mpcnet, "keys", "presignatures", *common[:-1])
+        assert "oracle-p: 3 ready signatures (preprocessed commitments: party0 3, party1 3," \
+               " party2 3)" in plain.stdout, plain.stdout + plain.stderr
+
+        result = await frost_sign(c, "oracle-p", b"one job")
+        assert result["preprocessed"] and len(result["jobs"]) == 1
+        assert "frost-commit_s" not in result["timings"]
+        verified(result, b"one job")
+
+        # two signatures at once take distinct commitments (distinct nonce points R)
+        a, b = await asyncio.gather(frost_sign(c, "oracle-p", b"first"),
+                                    frost_sign(c, "oracle-p", b"second"))
+        assert a["preprocessed"] and b["preprocessed"]
+        verified(a, b"first")
+        verified(b, b"second")
+        assert len({result["signature"][:64], a["signature"][:64], b["signature"][:64]}) == 3
+        taken = _ledger(cluster).db.execute(
+            "SELECT COUNT(DISTINCT hiding) FROM frost_commitments WHERE state = 'taken'")
+        assert taken.fetchone()[0] == 6  # three signatures by party0 and party1
+        assert _ledger(cluster).commitments("oracle-p") == {"party2": 3}
+
+        # a restarted party has lost its nonces: its entries are dropped before use and the
+        # signature is made with both rounds
+        made = await asyncio.to_thread(mpcnet, "presign", *common[:-1], "--key", "oracle-p",
+                                       "--count", "2")
+        assert made.returncode == 0, made.stderr
+        assert "2 preprocessed commitments each for oracle-p from party0,party1,party2" \
+            in made.stdout, made.stdout
+        await _restart(cluster, c, 1)
+        result = await frost_sign(c, "oracle-p", b"after a restart")
+        assert not result["preprocessed"] and result["excluded"] == {}
+        verified(result, b"after a restart")
+        assert _dropped(cluster, "oracle-p") == {
+            "party1": {"party1 restarted since (a restart discards its nonces)"}}
+
+        # a coordinator that has not seen the restart offers the lost commitments: the
+        # party refuses them, its entries are dropped, and both rounds sign instead
+        made = await asyncio.to_thread(mpcnet, "presign", *common, "--key", "oracle-p",
+                                       "--count", "2")
+        assert made.returncode == 0, made.stderr
+        boot = await _restart(cluster, c, 0)
+        ledger = _ledger(cluster)
+        with ledger._write() as db:  # as if recorded by the process now running
+            db.execute("UPDATE frost_commitments SET boot = ? WHERE party = 'party0'", (boot,))
+        result = await frost_sign(c, "oracle-p", b"refused commitment", [1, 2])
+        assert not result["preprocessed"] and result["attempts"] == 2
+        assert result["excluded"] == {}
+        verified(result, b"refused commitment")
+        assert any("unknown here (node restarted?)" in reason
+                   for reason in _dropped(cluster, "oracle-p")["party0"])
+        assert "party0" not in _ledger(cluster).commitments("oracle-p")
+        assert (await frost_sign(c, "oracle-p", b"two rounds", [1, 2]))["preprocessed"] is False
+
+        # --reconcile drops, by name, the commitments of a party that restarted since
+        await _restart(cluster, c, 2)
+        run = await asyncio.to_thread(mpcnet, "keys", "presignatures", *common, "--reconcile",
+                                      "--key", "oracle-p")
+        assert run.returncode == 0, run.stderr
+        pool = json.loads(run.stdout)["oracle-p"]
+        assert {d["reason"] for d in pool["dropped_now"]} == {
+            "party2 restarted since (a restart discards its nonces)"}
+        assert len(pool["dropped_now"]) == 3 + 2 + 2 and "party2" not in pool["per_party"]
+        assert all(len(d["id"]) == 16 for d in pool["dropped_now"])
     assert not list(cluster.dir.rglob("presig*"))

@@ -21,6 +21,7 @@ from rich.text import Text
 from mpc_nodes.cli.common import (call, client, common_broker, common_coord, common_dir,
                                   common_json, console, err, exits, fail, footer, network_options,
                                   print_json, report, styled)
+from mpc_nodes.client.results import PreprocessedCommitments
 from mpc_nodes.errors import UsageError
 from mpc_nodes.jobs.keycheck import FROST_SCHEME, SCHEME
 
@@ -118,9 +119,15 @@ def sign(cluster_dir, key_id, tx_file, message_file, message_hex, signers, presi
 @common_coord
 @common_json
 def presign(cluster_dir, key_id, count, broker, coordinator, as_json):
-    """Precompute presignatures for fast signing with the parties online now.  They live in
-    those parties' memory only: a party that restarts loses them."""
+    """Precompute presignatures for fast signing with the parties online now.  For a FROST
+    key: COUNT nonce commitments per party (RFC 9591 preprocessing), so that a signature is
+    one job.  They live in those parties' memory only: a party that restarts loses them."""
     made = call(cluster_dir, coordinator, broker, as_json, lambda net: net.presign(key_id, count))
+    if isinstance(made, PreprocessedCommitments):
+        report(made.outcome, as_json, lambda: console.print(
+            f"{count} preprocessed commitments each for {key_id} from"
+            f" {','.join(made.recorded)}", markup=False))
+        return
     report(made.outcome, as_json, lambda: console.print(
         f"{len(made.ids)} presignatures for {key_id} with {','.join(made.holders)}",
         markup=False))
@@ -240,15 +247,18 @@ def keys_list(cluster_dir, config, as_json):
 
 @keys.command("presignatures")
 @common_dir
-@click.option("--key", "key_ids", multiple=True, help="only these keys (default: all ECDSA)")
+@click.option("--key", "key_ids", multiple=True,
+              help="only these keys (default: all ECDSA and FROST keys)")
 @click.option("--reconcile", is_flag=True, help="ask which holders still run the process"
               " that made each presignature, and drop those some holder can no longer have")
 @common_broker
 @common_coord
 @common_json
 def keys_presignatures(cluster_dir, key_ids, reconcile, broker, coordinator, as_json):
-    """The coordinator's presignature pool per key: how many are ready, and why others were
-    dropped.  --reconcile makes it agree with the parties' pools (which live in memory)."""
+    """The coordinator's pool per key: ECDSA presignatures ready, or for a FROST key the
+    preprocessed commitments ready per party (and the signatures they serve); why others
+    were dropped.  --reconcile makes it agree with the parties' pools (which live in
+    memory)."""
     if reconcile:
         pools = call(cluster_dir, coordinator, broker, as_json,
                      lambda net: net.presignatures(list(key_ids), reconcile=True))
@@ -257,11 +267,15 @@ def keys_presignatures(cluster_dir, key_ids, reconcile, broker, coordinator, as_
             pools = asyncio.run(client(cluster_dir, coordinator, broker, as_json)
                                 .presignatures(list(key_ids)))
     if as_json:
-        print_json({k: {"ready": p.ready, "dropped_now": [d.__dict__ for d in p.dropped_now]}
+        print_json({k: {"ready": p.ready, "dropped_now": [d.__dict__ for d in p.dropped_now],
+                        **({} if p.per_party is None else {"per_party": p.per_party})}
                     for k, p in pools.items()})
         return
     for k, p in pools.items():
-        console.print(f"{k}: {p.ready} ready", markup=False)
+        console.print(f"{k}: {p.ready} ready" + ("" if p.per_party is None else
+                      " signatures (preprocessed commitments: " + ", ".join(
+                          f"{name} {n}" for name, n in p.per_party.items()) + ")"),
+                      markup=False)
         for d in p.dropped_now:
             console.print(f"  dropped {d.id}: {d.reason}", markup=False)
 

@@ -278,7 +278,7 @@ class Client:
         return r.FrostSignature(key_id, message, bytes.fromhex(out["signature"]),
                                 bytes.fromhex(out["public_key"]), tuple(out["signers"]),
                                 tuple(out["identifiers"]), out["excluded"], out["attempts"],
-                                outcome=outcome)
+                                out["preprocessed"], outcome=outcome)
 
     async def _sign_report(self, key_id, priced: r.Priced) -> r.SignedReport:
         signed = await pricing.sign_report(self.coordinator, key_id, priced.params,
@@ -286,10 +286,19 @@ class Client:
         return r.SignedReport(signed["report"], signed["signature"], signed["public_key"],
                               tuple(signed["signers"]))
 
-    async def presign(self, key_id: str, count: int = 10) -> r.Presignatures:
-        """Presignatures for fast signing, made by and kept in the memory of the parties
-        online now: a party that restarts loses them."""
-        check_job_params("presign", {"key_id": check_key_id(key_id), "count": count})
+    async def presign(self, key_id: str, count: int = 10
+                      ) -> r.Presignatures | r.PreprocessedCommitments:
+        """Presignatures (ECDSA key) or preprocessed nonce commitments (FROST key: `count`
+        per party) for fast signing, made by and kept in the memory of the parties online
+        now: a party that restarts loses them."""
+        if self._scheme(check_key_id(key_id)) == FROST_SCHEME:
+            check_job_params("frost-preprocess", {"key_id": key_id, "count": count})
+            outcome = self._ok(await frost.preprocess(self.coordinator, key_id, count,
+                                                      self.progress))
+            out = outcome.output
+            return r.PreprocessedCommitments(key_id, out["epoch"], out["recorded"],
+                                             outcome=outcome)
+        check_job_params("presign", {"key_id": key_id, "count": count})
         outcome = self._ok(await ecdsa.presign(self.coordinator, key_id, count, self.progress))
         out = outcome.output
         return r.Presignatures(key_id, tuple(out["ids"]), tuple(out["binding"].split(",")),
@@ -343,19 +352,32 @@ class Client:
 
     async def presignatures(self, key_ids: list[str] | None = None,
                             reconcile: bool = False) -> dict[str, r.PresignaturePool]:
-        """The coordinator's presignature pool per key (default every ECDSA key).
-        `reconcile` (connected only) drops those some holder can no longer have."""
+        """The coordinator's pool per key (default every ECDSA and FROST key): ECDSA
+        presignatures, FROST preprocessed commitments per party.  `reconcile` (connected
+        only) drops those some holder can no longer have."""
         ledger = Ledger(self.config_path)
         key_ids = list(key_ids or sorted(k for k, v in ledger.data.items()
-                                         if v.get("scheme") == SCHEME))
+                                         if v.get("scheme") in (SCHEME, FROST_SCHEME)))
+        frost_keys = {k for k in key_ids if ledger.data.get(k, {}).get("scheme") == FROST_SCHEME}
         dropped: dict[str, list] = {}
         if reconcile:
             await self.coordinator.status(wait=1.0)
             boots = ecdsa.boot_ids(self.coordinator)
-            dropped = {k: ledger.reconcile(k, boots) for k in key_ids}
-        return {k: r.PresignaturePool(k, len(ledger.presignatures(k)), tuple(
-                    r.DroppedPresignature(d["id"], d["reason"]) for d in dropped.get(k, [])))
-                for k in key_ids}
+            dropped = {k: ledger.reconcile_commitments(k, ledger.data[k].get("epoch", 0), boots)
+                       if k in frost_keys else ledger.reconcile(k, boots) for k in key_ids}
+        pools = {}
+        for k in key_ids:
+            gone = tuple(r.DroppedPresignature(frost.entry_id(d) if k in frost_keys else d["id"],
+                                               d["reason"]) for d in dropped.get(k, []))
+            if k in frost_keys:
+                per_party = ledger.commitments(k)
+                best = sorted(per_party.values(), reverse=True)
+                t = ledger.data[k]["t"]
+                pools[k] = r.PresignaturePool(k, best[t] if len(best) > t else 0, gone,
+                                              per_party)
+            else:
+                pools[k] = r.PresignaturePool(k, len(ledger.presignatures(k)), gone)
+        return pools
 
     # -- pricing ----------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """The coordinator's own record of keys and presignatures (coordinator/ledger.sqlite).
 
 Several coordinator processes may share one ledger (`sign --presigned` run in parallel), so
-it is a SQLite database: a presignature is taken inside one write transaction that marks it
-taken, and is therefore handed out once, whatever runs beside it.  A presignature that no
-longer is usable (a holder restarted, it expired, a holder refused it) is dropped with the
-reason, never offered again.  keys.json of earlier versions is migrated on first open.
+it is a SQLite database: a presignature (ECDSA) or a preprocessed FROST commitment is taken
+inside one write transaction that marks it taken, and is therefore handed out once, whatever
+runs beside it.  One that no longer is usable (its holder restarted, it expired, a holder
+refused it) is dropped with the reason, never offered again.  keys.json of earlier versions is migrated on first open.
 """
 
 from __future__ import annotations
@@ -26,14 +26,22 @@ CREATE TABLE IF NOT EXISTS presignatures (
     reason TEXT, changed REAL,
     UNIQUE (key_id, id));
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS frost_commitments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_id TEXT NOT NULL, party TEXT NOT NULL, identifier INTEGER NOT NULL,
+    hiding TEXT NOT NULL, binding TEXT NOT NULL, epoch INTEGER NOT NULL,
+    boot TEXT NOT NULL, expires REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'ready',       -- ready, taken or dropped
+    reason TEXT, changed REAL,
+    UNIQUE (key_id, party, hiding));
 """
 USE_MARGIN_S = 120.0  # a presignature this close to expiry is not offered: the sign must land
 
 
 class Ledger:
     """Keys this coordinator made (scheme, public key, threshold, epoch, and for FROST keys
-    the verification shares it checks signature shares against: `data`, `key`, `save`) and
-    the presignatures of its ECDSA keys."""
+    the verification shares it checks signature shares against: `data`, `key`, `save`), the
+    presignatures of its ECDSA keys and the preprocessed commitments of its FROST keys."""
 
     def __init__(self, coordinator_yaml: Path):
         directory = Path(coordinator_yaml).parent
@@ -130,6 +138,95 @@ class Ledger:
                           " WHERE key_id = ? AND state = 'ready' ORDER BY seq", (key_id,))
         return [{"id": i, "binding": b, "epoch": e, "boots": json.loads(bo or "null"),
                  "expires": x} for i, b, e, bo, x in rows.fetchall()]
+
+
+    # -- preprocessed FROST commitments, per key and party ------------------------------------
+
+    def add_commitments(self, key_id: str, party: str, identifier: int, commitments: list[dict],
+                        epoch: int, boot: str, expires: float) -> None:
+        """Record `party`'s preprocessed commitments ({hiding, binding} hex) of a key epoch,
+        made by its process with boot id `boot` (its nonces live in that process only)."""
+        with self._write() as db:
+            db.executemany("INSERT INTO frost_commitments (key_id, party, identifier, hiding,"
+                           " binding, epoch, boot, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(key_id, party, identifier, c["hiding"], c["binding"], epoch, boot,
+                             expires) for c in commitments])
+
+    def commitments(self, key_id: str) -> dict[str, int]:
+        """Ready preprocessed commitments of a key, per party."""
+        rows = self.db.execute("SELECT party, COUNT(*) FROM frost_commitments WHERE key_id = ?"
+                               " AND state = 'ready' GROUP BY party ORDER BY party", (key_id,))
+        return dict(rows.fetchall())
+
+    def take_commitments(self, key_id: str, parties: list[str], epoch: int,
+                         boots: dict[str, str]) -> tuple[dict[str, dict] | None, list[dict]]:
+        """One preprocessed commitment per party of `parties`, for this caller alone, or
+        None (and none taken) unless every one of them has a usable one: of key epoch
+        `epoch`, unexpired, made by the process the party runs now (`boots`: party name ->
+        boot id).  Also returns the entries dropped on the way, each with its reason."""
+        stocked = self.commitments(key_id)
+        if not all(stocked.get(party) for party in parties):  # no write for an empty pool
+            return None, []
+        taken, dropped = {}, []
+        with self._write() as db:
+            for party in parties:
+                for entry in self._ready_commitments(db, key_id, party):
+                    reason = commitment_unusable(entry, epoch, boots)
+                    if reason is None:
+                        taken[party] = entry
+                        break
+                    _mark_commitment(db, entry["seq"], "dropped", reason)
+                    dropped.append({**entry, "reason": reason})
+            if len(taken) < len(parties):
+                return None, dropped
+            for entry in taken.values():
+                _mark_commitment(db, entry["seq"], "taken", None)
+        return taken, dropped
+
+    def drop_commitments(self, key_id: str, party: str, reason: str) -> int:
+        """`party` refused one (a restart lost its nonces): drop all its ready ones of the
+        key; how many."""
+        with self._write() as db:
+            return db.execute("UPDATE frost_commitments SET state = 'dropped', reason = ?,"
+                              " changed = ? WHERE key_id = ? AND party = ? AND state = 'ready'",
+                              (reason, time.time(), key_id, party)).rowcount
+
+    def reconcile_commitments(self, key_id: str, epoch: int, boots: dict[str, str]) -> list[dict]:
+        """Drop every ready commitment of `key_id` its party can no longer have; those
+        dropped, each with its reason."""
+        dropped = []
+        with self._write() as db:
+            for entry in self._ready_commitments(db, key_id):
+                if (reason := commitment_unusable(entry, epoch, boots)) is not None:
+                    _mark_commitment(db, entry["seq"], "dropped", reason)
+                    dropped.append({**entry, "reason": reason})
+        return dropped
+
+    def _ready_commitments(self, db, key_id: str, party: str | None = None) -> list[dict]:
+        rows = db.execute("SELECT seq, party, identifier, hiding, binding, epoch, boot, expires"
+                          " FROM frost_commitments WHERE key_id = ? AND state = 'ready'"
+                          " AND (? IS NULL OR party = ?) ORDER BY seq", (key_id, party, party))
+        return [dict(zip(("seq", "party", "identifier", "hiding", "binding", "epoch", "boot",
+                          "expires"), row)) for row in rows.fetchall()]
+
+
+def commitment_unusable(entry: dict, epoch: int, boots: dict[str, str]) -> str | None:
+    """Why the party of a preprocessed commitment cannot use it now, or None."""
+    party = entry["party"]
+    if entry["expires"] - USE_MARGIN_S <= time.time():
+        return "expired"
+    if entry["epoch"] != epoch:
+        return f"bound to epoch {entry['epoch']}; the key is at epoch {epoch}"
+    if boots.get(party) is None:
+        return f"{party} is not online (its nonces are gone if it restarts)"
+    if boots[party] != entry["boot"]:
+        return f"{party} restarted since (a restart discards its nonces)"
+    return None
+
+
+def _mark_commitment(db, seq: int, state: str, reason: str | None) -> None:
+    db.execute("UPDATE frost_commitments SET state = ?, reason = ?, changed = ? WHERE seq = ?",
+               (state, reason, time.time(), seq))
 
 
 def unusable(entry: dict, boots: dict[str, str]) -> str | None:

@@ -153,6 +153,8 @@ class FrostSignature(FromJob):
     excluded: dict[str, str]
     """Signers left out on the way (refused, offline, cheated), with the reason."""
     attempts: int
+    preprocessed: bool = False
+    """Signed in one job with preprocessed commitments (`Client.presign` on a FROST key)."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,18 @@ class Presignatures(FromJob):
     holders: tuple[str, ...]
     epoch: int
     """The key epoch they belong to: a refresh retires them."""
+
+
+@dataclass(frozen=True)
+class PreprocessedCommitments(FromJob):
+    """FROST round one done ahead of time: nonces held in the memory of each party of
+    `recorded` only, their commitments in the coordinator's ledger, which hands out one
+    per signer and signature (`sign(key, message)` is then one job)."""
+
+    key_id: str
+    epoch: int
+    recorded: dict[str, int]
+    """How many commitments of each party the ledger recorded."""
 
 
 @dataclass(frozen=True)
@@ -381,4 +395,8 @@ class PresignaturePool:
 
     key_id: str
     ready: int
+    """ECDSA: presignatures ready.  FROST: signatures the preprocessed commitments serve
+    with the best-stocked t+1 signers (the t+1-th largest of `per_party`)."""
     dropped_now: tuple[DroppedPresignature, ...] = ()
+    per_party: dict[str, int] | None = None
+    """FROST: ready preprocessed commitments per party (None for an ECDSA key)."""

@@ -5,14 +5,20 @@ shared).
 frost-commit  each selected signer draws fresh nonces, keeps them in its memory only
               (keyshare.onetime: never on disk, so no snapshot or backup can bring them
               back) and reports its commitment.
+frost-preprocess  round one ahead of time (RFC 9591 allows it): each party draws `count`
+              nonce pairs, keeps them in memory as frost-commit does, and reports their
+              commitments, which the coordinator's ledger hands out one per signature.
 frost-sign    each signer checks the request (its key, its own commitment exactly as it
               made it, the signer set), takes its nonces out of memory (so never used
               twice) and reports its share.  A node restarted in between has lost them: it
               refuses, and the coordinator starts again with fresh commitments.
 
-Nonces are bound to the key epoch and to `frost/<request>/<signer names>`; their secret id
-is derived from the commitment, so a request naming another commitment finds nothing.
-Unused nonces expire after the cluster's request lifetime.
+Nonces are bound to the key epoch and to `frost/<request>/<signer names>` (round one of a
+signing) or to `frost/preprocessed` (usable with any signer set the commitment list names,
+only by a frost-sign that says it uses preprocessed commitments); their secret id is
+derived from the commitment, so a request naming another commitment finds nothing.
+Unused nonces expire after the cluster's request lifetime, preprocessed ones after
+PREPROCESSED_NONCE_LIFETIME_S.
 What a key signs depends on its purpose, fixed at keygen (mpc_nodes.jobs.frost_domain): a
 "reports" key signs only the price report this node rebuilds from its own record of the
 job; a "raw" key signs any message an authorised coordinator asks for, except one in the
@@ -30,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -43,13 +50,14 @@ from protocols.ed25519_dkg import scalar
 
 from mpc_nodes.client.ledger import Ledger
 from mpc_nodes.jobs import committee
-from mpc_nodes.jobs.ecdsa import FROST_SCHEME, load_share
+from mpc_nodes.jobs.ecdsa import FROST_SCHEME, boot_ids, load_share
 from mpc_nodes.jobs.frost_domain import DEFAULT_PURPOSE, DomainError, check_raw, purpose_of
 from mpc_nodes.jobs.keycheck import reported_key_problem
 from mpc_nodes.jobs.kind import (JobRejected, KeyId, LocalKind, LocalStep, NodeContext, P, R,
                                  _Params)
 from mpc_nodes.jobs.price_report import ReportError, rebuild_for_signing
 from mpc_nodes.models import StrictModel
+from mpc_nodes.node.context import PREPROCESSED_NONCE_LIFETIME_S
 
 if TYPE_CHECKING:  # the coordinator imports the job kinds
     from mpc_nodes.client.coordinator import Coordinator, JobOutcome
@@ -64,6 +72,12 @@ def identifier(meta: KeyMeta, roster, name: str) -> int:
     return committee.point(meta, roster, name)
 
 
+PREPROCESSED = "frost/preprocessed"
+"""What preprocessed nonces are bound to: no request, no signer set (the commitment list of
+the signing that uses one names both)."""
+MAX_PREPROCESS = 100  # nonce pairs per party and frost-preprocess job
+
+
 def binding(request: str, names: list[str]) -> str:
     """What a signer's nonces are bound to: this signing request and this signer set."""
     return f"frost/{request}/{','.join(names)}"
@@ -73,6 +87,12 @@ def nonce_id(c: frost.SigningCommitment) -> str:
     """The secret id of the nonces behind a commitment (the same on both rounds)."""
     return hashlib.sha256(frost.encode_identifier(c.identifier) + c.hiding
                           + c.binding).hexdigest()[:16]
+
+
+def entry_id(entry: dict) -> str:
+    """The nonce id (as the nodes name it) of a ledger entry {identifier, hiding, binding}."""
+    return nonce_id(frost.SigningCommitment(entry["identifier"], bytes.fromhex(entry["hiding"]),
+                                            bytes.fromhex(entry["binding"])))
 
 
 @dataclass(frozen=True)
@@ -137,6 +157,48 @@ class FrostCommit(_Signing[CommitParams, FrostShare]):
         return {"identifier": c.identifier, "hiding": c.hiding.hex(), "binding": c.binding.hex()}
 
 
+class PreprocessParams(_Params):
+    key_id: str = KeyId
+    count: int = Field(ge=1, le=MAX_PREPROCESS)
+
+
+class FrostPreprocess(_Signing[PreprocessParams, FrostShare]):
+    """Round one ahead of time: `count` nonce pairs, each kept in memory as a one-time secret
+    bound to the key epoch and PREPROCESSED; report their commitments."""
+
+    name = "frost-preprocess"
+    params_model = PreprocessParams
+
+    def prepare(self, ctx, params) -> FrostShare:
+        return load_frost_key(ctx, params.key_id)
+
+    def check_vote(self, ctx, job):
+        if ctx.nonces.room() < job.params.count:
+            raise JobRejected(f"no room for {job.params.count} more nonces on this node"
+                              f" ({ctx.nonces.capacity} at most)")
+
+    def plan(self, ctx, job):
+        self.check_vote(ctx, job)  # again: other jobs may have filled the pool meanwhile
+        return LocalStep()
+
+    def run_locally(self, ctx, job):
+        key, params = job.prepared, job.params
+        own = identifier(key.meta, ctx.roster, ctx.party.name)
+        made = [frost.commit(own, key.secret) for _ in range(params.count)]
+        if ctx.nonces.room() < len(made):  # all or none: a commitment reported is held
+            raise JobRejected(f"no room left for {len(made)} more nonces on this node")
+        for nonces, c in made:
+            try:
+                ctx.nonces.add(params.key_id, nonce_id(c), key.meta.epoch, PREPROCESSED,
+                               {"hiding": nonces.hiding.hex(), "binding": nonces.binding.hex()},
+                               lifetime_s=PREPROCESSED_NONCE_LIFETIME_S)
+            except KeyShareError as exc:
+                raise JobRejected(str(exc)) from None
+        return {"identifier": own, "epoch": key.meta.epoch,
+                "commitments": [{"hiding": c.hiding.hex(), "binding": c.binding.hex()}
+                                for _, c in made]}
+
+
 class Commitment(StrictModel):
     identifier: int = Field(ge=1, le=1000)
     hiding: str = Hex32
@@ -148,6 +210,8 @@ class SignParams(_Params):
     request: str = RequestId
     message: str = Field(pattern=r"^(?:[0-9a-f]{2})*$", max_length=2 * MAX_MESSAGE_BYTES)
     commitments: list[Commitment] = Field(min_length=1, max_length=256)
+    preprocessed: bool = Field(default=False, description="the commitments are preprocessed"
+                               " ones (frost-preprocess), not round one of this request")
 
 
 @dataclass(frozen=True)
@@ -187,7 +251,8 @@ class FrostSign(_Signing[SignParams, SigningInputs]):
         if not own:
             raise JobRejected("this party's commitment is not in the list")
         names = [signers[i] for i in sorted(ids)]
-        return SigningInputs(key, clist, own[0], names, binding(params.request, names))
+        bound = PREPROCESSED if params.preprocessed else binding(params.request, names)
+        return SigningInputs(key, clist, own[0], names, bound)
 
     @staticmethod
     def _check_nonce(ctx, job) -> None:
@@ -248,7 +313,7 @@ class FrostSign(_Signing[SignParams, SigningInputs]):
         return {"identifier": own.identifier, "share": z.hex()}
 
 
-FROST_JOBS = [FrostCommit(), FrostSign()]
+FROST_JOBS = [FrostCommit(), FrostPreprocess(), FrostSign()]
 
 
 # -- the coordinator's side ------------------------------------------------------------
@@ -308,12 +373,13 @@ def _refusals(outcome: JobOutcome, names: list[str]) -> dict[str, str]:
 
 
 class _Attempt:
-    """One run of both rounds with a fixed signer set."""
+    """One signing with a fixed signer set: both rounds, or only round two with
+    `preprocessed` commitments (signer name -> the ledger's entry)."""
 
     def __init__(self, c: Coordinator, key: dict, key_id: str, message: bytes,
-                 ids: list[int], progress):
+                 ids: list[int], progress, preprocessed: dict[str, dict] | None = None):
         self.c, self.key_id, self.message, self.ids = c, key_id, message, ids
-        self.progress = progress
+        self.progress, self.preprocessed = progress, preprocessed
         self.pk = bytes.fromhex(key["public_key"])
         self.vshares = {i + 1: bytes.fromhex(v) for i, v in enumerate(key["verification_shares"])}
         self.names = [key_holders(c, key)[i - 1] for i in ids]
@@ -339,9 +405,13 @@ class _Attempt:
     async def run(self) -> bytes | None:
         """The signature, or None with `bad` naming the signers to exclude (or `fatal`)."""
         request = secrets.token_hex(8)
-        outputs = await self._round("frost-commit", {"key_id": self.key_id, "request": request})
-        if outputs is None:
-            return None
+        if self.preprocessed is None:
+            outputs = await self._round("frost-commit", {"key_id": self.key_id,
+                                                         "request": request})
+            if outputs is None:
+                return None
+        else:  # recorded by `preprocess` once each commitment decoded
+            outputs = self.preprocessed
         clist = []
         for i, name in zip(self.ids, self.names):
             out = outputs[name]
@@ -357,7 +427,8 @@ class _Attempt:
         outputs = await self._round("frost-sign", {
             "key_id": self.key_id, "request": request, "message": self.message.hex(),
             "commitments": [{"identifier": c.identifier, "hiding": c.hiding.hex(),
-                             "binding": c.binding.hex()} for c in clist]})
+                             "binding": c.binding.hex()} for c in clist],
+            "preprocessed": self.preprocessed is not None})
         if outputs is None:
             return None
         t = asyncio.get_running_loop().time()
@@ -386,6 +457,15 @@ class _Attempt:
         return signature
 
 
+def _pool_refusals(attempt: _Attempt) -> dict[str, str]:
+    """The signers of a preprocessed attempt that refused for want of the nonce behind their
+    commitment (a restart lost it): not cheaters, their pool is stale."""
+    if attempt.preprocessed is None:
+        return {}
+    return {name: reason for name, reason in attempt.bad.items()
+            if "no usable nonce" in reason or "nonce refused" in reason}
+
+
 def key_holders(c: Coordinator, key: dict) -> list[str]:
     """The parties holding a recorded key, in identifier order (identifier = position + 1);
     a record from before resharing names none: the roster's first n parties."""
@@ -410,12 +490,19 @@ def _check_signers(signers: list[int], t: int, n: int) -> list[int]:
 
 async def sign_message(c: Coordinator, key_id: str, message: bytes,
                        signers: list[int] | None = None,
-                       progress=lambda text: None) -> JobOutcome:
+                       progress=lambda text: None, pool: bool = True) -> JobOutcome:
     """Sign `message` with FROST key `key_id` (from the coordinator's ledger), as one outcome
     of kind "frost-sign": the job id and votes of its last round, the signers as
     participants, and on success the output {key_id, signature, public_key (hex), signers
-    (names), identifiers, excluded {name: reason}, attempts, jobs, timings}; on failure each
-    excluded signer's reason in party_errors.
+    (names), identifiers, excluded {name: reason}, attempts, jobs, timings, preprocessed
+    (whether the signature used preprocessed commitments)}; on failure each excluded
+    signer's reason in party_errors.
+
+    With a preprocessed commitment in the ledger for every chosen signer (`preprocess`),
+    one of each is taken and the signing is one job (frost-sign); otherwise both rounds.  A
+    signer refusing its preprocessed commitment (a restart lost the nonce) gets its entries
+    for the key dropped, and the signing is retried with both rounds.  `pool=False`: both
+    rounds, the pool left alone.
 
     `signers`: identifiers (the key's holders' points) to use exactly; default any t+1 online
     holders,
@@ -431,7 +518,8 @@ async def sign_message(c: Coordinator, key_id: str, message: bytes,
     t0 = loop.time()
     excluded: dict[str, str] = {}
     jobs: list[str] = []
-    attempt, attempts = None, 0
+    attempt, attempts, use_pool = None, 0, pool
+    ledger = Ledger(c.config_path)
 
     def done(signature: bytes | None = None, error: str | None = None) -> JobOutcome:
         last = attempt.last if attempt else None
@@ -439,7 +527,8 @@ async def sign_message(c: Coordinator, key_id: str, message: bytes,
         output = None if signature is None else {
             "key_id": key_id, "signature": signature.hex(), "public_key": key["public_key"],
             "signers": attempt.names, "identifiers": attempt.ids, "excluded": excluded,
-            "attempts": attempts, "jobs": jobs, "timings": timings}
+            "attempts": attempts, "jobs": jobs, "timings": timings,
+            "preprocessed": attempt.preprocessed is not None}
         return JobOutcome(last.job_id if last else None, "frost-sign",
                           {"key_id": key_id, "message": message.hex(), "signers": signers},
                           ok=error is None, output=output, error=error,
@@ -455,9 +544,17 @@ async def sign_message(c: Coordinator, key_id: str, message: bytes,
             return done(error=f"only {len(ids)} usable online signers; key {key_id}"
                               f" needs {t + 1}")
         attempts += 1
-        attempt = _Attempt(c, key, key_id, message, ids, progress)
+        pooled = _take_pooled(c, ledger, key, key_id, ids, progress) if use_pool else None
+        attempt = _Attempt(c, key, key_id, message, ids, progress, pooled)
         signature = await attempt.run()
         jobs += attempt.jobs
+        if stale := _pool_refusals(attempt):
+            for name, reason in stale.items():
+                dropped = ledger.drop_commitments(key_id, name, reason)
+                progress(f"{name} {reason}: dropped its {dropped} other preprocessed"
+                         f" commitment(s) of {key_id}; signing with both rounds")
+                del attempt.bad[name]
+            use_pool = False  # retried with both rounds, the same signers unless others failed
         excluded.update(attempt.bad)
         for name, reason in attempt.bad.items():
             progress(f"excluding {name}: {reason}")
@@ -465,16 +562,81 @@ async def sign_message(c: Coordinator, key_id: str, message: bytes,
             return done(signature)
         if attempt.fatal:
             return done(error=attempt.fatal)
-        if fixed:
+        if fixed and attempt.bad:
             return done(error="signing with the given signers failed: " + "; ".join(
                 f"{name}: {reason}" for name, reason in attempt.bad.items()))
 
 
+def _take_pooled(c: Coordinator, ledger: Ledger, key: dict, key_id: str, ids: list[int],
+                 progress) -> dict[str, dict] | None:
+    """One preprocessed commitment per signer from the ledger, for this signing alone, or
+    None when some signer has none left."""
+    names = [key_holders(c, key)[i - 1] for i in ids]
+    taken, dropped = ledger.take_commitments(key_id, names, key.get("epoch", 0), boot_ids(c))
+    for d in dropped:
+        progress(f"dropped a preprocessed commitment of {d['party']}: {d['reason']}")
+    if taken is None:
+        return None
+    return {name: {"identifier": e["identifier"], "hiding": e["hiding"],
+                   "binding": e["binding"]} for name, e in taken.items()}
+
+
+async def preprocess(c: Coordinator, key_id: str, count: int,
+                     progress=lambda text: None) -> JobOutcome:
+    """Round one ahead of time: `count` nonce pairs made by each online holder of FROST key
+    `key_id` (frost-preprocess), kept in that process's memory only; each party's
+    commitments that decode, with its own identifier and the key's epoch, are recorded in
+    the ledger with its boot id.  The output: {key_id, epoch, count, recorded {name: how
+    many}, refused {name: reason}}; ok only if every participant's were recorded."""
+    key = _key(c, key_id)
+    if not 1 <= count <= MAX_PREPROCESS:
+        raise UsageError(f"count must be in 1..{MAX_PREPROCESS}, got {count}")
+    await c.status(wait=1.0)
+    holders = key_holders(c, key)
+    names = [name for name in holders if name in c.online()]
+    started = time.time()  # the nodes' lifetimes start later: ours ends first
+    outcome = await c.run_job("frost-preprocess", {"key_id": key_id, "count": count},
+                              only=names, progress=progress)
+    if not outcome.ok:
+        return outcome
+    boots, epoch = boot_ids(c), key.get("epoch", 0)
+    ledger, recorded, refused = Ledger(c.config_path), {}, {}
+    for name, out in outcome.party_outputs.items():
+        try:
+            if out.get("identifier") != holders.index(name) + 1 or out.get("epoch") != epoch:
+                raise frost.FrostError(f"identifier {out.get('identifier')} and epoch"
+                                       f" {out.get('epoch')}, expected {holders.index(name) + 1}"
+                                       f" and {epoch}")
+            made = [frost.SigningCommitment(out["identifier"], bytes.fromhex(m["hiding"]),
+                                            bytes.fromhex(m["binding"]))
+                    for m in out["commitments"]]
+            if len({m.hiding for m in made}) != len(made) or len(made) != count:
+                raise frost.FrostError(f"{len(made)} commitments ({len({m.hiding for m in made})}"
+                                       f" distinct), {count} asked for")
+        except (frost.FrostError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            refused[name] = f"invalid commitments: {exc}"
+            continue
+        if name not in boots:
+            refused[name] = "went offline during preprocessing: its nonces may be gone"
+            continue
+        ledger.add_commitments(key_id, name, out["identifier"], [
+            {"hiding": m.hiding.hex(), "binding": m.binding.hex()} for m in made], epoch,
+            boots[name], started + PREPROCESSED_NONCE_LIFETIME_S)
+        recorded[name] = len(made)
+    outcome.output = {"key_id": key_id, "epoch": epoch, "count": count, "recorded": recorded,
+                      "refused": refused}
+    if refused:
+        outcome.ok = False
+        outcome.error = "; ".join(f"{name}: {reason}" for name, reason in refused.items())
+    return outcome
+
+
 async def frost_sign(c: Coordinator, key_id: str, message: bytes,
-                     signers: list[int] | None = None, progress=lambda text: None) -> dict:
+                     signers: list[int] | None = None, progress=lambda text: None,
+                     pool: bool = True) -> dict:
     """`sign_message`'s output; FrostSigningError (with `excluded`) when no signature can be
     made."""
-    outcome = await sign_message(c, key_id, message, signers, progress)
+    outcome = await sign_message(c, key_id, message, signers, progress, pool)
     if not outcome.ok:
         raise FrostSigningError(outcome.error, outcome.party_errors, outcome)
     return outcome.output

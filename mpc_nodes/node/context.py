@@ -13,6 +13,9 @@ from mpc_nodes.config import NodeConfig, PartyInfo, Roster, resolve
 from mpc_nodes.node.input_usage import InputReused, InputUsage, InputUse
 
 PRESIGNATURE_LIFETIME_S = 24 * 3600.0
+PREPROCESSED_NONCE_LIFETIME_S = 24 * 3600.0
+"""FROST nonces made ahead of time (frost-preprocess) live as long as presignatures; those of
+a two-round signing only as long as a request."""
 MAX_PRESIGNATURES = MAX_NONCES = 10_000
 """Bounds of a node's in-memory one-time secrets (see keyshare.onetime)."""
 

@@ -1,5 +1,5 @@
-"""Item 5: a presignature (ECDSA) or a nonce (FROST) is used once, even after its party's data
-volume is restored from a snapshot.
+"""Item 5: a presignature (ECDSA) or a nonce (FROST, of round one or preprocessed) is used
+once, even after its party's data volume is restored from a snapshot.
 
 The attacker snapshots the data directory of one party, or of all three, after the one-time
 secrets were made; signs once; restores the snapshot and restarts the restored parties; and
@@ -172,3 +172,58 @@ async def test_a_restored_frost_nonce_never_signs_twice(make_cluster, curious_fa
         request = "0a1b2c3d4e5f6072"
         assert (await sign(b"eth-usd 9999.99", _commitments(retry, signers))).ok
         assert all(len(zs) == 1 for zs in shares_by_commitment.values())
+
+
+@pytest.mark.parametrize("restored", RESTORED)
+async def test_a_restored_or_replayed_preprocessed_nonce_never_signs_twice(
+        make_cluster, curious_factory, tmp_path, restored):
+    cluster = make_cluster(parties=3, threshold=1)
+    signers = ["party0", "party1"]
+    async with curious_factory(cluster) as cc:
+        key = await cc.run("keygen", {"key_id": "oracle-1", "scheme": "frost-ed25519"})
+        assert key.ok, key.error
+        made = await cc.run("frost-preprocess", {"key_id": "oracle-1", "count": 2},
+                            participants=signers)
+        assert made.ok, made.error
+        pre = {n: [{"identifier": made.party_outputs[n]["identifier"], **c}
+                   for c in made.party_outputs[n]["commitments"]] for n in signers}
+        clist = [pre[n][0] for n in signers]
+        snapshot(cluster, restored, tmp_path / "snapshot")
+
+        async def sign(message: bytes, commitments: list[dict], request: str,
+                       preprocessed: bool = True):
+            return await cc.run("frost-sign", {
+                "key_id": "oracle-1", "request": request, "message": message.hex(),
+                "commitments": commitments, "preprocessed": preprocessed},
+                participants=signers)
+
+        # a preprocessed nonce is not usable as round one of a request, and the attempt
+        # burns none
+        wrong = await sign(b"eth-usd 1.00", clist, "1111111111111111", preprocessed=False)
+        assert not wrong.ok
+        assert all("is bound to frost/preprocessed" in v.reason for v in wrong.votes
+                   if v.party in signers)
+        first = await sign(b"eth-usd 3141.59", clist, "2222222222222222")
+        assert first.ok, first.error
+        # replayed under another request and message: refused, nothing signed
+        replay = await sign(b"eth-usd 0.01", clist, "3333333333333333")
+        assert not replay.ok and not replay.party_outputs
+        assert all("was already used" in v.reason for v in replay.votes if v.party in signers)
+
+        await restore(cluster, cc, restored, tmp_path / "snapshot")
+        again = await cc.run("frost-preprocess", {"key_id": "oracle-1", "count": 1},
+                             participants=signers)  # each restored party holds some nonce
+        assert again.ok, again.error
+        second = await sign(b"eth-usd 9999.99", clist, "4444444444444444")
+        assert not second.ok and not second.party_outputs
+        votes = {v.party: v for v in second.votes}
+        for i, name in enumerate(signers):
+            assert not votes[name].accept
+            assert (UNKNOWN if i in restored else "was already used") in votes[name].reason, \
+                votes[name].reason
+        # an unused preprocessed commitment of an unrestored party still signs, with fresh
+        # ones of the restored parties
+        fresh = {n: {"identifier": again.party_outputs[n]["identifier"],
+                     **again.party_outputs[n]["commitments"][0]} for n in signers}
+        mixed = [fresh[n] if i in restored else pre[n][1] for i, n in enumerate(signers)]
+        assert (await sign(b"eth-usd 9999.99", mixed, "5555555555555555")).ok
