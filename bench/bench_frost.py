@@ -1,8 +1,10 @@
 """FROST(Ed25519) threshold signing through the whole network path (coordinator → bus → nodes,
 two rounds → verified signature): keygen time, signing latency p50/p95 with a breakdown per
-round and the CPU per signature of the cluster's processes by role; 2-of-3 and 3-of-5.  In
-the same run: the in-process round time (commit, sign, share verification and aggregation
-without the bus) and single-key Ed25519 signing with PyNaCl.
+round and the CPU per signature of the cluster's processes by role; 2-of-3 and 3-of-5.
+Beside it, in the same cluster and alternating with it: signing from preprocessed
+commitments (one job, frost-sign) and the preprocessing time per commitment.  In the same
+run: the in-process round time (commit, sign, share verification and aggregation without
+the bus) and single-key Ed25519 signing with PyNaCl.
 
     python bench/bench_frost.py [--sigs 50] [--broker URL]
 """
@@ -19,7 +21,7 @@ from nacl.signing import SigningKey
 
 from protocols import frost
 
-from mpc_nodes.jobs.frost import frost_keygen, frost_sign
+from mpc_nodes.jobs.frost import MAX_PREPROCESS, frost_keygen, frost_sign, preprocess
 
 SETS = [(3, 1), (5, 2)]  # (parties, t): 2-of-3 and 3-of-5
 
@@ -32,14 +34,25 @@ async def measure(cluster_dir, broker, sigs: int) -> dict:
             outcome = await frost_keygen(c, key_id)
             assert outcome.ok, outcome.error
             keygen.append(time.perf_counter() - t)
-        await frost_sign(c, "bench-key", b"warm-up")
-        rows, cpu = [], cluster_cpu()
-        for i in range(sigs):
-            r = await frost_sign(c, "bench-key", f"report {i}".encode())
-            assert not r["excluded"], r["excluded"]
-            rows.append(r["timings"])
-        cpu = cpu_per_job(cpu, cluster_cpu(), sigs)
-    return {"keygen": keygen, "rows": rows, "cpu": cpu}
+        await frost_sign(c, "bench-key", b"warm-up", pool=False)
+        t, left = time.perf_counter(), sigs + 1
+        while left:
+            made = await preprocess(c, "bench-key", min(left, MAX_PREPROCESS))
+            assert made.ok, made.error
+            left -= made.output["count"]
+        per_commitment = (time.perf_counter() - t) / (sigs + 1)
+        assert (await frost_sign(c, "bench-key", b"warm-up"))["preprocessed"]
+        rows, pooled, cpu, cpu_pooled = [], [], {}, {}
+        for i in range(sigs):  # alternating: the same load on both
+            for pool, into, cpu_into in ((False, rows, cpu), (True, pooled, cpu_pooled)):
+                before = cluster_cpu()
+                r = await frost_sign(c, "bench-key", f"report {i}".encode(), pool=pool)
+                assert not r["excluded"] and r["preprocessed"] == pool, r
+                into.append(r["timings"])
+                for role, s in cpu_per_job(before, cluster_cpu(), sigs).items():
+                    cpu_into[role] = cpu_into.get(role, 0.0) + s
+    return {"keygen": keygen, "rows": rows, "cpu": cpu, "pooled": pooled,
+            "cpu_pooled": cpu_pooled, "per_commitment": per_commitment}
 
 
 def in_process(parties: int, t: int, rounds: int = 200) -> list[float]:
@@ -94,11 +107,22 @@ def main() -> None:
                           ("    verify shares+aggregate", [x["aggregate_s"] for x in rows]),
                           ("  in process, no bus", local)):
             print(f"{label:30}{ms(pct(xs, .5))} {ms(pct(xs, .95))}")
-        print(f"  CPU per signature           {1000 * sum(r['cpu'].values()):7.1f} ms ("
-              + ", ".join(f"{role} {1000 * s:.1f}" for role, s in sorted(r["cpu"].items())
-                          if s) + ")")
+        pooled = r["pooled"]
+        for label, xs in (("  preprocessed, end to end", [x["total_s"] for x in pooled]),
+                          ("    the one sign job", [x["frost-sign_s"] for x in pooled]),
+                          ("    verify shares+aggregate", [x["aggregate_s"] for x in pooled])):
+            print(f"{label:30}{ms(pct(xs, .5))} {ms(pct(xs, .95))}")
+        print(f"  preprocessing, per commitment {ms(r['per_commitment']).strip()} ms"
+              f" (batches of up to {MAX_PREPROCESS} per party)")
+        for label, cpu in (("two rounds", r["cpu"]), ("preprocessed", r["cpu_pooled"])):
+            print(f"  CPU per signature, {label:13}{1000 * sum(cpu.values()):7.1f} ms ("
+                  + ", ".join(f"{role} {1000 * s:.1f}" for role, s in sorted(cpu.items())
+                              if s) + ")")
         p50 = pct([x["total_s"] for x in rows], .5)
-        print(f"  sign p50 / single-key       {p50 / single:,.0f}x")
+        p50_pooled = pct([x["total_s"] for x in pooled], .5)
+        print(f"  sign p50 / single-key       {p50 / single:,.0f}x two rounds,"
+              f" {p50_pooled / single:,.0f}x preprocessed;"
+              f" preprocessed / two rounds {p50_pooled / p50:.2f}")
 
 
 if __name__ == "__main__":
