@@ -217,6 +217,10 @@ async def test_preprocessed_commitments_sign_in_one_job_once_each(make_cluster):
         assert made.returncode == 0, made.stderr
         assert "2 preprocessed commitments each for oracle-p from party0,party1,party2" \
             in made.stdout, made.stdout
+        signed = await asyncio.to_thread(mpcnet, "sign", *common[:-1], "--key", "oracle-p",
+                                         "--hex", "0102")
+        assert signed.returncode == 0, signed.stderr
+        assert "one job from preprocessed commitments" in signed.stdout, signed.stdout
         await _restart(cluster, c, 1)
         result = await frost_sign(c, "oracle-p", b"after a restart")
         assert not result["preprocessed"] and result["excluded"] == {}
@@ -252,4 +256,13 @@ async def test_preprocessed_commitments_sign_in_one_job_once_each(make_cluster):
             "party2 restarted since (a restart discards its nonces)"}
         assert len(pool["dropped_now"]) == 3 + 2 + 2 and "party2" not in pool["per_party"]
         assert all(len(d["id"]) == 16 for d in pool["dropped_now"])
+
+        # by default, t+1 signers with preprocessed commitments are preferred
+        made = await asyncio.to_thread(mpcnet, "presign", *common, "--key", "oracle-p",
+                                       "--count", "1")
+        assert made.returncode == 0, made.stderr
+        _ledger(cluster).drop_commitments("oracle-p", "party0", "test: party0's pool used up")
+        result = await frost_sign(c, "oracle-p", b"the stocked signers")
+        assert result["preprocessed"] and result["signers"] == ["party1", "party2"]
+        verified(result, b"the stocked signers")
     assert not list(cluster.dir.rglob("presig*"))

@@ -106,7 +106,8 @@ def sign(cluster_dir, key_id, tx_file, message_file, message_hex, signers, presi
         return
     console.print(styled("signature ", (signed.signature.hex(), "bold"),
                          f"\npublic key {signed.public_key.hex()}"))
-    footer(signed.outcome, f"{signed.attempts} attempt(s)")
+    footer(signed.outcome, f"{signed.attempts} attempt(s)"
+           + (", one job from preprocessed commitments" if signed.preprocessed else ""))
     for name, reason in signed.excluded.items():
         err.print(f"  excluded {name}: {reason}", markup=False)
 

@@ -504,8 +504,8 @@ async def sign_message(c: Coordinator, key_id: str, message: bytes,
     for the key dropped, and the signing is retried with both rounds.  `pool=False`: both
     rounds, the pool left alone.
 
-    `signers`: identifiers (the key's holders' points) to use exactly; default any t+1 online
-    holders,
+    `signers`: identifiers (the key's holders' points) to use exactly; default t+1 online
+    holders, in roster order, those with preprocessed commitments first,
     and after a signer refuses, fails or sends an invalid share it is excluded and another
     set is tried.  UsageError for an unknown key, bad `signers` or too long a message."""
     from mpc_nodes.client.coordinator import JobOutcome  # it imports the job kinds
@@ -538,8 +538,12 @@ async def sign_message(c: Coordinator, key_id: str, message: bytes,
 
     while True:
         await c.status(wait=1.0)
-        ids = fixed or [i for i, name in enumerate(key_holders(c, key), start=1)
-                        if name in c.online() and name not in excluded][:t + 1]
+        usable = [i for i, name in enumerate(key_holders(c, key), start=1)
+                  if name in c.online() and name not in excluded]
+        if use_pool:  # parties with preprocessed commitments first: one job if t+1 have some
+            stocked = ledger.commitments(key_id)
+            usable.sort(key=lambda i: not stocked.get(key_holders(c, key)[i - 1]))
+        ids = fixed or sorted(usable[:t + 1])
         if len(ids) < t + 1:
             return done(error=f"only {len(ids)} usable online signers; key {key_id}"
                               f" needs {t + 1}")
