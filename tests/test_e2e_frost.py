@@ -15,7 +15,7 @@ from nacl.signing import VerifyKey
 
 from keyshare import KeyStore
 from mpc_nodes.client.ledger import Ledger
-from mpc_nodes.jobs.frost import FrostSigningError, frost_keygen, frost_sign
+from mpc_nodes.jobs.frost import FrostSigningError, frost_keygen, frost_sign, preprocess
 from tests.adversarial.harness import start_liar
 from tests.cluster_harness import wait_until
 
@@ -26,12 +26,19 @@ from mpc_nodes.wire.messages import output_digest
 from protocols import frost
 
 def lie(leaf, message, node):
-    # a consistent liar: a wrong signature share, reported under its own digest
-    if leaf != "results" or not message.ok or set(message.output) != {"identifier", "share"}:
+    # a consistent liar: a wrong signature share, or preprocessed commitments all alike,
+    # reported under its own digest
+    if leaf != "results" or not message.ok:
         return message
-    z = crypto_core_ed25519_scalar_add(bytes.fromhex(message.output["share"]),
-                                       frost.encode_identifier(1))
-    output = {**message.output, "share": z.hex()}
+    if set(message.output) == {"identifier", "share"}:
+        z = crypto_core_ed25519_scalar_add(bytes.fromhex(message.output["share"]),
+                                           frost.encode_identifier(1))
+        output = {**message.output, "share": z.hex()}
+    elif "commitments" in message.output:
+        made = message.output["commitments"]
+        output = {**message.output, "commitments": [made[0]] * len(made)}
+    else:
+        return message
     return message.model_copy(update={"output": output, "output_digest": output_digest(output)})
 """
 
@@ -147,6 +154,16 @@ async def test_three_of_five_cheater_is_named_and_excluded(make_cluster):
         with pytest.raises(FrostSigningError) as failed:
             await frost_sign(c, "oracle-5", b"pinned to the cheater", [1, 2, 3])
         assert list(failed.value.excluded) == ["party1"]
+
+        # the liar's commitments (all alike) are not recorded; the others sign in one job
+        made = await preprocess(c, "oracle-5", 2)
+        assert made.ok, made.error
+        assert made.output["recorded"] == {"party0": 2, "party2": 2, "party3": 2, "party4": 2}
+        assert "2 commitments (1 distinct)" in made.output["refused"]["party1"]
+        result = await frost_sign(c, "oracle-5", b"sol-usd 201.7")
+        assert result["preprocessed"] and result["attempts"] == 1
+        assert result["signers"] == ["party0", "party2", "party3"]
+        verified(result, b"sol-usd 201.7")
     assert not list(cluster.dir.rglob("presig*"))
 
 

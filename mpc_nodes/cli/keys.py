@@ -128,6 +128,8 @@ def presign(cluster_dir, key_id, count, broker, coordinator, as_json):
         report(made.outcome, as_json, lambda: console.print(
             f"{count} preprocessed commitments each for {key_id} from"
             f" {','.join(made.recorded)}", markup=False))
+        for name, reason in made.refused.items() if not as_json else ():
+            err.print(f"  none from {name}: {reason}", markup=False)
         return
     report(made.outcome, as_json, lambda: console.print(
         f"{len(made.ids)} presignatures for {key_id} with {','.join(made.holders)}",

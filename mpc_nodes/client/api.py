@@ -297,7 +297,7 @@ class Client:
                                                       self.progress))
             out = outcome.output
             return r.PreprocessedCommitments(key_id, out["epoch"], out["recorded"],
-                                             outcome=outcome)
+                                             out["refused"], outcome=outcome)
         check_job_params("presign", {"key_id": key_id, "count": count})
         outcome = self._ok(await ecdsa.presign(self.coordinator, key_id, count, self.progress))
         out = outcome.output

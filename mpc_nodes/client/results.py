@@ -180,6 +180,8 @@ class PreprocessedCommitments(FromJob):
     epoch: int
     recorded: dict[str, int]
     """How many commitments of each party the ledger recorded."""
+    refused: dict[str, str]
+    """Online holders whose commitments were not recorded, with the reason."""
 
 
 @dataclass(frozen=True)

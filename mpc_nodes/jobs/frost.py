@@ -591,7 +591,8 @@ async def preprocess(c: Coordinator, key_id: str, count: int,
     `key_id` (frost-preprocess), kept in that process's memory only; each party's
     commitments that decode, with its own identifier and the key's epoch, are recorded in
     the ledger with its boot id.  The output: {key_id, epoch, count, recorded {name: how
-    many}, refused {name: reason}}; ok only if every participant's were recorded."""
+    many}, refused {name: reason} (parties that refused the job or reported commitments that
+    are not valid)}; ok once at least t+1 parties' were recorded."""
     key = _key(c, key_id)
     if not 1 <= count <= MAX_PREPROCESS:
         raise UsageError(f"count must be in 1..{MAX_PREPROCESS}, got {count}")
@@ -627,11 +628,15 @@ async def preprocess(c: Coordinator, key_id: str, count: int,
             {"hiding": m.hiding.hex(), "binding": m.binding.hex()} for m in made], epoch,
             boots[name], started + PREPROCESSED_NONCE_LIFETIME_S)
         recorded[name] = len(made)
+    refused.update({name: reason for name, reason in _refusals(outcome, names).items()
+                    if name not in outcome.party_outputs})  # e.g. its nonce pool is full
     outcome.output = {"key_id": key_id, "epoch": epoch, "count": count, "recorded": recorded,
                       "refused": refused}
-    if refused:
+    if len(recorded) < key["t"] + 1:  # fewer than any signature needs
         outcome.ok = False
-        outcome.error = "; ".join(f"{name}: {reason}" for name, reason in refused.items())
+        outcome.error = (f"commitments of {len(recorded)} parties recorded; key {key_id}"
+                         f" needs {key['t'] + 1}: " + "; ".join(
+                             f"{name}: {reason}" for name, reason in refused.items()))
     return outcome
 
 
