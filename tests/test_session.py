@@ -95,13 +95,20 @@ async def test_mismatched_session_ids_never_connect(tls, warm):
 
 
 @pytest.mark.timeout(60)
-async def test_certificate_not_in_roster_is_refused_even_from_the_cluster_ca(tls, tmp_path):
+@pytest.mark.parametrize("warm", [False, True])
+async def test_certificate_not_in_roster_is_refused_even_from_the_cluster_ca(tls, tmp_path, warm):
     """A second certificate for party0's name from the same CA (e.g. issued by whoever holds
-    the CA key) is refused: sessions pin each party's roster certificate."""
+    the CA key) is refused: sessions pin each party's roster certificate.  Also when the
+    link is warm from a session under the earlier pin (a roster change replaced party0's
+    certificate): the pin is checked on every reuse, not only at the handshake."""
     ca_pem, files = tls
     engines = [MpcEngine() for _ in range(2)]
     try:
-        s = specs(tls, [1.0, 2.0], connect_timeout=2.0)
+        ports = free_ports(2)
+        if warm:
+            assert await run_all(engines, specs(tls, [1.0, 2.0], ports=ports)) == \
+                [pytest.approx(1.5, abs=1e-8)] * 2
+        s = specs(tls, [1.0, 2.0], session_id="cd" * 32, ports=ports, connect_timeout=2.0)
         s[1] = SessionSpec(**{**s[1].__dict__, "peers": [
             SessionPeer("party0", "127.0.0.1", s[0].peers[0].port, Path(files[3][0]).read_text()),
             s[1].peers[1]]})
