@@ -7,6 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mpc_nodes.config import load_node_config
+from mpc_nodes.jobs.frost import frost_keygen
 from tests.cluster_harness import http_get, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -36,6 +37,8 @@ async def test_metrics_and_health_follow_the_node(make_cluster):
         assert not (await c.run_job("aggregate", {"input": "missing"})).ok
         assert (await c.run_job("keygen", {"key_id": "vault-1"})).ok
         assert (await c.run_job("presign", {"key_id": "vault-1", "count": 3})).ok
+        assert (await frost_keygen(c, "oracle-1")).ok
+        assert (await c.run_job("frost-preprocess", {"key_id": "oracle-1", "count": 4})).ok
     for port in ports:
         status, body = await asyncio.to_thread(http_get, port, "/metrics")
         assert status == 200
@@ -46,6 +49,7 @@ async def test_metrics_and_health_follow_the_node(make_cluster):
         assert m[("mpcnet_mpc_session_seconds_count", (("kind", "aggregate"),))] == 1
         assert m[("mpcnet_bus_connected", ())] == 1
         assert m[("mpcnet_presignatures_left", (("key_id", "vault-1"),))] == 3
+        assert m[("mpcnet_frost_nonces_left", (("key_id", "oracle-1"),))] == 4
         assert m[("mpcnet_bus_connections_total", ())] >= 1
         status, body = await asyncio.to_thread(http_get, port, "/healthz")
         assert status == 200 and json.loads(body)["bus"] == "connected"

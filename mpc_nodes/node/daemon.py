@@ -186,11 +186,14 @@ class Node:
             await self._on_hearing(not self.bus.deaf)
 
     def _update_key_metrics(self) -> None:
-        """Presignatures this node process holds per key (in memory only: none after a restart)."""
+        """Presignatures and FROST nonces this node process holds per key (in memory only:
+        none after a restart)."""
         store = self.ctx.keystore
         for key_id in store.key_ids():
+            epoch = store.committed_epoch(key_id)
             self.metrics.presignatures_left.labels(key_id).set(
-                self.ctx.presignatures.count(key_id, store.committed_epoch(key_id)))
+                self.ctx.presignatures.count(key_id, epoch))
+            self.metrics.frost_nonces_left.labels(key_id).set(self.ctx.nonces.count(key_id, epoch))
 
     def free_bytes(self) -> int:
         try:

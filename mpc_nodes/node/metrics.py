@@ -48,6 +48,10 @@ class NodeMetrics:
         self.presignatures_left = Gauge("mpcnet_presignatures_left", "Unused presignatures this"
                                         " node process holds, by key (in memory only: none"
                                         " after a restart).", ["key_id"], **labels)
+        self.frost_nonces_left = Gauge("mpcnet_frost_nonces_left", "Unused FROST nonces this"
+                                       " node process holds, by key: preprocessed ones and"
+                                       " round ones not yet signed with (in memory only)",
+                                       ["key_id"], **labels)
         self.data_dir_free_bytes = Gauge("mpcnet_data_dir_free_bytes", "Free space in the"
                                          " node's data directory (below min_free_mib the node"
                                          " refuses jobs).", **labels)
