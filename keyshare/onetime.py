@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .errors import KeyShareError, PresignatureUnavailable
@@ -89,10 +90,15 @@ class OneTimeSecrets:
         self.check(key_id, secret_id, epoch, binding)
         return self._forget((key_id, secret_id), "used").payload
 
-    def count(self, key_id: str, epoch: int | None = None) -> int:
+    def held(self, epochs: Mapping[str, int | None]) -> dict[str, int]:
+        """How many secrets each key of `epochs` holds at its epoch there (None: any), in one
+        pass over the pool: the node counts every key after every job."""
         self._expire()
-        return sum(k == key_id and epoch in (None, s.epoch)
-                   for (k, _), s in self._secrets.items())
+        held = dict.fromkeys(epochs, 0)
+        for (key_id, _), secret in self._secrets.items():
+            if key_id in held and epochs[key_id] in (None, secret.epoch):
+                held[key_id] += 1
+        return held
 
     def retire(self, key_id: str, keep_epoch: int) -> int:
         """Drop the key's secrets of other epochs (after a refresh commit); how many."""

@@ -189,11 +189,11 @@ class Node:
         """Presignatures and FROST nonces this node process holds per key (in memory only:
         none after a restart)."""
         store = self.ctx.keystore
-        for key_id in store.key_ids():
-            epoch = store.committed_epoch(key_id)
-            self.metrics.presignatures_left.labels(key_id).set(
-                self.ctx.presignatures.count(key_id, epoch))
-            self.metrics.frost_nonces_left.labels(key_id).set(self.ctx.nonces.count(key_id, epoch))
+        epochs = {key_id: store.committed_epoch(key_id) for key_id in store.key_ids()}
+        for gauge, pool in ((self.metrics.presignatures_left, self.ctx.presignatures),
+                            (self.metrics.frost_nonces_left, self.ctx.nonces)):
+            for key_id, held in pool.held(epochs).items():
+                gauge.labels(key_id).set(held)
 
     def free_bytes(self) -> int:
         try:
