@@ -4,7 +4,8 @@ Several coordinator processes may share one ledger (`sign --presigned` run in pa
 it is a SQLite database: a presignature (ECDSA) or a preprocessed FROST commitment is taken
 inside one write transaction that marks it taken, and is therefore handed out once, whatever
 runs beside it.  One that no longer is usable (its holder restarted, it expired, a holder
-refused it) is dropped with the reason, never offered again.  keys.json of earlier versions is migrated on first open.
+refused it) is dropped with the reason, never offered again.  keys.json of earlier versions
+is migrated on first open.
 """
 
 from __future__ import annotations
@@ -217,11 +218,7 @@ def commitment_unusable(entry: dict, epoch: int, boots: dict[str, str]) -> str |
         return "expired"
     if entry["epoch"] != epoch:
         return f"bound to epoch {entry['epoch']}; the key is at epoch {epoch}"
-    if boots.get(party) is None:
-        return f"{party} is not online (its nonces are gone if it restarts)"
-    if boots[party] != entry["boot"]:
-        return f"{party} restarted since (a restart discards its nonces)"
-    return None
+    return _process_gone(party, entry["boot"], boots, "nonces")
 
 
 def _mark_commitment(db, seq: int, state: str, reason: str | None) -> None:
@@ -237,10 +234,18 @@ def unusable(entry: dict, boots: dict[str, str]) -> str | None:
     for holder in entry["binding"].split(","):
         if holder not in recorded:
             return f"no record of {holder}'s process (made by an earlier version)"
-        if boots.get(holder) is None:
-            return f"{holder} is not online (its presignatures are gone if it restarts)"
-        if boots[holder] != recorded[holder]:
-            return f"{holder} restarted since (a restart discards its presignatures)"
+        if (gone := _process_gone(holder, recorded[holder], boots, "presignatures")):
+            return gone
+    return None
+
+
+def _process_gone(party: str, made_by: str, boots: dict[str, str], what: str) -> str | None:
+    """Why `party` no longer holds one-time secrets (`what`) that its process with boot id
+    `made_by` made, or None: they live in that process's memory only."""
+    if boots.get(party) is None:
+        return f"{party} is not online (its {what} are gone if it restarts)"
+    if boots[party] != made_by:
+        return f"{party} restarted since (a restart discards its {what})"
     return None
 
 
