@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
@@ -20,6 +20,8 @@ from mpc_nodes.wire.parsing import MAX_YAML_BYTES, ParseBoundError, load_yaml, r
 NAME_RE = r"^[a-z][a-z0-9-]{0,31}$"
 Name = Annotated[str, Field(pattern=NAME_RE, description="lower-case name: a-z, 0-9, '-'")]
 Hex32 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Security = Literal["malicious", "semi-honest"]
+SECURITY_MODES: tuple[str, ...] = get_args(Security)
 
 
 class ConfigError(UserError, ValueError):
@@ -73,6 +75,14 @@ class Roster(StrictModel):
     cluster_id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{2,63}$")]
     version: int = Field(default=1, ge=1, description="raised by every roster update")
     threshold: int = Field(description="max colluding parties tolerated, >= 1; t+1 reconstruct")
+    security: Security = Field(default="semi-honest", description=(
+        "the adversary every MPC job must withstand: 'malicious' (secure with abort against t"
+        " parties that deviate from the protocol: a node refuses every job kind whose protocol"
+        " is not, mpc_nodes.jobs.kind.SessionKind.active_secure) or 'semi-honest' (t parties"
+        " that follow the protocol and pool what they see).  The default is 'semi-honest' for"
+        " now because not every MPC job kind is hardened yet (issue 13), and a roster that says"
+        " 'malicious' must mean it for every job it runs; it becomes 'malicious' once all are."
+        "  A roster without the field (older ones) is semi-honest"))
     parties: list[PartyInfo]
     coordinators: list[CoordinatorInfo] = Field(min_length=1)
     broker_cert: str | None = Field(default=None, description=(
@@ -85,6 +95,14 @@ class Roster(StrictModel):
     limits: Limits = Limits()
     signatures: list[RosterSignature] = Field(default_factory=list, description=(
         "operators' signatures of everything above (mpc_nodes.governance)"))
+
+    @field_validator("security", mode="before")
+    @classmethod
+    def _security(cls, v):
+        if v not in SECURITY_MODES:
+            raise ValueError(f"{v!r} is not a security mode: give one of"
+                             f" {', '.join(SECURITY_MODES)}")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> "Roster":

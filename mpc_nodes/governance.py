@@ -9,7 +9,8 @@
   an older or the same version with other contents (a replay) is refused.
 
 A signature covers the roster's SHA-256 digest: the canonical JSON of every field except the
-signatures, under a domain tag.  Usage: `sign(roster, name, key)`, then `accept(held, offered)`.
+signatures (and `security` when it is semi-honest, what a roster without it means), under a
+domain tag.  Usage: `sign(roster, name, key)`, then `accept(held, offered)`.
 """
 
 from __future__ import annotations
@@ -32,8 +33,13 @@ class RosterTrustError(UserError, ValueError):
 
 
 def roster_digest(roster: Roster) -> bytes:
-    """What an operator signs: the roster without its signatures, canonically encoded."""
+    """What an operator signs: the roster without its signatures, canonically encoded.
+    `security` is signed when it is "malicious"; a semi-honest roster is encoded without it,
+    as rosters were before the field existed, so their signatures (and the requests bound to
+    them) stay valid and mean what they meant."""
     body = roster.model_dump(mode="json", exclude={"signatures"})
+    if body["security"] == "semi-honest":
+        del body["security"]
     return hashlib.sha256(DOMAIN + json.dumps(body, sort_keys=True, separators=(",", ":"))
                           .encode()).digest()
 

@@ -139,9 +139,10 @@ def load_bundle(path: Path) -> JoinBundle:
 
 def assemble(bundles: list[JoinBundle], cluster_id: str, threshold: int,
              broker_cert: str | None = None, limits: Limits | None = None,
-             ca_cert: str | None = None, update_quorum: int | None = None) -> Roster:
+             ca_cert: str | None = None, update_quorum: int | None = None,
+             security: str | None = None) -> Roster:
     """A version-1 roster (unsigned) of the verified bundles' operators, parties in the
-    order given."""
+    order given; `security` None: the roster's default mode."""
     for b in bundles:
         verify_bundle(b)
     nodes = [b for b in bundles if b.role == "node"]
@@ -155,18 +156,19 @@ def assemble(bundles: list[JoinBundle], cluster_id: str, threshold: int,
                                           tls_cert=b.tls_cert)
                           for b in bundles if b.role == "coordinator"],
             broker_cert=broker_cert, ca_cert=ca_cert, update_quorum=update_quorum,
-            limits=limits or Limits())
+            limits=limits or Limits(), **({} if security is None else {"security": security}))
     except ValidationError as exc:
         raise ConfigError(f"roster: {validation_problems(exc)}") from None
 
 
 def next_version(current: Roster, add: list[JoinBundle] = (), remove: list[str] = (),
                  threshold: int | None = None, rotate: list[JoinBundle] = (),
-                 limits: Limits | None = None, update_quorum: int | None = None) -> Roster:
+                 limits: Limits | None = None, update_quorum: int | None = None,
+                 security: str | None = None) -> Roster:
     """The unsigned next version of `current`: operators added from verified bundles,
     operators removed by name, operators' keys replaced in place from their rotation bundles
-    (`rotate`; same name, same place), the threshold, limits or update quorum changed;
-    parties keep their order."""
+    (`rotate`; same name, same place), the threshold, limits, update quorum or security mode
+    changed; parties keep their order."""
     listed = {p.name for p in current.parties} | {c.name for c in current.coordinators}
     unknown = sorted(set(remove) - listed)
     if unknown:
@@ -195,7 +197,8 @@ def next_version(current: Roster, add: list[JoinBundle] = (), remove: list[str] 
             "parties": [p.model_copy(update={"index": i}) for i, p in enumerate(nodes)],
             "coordinators": coordinators,
             "limits": current.limits if limits is None else limits,
-            "update_quorum": current.update_quorum if update_quorum is None else update_quorum})
+            "update_quorum": current.update_quorum if update_quorum is None else update_quorum,
+            "security": current.security if security is None else security})
     except ValidationError as exc:
         raise ConfigError(f"roster version {current.version + 1}: {validation_problems(exc)}") from None
 

@@ -108,14 +108,15 @@ class LocalCluster:
 
     def __init__(self, root: Path, parties: int = 3, threshold: int = 1,
                  broker: str = "embedded", mpc_proxy: bool = False, broker_proxy: bool = False,
-                 **node_settings):
+                 security: str | None = None, **node_settings):
         """broker: "embedded" (amqtt process), "mosquitto" (the machine's, on 1883),
         "mosquitto-private" (a Mosquitto process of our own on a free port) or
         "mosquitto-tls" (our own Mosquitto with the generated TLS, certificate-login and ACL
         configuration of mpc_nodes.wire.mosquitto, with its coordinator listener on
-        `coordinator_broker_url`)."""
+        `coordinator_broker_url`).  security: the roster's mode, "malicious" or
+        "semi-honest" (None: the roster's default)."""
         self.dir = root / "cluster"
-        self.roster = init_cluster(self.dir, parties, threshold)
+        self.roster = init_cluster(self.dir, parties, threshold, security=security)
         self.broker_kind = broker
         if broker == "embedded":
             self.broker_url = load_node_config(self.dir / "party0" / "node.yaml").broker

@@ -9,6 +9,9 @@ import click
 
 from mpc_nodes.cli.common import (call, common_broker, common_dir, common_json, console, err,
                                   exits, fail, print_json, styled)
+from mpc_nodes.config import SECURITY_MODES, Roster
+
+DEFAULT_SECURITY = Roster.model_fields["security"].default
 
 
 @click.command()
@@ -20,11 +23,14 @@ from mpc_nodes.cli.common import (call, common_broker, common_dir, common_json, 
 @click.option("--base-port", type=int, help="MPC ports base (default: free ports)")
 @common_broker
 @click.option("--cluster-id", help="cluster id (default: random)")
+@click.option("--security", type=click.Choice(SECURITY_MODES), default=DEFAULT_SECURITY,
+              show_default=True, help="the adversary every MPC job must withstand: malicious"
+              " refuses the job kinds not secure against it yet (docs/OPERATOR.md)")
 @click.option("--emit", type=click.Choice(["deploy"]),
               help="also write OUT/deploy: a docker-compose project (Mosquitto with TLS and"
                    " ACL, one container per party, a coordinator)")
 @common_json
-def init(parties, threshold, out, host, base_port, broker, cluster_id, emit, as_json):
+def init(parties, threshold, out, host, base_port, broker, cluster_id, security, emit, as_json):
     """One-machine shortcut: a cluster directory with every operator's keys and configs, a
     signed roster, a coordinator.
 
@@ -34,19 +40,21 @@ def init(parties, threshold, out, host, base_port, broker, cluster_id, emit, as_
     with exits(also=(OSError,)):
         roster = init_cluster(out, parties, threshold, host=host, base_port=base_port,
                               broker=broker or ("mqtts://mosquitto:8883" if emit else None),
-                              cluster_id=cluster_id)
+                              cluster_id=cluster_id, security=security)
         deployed = None
         if emit:
             from mpc_nodes.deploy.compose import emit_compose
             deployed = emit_compose(out, Path(out) / "deploy")
     if as_json:
         print_json({"cluster_id": roster.cluster_id, "dir": str(out), "n": roster.n,
-                    "threshold": roster.threshold, "deploy": deployed,
+                    "threshold": roster.threshold, "security": roster.security,
+                    "deploy": deployed,
                     "parties": [{"name": p.name, "mpc": f"{p.host}:{p.mpc_port}"}
                                 for p in roster.parties]})
         return
     console.print(styled("created cluster ", (roster.cluster_id, "bold"),
-                         f" in {out}: {roster.n} parties, threshold {roster.threshold}"))
+                         f" in {out}: {roster.n} parties, threshold {roster.threshold},"
+                         f" security {roster.security}"))
     if deployed:
         console.print(f"wrote {deployed['compose']}; next: cd {Path(out) / 'deploy'} &&"
                       " docker compose up -d --build &&"

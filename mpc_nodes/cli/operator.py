@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from mpc_nodes.cli.common import console, exits, print_json
+from mpc_nodes.config import SECURITY_MODES
 
 
 def ask_passphrase(env: str | None, file: Path | None, confirm: bool,
@@ -137,16 +138,20 @@ def _write(path: Path, value) -> None:
 @click.option("--broker-cert", type=click.Path(path_type=Path), required=True,
               help="the broker's certificate (PEM), pinned")
 @click.option("--update-quorum", type=int, help="party signatures an update needs (n - t)")
+@click.option("--security", type=click.Choice(SECURITY_MODES), help="the adversary every MPC"
+              " job must withstand (default: the roster's default; docs/OPERATOR.md)")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
-def roster_assemble(bundles, cluster_id, threshold, broker_cert, update_quorum, out):
+def roster_assemble(bundles, cluster_id, threshold, broker_cert, update_quorum, security, out):
     """A version-1 roster of the bundles' operators, not yet signed."""
     from mpc_nodes.onboarding import assemble, load_bundle
     with exits(also=(OSError,)):
         result = assemble([load_bundle(b) for b in bundles], cluster_id, threshold,
-                          broker_cert=broker_cert.read_text(), update_quorum=update_quorum)
+                          broker_cert=broker_cert.read_text(), update_quorum=update_quorum,
+                          security=security)
         _write(out, result)
-    console.print(f"wrote {out}: version 1, {result.n} parties, threshold {result.threshold};"
-                  f" every operator now checks and signs it (mpcnet roster sign)")
+    console.print(f"wrote {out}: version 1, {result.n} parties, threshold {result.threshold},"
+                  f" security {result.security}; every operator now checks and signs it"
+                  f" (mpcnet roster sign)")
 
 
 @roster.command("update")
@@ -163,8 +168,10 @@ def roster_assemble(bundles, cluster_id, threshold, broker_cert, update_quorum, 
               " vol_spread_limit, policy_quorum (none: every party)")
 @click.option("--update-quorum", type=int,
               help="party signatures the version after this one needs (n - t to n)")
+@click.option("--security", type=click.Choice(SECURITY_MODES),
+              help="change the security mode (docs/OPERATOR.md)")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
-def roster_update(current, add, remove, rotate, threshold, limits, update_quorum, out):
+def roster_update(current, add, remove, rotate, threshold, limits, update_quorum, security, out):
     """The next version of the current roster, not yet signed."""
     from mpc_nodes.config import load_roster
     from mpc_nodes.onboarding import changed_limits, load_bundle, next_version
@@ -173,11 +180,11 @@ def roster_update(current, add, remove, rotate, threshold, limits, update_quorum
         result = next_version(held, [load_bundle(b) for b in add], remove, threshold,
                               [load_bundle(b) for b in rotate],
                               changed_limits(held.limits, limits) if limits else None,
-                              update_quorum)
+                              update_quorum, security)
         _write(out, result)
-    console.print(f"wrote {out}: version {result.version}; a quorum of the current parties"
-                  f" and every added or re-keyed operator (with its new key) sign it (mpcnet"
-                  f" roster sign)")
+    console.print(f"wrote {out}: version {result.version} (security {result.security}); a"
+                  f" quorum of the current parties and every added or re-keyed operator (with"
+                  f" its new key) sign it (mpcnet roster sign)")
 
 
 @roster.command("sign")

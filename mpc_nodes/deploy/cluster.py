@@ -35,9 +35,9 @@ from pathlib import Path
 from keyshare.atomic import write_atomic
 
 from mpc_nodes import governance, onboarding, pki
-from mpc_nodes.config import (CoordinatorConfig, NodeConfig, PassphraseSource, Roster, dump_yaml,
-                              load_coordinator_config, load_node_config, load_roster,
-                              parse_broker_url)
+from mpc_nodes.config import (SECURITY_MODES, CoordinatorConfig, NodeConfig, PassphraseSource,
+                              Roster, dump_yaml, load_coordinator_config, load_node_config,
+                              load_roster, parse_broker_url)
 from mpc_nodes.deploy import cluster_procs
 from mpc_nodes.errors import UserError
 from mpc_nodes.node.volsurface import example_surface_yaml
@@ -110,9 +110,14 @@ def _local_operator(directory: Path, name: str, role: str, host: str | None = No
 def init_cluster(out: Path, parties: int, threshold: int, host: str = "127.0.0.1",
                  base_port: int | None = None, broker: str | None = None,
                  cluster_id: str | None = None, coordinator: str = "coordinator",
-                 inputs: dict[str, list[float]] | None = None) -> Roster:
-    """Create a complete cluster directory; refuse to touch a non-empty one."""
+                 inputs: dict[str, list[float]] | None = None,
+                 security: str | None = None) -> Roster:
+    """Create a complete cluster directory; refuse to touch a non-empty one.  `security`:
+    the roster's security mode (None: the roster's default)."""
     validate_shape(parties, threshold)
+    if security is not None and security not in SECURITY_MODES:
+        raise ClusterError(f"--security {security!r} is not a security mode: give one of"
+                           f" {', '.join(SECURITY_MODES)}")
     broker = broker or f"mqtts://127.0.0.1:{free_port()}"
     broker_host = parse_broker_url(broker)[1]  # validated before anything is written
     out = Path(out)
@@ -167,7 +172,8 @@ def init_cluster(out: Path, parties: int, threshold: int, host: str = "127.0.0.1
         passphrase=PassphraseSource(file="passphrase"), broker=broker,
         tls_cert=onboarding.TLS_CERT, tls_key=onboarding.TLS_KEY))
     roster = sign_locally(out, onboarding.assemble(bundles, cluster_id, threshold,
-                                                   ca_cert=pki.cert_pem(ca_cert)))
+                                                   ca_cert=pki.cert_pem(ca_cert),
+                                                   security=security))
     dump_yaml(out / "roster.yaml", roster)
     return roster
 
