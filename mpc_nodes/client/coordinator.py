@@ -221,6 +221,8 @@ class Coordinator:
         Parties reconnecting after a broker restart are waited for, up to
         `wait_for_parties` (and half the request's ttl)."""
         kind = kind_for(kind_name)
+        if refused := kind.refused_under(self.roster):  # every node would vote no
+            raise CoordinatorError(refused)
         kind.parse(params)  # raises ValueError naming the bad parameter
         await self.status(wait=1.0)
         await self.wait_for_parties(max(kind.min_parties(self.roster),

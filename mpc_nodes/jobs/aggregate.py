@@ -58,6 +58,8 @@ class Ping(SessionKind[PingParams, None]):
 
     name = "ping"
     params_model = PingParams
+    active_secure = True  # no private data, and its output decides nothing: a cheating
+    # party can only slow the rounds (which ping measures) or change a constant nobody uses
 
     def min_parties(self, roster):
         return 2  # no private data is involved

@@ -3,7 +3,9 @@ coordinator call, in the order they call them.
 
 On each node (mpc_nodes.node.daemon), for one job:
 
-  request  parse(raw params) -> params            a bad field: the vote rejects, naming it
+  request  refused_under(roster)                  a SessionKind not active_secure under a
+                                                  malicious roster: the vote rejects
+           parse(raw params) -> params            a bad field: the vote rejects, naming it
            sealed_to(params)                      must be the requesting coordinator, if any
            prepare(ctx, params) -> prepared       slow work, in a thread, once per job
            check_vote(ctx, job)                   JobRejected: the vote rejects with its reason
@@ -15,10 +17,10 @@ On each node (mpc_nodes.node.daemon), for one job:
 participants.  Any node hook may raise JobRejected; the job then fails on this node with
 that reason; check_vote may raise ApprovesOnly instead: the node approves, takes no part.
 
-On the coordinator (mpc_nodes.client.coordinator): parse before the request is sent (the
-same parameter models, so a bad request never leaves), min_parties and approvals_needed to
-start it, output_is_shared, one_output_suffices and verify_output to judge the results,
-commit_params once a key epoch was staged.
+On the coordinator (mpc_nodes.client.coordinator): refused_under and parse before the
+request is sent (the same checks, so a request every node would refuse never leaves),
+min_parties and approvals_needed to start it, output_is_shared, one_output_suffices and
+verify_output to judge the results, commit_params once a key epoch was staged.
 """
 
 from __future__ import annotations
@@ -110,6 +112,11 @@ class JobKind(ABC, Generic[P, R]):
         participants' own).  Signing needs the roster's policy quorum."""
         return 0
 
+    def refused_under(self, roster: Roster) -> str | None:
+        """Why no node runs this kind under `roster`'s security mode (None: it may run).
+        Checked by every node before its vote and by the coordinator before it asks."""
+        return None
+
     def sealed_to(self, params: P) -> str | None:
         """The coordinator this job's outputs are encrypted to (None: they are not).  A node
         refuses a request whose outputs are sealed to anyone but its requester."""
@@ -163,6 +170,19 @@ class JobKind(ABC, Generic[P, R]):
 
 class SessionKind(JobKind[P, R]):
     """A kind whose work is an MPC protocol: `plan` returns the MpcSession to run."""
+
+    active_secure: ClassVar[bool] = False
+    """True: this kind's protocol is secure with abort against t malicious parties (a job
+    returns the correct output or fails, never a wrong one): it may run under a roster that
+    says `security: malicious`.  False: semi-honest only; refused under such a roster."""
+
+    def refused_under(self, roster: Roster) -> str | None:
+        if roster.security != "malicious" or self.active_secure:
+            return None
+        return (f"job kind {self.name!r} is refused: the roster (version {roster.version})"
+                f" says security: malicious, and this kind's protocol is secure against"
+                f" semi-honest parties only (not hardened yet, issue 13); it runs under a"
+                f" roster with security: semi-honest")
 
     @abstractmethod
     def plan(self, ctx: NodeContext, job: NodeJob[P, R]) -> MpcSession:

@@ -3,8 +3,8 @@ the other chosen parties, publish signed results.
 
 Lifecycle of a job on a node (the kind's hooks: mpc_nodes.jobs.kind):
   request  -> verify (signature of an authorised coordinator, fresh, not replayed, kind
-              known, parse, sealed_to, prepare, check_vote) -> signed vote carrying the
-              request digest
+              known and allowed by the roster's security mode, parse, sealed_to, prepare,
+              check_vote) -> signed vote carrying the request digest
   start    -> verify the embedded signed accept votes, derive the participant set from them,
               check every participant runs our code digest -> queue the job
   executor -> one job at a time, in start order: plan, then an MPC session or run_locally,
@@ -120,6 +120,7 @@ class Node:
         tls = (client_context(self.tls_cert, self.tls_key, self.passphrase, self._broker_ca())
                if broker_url.startswith("mqtts") else None)  # our cert doubles as broker login
         self._presence_seq, self._announced = 0, None  # our latest announcement
+        self._announcing: asyncio.Future | None = None  # one after a roster reload
         status = self._topic("status")  # ours too: to correct a stale will the broker kept
         self.bus = Bus(broker_url, client_ids.node_id(cluster, party.name), tls,
                        [self.jobs_topic, status], self.on_message,
@@ -149,7 +150,8 @@ class Node:
         presence = Presence(state=state, version=__version__, code_digest=self.code_digest,
                             boot_id=self.boot_id, ts=time.time(),
                             connection=self.bus.attempt if connection is None else connection,
-                            seq=self._presence_seq)
+                            seq=self._presence_seq, roster_version=self.roster.version,
+                            security=self.roster.security)
         return presence, self._seal("status", presence)
 
     async def _announce(self) -> None:
@@ -251,8 +253,9 @@ class Node:
                                   self.config.metrics_port)
             await health.start()
         tasks = [asyncio.ensure_future(self.bus.run()), asyncio.ensure_future(self._executor())]
-        log.info("%s up: cluster %s, broker %s, code %s", self.party.name,
-                 self.roster.cluster_id, self.bus.url, self.code_digest[:12])
+        log.info("%s up: cluster %s, roster version %d (security: %s), broker %s, code %s",
+                 self.party.name, self.roster.cluster_id, self.roster.version,
+                 self.roster.security, self.bus.url, self.code_digest[:12])
         try:
             await self._stopping.wait()
         finally:
@@ -336,6 +339,11 @@ class Node:
             raise JobRejected(f"replayed request: job {req.job_id} was seen before")
         try:
             kind = kind_for(req.kind)
+        except ValueError as exc:
+            raise JobRejected(str(exc)) from None
+        if refused := kind.refused_under(self.roster):  # the roster's security mode
+            raise JobRejected(refused)
+        try:
             params = kind.parse(req.params)
         except ValueError as exc:
             raise JobRejected(str(exc)) from None
@@ -587,8 +595,11 @@ class Node:
         self.roster, self.verifier = offered, Verifier(offered)
         self.ctx = NodeContext(offered, self.party, self.config, self.config_path,
                                self.ctx.share_passphrase)  # presignatures, nonces: dropped
-        log.info("%s runs with roster version %d now (%s)", self.party.name, offered.version,
-                 governance.roster_digest(offered).hex()[:16])
+        log.info("%s runs with roster version %d now (%s, security: %s)", self.party.name,
+                 offered.version, governance.roster_digest(offered).hex()[:16],
+                 offered.security)
+        if self.bus.connected.is_set():  # presence shows the version and mode: announce them
+            self._announcing = asyncio.ensure_future(self._on_hearing(not self.bus.deaf))
 
     # -- execution ----------------------------------------------------------------------
 
