@@ -60,7 +60,7 @@ settle            settle    Call the settlement contract in a transaction the va
 sign              keys      Threshold-sign a settlement transaction (ECDSA key) or a message
                             (FROST key).
 status            network   Show every party: online/offline/deaf, version, protocol code
-                            digest.
+                            digest, roster version and security mode.
 verify-report     price     Check a signed price report (from price --sign-with --report).
 """
 """Every command: its name, the module of mpc_nodes.cli that holds it, and the one-line help

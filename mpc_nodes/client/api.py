@@ -165,14 +165,17 @@ class Client:
     # -- the network ------------------------------------------------------------------
 
     async def status(self, wait: float = 1.5) -> r.NetworkStatus:
-        """Every roster party's presence: online, offline, deaf or unknown, with its version
-        and protocol code digest."""
+        """Every roster party's presence: online, offline, deaf or unknown, with its version,
+        protocol code digest, and the roster version and security mode it holds; with this
+        coordinator's roster version and security mode."""
         from mpc_nodes.node.codedigest import code_digest
         presence = await self.coordinator.status(wait=wait)
+        roster = self.coordinator.roster
         return r.NetworkStatus(code_digest(), tuple(
             r.PartyStatus(name, p.state if p else "unknown", p.version if p else None,
-                          p.code_digest if p else None, p.ts if p else None)
-            for name, p in presence.items()))
+                          p.code_digest if p else None, p.ts if p else None,
+                          p.roster_version if p else None, p.security if p else None)
+            for name, p in presence.items()), roster.version, roster.security)
 
     async def wait_for_parties(self, timeout: float = 60.0) -> r.NetworkStatus:
         """Wait until every party is online, at most `timeout` seconds; the status then."""
@@ -192,8 +195,10 @@ class Client:
     async def ping(self, rounds: int = 20) -> r.Ping:
         """An MPC session among all online parties: its set-up and round latency per party."""
         outcome = await self._run("ping", {"rounds": rounds})
+        roster = self.coordinator.roster  # the request is bound to it, on every participant
         return r.Ping(rounds, {name: r.RoundTrip(t["connect_s"], t["mpc_s"], t["mpc_s"] / rounds)
-                               for name, t in outcome.party_timings.items()}, outcome=outcome)
+                               for name, t in outcome.party_timings.items()},
+                      roster.version, roster.security, outcome=outcome)
 
     async def job(self, job_id: str, wait: float = 3.0) -> JobOutcome:
         """What became of a job, from every party's durable record, judged as for a job this

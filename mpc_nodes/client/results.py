@@ -31,6 +31,10 @@ class PartyStatus:
     code_digest: str | None
     """The digest of the protocol code the party runs (mpc_nodes.node.codedigest)."""
     since: float | None
+    roster_version: int | None
+    """The roster version the party holds (None: unknown, or a node that does not say)."""
+    security: str | None
+    """That roster's security mode: malicious or semi-honest."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,11 @@ class NetworkStatus:
     coordinator_code_digest: str
     """The digest of this coordinator's protocol code: a party with another runs other code."""
     parties: tuple[PartyStatus, ...]
+    roster_version: int
+    """The roster version this coordinator holds: its jobs run only on parties holding it."""
+    security: str
+    """That roster's security mode, the one in force for this coordinator's jobs: malicious
+    (only kinds secure against malicious parties run) or semi-honest."""
 
     @property
     def online(self) -> tuple[str, ...]:
@@ -45,6 +54,7 @@ class NetworkStatus:
 
     def as_dict(self) -> dict:
         return {"coordinator_code_digest": self.coordinator_code_digest,
+                "roster_version": self.roster_version, "security": self.security,
                 "parties": [asdict(p) for p in self.parties]}
 
 
@@ -60,6 +70,9 @@ class RoundTrip:
 class Ping(FromJob):
     rounds: int
     parties: dict[str, RoundTrip]
+    roster_version: int
+    security: str
+    """The security mode the session ran under: its roster's (every participant holds it)."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, TypeAdapter
 
-from mpc_nodes.config import Name
+from mpc_nodes.config import Name, Security
 from mpc_nodes.models import StrictModel
 
 JobId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
@@ -107,7 +107,9 @@ class JobState(StrictModel):
 
 class Presence(StrictModel):
     """Node → all (retained): online, offline, or deaf (connected but its own heartbeat does
-    not come back: it would miss requests), with version and code digest.  `connection`
+    not come back: it would miss requests), with version, code digest, and the roster version
+    and security mode it holds (a node on another roster refuses the coordinator's jobs).
+    `connection`
     numbers the node process's bus connections and `seq` its announcements, so that a will
     (sent by the broker, maybe late) can be ordered against them: see `supersedes`."""
 
@@ -119,6 +121,8 @@ class Presence(StrictModel):
     ts: float
     connection: Annotated[int, Field(ge=0)]
     seq: Annotated[int, Field(ge=0)]
+    roster_version: Annotated[int, Field(ge=1)] | None = None  # None: a node before these
+    security: Security | None = None  # the held roster's security mode
 
 
 def supersedes(new: Presence, old: Presence) -> bool:
