@@ -34,8 +34,12 @@ class MpcEngine:
     """Owns the MPC child process; `run` executes one session spec in it."""
 
     GRACE_S = 5.0
+    WORKER = "mpc_nodes.node.engine_worker"
 
-    def __init__(self, on_restart=lambda: None):
+    def __init__(self, on_restart=lambda: None, worker: str = WORKER):
+        """`worker`: the child's module (run with ``python -m``); another one only in tests,
+        e.g. a party that deviates inside its sessions (tests/adversarial)."""
+        self._worker = worker
         self._proc: asyncio.subprocess.Process | None = None
         self._ready: asyncio.Task | None = None
         self._on_restart = on_restart
@@ -50,7 +54,7 @@ class MpcEngine:
 
     async def _spawn(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mpc_nodes.node.engine_worker",
+            sys.executable, "-m", self._worker,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**26)
         hello = await _read_frame(self._proc.stdout)
         if hello != ("ready",):
@@ -118,6 +122,9 @@ class MpcEngine:
         return True
 
     async def close(self) -> None:
-        if self._ready is not None and not self._ready.done():
-            self._ready.cancel()
+        if self._ready is not None:
+            if not self._ready.done():
+                self._ready.cancel()
+            elif not self._ready.cancelled():
+                self._ready.exception()  # a child that died starting (e.g. killed with us)
         await self._kill()
