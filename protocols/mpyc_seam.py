@@ -25,6 +25,8 @@ contract below has a test there that names what changed.
   its links without closing them (``SessionLinks.finish``: an END frame each way after the
   protocol's last message, MPyC's ``_pc_level`` to know it went out), so that the next
   session can reuse the connection.
+- **Outgoing messages** (tests only): ``tap_sends`` passes what a runtime sends to each peer
+  (``Runtime._send_message``) through a function, for a party that deviates inside a session.
 """
 
 from __future__ import annotations
@@ -486,3 +488,20 @@ def prss_zero_share(rt, field, n: int):
         total = total + sum(z[j] * pow(x, j + 1, p) for j in range(t)) \
             * prss_weight(rt, field, subset)
     return field.array(total if t else np.zeros(n, dtype=object))
+
+
+# -- outgoing messages (tests) ---------------------------------------------------------------
+
+def tap_sends(rt, fn) -> None:
+    """Pass every message ``rt`` sends to a peer through ``fn(peer_pid, payload) -> payload``
+    (``Runtime._send_message``: input shares, reshares, opened shares, transfers and
+    ``exchange`` rounds, each a bytes payload under MPyC's program counter); whatever ``fn``
+    returns is sent instead.  For the adversarial tests only: a party that deviates inside a
+    session (tests/adversarial/deviating_engine.py).  The session's own frames (preamble,
+    GOODBYE, END) do not pass through it."""
+    send = rt._send_message
+
+    def tapped(peer_pid, data):
+        return send(peer_pid, fn(peer_pid, data))
+
+    rt._send_message = tapped
