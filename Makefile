@@ -32,7 +32,8 @@ demo: $(STAMP)
 # test   everything, as CI runs it: also real clusters (node processes and a broker), faults,
 #        crashes and the short soak; property tests replay the same 50 examples each
 #        (it ends with the 25 slowest tests: where the suite's time goes)
-# soak   long and randomised: the 200-job soak and 10,000 fresh examples per property
+# soak   long and randomised: the 200-job soak, 10,000 fresh examples per property and 1,000
+#        single-deviation trials of a party cheating inside MPC sessions (issue 13)
 test: $(TSTAMP)
 	$(BIN)/python -m pytest -q --durations=25
 
@@ -43,6 +44,8 @@ soak: $(TSTAMP)
 	$(BIN)/python -m pytest -q -s -m slow -o addopts=""
 	MPCNET_FUZZ_EXAMPLES=10000 $(BIN)/python -m pytest -q tests/test_fuzz_parsers.py \
 		tests/test_envelope.py tests/test_evm_policy.py tests/test_frost.py
+	MPCNET_DEVIATION_TRIALS=1000 MPCNET_DEVIATION_SEED=$$(date +%s) $(BIN)/python -m pytest \
+		-q -s tests/adversarial/test_mpc_deviation.py
 
 bench: $(TSTAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -5,6 +5,8 @@
 - `start_liar(cluster, i, hook_source)`: party i runs as a lying node
   (tests/adversarial/lying_node.py): a real node whose outgoing votes and results pass
   through a hook written by the test.
+- `start_deviator(cluster, i)`: party i runs as a lying node whose MPC engine deviates inside
+  the sessions the test arms (tests/adversarial/deviating_engine.py): `Deviator.arm`.
 - `forge_for_jobs`: a jobs-topic envelope signed with any key in any sender's name;
   `solicit_votes`: the votes a sealed request draws, without starting the job.
 """
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import signal
 import textwrap
@@ -26,6 +29,8 @@ from mpc_nodes.wire.envelope import seal
 from mpc_nodes.wire.messages import JobAbort, JobRequest, JobStart, Vote
 from tests.cluster_harness import LocalCluster
 
+DEVIATING_ENGINE = "tests.adversarial.deviating_engine"
+
 
 def start_liar(cluster: LocalCluster, i: int, hook_source: str) -> None:
     """(Re)start party i as a lying node whose messages pass through `lie` in hook_source."""
@@ -37,6 +42,50 @@ def start_liar(cluster: LocalCluster, i: int, hook_source: str) -> None:
     cluster.nodes[i] = cluster._spawn(
         ["--config", str(cfg), "--broker", cluster.node_broker_url, "--hook", str(hook)],
         cluster.dir / f"party{i}" / "node.log", module="tests.adversarial.lying_node")
+
+
+class Deviator:
+    """Party `name` of a cluster, running a deviating engine controlled through `dir`."""
+
+    def __init__(self, name: str, dir):
+        self.name, self.dir = name, dir
+
+    def arm(self, trial: str, seed: int, k) -> None:
+        """The party's next session tampers its k-th message to a peer (k an int, or drawn
+        from range(*k) with the seed); sessions after it are honest again."""
+        (self.dir / "armed.json.tmp").write_text(json.dumps({"trial": trial, "seed": seed,
+                                                             "k": k}))
+        (self.dir / "armed.json.tmp").replace(self.dir / "armed.json")
+
+    def disarm(self) -> bool:
+        """Withdraw an arming no session took; whether there was one."""
+        try:
+            (self.dir / "armed.json").unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def records(self, trial: str) -> list[dict]:
+        """What the engine logged of the trial's session ("tampered", "ended" events)."""
+        path = self.dir / "log.jsonl"
+        lines = path.read_text().splitlines() if path.exists() else []
+        return [r for r in map(json.loads, lines) if r["trial"] == trial]
+
+
+def start_deviator(cluster: LocalCluster, i: int) -> Deviator:
+    """(Re)start party i as a node whose MPC engine deviates in the sessions armed through
+    the returned Deviator (its bus messages stay honest)."""
+    if i in cluster.nodes:
+        cluster.stop_node(i, signal.SIGKILL)
+    dir = cluster.dir / f"party{i}-deviation"
+    dir.mkdir(exist_ok=True)
+    cfg = cluster.dir / f"party{i}" / "node.yaml"
+    cluster.nodes[i] = cluster._spawn(
+        ["--config", str(cfg), "--broker", cluster.node_broker_url,
+         "--engine-worker", DEVIATING_ENGINE],
+        cluster.dir / f"party{i}" / "node.log", module="tests.adversarial.lying_node",
+        env={"MPCNET_DEVIATION_DIR": str(dir)})
+    return Deviator(cluster.roster.parties[i].name, dir)
 
 
 def forge_for_jobs(c: Coordinator, message, sender: str, key) -> tuple[bytes, str]:
