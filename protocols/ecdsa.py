@@ -80,9 +80,9 @@ def _session_key(rt, share: int, roster_points: list[int]):
     return rt.sum(rt.input(secfld(lam * share % N), senders=None))
 
 
-def _finish(public_key: str, digest: bytes, R, s: int) -> dict:
+def finish(public_key: str, digest: bytes, R, s: int) -> dict:
     """Low-s normalisation (EIP-2), recovery id, and verification before release."""
-    rx, ry = _xy(R)
+    rx, ry = xy(R)
     if rx >= N:
         raise SigningError("nonce point x >= n (probability ~2^-128): sign again")
     r, y_parity = rx % N, ry & 1
@@ -97,12 +97,12 @@ def _finish(public_key: str, digest: bytes, R, s: int) -> dict:
     return {"r": r, "s": s, "y_parity": y_parity}
 
 
-def _xy(R) -> tuple[int, int]:
+def xy(R) -> tuple[int, int]:
     raw = R.format(compressed=False)
     return int.from_bytes(raw[1:33], "big"), int.from_bytes(raw[33:], "big")
 
 
-def _digest(digest_hex: str) -> bytes:
+def parse_digest(digest_hex: str) -> bytes:
     digest = bytes.fromhex(digest_hex)
     if len(digest) != 32:
         raise ValueError("the message digest must be 32 bytes")
@@ -112,14 +112,14 @@ def _digest(digest_hex: str) -> bytes:
 async def sign(rt, share: int, roster_points: list[int], public_key: str,
                digest_hex: str) -> dict:
     """ECDSA signature of a 32-byte digest among the session parties (>= 2t+1 of them)."""
-    digest = _digest(digest_hex)
+    digest = parse_digest(digest_hex)
     x = _session_key(rt, share, roster_points)
     k = await _random_shared(rt)
     R = await _in_exponent(rt, await _share_value(rt, k))
-    r = _xy(R)[0] % N
+    r = xy(R)[0] % N
     z = int.from_bytes(digest, "big") % N
     s = int((await rt.output((1 / k) * (x * r + z))).value)
-    return _finish(public_key, digest, R, s)
+    return finish(public_key, digest, R, s)
 
 
 async def presign(rt, share: int, roster_points: list[int], count: int) -> list[dict]:
@@ -143,11 +143,11 @@ async def presign(rt, share: int, roster_points: list[int], count: int) -> list[
 
 async def sign_presigned(rt, presignature: dict, public_key: str, digest_hex: str) -> dict:
     """The online phase: s_i = z·(k^-1)_i + r·(k^-1 x)_i locally, then one opening."""
-    digest = _digest(digest_hex)
+    digest = parse_digest(digest_hex)
     R = point(presignature["R"])
-    r = _xy(R)[0] % N
+    r = xy(R)[0] % N
     z = int.from_bytes(digest, "big") % N
     secfld = _secfld(rt)
     s_share = (z * presignature["kinv"] + r * presignature["kinv_x"]) % N
     s = int((await rt.output(secfld(secfld.field(s_share)))).value)
-    return _finish(public_key, digest, R, s)
+    return finish(public_key, digest, R, s)

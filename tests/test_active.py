@@ -1,0 +1,92 @@
+"""protocols.active and protocols.ecdsa_active in real MPyC party processes: honest sessions
+give exactly correct results (signatures checked with libsecp256k1 and eth-keys), and a
+party that adds an error to any message round is caught by every honest party."""
+
+import hashlib
+
+import pytest
+
+from protocols.secp256k1 import N
+from tests.mpc_harness import run_parties
+from tests.test_ecdsa_protocol import DIGEST, assert_valid, keygen
+
+pytestmark = [pytest.mark.heavy, pytest.mark.timeout(180)]
+
+
+def test_checked_products_are_correct_and_open_consistently():
+    results = run_parties("tests.active_targets:products", [[5] for _ in range(3)])
+    a, b, c = results[0]["values"]
+    assert all(r == results[0] for r in results)
+    assert c == [x * y % N for x, y in zip(a, b)]
+
+
+@pytest.mark.parametrize("at", range(7))
+def test_an_error_in_any_round_aborts_every_honest_party(at):
+    # the liar's rounds: 0 deal, 1 product, 2 ρ/seed deal, 3 mask deal (a zero sharing of
+    # degree 2t among 2t+1: any change to it still shares zero, so harmless), 4 copies,
+    # 5 coin, 6 open T; and the openings of a, b and c
+    results = run_parties("tests.active_targets:products", [[3, 1, at] for _ in range(3)])
+    honest = [results[0], results[2]]
+    if at == 3 and "values" in honest[0]:
+        a, b, c = honest[0]["values"]
+        assert honest[0] == honest[1] and c == [x * y % N for x, y in zip(a, b)]
+        return
+    assert all("deviation" in r for r in honest), results
+    for r in honest:
+        assert r["culprits"] == [] and "party" in r["deviation"]
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_active_sign_and_presign_verify_under_libsecp256k1(n):
+    t = (n - 1) // 2
+    keys = keygen(n, t)
+    pk = keys[0]["public_key"]
+    points = list(range(1, n + 1))
+    sigs = run_parties("protocols.ecdsa_active:sign",
+                       [[k["share"], points, pk, DIGEST] for k in keys], threshold=t)
+    assert all(s == sigs[0] for s in sigs) and sigs[0]["excluded"] == []
+    assert_valid(sigs[0], pk)
+    presigs = run_parties("protocols.ecdsa_active:presign",
+                          [[k["share"], points, 2] for k in keys], threshold=t)
+    for i in range(2):
+        other = hashlib.sha256(b"tx %d" % i).hexdigest()
+        online = run_parties("protocols.ecdsa_active:sign_presigned",
+                             [[p[i], pk, other] for p in presigs], threshold=t)
+        assert_valid(online[0], pk, other)
+
+
+def test_a_subset_of_a_larger_roster_signs_at_its_roster_points():
+    keys = keygen(5, 1)
+    pk = keys[0]["public_key"]
+    subset = [0, 2, 4]
+    sigs = run_parties("protocols.ecdsa_active:sign",
+                       [[keys[i]["share"], [i + 1 for i in subset], pk, DIGEST] for i in subset])
+    assert_valid(sigs[0], pk)
+
+
+@pytest.mark.parametrize("at", range(10))
+def test_presign_with_a_deviating_party_aborts_or_stays_correct(at):
+    # the liar's rounds: deal k and u, publish k·G, product k·u, open w, product k⁻¹·x,
+    # deal ρ and the seed, deal the mask, copies, coin, open T, publish K and W
+    keys = keygen(3, 1)
+    pk = keys[0]["public_key"]
+    results = run_parties("tests.active_targets:presign_with_lie",
+                          [[k["share"], [1, 2, 3], 1, 2, at] for k in keys])
+    if any("deviation" in r for r in results[:2]):
+        return  # aborted: nothing released
+    online = run_parties("protocols.ecdsa_active:sign_presigned",
+                         [[r["presignatures"][0], pk, DIGEST] for r in results])
+    assert online[0]["excluded"] == [] and online[0] == online[1]
+    assert_valid(online[0], pk)
+
+
+def test_a_bad_signature_share_is_named_and_left_out():
+    keys = keygen(3, 1)
+    pk = keys[0]["public_key"]
+    presigs = run_parties("protocols.ecdsa_active:presign", [[k["share"], [1, 2, 3], 1]
+                                                             for k in keys])
+    results = run_parties("tests.active_targets:sign_with_bad_share",
+                          [[p[0], pk, DIGEST, [1]] for p in presigs])
+    for honest in (results[0], results[2]):
+        assert honest["excluded"] == [1]
+        assert_valid(honest, pk)
