@@ -12,8 +12,6 @@ import functools
 import json
 import os
 
-import numpy as np
-
 from protocols import active, ecdsa_active
 from protocols.secp256k1 import N
 

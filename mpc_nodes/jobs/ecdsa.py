@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 import protocols.ecdsa
+import protocols.ecdsa_active
 import protocols.ed25519_dkg
 from keyshare import KeyMeta, KeyShareError
 from protocols.secp256k1 import hex_point, mul_base, verify
@@ -88,6 +89,31 @@ def binding(participants) -> str:
     return ",".join(p.name for p in participants)
 
 
+def signing_session(ctx: NodeContext, job, meta: KeyMeta, share: int,
+                    digest_hex: str) -> MpcSession:
+    """The session that signs ``digest_hex`` with the key, as the roster's security mode asks:
+    under ``malicious`` the checked protocol, which names a party whose share is bad."""
+    points = committee.points(meta, ctx.roster, job.participants)
+    if ctx.roster.security == "malicious":
+        return MpcSession(protocols.ecdsa_active.sign, [share, points, meta.public_key,
+                                                        digest_hex, _names(job)])
+    return MpcSession(protocols.ecdsa.sign, [share, points, meta.public_key, digest_hex])
+
+
+def _names(job) -> list[str]:
+    return [p.name for p in job.participants]
+
+
+def excluded(job, output: dict) -> list[str]:
+    """The parties whose signature share failed its check (checked protocol), by name; each
+    is logged, since the signature was made without it."""
+    names = [_names(job)[j] for j in output.get("excluded", ())]
+    for name in names:
+        log.warning("job %s: %s sent a signature share that does not match its commitments;"
+                    " signed without it", job.job_id, name)
+    return names
+
+
 class _AllParties(SessionKind[P, R]):
     def min_parties(self, roster):
         return roster.n
@@ -113,6 +139,7 @@ class Keygen(_AllParties[KeygenParams, None]):
 
     name = "keygen"
     params_model = KeygenParams
+    active_secure = True  # every party checks all n verification shares (docs/SECURITY.md)
 
     def check_vote(self, ctx, job):
         key_id = job.params.key_id
@@ -164,6 +191,7 @@ class Sign(SessionKind[SignParams, None]):
 
     name = "sign"
     params_model = SignParams
+    active_secure = True  # protocols.ecdsa_active under security: malicious
 
     def approvals_needed(self, roster):
         return roster.policy_quorum  # every approver reserves: caps and nonces network-wide
@@ -224,14 +252,19 @@ class Sign(SessionKind[SignParams, None]):
         params = job.params
         meta, share, tx = self._check(ctx, params)  # again: the policy may have been edited
         if params.presignature is None:
-            points = committee.points(meta, ctx.roster, job.participants)
-            return MpcSession(protocols.ecdsa.sign, [share, points, meta.public_key,
-                                                     tx.digest.hex()])
+            return signing_session(ctx, job, meta, share, tx.digest.hex())
         try:  # gone from memory before the session can release a share of s made with it
             presig = ctx.presignatures.take(params.key_id, params.presignature, meta.epoch,
                                             binding(job.participants))
         except KeyShareError as exc:
             raise JobRejected(str(exc)) from None
+        if "K" in presig:  # made by the checked protocol: it carries every party's commitments
+            return MpcSession(protocols.ecdsa_active.sign_presigned,
+                              [presig, meta.public_key, tx.digest.hex(), _names(job)])
+        if ctx.roster.security == "malicious":
+            raise JobRejected(f"presignature {params.presignature} was made under security:"
+                              f" semi-honest and carries no commitments to check shares"
+                              f" against; run mpcnet presign again")
         return MpcSession(protocols.ecdsa.sign_presigned, [presig, meta.public_key,
                                                            tx.digest.hex()])
 
@@ -243,7 +276,8 @@ class Sign(SessionKind[SignParams, None]):
         return {"key_id": params.key_id, "address": meta.address,
                 "public_key": meta.public_key, "r": hex(output["r"]),
                 "s": hex(output["s"]), "y_parity": output["y_parity"], "raw": raw.hex(),
-                "hash": tx_hash.hex(), "digest": tx.digest.hex()}
+                "hash": tx_hash.hex(), "digest": tx.digest.hex(),
+                "excluded": excluded(job, output)}
 
 
 class PresignParams(_Params):
@@ -257,6 +291,7 @@ class Presign(SessionKind[PresignParams, None]):
 
     name = "presign"
     params_model = PresignParams
+    active_secure = True  # protocols.ecdsa_active under security: malicious
 
     def check_vote(self, ctx, job):
         load_key(ctx, job.params.key_id)
@@ -266,8 +301,11 @@ class Presign(SessionKind[PresignParams, None]):
 
     def plan(self, ctx, job):
         meta, share = load_key(ctx, job.params.key_id)
-        return MpcSession(protocols.ecdsa.presign, [
-            share, committee.points(meta, ctx.roster, job.participants), job.params.count])
+        points = committee.points(meta, ctx.roster, job.participants)
+        if ctx.roster.security == "malicious":
+            return MpcSession(protocols.ecdsa_active.presign, [share, points, job.params.count,
+                                                               _names(job)])
+        return MpcSession(protocols.ecdsa.presign, [share, points, job.params.count])
 
     def complete(self, ctx, job, output):
         params, participants = job.params, job.participants
@@ -298,6 +336,7 @@ class Refresh(_AllParties[RefreshParams, None]):
 
     name = "refresh"
     params_model = RefreshParams
+    active_secure = True  # the new verification shares must interpolate to the public key
 
     def check_vote(self, ctx, job):
         params = job.params

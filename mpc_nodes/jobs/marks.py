@@ -27,16 +27,14 @@ from pathlib import Path
 
 from pydantic import Field
 
-import protocols.ecdsa
 from protocols import domain as pricing_domain
 from protocols.secp256k1 import verify
 
 from mpc_nodes.chain.eip712 import (Domain, Mark, MarkError, job_id_word, mark_digest, series_id,
                                     to_fixed, typed_data)
-from mpc_nodes.jobs import committee
-from mpc_nodes.jobs.ecdsa import load_key
+from mpc_nodes.jobs.ecdsa import excluded, load_key, signing_session
 from mpc_nodes.jobs.keycheck import eth_address
-from mpc_nodes.jobs.kind import JobRejected, KeyId, MpcSession, SessionKind, _Params
+from mpc_nodes.jobs.kind import JobRejected, KeyId, SessionKind, _Params
 from mpc_nodes.jobs.policy import load_policy
 from mpc_nodes.jobs.price_report import (REPORT_MAX_AGE_S, REPORT_WINDOW_S, ReportError, canonical,
                                          job_record)
@@ -174,6 +172,7 @@ class SignMark(SessionKind[MarkParams, bytes]):
     name = "sign-mark"
     params_model = MarkParams
     one_output_suffices = True  # a signature proves itself
+    active_secure = True  # signed by jobs.ecdsa.signing_session: checked under malicious
     # approvals: the signers' own (2t+1, each checks its policy and its record).  No policy
     # quorum as for transactions: a mark moves no funds and spends no nonce, and only the
     # parties of the price job can rebuild its marks.
@@ -220,15 +219,15 @@ class SignMark(SessionKind[MarkParams, bytes]):
         digest = self._digest(ctx, job.params)  # again: the window, the policy may have moved
         if digest != job.prepared:
             raise JobRejected("the mark rebuilt at the start differs from the one voted on")
-        points = committee.points(meta, ctx.roster, job.participants)
-        return MpcSession(protocols.ecdsa.sign, [share, points, meta.public_key, digest.hex()])
+        return signing_session(ctx, job, meta, share, digest.hex())
 
     def complete(self, ctx, job, output):
         meta, _ = ctx.keystore.load(job.params.key_id)
         signature = (output["r"].to_bytes(32, "big") + output["s"].to_bytes(32, "big")
                      + bytes([27 + output["y_parity"]]))
         return {"key_id": meta.key_id, "address": meta.address, "public_key": meta.public_key,
-                "digest": job.prepared.hex(), "signature": signature.hex()}
+                "digest": job.prepared.hex(), "signature": signature.hex(),
+                "excluded": excluded(job, output)}
 
 
 def recover_signer(digest: bytes, signature: bytes) -> str:

@@ -1,0 +1,36 @@
+"""Threshold keys under `security: malicious` end to end (issue 13): real node processes and a
+real broker run keygen, the checked signing protocol (protocols.ecdsa_active), presignatures
+with commitments, refresh and signing again; every signature is checked by libsecp256k1 and
+eth-account.  Deviations inside the sessions are tests/adversarial/test_mpc_deviation.py's."""
+
+import pytest
+
+from tests.test_e2e_keys import keygen, tx, verified_by_others, with_policies
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+async def test_keygen_sign_presign_refresh_under_malicious(make_cluster):
+    cluster = with_policies(make_cluster(parties=3, threshold=1, security="malicious"))
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        key = await keygen(c, "vault-m")
+        signed = await c.run_job("sign", {"key_id": "vault-m", "tx": tx(0)})
+        assert signed.ok, signed.error
+        verified_by_others(signed.output, tx(0))
+        assert signed.output["address"] == key["address"] and signed.output["excluded"] == []
+
+        pre = await c.run_job("presign", {"key_id": "vault-m", "count": 2})
+        assert pre.ok, pre.error
+        only = pre.output["binding"].split(",")
+        for i, presignature in enumerate(pre.output["ids"]):
+            online = await c.run_job("sign", {"key_id": "vault-m", "tx": tx(1 + i),
+                                              "presignature": presignature}, only=only)
+            assert online.ok, online.error
+            verified_by_others(online.output, tx(1 + i))
+
+        refreshed = await c.run_job("refresh", {"key_id": "vault-m", "epoch": 1})
+        assert refreshed.ok, refreshed.error
+        again = await c.run_job("sign", {"key_id": "vault-m", "tx": tx(3)})
+        assert again.ok, again.error
+        verified_by_others(again.output, tx(3))
