@@ -16,10 +16,12 @@ from mpc_nodes.deploy.cluster import (init_cluster, start_supervisor, stop_clust
                                       wait_for_state)
 
 
-def cluster_cpu() -> dict[str, float]:
+def cluster_cpu(root: int | None = None) -> dict[str, float]:
     """CPU seconds (user + system) used so far by this process and every process it started,
     by role: coordinator (this process), broker (the supervisor, which runs the embedded
-    broker), node, engine.  On a shared machine CPU per job is steadier than wall time."""
+    broker), node, engine.  On a shared machine CPU per job is steadier than wall time.
+    `root` (a cluster's supervisor pid): that process and its descendants only, and this
+    process as coordinator, for clusters run side by side."""
     tick = os.sysconf("SC_CLK_TCK")
     children: dict[str, list[str]] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -28,18 +30,20 @@ def cluster_cpu() -> dict[str, float]:
         except OSError:
             continue
         children.setdefault(stat[stat.rindex(")") + 2:].split()[1], []).append(pid)
+    me = str(os.getpid())
     used: dict[str, float] = {}
-    todo = [str(os.getpid())]
+    todo = [me] if root is None else [me, str(root)]
     while todo:
         pid = todo.pop()
-        todo += children.get(pid, [])
+        if pid != me or root is None:
+            todo += children.get(pid, [])
         try:
             cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             fields = Path(f"/proc/{pid}/stat").read_text()
         except OSError:
             continue
         fields = fields[fields.rindex(")") + 2:].split()
-        role = ("coordinator" if pid == str(os.getpid()) else "engine" if "engine_worker" in cmd
+        role = ("coordinator" if pid == me else "engine" if "engine_worker" in cmd
                 else "node" if " node " in cmd else "broker" if "supervise" in cmd else "other")
         used[role] = used.get(role, 0.0) + (int(fields[11]) + int(fields[12])) / tick
     return used
@@ -57,11 +61,13 @@ def pct(values, q):
 
 @contextlib.contextmanager
 def local_cluster(parties: int, broker: str | None = None, threshold: int | None = None,
-                  prepare=lambda cluster_dir: None):
-    """Yield (cluster_dir, broker_url) of a running cluster; stop it afterwards."""
+                  prepare=lambda cluster_dir: None, security: str | None = None):
+    """Yield (cluster_dir, broker_url) of a running cluster; stop it afterwards.  `security`:
+    the roster's mode (None: the roster's default)."""
     with tempfile.TemporaryDirectory() as tmp:
         cluster_dir = Path(tmp) / "cluster"
-        init_cluster(cluster_dir, parties, (parties - 1) // 2 if threshold is None else threshold)
+        init_cluster(cluster_dir, parties, (parties - 1) // 2 if threshold is None else threshold,
+                     security=security)
         prepare(cluster_dir)
         pid = start_supervisor(cluster_dir, broker)
         try:
