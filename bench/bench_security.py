@@ -8,7 +8,7 @@ ratio malicious / semi-honest and the issue's target beside it.  Then the protoc
 bus): protocols.ecdsa against protocols.ecdsa_active in 3 real party processes on loopback
 (tests/mpc_harness), timed inside the parties, to separate MPC cost from bus cost.
 
-    python bench/bench_security.py [--rounds 10] [--sigs 20] [--broker URL] [--json]
+    python bench/bench_security.py [--rounds 20] [--sigs 20] [--broker URL] [--json]
 """
 
 from __future__ import annotations
@@ -147,14 +147,15 @@ async def _one(side: Side, label: str) -> None:
 
 async def measure(clusters: dict, rounds: int) -> tuple[dict, dict]:
     """Every kind allowed under both modes, `rounds` jobs per mode, A/B alternating; returns
-    (samples by mode, kinds not measured with the reason: refused under malicious)."""
+    (samples by mode, the kinds not measured: refused under malicious, or price, with why)."""
     async with online_coordinator(*clusters["semi-honest"][:2]) as a, \
             online_coordinator(*clusters["malicious"][:2]) as b:
         sides = [Side(mode, c, clusters[mode][2]) for mode, c in zip(MODES, (a, b))]
-        skipped = {label: why for label, (kind, _) in KINDS.items()
+        skipped = {label: {"refused": True, "reason": why} for label, (kind, _) in KINDS.items()
                    if (why := kind_for(kind).refused_under(b.roster))}
-        skipped["price"] = kind_for("price").refused_under(b.roster) or \
-            "allowed under malicious now, not measured here yet (see bench_pricing)"
+        why = kind_for("price").refused_under(b.roster)
+        skipped["price"] = {"refused": bool(why), "reason": why or "allowed under malicious"
+                            " now, not measured here yet (bench_pricing measures it)"}
         labels = [label for label in KINDS if label not in skipped]
         for side in sides:  # warm-up, not measured: engines, links, imports on the nodes
             for job in ({"key_id": KEY}, {"key_id": "bench-refresh"}):
@@ -265,7 +266,8 @@ def report(result: dict) -> None:
         print("aggregate: not yet available under malicious")
     for label, why in skipped.items():
         if not label.startswith("aggregate"):
-            print(f"{label} (target <={TARGETS.get(label, 0):g}x): {why}")
+            print(f"{label}: " + ("refused under malicious (issue 13 open)" if why["refused"]
+                                  else why["reason"]) + f"; target <={TARGETS[label]:g}x")
     print(f"\nprotocol alone (3 party processes on loopback, no bus; wall of the slowest"
           f" party, CPU summed over the parties, per call)\n{head}")
     for label, row in result["protocol"].items():
@@ -284,7 +286,7 @@ def git_commit() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=10, help="jobs per kind and mode")
+    ap.add_argument("--rounds", type=int, default=20, help="jobs per kind and mode")
     ap.add_argument("--sigs", type=int, default=20,
                     help="signatures per party run of the protocol-alone part (2 runs per mode)")
     ap.add_argument("--broker", help="external broker URL (default: embedded amqtt with TLS)")
