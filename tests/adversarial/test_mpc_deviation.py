@@ -219,6 +219,8 @@ def runnable(roster) -> dict[str, str]:
 
 _CHEAT = re.compile(r"(party\d+)[^.;:]{0,40}?\b(cheat\w*|misbehav\w*|deviat\w*|bad "
                     r"(?:share|contribution)|sent a (?:bad|wrong|invalid))", re.I)
+_SENT = re.compile(r"(party\d+) sent\b")  # the checked protocols: "party1 sent a value ..."
+_INVALID = re.compile(r"invalid: (party\d+(?:, party\d+)*)")  # "... shares; invalid: party1"
 _DISAGREES = re.compile(r"(party\d+): its result \(\w+\) disagrees")
 _BAD_SHARE = re.compile(r"verification share of (?:point|identifier) (\d+) is (?:inconsistent|"
                         r"not a valid)")
@@ -230,6 +232,8 @@ def named_cheaters(out) -> set[str]:
     texts = [out.error or "", *out.party_errors.values()]
     named = {m.group(1) for text in texts for m in _CHEAT.finditer(text)}
     named |= {m.group(1) for text in texts for m in _DISAGREES.finditer(text)}
+    named |= {m.group(1) for text in texts for m in _SENT.finditer(text)}
+    named |= {n for text in texts for m in _INVALID.finditer(text) for n in m.group(1).split(", ")}
     named |= {f"party{int(m.group(1)) - 1}" for text in texts for m in _BAD_SHARE.finditer(text)}
     for key in ("cheaters", "excluded"):
         named |= set((out.output or {}).get(key) or [])
@@ -328,6 +332,9 @@ async def test_single_deviations_never_give_a_wrong_output(make_cluster, securit
                 where = f"trial {t.id} ({deviator.name} deviating in {t.armed})"
                 tampered = [r["what"] for r in deviator.records(t.id) if r["event"] == "tampered"]
                 print(f"{where}: {'ok' if out.ok else out.error} {tampered}")
+                if out.ok and (wrong := set((out.output or {}).get("excluded") or [])
+                               - {deviator.name}):
+                    problems.append(f"{where}: a signature excluded honest {sorted(wrong)}")
                 if not out.ok:
                     for reason in _root_reasons(out):
                         reasons[(kind, reason)] += 1
