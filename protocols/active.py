@@ -178,15 +178,15 @@ class Checked:
         """Start multiplying (elementwise, GRR); the coroutine returns our shares of a·b.
         ``checked``: the product goes into the next ``verify`` (False only for the check's
         own randomised copies)."""
-        a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
-        a, b = np.broadcast_arrays(a, b)
+        a, b = np.broadcast_arrays(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+        shape, a, b = a.shape, a.ravel().copy(), b.ravel().copy()  # kept for the check
         reshared = self._send_rows(self._split(a * b % self.p, self.t))
 
         async def product():
             c = self.to_zero @ (await reshared) % self.p
             if checked:
-                self._triples.append((a.copy(), b.copy(), c))
-            return c
+                self._triples.append((a, b, c))
+            return c.reshape(shape)
         return product()
 
     def open(self, x: np.ndarray, degree: int | None = None):
@@ -226,7 +226,7 @@ class Checked:
         copies = self.mul(rho, a, checked=False)
         coin = self.open(np.array([seed], dtype=object))
         rho_a, (coin_value,) = await copies, await coin
-        alpha = self._coefficients(int(coin_value), len(a))
+        alpha = self.coefficients(int(coin_value), len(a))
         t_share = ((alpha * rho_a % self.p) @ b - rho * (alpha @ c)) % self.p
         (total,) = await self.open(np.array([(t_share + (await mask)[0]) % self.p],
                                             dtype=object), degree=2 * self.t)
@@ -234,7 +234,7 @@ class Checked:
             raise Deviation("the multiplication check failed: a party changed a product"
                             " (a re-shared value or a share it held)")
 
-    def _coefficients(self, seed: int, n: int) -> np.ndarray:
+    def coefficients(self, seed: int, n: int) -> np.ndarray:
         """n public coefficients uniform mod p (within 2^-64), from an opened random seed."""
         words = (self.p.bit_length() + 64 + 63) // 64
         xof = hashlib.shake_256(b"mpcnet/active/alpha\x00" + seed.to_bytes(self.width, "big"))

@@ -8,12 +8,13 @@ leave the process at once (``_done``), as a node's session would stop its links.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 
-from protocols import active, ecdsa_active
+from protocols import active, aggregate_active, ecdsa_active
 from protocols.secp256k1 import N
+
+NAMES = ["alice", "bob", "carol", "dave", "erin"]
 
 
 class LyingSession(active.Checked):
@@ -31,70 +32,75 @@ class LyingSession(active.Checked):
         return super()._exchange(outgoing)
 
 
-def _session(rt, liar, at):
-    points = list(range(1, len(rt.parties) + 1))
-    if liar == rt.pid:
-        return LyingSession(rt, N, points, at)
-    return active.Checked(rt, N, points)
-
-
-def _caught(exc: active.Deviation) -> dict:
-    return {"deviation": str(exc), "culprits": list(exc.culprits)}
-
-
-def _done(target):
-    """Print the target's result (or that it waited 30 s in vain: a liar whose peers
-    stopped) and exit the party process without MPyC's shutdown."""
-    @functools.wraps(target)
-    async def run(rt, *args):
-        try:
-            result = await asyncio.wait_for(target(rt, *args), 30)
-        except asyncio.TimeoutError:
-            result = {"timeout": True}
-        print(json.dumps(result), flush=True)
-        os._exit(0)
-    return run
-
-
-@_done
-async def products(rt, count: int, liar: int | None = None, at: int = -1) -> dict:
-    """Shared random a and b, c = a·b checked, then a, b and c opened."""
-    s = _session(rt, liar, at)
+async def _done(rt, liar: int | None, run) -> None:
+    """Await ``run`` (a coroutine), print its result, a Deviation as a dict, or that it waited
+    in vain (a liar whose peers stopped gives up after 8 s, anyone else after 20 s), and exit
+    the party process without MPyC's shutdown."""
     try:
+        result = await asyncio.wait_for(run, 8 if rt.pid == liar else 20)
+    except active.Deviation as exc:
+        result = {"deviation": str(exc), "culprits": list(exc.culprits)}
+    except asyncio.TimeoutError:
+        result = {"timeout": True}
+    print(json.dumps(result), flush=True)
+    os._exit(0)
+
+
+def _lying_if(rt, liar, at, module):
+    """In party ``liar``, make ``module`` run its sessions as LyingSession."""
+    if rt.pid == liar:
+        module.Checked = lambda rt_, p, pts, names=None: LyingSession(rt_, p, pts, at, names)
+
+
+async def products(rt, count: int, liar: int | None = None, at: int = -1) -> None:
+    """Shared random a and b, c = a·b checked, then a, b and c opened."""
+    points = list(range(1, len(rt.parties) + 1))
+    s = LyingSession(rt, N, points, at) if rt.pid == liar else active.Checked(rt, N, points)
+
+    async def run():
         ab = await s.deal_random(2 * count)
         a, b = ab[:count], ab[count:]
         c = await s.mul(a, b)
         await s.verify()
         opened = [await s.open(v) for v in (a, b, c)]
         return {"values": [[int(x) for x in v] for v in opened]}
-    except active.Deviation as exc:
-        return _caught(exc)
+    await _done(rt, liar, run())
 
 
-@_done
 async def presign_with_lie(rt, share: int, points: list[int], count: int, liar: int,
-                           at: int) -> dict:
-    """ecdsa_active.presign where party ``liar`` adds an error at its ``at``-th round."""
-    original = active.Checked
-    if rt.pid == liar:
-        ecdsa_active.Checked = lambda rt_, p, pts, names=None: LyingSession(rt_, p, pts, at,
-                                                                            names)
-    try:
+                           at: int) -> None:
+    """ecdsa_active.presign where party ``liar`` changes its ``at``-th round."""
+    _lying_if(rt, liar, at, ecdsa_active)
+
+    async def run():
         return {"presignatures": await ecdsa_active.presign(rt, share, points, count)}
-    except active.Deviation as exc:
-        return _caught(exc)
-    finally:
-        ecdsa_active.Checked = original
+    await _done(rt, liar, run())
 
 
-@_done
 async def sign_with_bad_share(rt, presignature: dict, public_key: str, digest: str,
-                              liars: list[int]) -> dict:
+                              liars: list[int]) -> None:
     """ecdsa_active.sign_presigned where the ``liars`` send a wrong signature share."""
     if rt.pid in liars:
         presignature = dict(presignature, kinv=(presignature["kinv"] + 1) % N)
-    try:
-        return await ecdsa_active.sign_presigned(rt, presignature, public_key, digest,
-                                                 names=["alice", "bob", "carol"][:len(rt.parties)])
-    except active.Deviation as exc:
-        return _caught(exc)
+    await _done(rt, None, ecdsa_active.sign_presigned(rt, presignature, public_key, digest,
+                                                      NAMES[:len(rt.parties)]))
+
+
+async def aggregate_with_lie(rt, value: float, method: str, liar: int | None = None,
+                             at: int = -1, dealt_bit: int | None = None) -> None:
+    """aggregate_active.aggregate where party ``liar`` changes its ``at``-th round, or deals
+    ``dealt_bit`` as its top input bit (not a bit unless 0 or 1)."""
+    if dealt_bit is None:
+        _lying_if(rt, liar, at, aggregate_active)
+    elif rt.pid == liar:
+        class BadBits(active.Checked):
+            def deal(self, values):
+                values = values.copy()
+                values[0] = dealt_bit
+                return super().deal(values)
+        aggregate_active.Checked = BadBits
+
+    async def run():
+        return {"value": await aggregate_active.aggregate(rt, value, method,
+                                                          NAMES[:len(rt.parties)])}
+    await _done(rt, liar, run())

@@ -32,11 +32,13 @@ def free_ports(n: int) -> list[int]:
 
 
 def run_parties(target: str, per_party_args: list[list], timeout: float = 60.0,
-                threshold: int | None = None) -> list:
+                threshold: int | None = None, tolerate: frozenset = frozenset()) -> list:
     """Run ``target`` ("package.module:function") in len(per_party_args) processes.
 
     Returns each party's JSON-decoded return value, in party order.  Raises
-    RuntimeError with the failing party's stderr if any party fails or times out.
+    RuntimeError with the failing party's stderr if any party fails or times out, except
+    the parties in ``tolerate`` (e.g. a deviating one whose peers stopped), whose result is
+    then None.
     """
     m = len(per_party_args)
     ports = free_ports(m)
@@ -56,12 +58,14 @@ def run_parties(target: str, per_party_args: list[list], timeout: float = 60.0,
             try:
                 out, err = p.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
-                errors.append(f"party {pid} timed out after {timeout}s")
-                continue
-            if p.returncode != 0:
+                out, err = "", f"party {pid} timed out after {timeout}s"
+            lines = out.strip().splitlines() if p.returncode == 0 else []
+            if lines:
+                results.append(json.loads(lines[-1]))
+            elif pid in tolerate:
+                results.append(None)
+            else:
                 errors.append(f"party {pid} exited {p.returncode}:\n{err[-4000:]}")
-                continue
-            results.append(json.loads(out.strip().splitlines()[-1]))
     finally:
         for p in procs:
             if p.poll() is None:

@@ -9,6 +9,7 @@ import hashlib
 import json
 import secrets
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ from mpc_nodes.wire.envelope import seal
 from mpc_nodes.wire.messages import JobRequest
 from tests.adversarial.harness import CuriousCoordinator
 from tests.cluster_harness import wait_until
+from tests.test_e2e_cluster import private_inputs
 
 SESSION_KINDS = sorted(n for n, k in KINDS.items() if isinstance(k, SessionKind))
 LOCAL_KINDS = sorted(n for n, k in KINDS.items() if isinstance(k, LocalKind))
@@ -127,7 +129,7 @@ def test_under_malicious_only_active_secure_mpc_kinds_run(malicious):
             assert "security: malicious" in reason and "security: semi-honest" in reason
             assert "issue 13" in reason and "version 1" in reason
     assert KINDS["ping"].refused_under(roster) is None  # no private data: ping always runs
-    assert KINDS["aggregate"].refused_under(roster) is not None  # not hardened yet
+    assert KINDS["price"].refused_under(roster) is not None  # not hardened yet
 
 
 async def test_a_node_under_malicious_votes_no_on_a_kind_not_hardened(malicious):
@@ -143,17 +145,17 @@ async def test_a_node_under_malicious_votes_no_on_a_kind_not_hardened(malicious)
                    node.jobs_topic, req).raw
         return node.verifier.open(raw, node.jobs_topic)
 
-    with pytest.raises(JobRejected, match="job kind 'aggregate' is refused: the roster"
+    with pytest.raises(JobRejected, match="job kind 'price' is refused: the roster"
                                           r" \(version 1\) says security: malicious"):
-        await node._check_request(request("aggregate", {"input": "eth_vol_30d"}))
+        await node._check_request(request("price", {"input": "eth_vol_30d"}))
     kind, _ = await node._check_request(request("ping", {"rounds": 2}))
     assert kind.name == "ping"
 
 
 async def test_the_coordinator_refuses_to_ask_for_a_refused_kind(malicious):
     c = Coordinator(malicious / "coordinator" / "coordinator.yaml")
-    with pytest.raises(CoordinatorError, match="job kind 'aggregate' is refused"):
-        await c.run_job("aggregate", {"input": "eth_vol_30d"})  # fails before the bus
+    with pytest.raises(CoordinatorError, match="job kind 'price' is refused"):
+        await c.run_job("price", {"input": "eth_vol_30d"})  # fails before the bus
 
 
 def test_cli_init_and_roster_update_set_the_mode(tmp_path):
@@ -176,20 +178,26 @@ def test_cli_init_and_roster_update_set_the_mode(tmp_path):
 
 @pytest.mark.e2e
 @pytest.mark.timeout(180)
-async def test_a_malicious_cluster_refuses_aggregate_runs_ping_and_shows_its_mode(make_cluster):
+async def test_a_malicious_cluster_refuses_price_runs_aggregate_and_shows_its_mode(make_cluster):
     cluster = make_cluster(parties=3, threshold=1, security="malicious")
     names = {p.name for p in cluster.roster.parties}
     async with cluster.coordinator() as c:
         await cluster.wait_online(c)
-        votes = await CuriousCoordinator(c, cluster).votes("aggregate", {"input": "eth_vol_30d"},
+        votes = await CuriousCoordinator(c, cluster).votes("price", {"input": "eth_vol_30d"},
                                                            timeout=10)
         assert set(votes) == names  # every node refuses it at its vote, with the reason
         for vote in votes.values():
             assert not vote.accept
-            assert "job kind 'aggregate' is refused" in vote.reason
+            assert "job kind 'price' is refused" in vote.reason
             assert "security: semi-honest" in vote.reason and "issue 13" in vote.reason
-        with pytest.raises(CoordinatorError, match="job kind 'aggregate' is refused"):
-            await c.run_job("aggregate", {"input": "eth_vol_30d"})
+        with pytest.raises(CoordinatorError, match="job kind 'price' is refused"):
+            await c.run_job("price", {"input": "eth_vol_30d"})
+        eth, btc = private_inputs(cluster, "eth_vol_30d"), private_inputs(cluster, "btc_vol_30d")
+        for name, method, want in (("eth_vol_30d", "median", statistics.median(eth)),
+                                   ("btc_vol_30d", "mean", statistics.fmean(btc))):
+            outcome = await c.run_job("aggregate", {"input": name, "method": method})
+            assert outcome.ok, outcome.error  # the checked protocol (aggregate_active)
+            assert outcome.output["value"] == pytest.approx(want, abs=1e-9)
 
     where = ["--dir", str(cluster.dir), "--broker", cluster.broker_url, "--json"]
     status = json.loads(mpcnet("status", *where).stdout)

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 import protocols.aggregate
+import protocols.aggregate_active
 import protocols.diagnostics
 
 from mpc_nodes.jobs.kind import JobRejected, MpcSession, NodeContext, SessionKind, _Params
@@ -24,12 +25,19 @@ class Aggregate(SessionKind[AggregateParams, None]):
 
     name = "aggregate"
     params_model = AggregateParams
+    active_secure = True  # protocols.aggregate_active under security: malicious
 
     def _value(self, ctx: NodeContext, params: AggregateParams) -> float:
         try:
-            return load_input(ctx.path(ctx.config.inputs), params.input)
+            value = load_input(ctx.path(ctx.config.inputs), params.input)
         except InputError as exc:
             raise JobRejected(str(exc)) from None
+        if ctx.roster.security == "malicious":
+            try:
+                protocols.aggregate_active.fixed(value)
+            except ValueError as exc:
+                raise JobRejected(f"private input {params.input!r}: {exc}") from None
+        return value
 
     @staticmethod
     def _use(params: AggregateParams, value: float) -> InputUse:
@@ -43,6 +51,9 @@ class Aggregate(SessionKind[AggregateParams, None]):
     def plan(self, ctx, job):
         value = self._value(ctx, job.params)  # the file as it is now: this value is bound
         ctx.bind_inputs([self._use(job.params, value)], job.participants)
+        if ctx.roster.security == "malicious":
+            return MpcSession(protocols.aggregate_active.aggregate,
+                              [value, job.params.method, [p.name for p in job.participants]])
         return MpcSession(protocols.aggregate.aggregate, [value, job.params.method])
 
     def complete(self, ctx, job, output):
