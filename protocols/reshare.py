@@ -1,37 +1,48 @@
 """Resharing a threshold key to a new committee, keeping its public key (Feldman VSS).
 
 Run in one MPyC session over the union of the old and the new committee; MPyC's own
-sharing is not used, only point-to-point transfers (``rt.transfer``).  Every party passes
-the same public plan (:class:`ResharePlan`) and, if it deals, its old share:
+sharing is not used, only three rounds of JSON messages, one from every party to every
+other (``mpyc_seam.exchange``; never a pickle, which MPyC's ``transfer`` would load from a
+peer).  Every party passes the same public plan (:class:`ResharePlan`) and, if it deals,
+its old share:
 
 1. **deal** — each dealer i (old holders of a qualified set S, at old points x_i) picks a
    random polynomial f_i of degree t_new with f_i(0) = λ_i·s_i (λ_i: Lagrange at 0 over S),
    sends every party its Feldman commitments C_ik = a_ik·G and every new party j, alone,
    its sub-share f_i(j).  Σ_i f_i(0) = Σ λ_i·s_i is the old secret.
-2. **check** — everyone checks C_i0 = λ_i·Y_i against the dealer's old verification share
-   Y_i = s_i·G (a dealer that deals another secret is named by all); each new party j
-   checks f_i(j)·G = Σ_k j^k·C_ik and sends everyone the dealers that failed it.
+2. **check and complain** — everyone checks C_i0 = λ_i·Y_i against the dealer's old
+   verification share Y_i = s_i·G (a dealer that deals another secret is named); each new
+   party j checks f_i(j)·G = Σ_k j^k·C_ik.  Every party sends everyone the dealers that
+   failed that check and a digest of the commitments it received from each dealer: a
+   digest other than one's own means a dealer sent different commitments to different
+   parties (or the sender misreports), and the resharing aborts without a name.
 3. **answer** — each accused dealer opens the disputed sub-shares to everyone.  A valid
-   opening resolves the complaint (the accuser takes that value); a wrong or missing one
-   names the dealer.  Any named dealer aborts the protocol on every party that saw it.
+   opening resolves the complaint (the accuser takes that value); a wrong one names the
+   dealer, and so does a missing answer to this party's own complaint.  A missing answer
+   to another party's complaint aborts without a name: complaints go point to point, so
+   the accuser may not have sent it to the dealer.
 4. **derive** — new party j's share is s'_j = Σ_i f_i(j).  The new verification shares
    V_j = Σ_k j^k·(Σ_i C_ik) come from the commitments alone; everyone checks that they lie
    on one degree-t_new polynomial whose value at 0 is the OLD public key, and each new
    party that V_j = s'_j·G.
 
-Nothing is deleted here: the caller stages the new share and commits it only once every
-new party staged the same public key and verification shares (docs/KEYSHARE.md), which
-also catches a dealer that sent different commitments to different parties.  Parties only
-in the old committee deal and get a confirmation (the new public sharing, no share);
-parties only in the new one receive.  Curves: secp256k1 (ECDSA keys) and Ed25519 (FROST).
+Every party runs the three rounds before it judges; any problem aborts.  Against up to
+t_new corrupted new parties and t_old corrupted old holders this is secure with abort:
+the argument is in docs/SECURITY.md ("Key resharing").  Nothing is deleted here: the
+caller stages the new share and commits it only once every party staged the same public
+key and verification shares (docs/KEYSHARE.md).  Parties only in the old committee deal
+and get a confirmation (the new public sharing, no share); parties only in the new one
+receive.  Curves: secp256k1 (ECDSA keys) and Ed25519 (FROST).
 
 Run its tests with ``pytest tests/test_reshare_protocol.py``.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import secrets
-from asyncio import Future, gather
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,13 +50,13 @@ import coincurve
 from nacl import bindings as sodium
 
 from protocols import frost, secp256k1
-from protocols.mpyc_seam import mpc_coro
+from protocols.mpyc_seam import exchange
 from protocols.shamir import lagrange_coefficients
 
 
 class ReshareError(RuntimeError):
     """Resharing failed; nothing changed.  ``cheaters`` are the session indices of the
-    parties found cheating (dealers, or new parties that sent a malformed complaint)."""
+    parties proven to cheat (dealers, or parties that sent a malformed complaint message)."""
 
     def __init__(self, message: str, cheaters: Sequence[int] = ()):
         self.cheaters = sorted(cheaters)
@@ -225,8 +236,14 @@ class Dealing:
     def __repr__(self) -> str:  # the coefficients are secret
         return f"Dealing({self.curve.name}, degree {len(self.coefficients) - 1})"
 
-    def commitments(self) -> list[bytes]:
+    @functools.cached_property
+    def _commitments(self) -> list[bytes]:
         return [self.curve.base(a) for a in self.coefficients]
+
+    def commitments(self, to: int | None = None) -> list[bytes]:
+        """The Feldman commitments a_k·G, as sent to session party ``to``: the same to every
+        party (a test's dealer equivocates here)."""
+        return self._commitments
 
     def sub_share(self, x: int) -> int:
         """f_i(x), sent to the new party at point x."""
@@ -254,12 +271,13 @@ def _check_share(plan: ResharePlan, pid: int, share) -> None:
 # -- checks on what arrived ------------------------------------------------------------------
 
 def _valid_commitments(plan: ResharePlan, dealer: int, commitments) -> list[bytes] | None:
-    """The dealer's commitments if well formed and dealing λ_i·s_i, else None."""
+    """The dealer's commitments (as sent: hex points) if well formed and dealing λ_i·s_i,
+    else None."""
     if not isinstance(commitments, list) or len(commitments) != plan.new_threshold + 1:
         return None
     try:
-        decoded = [plan.curve.decode(c) for c in commitments]
-    except ValueError:
+        decoded = [plan.curve.decode(bytes.fromhex(c)) for c in commitments]
+    except (ValueError, TypeError):
         return None
     return decoded if decoded[0] == plan.dealt_secret_point(dealer) else None
 
@@ -270,15 +288,34 @@ def _sub_share_ok(plan: ResharePlan, commitments: list[bytes], x: int, value) ->
     return plan.curve.base(value) == in_exponent(plan.curve, commitments, x)
 
 
+# -- the wire ------------------------------------------------------------------------------
+# Every message is JSON (points in hex, scalars as integers), parsed here and checked by the
+# functions above: never a pickle (MPyC's ``transfer`` unpickles what a peer sent).
+
+def _encode(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+MALFORMED = object()
+
+
+def _decode(data: bytes | None):
+    """A peer's JSON message, or ``MALFORMED``."""
+    if not data:
+        return MALFORMED
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):  # also UnicodeDecodeError, too many digits
+        return MALFORMED
+
+
+def _seen(raw_commitments) -> str:
+    """A digest of the commitments as received, echoed to every party."""
+    return hashlib.sha256(_encode(raw_commitments if raw_commitments is not MALFORMED
+                                  else None)).hexdigest()
+
+
 # -- the protocol ----------------------------------------------------------------------------
-
-@mpc_coro
-async def _deliver(rt, obj, arcs: list[tuple[int, int]]):
-    """``rt.transfer`` along ``arcs`` (sender, receiver) under a program counter of its own,
-    so that several deliveries can be under way at once."""
-    await rt.returnType(Future)
-    return await rt.transfer(obj, sender_receivers=arcs)
-
 
 async def reshare(rt, plan: dict, share: int | None, dealing=Dealing) -> dict:
     """Among the union of old and new parties, all with the same ``plan`` (see
@@ -287,90 +324,133 @@ async def reshare(rt, plan: dict, share: int | None, dealing=Dealing) -> dict:
     Returns ``{"share", "public_key", "threshold", "verification_shares"}`` (hex points,
     index j-1 for new point j); ``share`` is this party's new share, or None for a party only
     in the old committee.  Raises ReshareError naming cheaters.  ``dealing`` makes this
-    party's polynomial (tests pass a cheating one)."""
+    party's polynomial (tests pass a cheating one).
+
+    Three rounds, each one message from every party to every other (``exchange``): deal
+    (commitments, and the receiver's sub-share), complain (each party's complaints and a
+    digest of the commitments it received from each dealer), open.  Every party runs all
+    three before it judges, so that no honest party waits for one that stopped early."""
     plan = ResharePlan.parse(plan, len(rt.parties))
     _check_share(plan, rt.pid, share)
-    everyone = range(len(rt.parties))
-    dealers, receivers = list(plan.dealers), list(plan.receivers)
-    mine = dealing.fresh(plan, rt.pid, share) if rt.pid in plan.dealers else None
+    me, m = rt.pid, len(rt.parties)
+    dealers = list(plan.dealers)
+    mine = dealing.fresh(plan, me, share) if me in plan.dealers else None
 
-    sent_commitments = _deliver(rt, mine.commitments() if mine else None,
-                                [(d, p) for d in dealers for p in everyone])
-    sent_sub_shares = [_deliver(rt, mine.sub_share(x) if mine else None,
-                                [(d, r) for d in dealers])
-                       for r, x in plan.receivers.items()]
-    commitments = dict(zip(dealers, await sent_commitments))
-    received = await gather(*sent_sub_shares)
-    valid = {d: _valid_commitments(plan, d, c) for d, c in commitments.items()}
+    def dealt_to(j: int) -> dict | None:
+        if mine is None:
+            return None
+        x = plan.receivers.get(j)
+        return {"commitments": [c.hex() for c in mine.commitments(to=j)],
+                "sub_share": None if x is None else mine.sub_share(x)}
+
+    got = await exchange(rt, [b"" if j == me or mine is None else _encode(dealt_to(j))
+                              for j in range(m)])
+    dealt = {d: dealt_to(me) if d == me else _decode(got[d]) for d in dealers}
+    raw = {d: msg.get("commitments") if isinstance(msg, dict) else MALFORMED
+           for d, msg in dealt.items()}
+    valid = {d: _valid_commitments(plan, d, c) for d, c in raw.items()}
     bad_dealers = {d for d, c in valid.items() if c is None}
+    x_me = plan.receivers.get(me)
+    my_sub_shares, my_complaints = {}, []
+    if x_me is not None:
+        my_sub_shares = {d: msg.get("sub_share") if isinstance(msg, dict) else None
+                         for d, msg in dealt.items()}
+        my_complaints = [d for d, v in my_sub_shares.items()
+                         if d not in bad_dealers and not _sub_share_ok(plan, valid[d], x_me, v)]
 
-    my_sub_shares = {}
-    if rt.pid in plan.receivers:
-        my_sub_shares = dict(zip(dealers, received[receivers.index(rt.pid)]))
-    x_me = plan.receivers.get(rt.pid)
-    my_complaints = [d for d, v in my_sub_shares.items()
-                     if d not in bad_dealers and not _sub_share_ok(plan, valid[d], x_me, v)]
-    complaints = dict(zip(receivers, await _deliver(
-        rt, my_complaints, [(r, p) for r in receivers for p in everyone])))
+    mine_2 = {"complaints": my_complaints if x_me is not None else None,
+              "seen": [_seen(raw[d]) for d in dealers]}
+    got = await exchange(rt, [b"" if j == me else _encode(mine_2) for j in range(m)])
+    round_2 = {j: mine_2 if j == me else _decode(got[j]) for j in range(m)}
+    accusers, malformed = _accusers(plan, round_2)
+    equivocated = {d: [j for j in range(m) if j not in malformed
+                       and round_2[j]["seen"][i] != mine_2["seen"][i]]
+                   for i, d in enumerate(dealers)}
 
-    accusers, malformed = _accusers(complaints, set(dealers) - bad_dealers)
     my_openings = None
     if mine:
-        my_openings = {r: mine.opening(plan.receivers[r]) for r in accusers.get(rt.pid, [])}
-    openings = dict(zip(dealers, await _deliver(rt, my_openings,
-                                                [(d, p) for d in dealers for p in everyone])))
+        my_openings = {str(r): mine.opening(plan.receivers[r]) for r in accusers.get(me, [])}
+    got = await exchange(rt, [b"" if j == me or mine is None else _encode(my_openings)
+                              for j in range(m)])
+    openings = {d: my_openings if d == me else _decode(got[d]) for d in dealers}
 
-    unanswered = _unanswered(plan, valid, accusers, openings)
-    _raise_if_cheated(bad_dealers, unanswered, malformed)
+    proven, unresolved = _disputes(plan, me, valid, bad_dealers, accusers, openings)
+    _raise_if_cheated(bad_dealers, proven, unresolved, malformed,
+                      {d: js for d, js in equivocated.items() if js})
     for d in my_complaints:  # each was resolved in the open: take the opened sub-share
-        my_sub_shares[d] = openings[d][rt.pid]
+        my_sub_shares[d] = openings[d][str(me)]
     return _derive(plan, valid, x_me, my_sub_shares)
 
 
-def _accusers(complaints: dict[int, object], accusable: set[int]
+def _accusers(plan: ResharePlan, round_2: dict[int, object]
               ) -> tuple[dict[int, list[int]], set[int]]:
-    """Each accusable dealer's accusers, and the new parties whose complaint is not a list
-    of accusable dealers (a dealer already named for its commitments needs no complaint)."""
-    accusers = {d: [] for d in accusable}
+    """Each dealer's accusers, and the parties whose complaint message is malformed: not
+    ``{"complaints": [dealers] (None from a party that receives nothing), "seen": [one digest
+    per dealer]}``."""
+    accusers = {d: [] for d in plan.dealers}
     malformed = set()
-    for r, accused in complaints.items():
-        if not (isinstance(accused, list) and all(type(d) is int for d in accused)
-                and set(accused) <= accusable):
-            malformed.add(r)
+    for j, msg in round_2.items():
+        accused = msg.get("complaints", MALFORMED) if isinstance(msg, dict) else MALFORMED
+        seen = msg.get("seen") if isinstance(msg, dict) else None
+        if j in plan.receivers:
+            ok = isinstance(accused, list) and all(type(d) is int and d in plan.dealers
+                                                   for d in accused)
+        else:
+            ok = accused is None
+        if not (ok and isinstance(seen, list) and len(seen) == len(plan.dealers)
+                and all(isinstance(s, str) for s in seen)):
+            malformed.add(j)
             continue
-        for d in sorted(set(accused)):
-            accusers[d].append(r)
+        for d in sorted(set(accused or ())):
+            accusers[d].append(j)
     return accusers, malformed
 
 
-def _unanswered(plan: ResharePlan, commitments: dict[int, list[bytes] | None],
-                accusers: dict[int, list[int]], openings: dict[int, object]
-                ) -> dict[int, list[int]]:
-    """Each dealer's accusers whose sub-share it did not open validly (to everyone)."""
-    unanswered = {}
+def _disputes(plan: ResharePlan, me: int, commitments: dict[int, list[bytes] | None],
+              bad_dealers: set[int], accusers: dict[int, list[int]],
+              openings: dict[int, object]) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+    """The complaints a dealer did not resolve by opening a valid sub-share to this party.
+    ``proven``: it opened a wrong value, sent no valid openings message, or ignored this
+    party's own complaint -- the dealer deviated.  ``unresolved``: it opened nothing for
+    another party's complaint, which this party cannot judge (the dealer ignored the
+    complaint, or the accuser did not send it to the dealer: complaints go point to point)."""
+    proven, unresolved = {}, {}
     for d, rs in accusers.items():
-        opened = openings[d] if isinstance(openings[d], dict) else {}
-        failed = [r for r in rs if not _sub_share_ok(plan, commitments[d], plan.receivers[r],
-                                                     opened.get(r))]
-        if failed:
-            unanswered[d] = failed
-    return unanswered
+        if d in bad_dealers or not rs:
+            continue
+        opened = openings[d]
+        if not (isinstance(opened, dict) and all(isinstance(k, str) for k in opened)):
+            proven[d] = rs
+            continue
+        for r in rs:
+            if str(r) not in opened and r != me:
+                unresolved.setdefault(d, []).append(r)
+            elif not _sub_share_ok(plan, commitments[d], plan.receivers[r], opened.get(str(r))):
+                proven.setdefault(d, []).append(r)
+    return proven, unresolved
 
 
-def _raise_if_cheated(bad_dealers: set[int], unanswered: dict[int, list[int]],
-                      malformed: set[int]) -> None:
+def _raise_if_cheated(bad_dealers: set[int], proven: dict[int, list[int]],
+                      unresolved: dict[int, list[int]], malformed: set[int],
+                      equivocated: dict[int, list[int]]) -> None:
     reasons = []
     if bad_dealers:
         reasons.append(f"dealers {sorted(bad_dealers)} sent commitments that are malformed"
                        f" or do not deal their old share")
-    for d, rs in sorted(unanswered.items()):
+    for d, rs in sorted(proven.items()):
         reasons.append(f"dealer {d} sent new parties {rs} sub-shares that do not match its"
                        f" commitments, and opened none that do")
+    for d, rs in sorted(unresolved.items()):
+        reasons.append(f"dealer {d} opened no sub-share for the complaints of parties {rs}"
+                       f" (it ignored them, or they did not send them to it)")
     if malformed:
-        reasons.append(f"new parties {sorted(malformed)} sent malformed complaints")
+        reasons.append(f"parties {sorted(malformed)} sent malformed complaint messages")
+    for d, js in sorted(equivocated.items()):
+        reasons.append(f"parties {js} received other commitments from dealer {d} than this"
+                       f" party did (the dealer sent different ones, or they misreport them)")
     if reasons:
         raise ReshareError("resharing aborted, nothing changed: " + "; ".join(reasons),
-                           cheaters=bad_dealers | set(unanswered) | malformed)
+                           cheaters=bad_dealers | set(proven) | malformed)
 
 
 def _derive(plan: ResharePlan, commitments: dict[int, list[bytes]], x_me: int | None,
