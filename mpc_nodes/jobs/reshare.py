@@ -72,6 +72,7 @@ class KeyReshare(SessionKind[ReshareParams, None]):
 
     name = "key-reshare"
     params_model = ReshareParams
+    active_secure = True  # Feldman-checked dealings, commitments echoed (docs/SECURITY.md)
 
     def min_parties(self, roster):
         return roster.n  # every party receives a share

@@ -3,9 +3,9 @@
 What the protocol tests (tests/test_reshare_protocol.py) do not: a dealer that sends
 different commitments to different parties (each consistent with the sub-shares it sends
 with them), a new party that sends a complaint against an honest dealer to some parties but
-not to the dealer, and a dealer that sends a pickle in place of its dealing.  Each aborts
-the resharing on the honest parties that would otherwise end with different sharings, and
-no honest party is ever named.  On real clusters under `security: malicious`:
+not to the dealer, and a dealer that sends a pickle in place of its dealing (cheating
+dealings: tests/adversarial/reshare_cheats.py).  Each aborts the resharing on the honest
+parties that would otherwise end with different sharings, and no honest party is named.  On real clusters under `security: malicious`:
 tests/test_e2e_reshare_malicious.py.
 """
 
@@ -18,30 +18,10 @@ import pickle
 import pytest
 
 import protocols.reshare
-from protocols.reshare import Dealing
+from tests.adversarial.reshare_cheats import Equivocating
 from tests.test_reshare_protocol import keygen, make_plan, run_reshare
 
 pytestmark = [pytest.mark.heavy, pytest.mark.timeout(180)]
-
-
-class Equivocating(Dealing):
-    """Deals its true λ_i·s_i on two polynomials: session parties of odd index get the
-    commitments and sub-shares of the second, the others those of the first.  Every
-    party's sub-share matches the commitments it got, so no complaint arises."""
-
-    @classmethod
-    def fresh(cls, plan, dealer, share):
-        dealing = super().fresh(plan, dealer, share)
-        object.__setattr__(dealing, "twin", Dealing.fresh(plan, dealer, share))
-        object.__setattr__(dealing, "odd_points",
-                           {x for pid, x in plan.receivers.items() if pid % 2})
-        return dealing
-
-    def commitments(self, to=None):
-        return self.twin.commitments() if to is not None and to % 2 else super().commitments()
-
-    def sub_share(self, x):
-        return self.twin.sub_share(x) if x in self.odd_points else super().sub_share(x)
 
 
 async def equivocating_dealer(rt, plan: dict, share):
