@@ -24,7 +24,9 @@ the honest polynomial of an opening or a publication, which every honest party s
 product carries an error eₖ, T = Σ αₖ·e'ₖ·bₖ − ρ·Σ αₖ·eₖ + e'' for the errors e' of the
 copies and e'' of the opening, which is 0 only if Σ αₖ·eₖ = 0 (probability 1/p over α) or ρ
 takes one value (1/p: ρ is never opened and no t parties know it): cheating passes one check
-with probability at most 2/p, below 2^-250 for the secp256k1 and Ed25519 orders.
+with probability at most 2/p, below 2^-250 for the secp256k1 and Ed25519 orders.  In a field
+below 2^31 (numpy int64 arithmetic, for bitwise work) the check runs ``reps`` times with
+independent ρ and α, enough for 2^-40: twice for 2^31 − 1 (2^-60).
 
 A deviation raises ``Deviation`` at every honest party that sees it; nothing computed after
 it is released.  Messages that cannot be parsed name their sender (the links between parties
@@ -38,11 +40,14 @@ import os
 
 import coincurve
 import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
-from protocols.mpyc_seam import exchange
 from protocols.shamir import lagrange_coefficients
 
 POINT_BYTES = 33  # a compressed secp256k1 point
+M31 = 2 ** 31 - 1  # the small field: numpy int64 arithmetic (a product of two residues fits)
+SMALL = 1 << 31
+CHEAT_BITS = 40   # the batch check lets cheating pass with probability below 2^-CHEAT_BITS
 
 
 class Deviation(RuntimeError):
@@ -55,14 +60,61 @@ class Deviation(RuntimeError):
         self.culprits = tuple(sorted(culprits))
 
 
-def uniform(p: int, count: int) -> np.ndarray:
-    """count integers uniform in range(p) (each within 2^-64), as an object array."""
+def keystream(nbytes: int) -> bytes:
+    """nbytes from ChaCha20 under a fresh random key (OpenSSL: GB/s, where os.urandom is a
+    system call of a few hundred MB/s; a pricing session draws hundreds of MB)."""
+    cipher = Cipher(algorithms.ChaCha20(os.urandom(32), os.urandom(16)), mode=None)
+    return cipher.encryptor().update(bytes(nbytes))
+
+
+def uniform(p: int, count: int, stream: bytes | None = None) -> np.ndarray:
+    """count integers uniform in range(p), from ``stream`` (bytes enough: ``stream_bytes``)
+    or fresh randomness: for M31 exactly (31-bit draws, the one value p redrawn), int64;
+    otherwise each within 2^-64 (64 bits more than p, reduced), Python ints."""
+    if stream is None:
+        stream = keystream(stream_bytes(p, count)) if p == M31 else \
+            os.urandom(stream_bytes(p, count))
+    if p == M31:
+        drawn = np.frombuffer(stream, dtype="<u4").astype(np.int64) & M31
+        values, spare = drawn[:count].copy(), drawn[count:][drawn[count:] != M31]
+        bad = np.flatnonzero(values == M31)  # probability 2^-31 each
+        if len(bad) > len(spare):
+            raise RuntimeError("ran out of spare random draws (probability below 2^-900)")
+        values[bad] = spare[:len(bad)]
+        return values
+    if p < SMALL:
+        raise ValueError("of the fields below 2^31 only 2^31 - 1 is supported")
     words = (p.bit_length() + 64 + 63) // 64
-    raw = np.frombuffer(os.urandom(8 * words * count), dtype=np.uint64).reshape(words, count)
+    raw = np.frombuffer(stream[:8 * words * count], dtype=np.uint64).reshape(words, count)
     value = raw[0].astype(object)
     for w in raw[1:]:
         value = (value << 64) | w.astype(object)
     return value % p
+
+
+def stream_bytes(p: int, count: int) -> int:
+    """The random bytes ``uniform`` needs for count values (M31: 32 spare draws)."""
+    if p == M31:
+        return 4 * (count + 32)
+    return 8 * ((p.bit_length() + 64 + 63) // 64) * count
+
+
+def reduce(values: np.ndarray, p: int) -> np.ndarray:
+    """values mod p (numpy's int64 remainder by a scalar is about 3 ns an element)."""
+    return values % p
+
+
+def combine(coefficients, rows: np.ndarray, p: int) -> np.ndarray:
+    """Σ cⱼ·rows[j] mod p, reduced term by term (no int64 overflow for M31)."""
+    total = 0
+    for c, row in zip(coefficients, rows):
+        total = total + reduce(int(c) * row, p)
+    return reduce(total, p)
+
+
+def dot(x: np.ndarray, y: np.ndarray, p: int) -> int:
+    """Σ xᵢ·yᵢ mod p (term by term reduced: no int64 overflow for M31 below 2^32 terms)."""
+    return int(reduce(x * y, p).sum()) % p
 
 
 class Checked:
@@ -78,17 +130,29 @@ class Checked:
         if self.m < 2 * self.t + 1:
             raise ValueError(f"{self.m} parties cannot check threshold {self.t}: need 2t+1")
         self.points = [x % p for x in points]
+        self.small = p < SMALL
+        self.dtype = np.int64 if self.small else object
         self.width = (p.bit_length() + 7) // 8
-        self.to_zero = np.array(lagrange_coefficients(self.points, 0, p), dtype=object)
+        self.reps = -(-CHEAT_BITS // (p.bit_length() - 2))  # 2/p per check
+        if self.small and p != M31:
+            raise ValueError("of the fields below 2^31 only 2^31 - 1 is supported")
+        self.to_zero = lagrange_coefficients(self.points, 0, p)
         self._triples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def array(self, values) -> np.ndarray:
+        """``values`` as this field's arrays (int64 below 2^31, else Python ints)."""
+        return np.asarray(values, dtype=self.dtype)
 
     # -- messages --------------------------------------------------------------------------
 
     def _exchange(self, outgoing: list[bytes]):
         """Start one round: outgoing[j] to party j; the future gives what each sent us."""
-        return exchange(self.rt, outgoing)
+        from protocols.mpyc_seam import exchange  # here: a node imports this module for its
+        return exchange(self.rt, outgoing)        # checks and never loads MPyC itself
 
     def _encode(self, values) -> bytes:
+        if self.small:
+            return np.ravel(values).astype("<u4").tobytes()
         return b"".join(int(v).to_bytes(self.width, "big") for v in np.ravel(values))
 
     def _decode(self, data: bytes | None, count: int, sender: int) -> np.ndarray:
@@ -96,6 +160,12 @@ class Checked:
             raise Deviation(f"{self.names[sender]} sent {0 if data is None else len(data)} bytes where"
                             f" {count} field elements ({count * self.width} bytes) were due",
                             [sender])
+        if self.small:
+            values = np.frombuffer(data, dtype="<u4").astype(np.int64)
+            if np.any(values >= self.p):
+                raise Deviation(f"{self.names[sender]} sent a value outside the field",
+                                [sender])
+            return values
         w = self.width
         values = [int.from_bytes(data[i:i + w], "big") for i in range(0, len(data), w)]
         if any(v >= self.p for v in values):
@@ -122,7 +192,7 @@ class Checked:
     async def broadcast(self, values: np.ndarray) -> list[np.ndarray | None]:
         """Send our values to every party; what each party sent, None where it was malformed
         (for contributions checked one by one, where a bad one is left out, not fatal)."""
-        values = np.asarray(values, dtype=object)
+        values = self.array(values)
         got = await self._exchange([b"" if j == self.me else self._encode(values)
                                     for j in range(self.m)])
         received = []
@@ -138,20 +208,24 @@ class Checked:
     def _split(self, values: np.ndarray, degree: int, constant: bool = True) -> np.ndarray:
         """(m, n): shares at the session's points of random degree-``degree`` polynomials
         with these constant terms (``constant`` False: the values are ignored, terms 0)."""
-        n = len(values)
-        coefficients = uniform(self.p, degree * n).reshape(degree, n) if degree else None
-        shares = np.empty((self.m, n), dtype=object)
+        n, p = len(values), self.p
+        coefficients = uniform(p, degree * n).reshape(degree, n) if degree else None
+        # int64 Horner sums stay below p·degree·x^degree: reduce at the end if that fits
+        wide = self.small and p * degree * max(self.points) ** degree >= 1 << 62
+        shares = np.empty((self.m, n), dtype=self.dtype)
         for j, x in enumerate(self.points):
-            acc = np.zeros(n, dtype=object)
+            acc = np.zeros(n, dtype=self.dtype)
             for k in range(degree - 1, -1, -1):
                 acc = (acc + coefficients[k]) * x
-            shares[j] = (acc + (values if constant else 0)) % self.p
+                if wide:
+                    acc = reduce(acc, p)
+            shares[j] = reduce(acc + (values if constant else 0), p)
         return shares
 
     def deal(self, values: np.ndarray):
         """Start dealing degree-t sharings of our ``values`` (every party deals as many);
         the coroutine returns (m, n): row j our shares of party j's values."""
-        return self._send_rows(self._split(np.asarray(values, dtype=object), self.t))
+        return self._send_rows(self._split(self.array(values), self.t))
 
     def deal_random(self, n: int):
         """Start making n shared random values (the sum of one dealt by each party: uniform
@@ -166,7 +240,8 @@ class Checked:
     def deal_zero(self, n: int, degree: int):
         """Start making n shared zeros of ``degree`` (each party deals a random sharing of 0
         of that degree): masks that leave nothing of a degree-2t sharing but its value."""
-        dealt = self._send_rows(self._split(np.zeros(n, dtype=object), degree, constant=False))
+        dealt = self._send_rows(self._split(np.zeros(n, dtype=self.dtype), degree,
+                                            constant=False))
 
         async def total():
             return (await dealt).sum(axis=0) % self.p
@@ -178,12 +253,12 @@ class Checked:
         """Start multiplying (elementwise, GRR); the coroutine returns our shares of a·b.
         ``checked``: the product goes into the next ``verify`` (False only for the check's
         own randomised copies)."""
-        a, b = np.broadcast_arrays(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
-        shape, a, b = a.shape, a.ravel().copy(), b.ravel().copy()  # kept for the check
-        reshared = self._send_rows(self._split(a * b % self.p, self.t))
+        a, b = np.broadcast_arrays(self.array(a), self.array(b))
+        shape, a, b = a.shape, a.ravel(), b.ravel()  # kept for the check: callers never
+        reshared = self._send_rows(self._split(reduce(a * b, self.p), self.t))  # change them
 
         async def product():
-            c = self.to_zero @ (await reshared) % self.p
+            c = combine(self.to_zero, await reshared, self.p)
             if checked:
                 self._triples.append((a, b, c))
             return c.reshape(shape)
@@ -195,54 +270,53 @@ class Checked:
         A sharing of degree 2t among 2t+1 parties has no redundancy: open such values only
         under the batch check (``verify``)."""
         degree = self.t if degree is None else degree
-        pending = self._send_all(np.asarray(x, dtype=object))
+        pending = self._send_all(self.array(x))
 
         async def values():
             shares = await pending
             base = list(range(degree + 1))
             xs = [self.points[j] for j in base]
             for j in range(degree + 1, self.m):
-                at = np.array(lagrange_coefficients(xs, self.points[j], self.p), dtype=object)
-                if np.any(at @ shares[base] % self.p != shares[j]):
+                at = lagrange_coefficients(xs, self.points[j], self.p)
+                if np.any(combine(at, shares[base], self.p) != shares[j]):
                     raise Deviation("the shares of an opened value lie on no polynomial of"
                                     f" degree {degree}: a party sent a wrong share")
-            at0 = np.array(lagrange_coefficients(xs, 0, self.p), dtype=object)
-            return at0 @ shares[base] % self.p
+            return combine(lagrange_coefficients(xs, 0, self.p), shares[base], self.p)
         return values()
 
     async def verify(self) -> None:
-        """Check every product since the last check (module docstring); Deviation if one is
-        wrong.  Three rounds: shared randomness, the randomised copies with the coin, and
-        the opening of T."""
+        """Check every product since the last check (module docstring), ``reps`` times with
+        independent ρ and α; Deviation if one is wrong.  Three rounds: shared randomness, the
+        randomised copies with the coin, and the opening of T."""
         if not self._triples:
             return
         a = np.concatenate([t[0] for t in self._triples])
         b = np.concatenate([t[1] for t in self._triples])
         c = np.concatenate([t[2] for t in self._triples])
         self._triples = []
-        rho_seed = self.deal_random(2)
-        mask = self.deal_zero(1, 2 * self.t)
-        rho, seed = await rho_seed
-        copies = self.mul(rho, a, checked=False)
-        coin = self.open(np.array([seed], dtype=object))
-        rho_a, (coin_value,) = await copies, await coin
-        alpha = self.coefficients(int(coin_value), len(a))
-        t_share = ((alpha * rho_a % self.p) @ b - rho * (alpha @ c)) % self.p
-        (total,) = await self.open(np.array([(t_share + (await mask)[0]) % self.p],
-                                            dtype=object), degree=2 * self.t)
-        if total != 0:
+        p, reps = self.p, self.reps
+        rho_seed = self.deal_random(2 * reps)
+        mask = self.deal_zero(reps, 2 * self.t)
+        rho_seed = await rho_seed
+        rho, seed = rho_seed[:reps], rho_seed[reps:]
+        copies = self.mul(rho[:, None], a[None, :], checked=False)
+        coin = self.open(seed)
+        rho_a, coin_values = await copies, await coin
+        mask = await mask
+        t_shares = []
+        for i in range(reps):
+            alpha = self.coefficients(int(coin_values[i]), len(a))
+            t_shares.append((dot(reduce(alpha * rho_a[i], p), b, p)
+                             - int(rho[i]) * dot(alpha, c, p) + int(mask[i])) % p)
+        totals = await self.open(self.array(t_shares), degree=2 * self.t)
+        if np.any(totals != 0):
             raise Deviation("the multiplication check failed: a party changed a product"
                             " (a re-shared value or a share it held)")
 
     def coefficients(self, seed: int, n: int) -> np.ndarray:
         """n public coefficients uniform mod p (within 2^-64), from an opened random seed."""
-        words = (self.p.bit_length() + 64 + 63) // 64
         xof = hashlib.shake_256(b"mpcnet/active/alpha\x00" + seed.to_bytes(self.width, "big"))
-        raw = np.frombuffer(xof.digest(8 * words * n), dtype=np.uint64).reshape(words, n)
-        value = raw[0].astype(object)
-        for w in raw[1:]:
-            value = (value << 64) | w.astype(object)
-        return value % self.p
+        return uniform(self.p, n, xof.digest(stream_bytes(self.p, n)))
 
     # -- in the exponent (secp256k1) ---------------------------------------------------------
 

@@ -33,7 +33,6 @@ a bit and the sums dealt in p to match the bits in Q, e.g. by opening random com
 from __future__ import annotations
 
 import os
-from asyncio import Future
 
 import numpy as np
 

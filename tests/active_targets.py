@@ -34,10 +34,10 @@ class LyingSession(active.Checked):
 
 async def _done(rt, liar: int | None, run) -> None:
     """Await ``run`` (a coroutine), print its result, a Deviation as a dict, or that it waited
-    in vain (a liar whose peers stopped gives up after 8 s, anyone else after 20 s), and exit
+    in vain (a liar whose peers stopped gives up after 12 s, anyone else after 40 s), and exit
     the party process without MPyC's shutdown."""
     try:
-        result = await asyncio.wait_for(run, 8 if rt.pid == liar else 20)
+        result = await asyncio.wait_for(run, 12 if rt.pid == liar else 40)
     except active.Deviation as exc:
         result = {"deviation": str(exc), "culprits": list(exc.culprits)}
     except asyncio.TimeoutError:
@@ -104,3 +104,10 @@ async def aggregate_with_lie(rt, value: float, method: str, liar: int | None = N
         return {"value": await aggregate_active.aggregate(rt, value, method,
                                                           NAMES[:len(rt.parties)])}
     await _done(rt, liar, run())
+
+
+async def price_with_lie(rt, vols: list, public: dict, liar: int, at: int) -> None:
+    """pricing_active.price where party ``liar`` changes its ``at``-th round."""
+    from protocols import pricing_active
+    _lying_if(rt, liar, at, pricing_active)
+    await _done(rt, liar, pricing_active.price(rt, vols, public, NAMES[:len(rt.parties)]))

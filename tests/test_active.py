@@ -4,6 +4,7 @@ party that adds an error to any message round is caught by every honest party.""
 
 import hashlib
 
+import numpy as np
 import pytest
 
 from protocols.secp256k1 import N
@@ -137,3 +138,60 @@ def test_aggregate_with_a_deviating_party_aborts_or_is_exact(at):
         return
     # harmless: a change to a dealt ρ, seed or zero mask still deals some such value
     assert at in (12, 13, 17) and all(r["value"] == 2.0 for r in honest), results
+
+
+def _book(count, seed):
+    """A book of ``count`` options and each party's vols: most within 2 % of each other, every
+    fifth with one party 60 % off (the breaker must stop those at a limit of 0.25)."""
+    from tests.test_pricing_protocol import GRID, _public
+    rng = np.random.default_rng(seed)
+    options = [GRID[i] for i in rng.integers(0, len(GRID), count)]
+    deltas = rng.uniform(-0.02, 0.02, (3, count))
+    deltas[2, ::5] = 0.6
+    vols = [list(np.array([v for _, _, v in options]) * (1 + d)) for d in deltas]
+    return _public(options, 0.03), vols
+
+
+@pytest.mark.parametrize("greeks", [True, False])
+def test_checked_pricing_matches_the_semi_honest_exact_path_and_quantlib(greeks):
+    from tests.test_pricing_protocol import _aggregate, _check_against_quantlib, _opened
+    public, vols = _book(40, 7)
+    public["greeks"] = greeks
+    checked = run_parties("protocols.pricing_active:price", [[v, public] for v in vols])
+    plain = run_parties("protocols.pricing:price", [[v, public] for v in vols])
+    assert all(c == checked[0] for c in checked)
+    assert checked[0]["breached"] == plain[0]["breached"] == list(range(0, 40, 5))
+    assert checked[0]["rows"] == plain[0]["rows"]  # the median party's own rows, exactly
+    ok = [j for j in range(40) if j % 5]
+    _check_against_quantlib(public, _aggregate(vols, "median"), _opened(checked[0], greeks), ok)
+
+
+def test_checked_pricing_refuses_what_it_does_not_cover():
+    from protocols.pricing_active import refusal
+    from tests.test_pricing_protocol import _public
+    public = _public([(1.0, 30, 0.5)], 0.03)
+    assert refusal(3, public) is None
+    assert "secure evaluation" in refusal(3, dict(public, method="mean"))
+    assert "secure evaluation" in refusal(4, public)  # an even median
+    assert "portfolio" in refusal(3, dict(public, portfolio=True))
+    assert "coordinator" in refusal(3, dict(public, reveal="coordinator"))
+
+
+@pytest.fixture(scope="module")
+def priced():
+    """A small book and its honest checked result."""
+    public, vols = _book(10, 11)
+    return public, vols, run_parties("protocols.pricing_active:price",
+                                     [[v, public] for v in vols])[0]
+
+
+@pytest.mark.parametrize("at", rounds(36, (0, 3, 9, 17, 22, 27, 30, 33, 35)))
+def test_pricing_with_a_deviating_party_aborts_or_is_exact(at, priced):
+    # the liar's rounds: the dealing, the bits' products, comparisons, the rank's square,
+    # the selections, the breaker's adder and comparison, the limbs, the batch check (twice
+    # over GF(2^31 - 1)), the bit check, the openings of the breaker and the outputs
+    public, vols, honest = priced
+    results = run_parties("tests.active_targets:price_with_lie",
+                          [[v, public, 0, at] for v in vols], tolerate={0})
+    for r in results[1:]:
+        assert "deviation" in r or r == honest, (at, r)

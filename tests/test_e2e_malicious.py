@@ -34,3 +34,23 @@ async def test_keygen_sign_presign_refresh_under_malicious(make_cluster):
         again = await c.run_job("sign", {"key_id": "vault-m", "tx": tx(3)})
         assert again.ok, again.error
         verified_by_others(again.output, tx(3))
+
+
+async def test_prices_and_aggregates_under_malicious_and_what_is_refused(make_cluster):
+    from tests.test_e2e_pricing import RATE, SPOT, _assert_close, _days_book, _expected
+    from mpc_nodes.jobs.pricing import price_params, run_price
+    cluster = make_cluster(parties=3, threshold=1, security="malicious")
+    book = _days_book()
+    _, refs = _expected(cluster, book, "median")
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        outcome = await run_price(c, price_params(book, "ETH", SPOT, RATE, greeks=True))
+        assert outcome.ok, outcome.error  # protocols.pricing_active: checked by QuantLib
+        assert outcome.output["breached"] == []
+        _assert_close(outcome.output["values"], refs)
+        for changes, why in (({"method": "mean"}, "the mean uses the secure evaluation"),
+                             ({"portfolio": True}, "portfolio totals"),):
+            refused = await run_price(c, price_params(book, "ETH", SPOT, RATE, **changes))
+            assert not refused.ok
+            assert all("refused under security: malicious" in v.reason and why in v.reason
+                       for v in refused.votes), refused.votes
