@@ -138,6 +138,7 @@ class Checked:
             raise ValueError("of the fields below 2^31 only 2^31 - 1 is supported")
         self.to_zero = lagrange_coefficients(self.points, 0, p)
         self._triples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._check_material = None  # ρ, the coin seeds and the masks of the next check
 
     def array(self, values) -> np.ndarray:
         """``values`` as this field's arrays (int64 below 2^31, else Python ints)."""
@@ -284,6 +285,12 @@ class Checked:
             return combine(lagrange_coefficients(xs, 0, self.p), shares[base], self.p)
         return values()
 
+    def prepare_check(self) -> None:
+        """Start dealing what the next ``verify`` needs (it depends on no product): called
+        beside a session's first round, it saves ``verify`` a round."""
+        self._check_material = (self.deal_random(2 * self.reps),
+                                self.deal_zero(self.reps, 2 * self.t))
+
     async def verify(self) -> None:
         """Check every product since the last check (module docstring), ``reps`` times with
         independent ρ and α; Deviation if one is wrong.  Three rounds: shared randomness, the
@@ -295,8 +302,10 @@ class Checked:
         c = np.concatenate([t[2] for t in self._triples])
         self._triples = []
         p, reps = self.p, self.reps
-        rho_seed = self.deal_random(2 * reps)
-        mask = self.deal_zero(reps, 2 * self.t)
+        if self._check_material is None:
+            self.prepare_check()
+        rho_seed, mask = self._check_material
+        self._check_material = None
         rho_seed = await rho_seed
         rho, seed = rho_seed[:reps], rho_seed[reps:]
         copies = self.mul(rho[:, None], a[None, :], checked=False)

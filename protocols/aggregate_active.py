@@ -51,6 +51,7 @@ async def aggregate(rt, value: float, method: str = "median",
     x = fixed(value)
     s = Checked(rt, P, list(range(1, len(rt.parties) + 1)), names)
     n = s.m
+    s.prepare_check()
     bits = await s.deal(np.array([(x >> i) & 1 for i in range(L)], dtype=object))
     not_bits = s.mul(bits, (1 - bits) % P)  # (n, L): 0 wherever a dealt value is a bit
     weights = np.array([1 << i for i in range(L)], dtype=object)

@@ -1,11 +1,11 @@
-"""Circuits on secret bits in a checked session (``protocols.active.Checked``): comparison,
-addition and selection, vectorised over any leading axes.
+"""Circuits on secret bits in a checked session (``protocols.active.Checked``): comparisons,
+ranks and the check that dealt bits are bits, vectorised over any leading axes.
 
 A number is an array of shared bits along the last axis, least significant first; every
 product goes through the session, so the batch check covers it.  Bits must be bits (dealt
-bits checked by the caller, or results of these circuits on bits).  Costs per bit of width
-w: ``less_than`` 2 + log2(w) products in 2 + log2(w) rounds, ``add`` 3 + 2·log2(w) products
-(Kogge–Stone carries), ``add_many`` 2 products per bit and row beyond two (carry-save).
+bits checked with ``check_bits``, or results of these circuits on bits).  Per bit of width
+w, ``less_than`` costs about three products in 1 + log2(w) rounds, ``greater_than_sum`` two
+more per bit and term beyond the first (carry-save) and never forms the sum.
 """
 
 from __future__ import annotations
@@ -20,68 +20,65 @@ def _xor(s: Checked, x, y, xy):
     return (x + y - 2 * xy) % s.p
 
 
-def _scan(s: Checked, values, combine):
-    """Inclusive prefix of ``values`` along the last axis, from index 0 up, in log2 rounds
-    (Hillis–Steele); ``combine(s, later, earlier)`` is awaitable."""
-    async def run():
-        prefix, d, width = values, 1, values.shape[-1]
-        while d < width:
-            joined = await combine(s, prefix[..., d:], prefix[..., :-d])
-            prefix = np.concatenate([prefix[..., :d], joined], axis=-1)
-            d *= 2
-        return prefix
-    return run()
-
-
-async def _and(s: Checked, later, earlier):
-    return await s.mul(later, earlier)
+async def _fold(s: Checked, first, second):
+    """Fold pairs (f, g) along the last axis, least significant first, into one pair for the
+    whole width: (f, g)_hi ∘ (f, g)_lo = (f_hi + g_hi·f_lo, g_hi·g_lo).  With (f, g) = ([x < y],
+    [x = y]) per bit this is the comparison; with (generate, propagate) the carry out.  Two
+    products per fold, log2(width) rounds; g of the whole is returned too."""
+    while first.shape[-1] > 1:
+        n = first.shape[-1]
+        odd = n % 2  # an unpaired top element goes up as it is
+        f_lo, f_hi = first[..., 0:n - odd:2], first[..., 1:n - odd:2]
+        g_lo, g_hi = second[..., 0:n - odd:2], second[..., 1:n - odd:2]
+        both = await s.mul(np.stack([g_hi, g_hi]), np.stack([f_lo, g_lo]))
+        f_new, g_new = (f_hi + both[0]) % s.p, both[1]
+        if odd:
+            f_new = np.concatenate([f_new, first[..., -1:]], axis=-1)
+            g_new = np.concatenate([g_new, second[..., -1:]], axis=-1)
+        first, second = f_new, g_new
+    return first[..., 0], second[..., 0]
 
 
 async def less_than(s: Checked, x, y):
-    """[x < y] over the last axis (x and y of one width)."""
+    """[x < y] over the last axis (x and y of one width): per bit [x < y] and [x = y] from
+    x·y, folded (``_fold``): about three products per bit."""
     xy = await s.mul(x, y)
-    equal = (1 - x - y + 2 * xy) % s.p
-    # from the top: all bits above i equal (inclusive prefix product of the reversed bits)
-    above = (await _scan(s, equal[..., ::-1], _and))[..., ::-1]
-    above = np.concatenate([above[..., 1:], np.ones_like(above[..., :1])], axis=-1)
-    return (await s.mul(above, (y - xy) % s.p)).sum(axis=-1) % s.p
+    lt, _ = await _fold(s, (y - xy) % s.p, (1 - x - y + 2 * xy) % s.p)
+    return lt
 
 
-async def _carry(s: Checked, later, earlier):
-    """Stacked (G, P) of two adjacent groups: G = G_hi + P_hi·G_lo (never both 1),
-    P = P_hi·P_lo."""
-    both = await s.mul(np.stack([later[1], later[1]]), np.stack([earlier[0], earlier[1]]))
-    return np.stack([(later[0] + both[0]) % s.p, both[1]])
+async def greater_than_sum(s: Checked, a, terms: list, width: int):
+    """[a > Σ terms] for numbers below 2^width whose sum is below 2^width too.
 
-
-async def add(s: Checked, x, y):
-    """x + y, one bit wider, over the last axis (x and y of one width)."""
-    g = await s.mul(x, y)
-    p = _xor(s, x, y, g)
-    prefix = await _scan(s, np.stack([g, p]), _carry)
-    carries = prefix[0]  # carry out of bit i
-    shifted = np.concatenate([np.zeros_like(carries[..., :1]), carries[..., :-1]], axis=-1)
-    total = _xor(s, p, shifted, await s.mul(p, shifted))
-    return np.concatenate([total, carries[..., -1:]], axis=-1)
-
-
-async def add_many(s: Checked, rows: list, width: int):
-    """The sum of the numbers in ``rows`` (each zero-padded to ``width`` bits, which must
-    hold the sum): carry-save adders down to two rows, then ``add``."""
-    rows = [pad(r, width) for r in rows]
+    With r terms, D = a + Σ (2^width − 1 − tⱼ) + (r − 1) = a − Σ tⱼ − 1 + r·2^width lies in
+    [(r−1)·2^width, (r+1)·2^width), and a > Σ tⱼ exactly when D >= r·2^width: when bit
+    ``width`` of D has the parity of r.  Carry-save adders take the r + 1 rows (and the public
+    constant) down to two, and the bit is theirs plus the carry into it (``_fold``): no sum
+    is ever formed."""
+    p, r, top = s.p, len(terms), width + 1  # bits 0..width of every row
+    rows = [pad(a, top)] + [pad((1 - pad(t, width)) % p, top) for t in terms]
     while len(rows) > 2:
         x, y, z = (np.stack(rows[i:len(rows) - len(rows) % 3:3]) for i in range(3))
         rest = rows[len(rows) - len(rows) % 3:]
         xy = await s.mul(x, y)
         u = _xor(s, x, y, xy)
         uz = await s.mul(u, z)
-        total = _xor(s, u, z, uz)
-        carry = (xy + uz) % s.p  # majority: xy and uz are never both 1
-        carry = np.concatenate([np.zeros_like(carry[..., :1]), carry[..., :-1]], axis=-1)
-        rows = list(total) + list(carry) + rest
-    if len(rows) == 1:
-        return rows[0]
-    return (await add(s, rows[0], rows[1]))[..., :width]
+        rows = list(_xor(s, u, z, uz)) + list(_up((xy + uz) % p)) + rest  # majority: disjoint
+    x, y = rows
+    k = np.array([(r - 1) >> i & 1 for i in range(top)], dtype=x.dtype)  # public: no product
+    xy = await s.mul(x, y)
+    u = _xor(s, x, y, xy)
+    x, y = (u + k - 2 * u * k) % p, _up((xy + u * k) % p)
+    xy = await s.mul(x, y)
+    carry, _ = await _fold(s, xy[..., :width], _xor(s, x, y, xy)[..., :width])
+    top_bits = _xor(s, x[..., width], y[..., width], xy[..., width])
+    bit = _xor(s, top_bits, carry, await s.mul(top_bits, carry))
+    return bit if r % 2 else (1 - bit) % p
+
+
+def _up(x):
+    """x·2 within the same width (the top bit leaves)."""
+    return np.concatenate([np.zeros_like(x[..., :1]), x[..., :-1]], axis=-1)
 
 
 def pad(x, width: int):

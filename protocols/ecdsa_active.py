@@ -42,6 +42,7 @@ async def presign(rt, share: int, points: list[int], count: int,
     if not 0 < count <= 1000:
         raise ValueError(f"presignature count {count} outside 1..1000")
     s = Checked(rt, N, points, names)
+    s.prepare_check()
     ku = await s.deal_random(2 * count)
     k, u = ku[:count], ku[count:]
     nonce_points, product = s.publish(k), s.mul(k, u)

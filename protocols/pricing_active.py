@@ -11,8 +11,9 @@ price and Greeks at that volatility (as in ``protocols.pricing``'s exact path) o
    one-hot indicators of the lowest, median and highest rank (Lagrange polynomials);
 2. the bits of σ_min, σ_med and σ_max (selected with the indicators: still bits);
 3. the breaker, exactly: an option breaches when 2^12·(σ_max − σ_min) > L·σ_med, with
-   L = round(limit·2^12) public: B = 2^12·σ_min + L·σ_med by carry-save and Kogge–Stone
-   adders on the bits (one shifted copy of σ_med per set bit of L), then [B < 2^12·σ_max];
+   L = round(limit·2^12) public: ``bitwise.greater_than_sum`` of 2^12·σ_max against
+   2^12·σ_min and one shifted copy of σ_med per set bit of L (carry-save adders and one
+   carry, no sum formed);
 4. the median party's limbs, selected with its indicator.
 
 Then the batch check of every product, the check that every dealt vol bit is a bit (naming a
@@ -98,6 +99,7 @@ async def _chunk(s: Checked, vols, public: dict, idx, limit: int):
     r = own.shape[0]
     bits = (sigma[:, None] >> np.arange(VOL_W)) & 1                        # (m, VOL_W)
     limbs = np.stack([own & ((1 << LIMB) - 1), own >> LIMB]).astype(np.int64)  # (2, r, m)
+    s.prepare_check()
     dealt = await s.deal(np.concatenate([bits.ravel(), limbs.ravel()]))
     bits = dealt[:, :m * VOL_W].reshape(n, m, VOL_W)
     limbs = dealt[:, m * VOL_W:].reshape(n, 2, r, m)
@@ -112,11 +114,10 @@ async def _chunk(s: Checked, vols, public: dict, idx, limit: int):
     chosen = (await s.mul(which[..., None], bits[:, None])).sum(axis=0) % Q  # (3, m, W)
     s_min, s_med, s_max = chosen
 
-    # 3. the breaker: [2^12·σ_min + L·σ_med < 2^12·σ_max]
+    # 3. the breaker: [2^12·σ_max > 2^12·σ_min + L·σ_med]
     terms = [bitwise.shift(s_med, j) for j in range(limit.bit_length()) if limit >> j & 1]
-    b_sum = await bitwise.add_many(s, terms + [bitwise.shift(s_min, LIMIT_BITS)], B_WIDTH)
-    a_top = bitwise.pad(bitwise.shift(s_max, LIMIT_BITS), B_WIDTH)
-    breach = await bitwise.less_than(s, b_sum, a_top)
+    breach = await bitwise.greater_than_sum(s, bitwise.shift(s_max, LIMIT_BITS),
+                                            terms + [bitwise.shift(s_min, LIMIT_BITS)], B_WIDTH)
 
     # 4. the median party's limbs
     picked = (await s.mul(med[:, None, None, :], limbs)).sum(axis=0) % Q     # (2, r, m)
