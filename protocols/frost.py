@@ -504,8 +504,8 @@ def group_public_key(verification_shares: Mapping[int, bytes], degree: int | Non
 
     for j in ids[len(base_ids):]:
         if interpolate(j) != points[j]:
-            raise FrostError(f"verification share of identifier {j} is inconsistent with "
-                             f"a degree-{degree} polynomial")
+            raise FrostError(f"the verification shares lie on no degree-{degree} polynomial:"
+                             f" a party dealt or published a wrong share")
     pk = interpolate(0)
     if pk == _IDENTITY:
         raise FrostError("interpolated group public key is the identity")

@@ -54,14 +54,17 @@ def interpolate_points(points: list[int], values: list[coincurve.PublicKey]) -> 
 def check_verification_shares(vshares: list[str], threshold: int, public_key: str) -> None:
     """All x_j·G (at points 1..n) lie on one degree-t polynomial whose value at 0 is the key.
 
-    Checked by interpolating from points 1..t plus each further point in turn."""
+    Checked by interpolating from points 1..t plus each further point in turn.  A failure
+    does not say which share is wrong: the share that fails to fit may be an honest party's
+    (a dealer's wrong share to it made it so), so the error names none."""
     pts = [point(v) for v in vshares]
     base = list(range(1, threshold + 1))
     for j in range(threshold + 1, len(pts) + 1):
         got = interpolate_points(base + [j], [pts[i - 1] for i in base] + [pts[j - 1]])
         if hex_point(got) != public_key:
-            raise CurveError(f"verification share of point {j} is inconsistent with the"
-                             f" public key")
+            raise CurveError(f"the verification shares lie on no degree-{threshold} polynomial"
+                             f" through the public key: a party dealt or published a wrong"
+                             f" share")
 
 
 def verify(public_key: str, digest: bytes, r: int, s: int) -> bool:

@@ -358,7 +358,7 @@ class TestSigningMisuse:
         pks = {i: frost.verification_share(s) for i, s in self.shares.items()}
         with pytest.raises(FrostError, match="too few verification shares"):
             frost.group_public_key({1: pks[1]}, degree=1)
-        with pytest.raises(FrostError, match="identifier 3 is inconsistent"):
+        with pytest.raises(FrostError, match="lie on no degree-1 polynomial"):
             frost.group_public_key({**pks, 3: G}, degree=1)
         with pytest.raises(FrostError, match="identity"):
             frost.group_public_key({1: pks[1], 2: IDENTITY})

@@ -268,7 +268,7 @@ def plan_of_three():
     ({"new_threshold": -1}, "non-negative int"),
     ({"old_points": [1, 2, None], "new_points": [1, 2, None]}, "neither deals nor receives"),
     ({"public_key": coincurve.PrivateKey.from_int(8).public_key.format().hex()},
-     "inconsistent with the public key"),
+     "no degree-1 polynomial through the public key"),
 ])
 def test_a_bad_plan_is_refused_with_its_problem_named(change, problem):
     with pytest.raises(ValueError, match=problem):
