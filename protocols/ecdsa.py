@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import secrets
 
-from .secp256k1 import (HALF_N, N, check_verification_shares, hex_point, interpolate_points,
-                        lagrange_at_zero, mul_base, point, recovery_consistent, verify)
+from .secp256k1 import (HALF_N, N, CurveError, check_verification_shares, hex_point,
+                        interpolate_points, lagrange_at_zero, mul_base, point,
+                        recovery_consistent, verify)
 
 
 class SigningError(RuntimeError):
@@ -46,6 +47,18 @@ async def _random_shared(rt):
     return rt.sum(rt.input(secfld(secrets.randbelow(N)), senders=None))
 
 
+def _verification_shares(published: list) -> list[str]:
+    """The points the session parties published (each over its own authenticated link), as
+    hex; CurveError naming the first party whose bytes are no secp256k1 point."""
+    for pid, data in enumerate(published):
+        try:
+            point(data if isinstance(data, bytes) else b"")
+        except CurveError:
+            raise CurveError(f"session party {pid} (point {pid + 1}) sent a verification share"
+                             f" that is no secp256k1 point") from None
+    return [p.hex() for p in published]
+
+
 async def keygen(rt) -> dict:
     """Among all n parties (MPyC threshold = cluster t): a random key x, never revealed.
 
@@ -53,7 +66,7 @@ async def keygen(rt) -> dict:
     share x_j·G (index j-1 for point j)."""
     x = await _random_shared(rt)
     share = await _share_value(rt, x)
-    vshares = [p.hex() for p in await rt.transfer(mul_base(share).format(compressed=True))]
+    vshares = _verification_shares(await rt.transfer(mul_base(share).format(compressed=True)))
     pts = [point(v) for v in vshares[:rt.threshold + 1]]
     public_key = hex_point(interpolate_points(list(range(1, rt.threshold + 2)), pts))
     check_verification_shares(vshares, rt.threshold, public_key)
@@ -66,7 +79,7 @@ async def refresh(rt, share: int, public_key: str) -> dict:
     secfld = _secfld(rt)
     zero = rt.sum(rt.input(secfld(0), senders=None))
     new = (share + await _share_value(rt, zero)) % N
-    vshares = [p.hex() for p in await rt.transfer(mul_base(new).format(compressed=True))]
+    vshares = _verification_shares(await rt.transfer(mul_base(new).format(compressed=True)))
     check_verification_shares(vshares, rt.threshold, public_key)
     return {"share": new, "verification_shares": vshares}
 

@@ -81,5 +81,15 @@ def test_tampered_verification_share_is_detected():
     pk = cc.PrivateKey.from_int(1).public_key.format().hex()
     check_verification_shares(shares, 1, pk)
     shares[2] = cc.PrivateKey.from_int(14).public_key.format().hex()
-    with pytest.raises(CurveError, match="point 3"):
+    with pytest.raises(CurveError, match="lie on no degree-1 polynomial through the public key"):
         check_verification_shares(shares, 1, pk)
+
+
+def test_a_published_point_that_does_not_parse_names_its_sender():
+    from protocols.ecdsa import _verification_shares
+    good = coincurve.PrivateKey.from_int(5).public_key.format()
+    assert _verification_shares([good, good]) == [good.hex()] * 2
+    for bad in (b"\x02" + b"\xff" * 32, b"", 7):
+        with pytest.raises(CurveError, match=r"session party 1 \(point 2\) sent a verification"
+                                             r" share that is no secp256k1 point"):
+            _verification_shares([good, bad, good])
