@@ -15,6 +15,10 @@ contract below has a test there that names what changed.
   (``Runtime._reshare``).  PRSS draws use MPyC's keys (``Runtime._prss_keys``) and
   weights (``thresha._f_S_i``) with a vectorised SHAKE-128 stream (``fast_prss_share``,
   ``prss_pieces``); ``fast_prss_randoms`` puts it behind ``Runtime._np_randoms``.
+- **Unpickling**: MPyC sends arrays and ``transfer``'s objects as pickles and loads what a
+  peer sent with ``pickle.loads`` (``mpyc.runtime.pickle``): a peer could make it run any
+  code.  ``install_runtime`` gives ``mpyc.runtime`` ``SafePickle``, whose ``loads`` builds
+  only plain data and numpy arrays and refuses every other class.
 - **Raw rounds**: ``exchange`` sends each peer bytes in one round labelled by MPyC's program
   counter (``Runtime._send_message``, ``_receive_message``), for ``protocols.compare3``.
 - **Comparison bits**: ``comparison_bits`` swaps the source of the random bits MPyC's
@@ -37,8 +41,10 @@ import copy
 import functools
 import hashlib
 import importlib
+import io
 import math
 import os
+import pickle
 import struct
 import sys
 import time
@@ -105,8 +111,36 @@ def install_runtime(pid: int, addresses: list[tuple[str, int]], threshold: int):
     for name in RUNTIME_HOLDERS:
         importlib.import_module(name).runtime = rt
     runtime_module.mpc = rt
+    runtime_module.pickle = SafePickle
     thresha.np_random_split = np_random_split
     return rt
+
+
+# -- unpickling what peers send ---------------------------------------------------------------
+
+class _DataOnly(pickle.Unpickler):
+    """An unpickler for peers' messages: builtin data, and numpy arrays and scalars (field
+    values are arrays of ints, or int64); any other global is refused before it is looked up."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"),
+               ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"a peer sent a pickle of {module}.{name}: only data"
+                                         f" and numpy arrays are accepted")
+        return super().find_class(module, name)
+
+
+class SafePickle:
+    """``mpyc.runtime``'s ``pickle``: the standard ``dumps``, a ``loads`` limited to data."""
+
+    dumps = staticmethod(pickle.dumps)
+
+    @staticmethod
+    def loads(data: bytes):
+        return _DataOnly(io.BytesIO(data)).load()
 
 
 # -- Shamir sampler --------------------------------------------------------------------------

@@ -16,3 +16,20 @@ async def truncate(rt, values: list[int], f: int, l: int, type_bits: int) -> lis
     secint = rt.SecInt(type_bits)
     x = rt.input(secint.array(np.array(values, dtype=object)), senders=0)
     return [int(v) for v in await rt.output(fx.trunc(rt, x, f, l))]
+
+
+class _MakesADirectory:
+    """What a hostile peer pickles: unpickling it would call os.mkdir(path)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+        return os.mkdir, (self.path,)
+
+
+async def pickled_code(rt, path: str) -> str:
+    """Party 0 sends, through MPyC's transfer, a pickle that would create ``path`` when
+    loaded."""
+    return repr(await rt.transfer(_MakesADirectory(path) if rt.pid == 0 else rt.pid))

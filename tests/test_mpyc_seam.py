@@ -344,3 +344,30 @@ async def test_a_refused_caller_never_reaches_mpyc():
     assert transport.closed and not listener.admitted and links.link(0) is None
     listener.connection_lost(None)
     assert not [e for e in policy.events if e[0] == "lost"]
+
+
+def test_mpyc_unpickles_peers_messages_through_the_module_name_the_seam_replaces():
+    source = inspect.getsource(mpyc_runtime)
+    # transfer, input, output and _reshare load what a peer sent with pickle.loads
+    assert source.count("pickle.loads") == 4, "MPyC changed how it unpickles messages"
+    mpyc_seam.install_runtime(0, [("127.0.0.1", 0)], 0)
+    assert mpyc_runtime.pickle is mpyc_seam.SafePickle
+
+
+def test_a_peers_pickle_builds_data_and_arrays_but_never_runs_code(tmp_path):
+    import os
+    import pickle
+    loads = mpyc_seam.SafePickle.loads
+    for value in (12345678901234567890123, b"\x02" * 33, [1, (2, b"x")], "text",
+                  np.array([1, 2**100], dtype=object), np.arange(5, dtype=np.int64),
+                  np.int64(7)):
+        got = loads(pickle.dumps(value))
+        assert (got == value).all() if isinstance(value, np.ndarray) else got == value
+
+    class Evil:
+        def __reduce__(self):
+            return os.mkdir, (str(tmp_path / "pwned"),)
+
+    with pytest.raises(pickle.UnpicklingError, match="posix.mkdir|os.mkdir"):
+        loads(pickle.dumps(Evil()))
+    assert not (tmp_path / "pwned").exists()
