@@ -22,9 +22,12 @@ options that pass are opened (checked openings).  Limbs outside 24 bits can only
 the selected party, which dealt them: the job stops saying so.  Nothing else is opened, so
 an additive error never reaches an output.
 
+With reveal "coordinator" the parties return their shares of the selected limbs instead of
+opening them; the coordinator checks that all shares lie on one polynomial, recombines the
+limbs and checks their range (``mpc_nodes.jobs.output_shares``).
+
 Not here (refused under malicious, ``PricingError``): the secure evaluation (mean, trimmed
-mean of more than three, median of an even count), portfolio totals and reveal to the
-coordinator only.  The breaker decides exactly at the limit (the semi-honest path keeps a
+mean of more than three, median of an even count) and portfolio totals.  The breaker decides exactly at the limit (the semi-honest path keeps a
 slack of a few 2^-20 of a vol point on the conservative side).
 """
 
@@ -53,29 +56,37 @@ def refusal(n: int, public: dict) -> str | None:
                 f" of an odd number of parties and the trimmed mean of three are")
     if public["portfolio"]:
         return "portfolio totals are not yet available under security: malicious (issue 13)"
-    if public["reveal"] != "all":
-        return ("reveal to the coordinator only is not yet available under security: malicious"
-                " (issue 13)")
     return None
 
 
 async def price(rt, vols: list[float], public: dict, names: list[str] | None = None) -> dict:
-    """As ``protocols.pricing.price`` for the exact path with every output revealed:
-    {"breached": [option indices], "rows": revealed integer rows, "scale_bits": F}."""
+    """As ``protocols.pricing.price`` for the exact path: {"breached": [option indices],
+    "rows": revealed integer rows, "scale_bits": F}, or with reveal "coordinator" this
+    party's Shamir shares of the rows' limbs instead ("share": ``limb_shares``)."""
     _check_public(vols, public)
     if (why := refusal(len(rt.parties), public)) is not None:
         raise PricingError(why)
     vols = np.asarray(vols, dtype=float)
     limit = int(round(public["limit"] * 2 ** LIMIT_BITS))
-    breached, rows = [], []
+    breached, rows, reveal = [], [], public["reveal"] == "all"
     for start in range(0, len(vols), CHUNK):
         idx = np.arange(start, min(len(vols), start + CHUNK))
         s = Checked(rt, Q, list(range(1, len(rt.parties) + 1)), names)
-        chunk_breached, chunk_rows = await _chunk(s, vols[idx], public, idx, limit)
+        chunk_breached, chunk_rows = await _chunk(s, vols[idx], public, idx, limit, reveal)
         breached += [int(idx[i]) for i in chunk_breached]
         rows.append(chunk_rows)
-    return {"breached": breached, "scale_bits": F,
-            "rows": np.concatenate(rows, axis=1).tolist() if rows else []}
+    result = {"breached": breached, "scale_bits": F}
+    if reveal:
+        return result | {"rows": np.concatenate(rows, axis=1).tolist() if rows else []}
+    return result | {"rows": None, "share": limb_shares(rt, np.concatenate(rows, axis=-1))}
+
+
+def limb_shares(rt, limbs) -> dict:
+    """This party's share record of the selected rows' limbs (2, rows, options), for the
+    coordinator (mpc_nodes.jobs.output_shares): the low limbs, then the high ones."""
+    return {"point": rt.pid + 1, "modulus": Q, "degree": rt.threshold,
+            "shape": list(limbs.shape[1:]), "limb_bits": LIMB, "offset": OFFSET,
+            "values": [int(v) for v in np.ravel(limbs)]}
 
 
 def _own_rows(vols, public: dict, idx) -> np.ndarray:
@@ -89,8 +100,9 @@ def _own_rows(vols, public: dict, idx) -> np.ndarray:
     return own.reshape(-1, len(vols))
 
 
-async def _chunk(s: Checked, vols, public: dict, idx, limit: int):
-    """(indices into the chunk that breach, revealed rows of the others)."""
+async def _chunk(s: Checked, vols, public: dict, idx, limit: int, reveal: bool):
+    """(indices into the chunk that breach, revealed rows of the others, or with ``reveal``
+    False this party's shares of their limbs)."""
     n, m = s.m, len(vols)
     sigma = _fixed(vols, VOL_BITS).astype(np.int64)
     if np.any(sigma > _VOL_TOP) or np.any(sigma < 0):
@@ -126,6 +138,8 @@ async def _chunk(s: Checked, vols, public: dict, idx, limit: int):
     await bitwise.check_bits(s, await not_bits)
     breach = (await s.open(breach)).astype(bool)
     ok = np.flatnonzero(~breach)
+    if not reveal:
+        return np.flatnonzero(breach), picked[:, :, ok]
     opened = (await s.open(picked[:, :, ok].ravel())).reshape(2, r, len(ok)) if len(ok) else \
         np.zeros((2, r, 0), dtype=np.int64)
     if np.any(opened >= 1 << LIMB):

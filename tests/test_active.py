@@ -175,7 +175,25 @@ def test_checked_pricing_refuses_what_it_does_not_cover():
     assert "secure evaluation" in refusal(3, dict(public, method="mean"))
     assert "secure evaluation" in refusal(4, public)  # an even median
     assert "portfolio" in refusal(3, dict(public, portfolio=True))
-    assert "coordinator" in refusal(3, dict(public, reveal="coordinator"))
+    assert refusal(3, dict(public, reveal="coordinator")) is None
+
+
+def test_checked_pricing_reveals_to_the_coordinator_as_limb_shares_it_recombines():
+    from mpc_nodes.jobs.output_shares import from_limbs, reconstruct
+    public, vols = _book(15, 5)
+    shared = run_parties("protocols.pricing_active:price",
+                         [[v, dict(public, reveal="coordinator")] for v in vols])
+    revealed = run_parties("protocols.pricing_active:price", [[v, public] for v in vols])[0]
+    records = {f"p{i}": r["share"] for i, r in enumerate(shared)}
+    assert all(r["rows"] is None and r["breached"] == revealed["breached"] for r in shared)
+    flat = from_limbs(reconstruct(records), records["p0"]).copy()
+    rows, width = records["p0"]["shape"]
+    assert [flat[i * width:(i + 1) * width] for i in range(rows)] == revealed["rows"]
+    # a party's corrupted share is caught by the coordinator's consistency check
+    records["p1"] = dict(records["p1"], values=[(records["p1"]["values"][0] + 1) % (2**31 - 1)]
+                         + records["p1"]["values"][1:])
+    with pytest.raises(ValueError, match="inconsistent"):
+        reconstruct(records)
 
 
 @pytest.fixture(scope="module")

@@ -48,6 +48,10 @@ async def test_prices_and_aggregates_under_malicious_and_what_is_refused(make_cl
         assert outcome.ok, outcome.error  # protocols.pricing_active: checked by QuantLib
         assert outcome.output["breached"] == []
         _assert_close(outcome.output["values"], refs)
+        sealed = await run_price(c, price_params(book, "ETH", SPOT, RATE, greeks=True,
+                                                 reveal="coordinator", recipient="coordinator"))
+        assert sealed.ok, sealed.error  # limb shares, recombined by the coordinator
+        assert sealed.output["values"] == outcome.output["values"]
         for changes, why in (({"method": "mean"}, "the mean uses the secure evaluation"),
                              ({"portfolio": True}, "portfolio totals"),):
             refused = await run_price(c, price_params(book, "ETH", SPOT, RATE, **changes))

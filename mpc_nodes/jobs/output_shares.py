@@ -68,3 +68,15 @@ def reconstruct(shares: dict[str, dict]) -> list[int]:
             raise OutputShareError(f"the output shares are inconsistent (checked against"
                                    f" {name}'s): a party sent a corrupted share")
     return [v - p if v > p // 2 else v for v in interpolate(base_xs, base, 0, p)]
+
+
+def from_limbs(flat: list[int], record: dict) -> list[int]:
+    """Values from reconstructed limbs (low limbs, then high ones) of a share record with
+    ``limb_bits`` and ``offset`` (protocols.pricing_active): high·2^bits + low − offset; a
+    limb outside its bits can only be the selected party's own dealing, and is refused."""
+    bits, half = record["limb_bits"], len(flat) // 2
+    low, high = flat[:half], flat[half:]
+    if any(not 0 <= v < 1 << bits for v in flat):
+        raise OutputShareError(f"a reconstructed output limb is outside {bits} bits: the"
+                               f" selected party dealt an output outside its range")
+    return [(h << bits) + lo - record["offset"] for lo, h in zip(low, high)]

@@ -25,7 +25,8 @@ from protocols.domain import SECURE_LIMIT_MAX
 
 from mpc_nodes.jobs.kind import JobRejected, MpcSession, SessionKind, _Params
 from mpc_nodes.jobs.options_csv import MAX_QUANTITY, OptionBook
-from mpc_nodes.jobs.output_shares import OutputShareError, open_share, reconstruct, seal_share
+from mpc_nodes.jobs.output_shares import (OutputShareError, from_limbs, open_share, reconstruct,
+                                         seal_share)
 from mpc_nodes.node.input_usage import InputUse
 from mpc_nodes.node.volsurface import UNDERLYING, NoSurface, Surface, SurfaceBook, SurfaceError
 
@@ -125,8 +126,7 @@ class Price(SessionKind[PriceParams, PrivateVols]):
         if ctx.roster.security == "malicious" and (why := malicious_refusal(job.params)):
             raise JobRejected(f"price job refused under security: malicious: {why} (issue 13;"
                               f" protocols.pricing_active covers the median of an odd number"
-                              f" of parties and the trimmed mean of three, every output"
-                              f" revealed)")
+                              f" of parties and the trimmed mean of three)")
         limit, method = ctx.roster.limits.vol_spread_limit, job.params.method
         if method != "median" and limit > SECURE_LIMIT_MAX:  # (even median: in the session)
             raise JobRejected(f"the cluster's vol_spread_limit {limit:g} is too loose for"
@@ -172,8 +172,6 @@ def malicious_refusal(params: PriceParams) -> str | None:
         return "the mean uses the secure evaluation, not yet available"
     if params.portfolio:
         return "portfolio totals are not yet available"
-    if params.reveal != "all":
-        return "reveal to the coordinator only is not yet available"
     return None
 
 
@@ -316,7 +314,10 @@ def open_outputs(c: Coordinator, params: PriceParams, party_outputs: dict) -> di
     shares = {name: open_share(out["sealed_share"], c.identity)
               for name, out in party_outputs.items()}
     flat = reconstruct(shares)
-    shape = next(iter(shares.values()))["shape"]
+    record = next(iter(shares.values()))
+    if "limb_bits" in record:  # the checked protocol's limbs (pricing_active)
+        flat = from_limbs(flat, record)
+    shape = record["shape"]
     rows = rows_from_flat(flat, shape, params.portfolio)
     return common | values_from_rows(params, rows, first["scale_bits"])
 
