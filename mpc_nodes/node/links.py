@@ -65,8 +65,10 @@ class LinkPool:
     """An engine's idle links and its listening socket, shared by its sessions (one at a time)."""
 
     MAX_IDLE = 32  # more than any roster's peers; the oldest idle link goes first
-    MAX_BUFFERED = 1 << 16  # what an idle link holds for the next session: its preamble and
-    # the first protocol frames, far below this; more is a peer flooding us
+    MAX_BUFFERED = 1 << 21  # what an idle link holds for the next session: its preamble and
+    # the peer's first round, sent before this party's session began; the largest is checked
+    # pricing's dealing, 2,500 options x 37 values x 4 bytes = 370 KB per peer with Greeks
+    # (64 KiB closed the links of a malicious price job of 500 options); more is a flood
 
     def __init__(self):
         self.idle: list[_Idle] = []
