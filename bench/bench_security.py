@@ -4,11 +4,19 @@ local 3-party clusters (t=1) side by side in one run, one `security: semi-honest
 each round, so both see the same load).  Per kind: wall time per job p50/p90 (request to
 verified result; keygen and refresh: to committed), the slowest party's MPC time, CPU per
 job of the cluster's processes (bench/_cluster.cluster_cpu) and of its engines (the MPC), the
-ratio malicious / semi-honest and the issue's target beside it.  Then the protocol alone (no
-bus): protocols.ecdsa against protocols.ecdsa_active in 3 real party processes on loopback
-(tests/mpc_harness), timed inside the parties, to separate MPC cost from bus cost.
+ratio malicious / semi-honest and the issue's target beside it.  Pricing likewise, fewer
+rounds (each job takes seconds): a book of --options options with Greeks at the median through
+the coordinator (as bench_pricing), options/s per mode; the variants the checked protocol
+did not cover (mean, portfolio, reveal to the coordinator) are requested once each of the
+malicious cluster, and its refusal (or that it ran) printed.  Then the protocols alone (no
+bus), in 3 real party processes on loopback (tests/mpc_harness), timed inside the parties, to
+separate MPC cost from bus cost: protocols.ecdsa against protocols.ecdsa_active, and
+protocols.pricing against protocols.pricing_active on the same book and vols (both must
+reveal the same rows).  --profile N: instead, cProfile one party
+of protocols.pricing_active on N options and print where its CPU goes.
 
-    python bench/bench_security.py [--rounds 20] [--sigs 20] [--broker URL] [--json]
+    python bench/bench_security.py [--rounds 20] [--sigs 20] [--price-rounds 3]
+                                   [--options 10000] [--broker URL] [--json] [--profile N]
 """
 
 from __future__ import annotations
@@ -25,17 +33,23 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cluster, also in a party process
 
 from _cluster import cluster_cpu, local_cluster, online_coordinator, pct  # noqa: E402
 
-from protocols import ecdsa, ecdsa_active  # noqa: E402
+from bench_pricing import SPOT, options, public  # noqa: E402
+
+from protocols import ecdsa, ecdsa_active, pricing, pricing_active  # noqa: E402
 from tests.cluster_harness import eth_policy  # noqa: E402
 from tests.mpc_harness import run_parties  # noqa: E402
 
 from mpc_nodes.deploy.cluster import RunState  # noqa: E402
 from mpc_nodes.jobs.ecdsa import check_signature  # noqa: E402
 from mpc_nodes.jobs.frost import frost_keygen  # noqa: E402
+from mpc_nodes.jobs.options_csv import OptionBook  # noqa: E402
+from mpc_nodes.jobs.pricing import price_params, run_price  # noqa: E402
 from mpc_nodes.jobs.registry import kind_for  # noqa: E402
 
 MODES = ("semi-honest", "malicious")
@@ -68,6 +82,7 @@ class Side:
     jobs: int = 0
     epoch: int = 0
     pool: list = field(default_factory=list)  # (presignature id, binding)
+    book: dict = field(default_factory=dict)  # price job parameters: the book priced
     samples: dict = field(default_factory=dict)
 
     def next(self) -> int:
@@ -119,11 +134,24 @@ KINDS = {
     "aggregate mean": ("aggregate", lambda s: s.c.run_job(
         "aggregate", {"input": "btc_vol_30d", "method": "mean"})),  # one input, one method
 }
+# measured in fewer rounds than KINDS (a job takes seconds)
+PRICE = {"price": ("price", lambda s: run_price(s.c, s.book))}
+# price variants beyond the median with every output revealed: each requested once of the
+# malicious cluster, which refuses (at the vote) what the checked protocol does not cover yet
+PRICE_VARIANTS = {"mean": {"method": "mean"}, "portfolio": {"portfolio": True},
+                 "reveal=coordinator": {"reveal": "coordinator"}}
+
+
+def price_book(m: int) -> dict:
+    """Price job parameters: bench_pricing's book of m options, Greeks, the median."""
+    is_call, strikes, expiries, _ = options(m)
+    return price_params(OptionBook(is_call, strikes, expiries, [1.0] * m), "ETH", SPOT, 0.03,
+                        greeks=True)
 
 
 async def _run(side: Side, label: str):
     """One job of this kind on this side; a failed one ends the bench, with its reasons."""
-    o = await KINDS[label][1](side)
+    o = await (KINDS | PRICE)[label][1](side)
     if not o.ok:
         raise SystemExit(f"{label} under {side.mode} failed: {o.error} ("
                          + "; ".join(f"{v.party}: {v.reason}" for v in o.votes
@@ -145,29 +173,44 @@ async def _one(side: Side, label: str) -> None:
     s["engine_cpu"].append(after.get("engine", 0.0) - before.get("engine", 0.0))
 
 
-async def measure(clusters: dict, rounds: int) -> tuple[dict, dict]:
-    """Every kind allowed under both modes, `rounds` jobs per mode, A/B alternating; returns
-    (samples by mode, the kinds not measured: refused under malicious, or price, with why)."""
+async def refused_variants(c) -> dict:
+    """Each of PRICE_VARIANTS requested once (one option) of a malicious cluster: the reason
+    its nodes refuse it (None: it ran)."""
+    out = {}
+    for label, change in PRICE_VARIANTS.items():
+        o = await run_price(c, price_book(1) | change)
+        out[label] = None if o.ok else next(
+            (v.reason for v in o.votes if not v.accept), o.error)
+    return out
+
+
+async def measure(clusters: dict, rounds: int, price_rounds: int,
+                  m: int) -> tuple[dict, dict, dict]:
+    """Every kind allowed under both modes, `rounds` jobs per mode, then `price_rounds` price
+    jobs of m options per mode, A/B alternating; returns (samples by mode, the kinds refused
+    under malicious with why, the price variants refused under malicious with why)."""
     async with online_coordinator(*clusters["semi-honest"][:2]) as a, \
             online_coordinator(*clusters["malicious"][:2]) as b:
-        sides = [Side(mode, c, clusters[mode][2]) for mode, c in zip(MODES, (a, b))]
-        skipped = {label: {"refused": True, "reason": why} for label, (kind, _) in KINDS.items()
+        sides = [Side(mode, c, clusters[mode][2], book=price_book(100))
+                 for mode, c in zip(MODES, (a, b))]
+        skipped = {label: why for label, (kind, _) in (KINDS | PRICE).items()
                    if (why := kind_for(kind).refused_under(b.roster))}
-        why = kind_for("price").refused_under(b.roster)
-        skipped["price"] = {"refused": bool(why), "reason": why or "allowed under malicious"
-                            " now, not measured here yet (bench_pricing measures it)"}
         labels = [label for label in KINDS if label not in skipped]
         for side in sides:  # warm-up, not measured: engines, links, imports on the nodes
             for job in ({"key_id": KEY}, {"key_id": "bench-refresh"}):
                 o = await side.c.run_job("keygen", job)
                 assert o.ok, o.error
-            for label in labels:
+            for label in labels + [label for label in PRICE if label not in skipped]:
                 await _run(side, label)
+            side.book = price_book(m)
         for r in range(rounds):
             for label in labels:
                 for side in (sides if r % 2 == 0 else sides[::-1]):
                     await _one(side, label)
-        return {side.mode: side.samples for side in sides}, skipped
+        for r in range(price_rounds if "price" not in skipped else 0):
+            for side in (sides if r % 2 == 0 else sides[::-1]):
+                await _one(side, "price")
+        return {side.mode: side.samples for side in sides}, skipped, await refused_variants(b)
 
 
 async def timed_ecdsa(rt, mode: str, share: int, public_key: str, sigs: int) -> dict:
@@ -212,9 +255,112 @@ def protocol_alone(rounds: int, sigs: int) -> dict:
     return out
 
 
-def summary(samples: dict, alone: dict, skipped: dict) -> dict:
+def pricing_inputs(m: int) -> tuple[dict, list]:
+    """The public book (bench_pricing's, median, Greeks) and 3 parties' vols within 5 %."""
+    pub, vols = public(m, "median")
+    rng = np.random.default_rng(7)
+    return pub, [list(vols * (1 + rng.uniform(-0.05, 0.05, m))) for _ in range(3)]
+
+
+async def timed_price(rt, mode: str, vols: list, public: dict) -> dict:
+    """Party side of the protocol-alone pricing: protocols.pricing (semi-honest) or
+    pricing_active (malicious) timed (wall, CPU) from a barrier, and a digest of what it
+    revealed (both modes must reveal the same rows)."""
+    proto = pricing_active if mode == "malicious" else pricing
+    await rt.barrier()
+    start, cpu = time.perf_counter(), time.process_time()
+    result = await proto.price(rt, vols, public)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    revealed = json.dumps([result["breached"], result["rows"]]).encode()
+    return {"wall": wall, "cpu": cpu, "digest": hashlib.sha256(revealed).hexdigest()[:16]}
+
+
+def pricing_alone(rounds: int, m: int) -> dict:
+    """Per mode: one [wall, CPU] per party per run, the modes alternating over `rounds` runs
+    of 3 party processes pricing the same m options; a mode that revealed other rows ends
+    the bench."""
+    pub, vols = pricing_inputs(m)
+    out: dict = {mode: [] for mode in MODES}
+    digests = set()
+    for r in range(rounds):
+        for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+            parties = run_parties("bench.bench_security:timed_price",
+                                  [[mode, v, pub] for v in vols], timeout=3600)
+            digests |= {p["digest"] for p in parties}
+            out[mode].append([[p["wall"], p["cpu"]] for p in parties])
+    if len(digests) > 1:
+        raise SystemExit(f"the two pricing protocols revealed different rows: {digests}")
+    return out
+
+
+async def profiled_price(rt, vols: list, public: dict, top: int) -> dict:
+    """protocols.pricing_active.price with party 0 under cProfile (CPU time): every party's
+    wall and CPU, and party 0's `top` functions by own time and by cumulative time."""
+    import cProfile
+    import pstats
+    await rt.barrier()
+    profile = cProfile.Profile(time.process_time) if rt.pid == 0 else None
+    start, cpu = time.perf_counter(), time.process_time()
+    if profile:
+        profile.enable()
+    await pricing_active.price(rt, vols, public)
+    if profile:
+        profile.disable()
+    out = {"wall": time.perf_counter() - start, "cpu": time.process_time() - cpu}
+    if profile:
+        rows = [(f"{Path(f).name}:{line} {fn}", n, own, cum)
+                for (f, line, fn), (_, n, own, cum, _) in pstats.Stats(profile).stats.items()]
+        out["own"] = sorted(rows, key=lambda r: -r[2])[:top]
+        out["cumulative"] = sorted(rows, key=lambda r: -r[3])[:top]
+    return out
+
+
+def profile_report(m: int, top: int = 25) -> None:
+    pub, vols = pricing_inputs(m)
+    parties = run_parties("bench.bench_security:profiled_price", [[v, pub, top] for v in vols],
+                          timeout=3600)
+    print(f"protocols.pricing_active, {m:,} options with Greeks, 3 parties, party 0 under"
+          f" cProfile (CPU time; it slows every party): wall "
+          + ", ".join(f"{p['wall']:.2f}" for p in parties) + " s, CPU "
+          + ", ".join(f"{p['cpu']:.2f}" for p in parties) + " s")
+    for key, title in (("own", "own time"), ("cumulative", "cumulative time")):
+        print(f"\nparty 0, top {top} by {title}:\n{'ncalls':>9}{'own s':>9}{'cum s':>9}  function")
+        for name, n, own, cum in parties[0][key]:
+            print(f"{n:>9}{own:9.3f}{cum:9.3f}  {name}")
+
+
+def _price_summary(samples: dict, alone: dict, m: int) -> dict:
+    """Options/s per mode end to end (per job: m / wall) and the protocol alone (wall of the
+    slowest party, CPU per party), with the ratios."""
+    row: dict = {"options": m, "target": TARGETS["price"]}
+    for mode in MODES:
+        s = samples[mode].get("price")
+        runs = alone.get(mode, [])
+        walls = [max(w for w, _ in run) for run in runs]
+        cpus = [c for run in runs for _, c in run]
+        row[mode] = {
+            "jobs": len(s["wall"]) if s else 0,
+            "wall_s": s["wall"] if s else [],
+            "rate_p50": m / pct(s["wall"], .5) if s else None,
+            "mpc_p50_s": pct(s["mpc"], .5) if s else None,
+            "cpu_s": sum(s["cpu"]) / len(s["cpu"]) if s else None,
+            "engine_cpu_s": sum(s["engine_cpu"]) / len(s["engine_cpu"]) if s else None,
+            "alone_runs": len(runs), "alone_wall_s": walls,
+            "alone_wall_p50_s": pct(walls, .5) if walls else None,
+            "alone_cpu_per_party_s": sum(cpus) / len(cpus) if cpus else None}
+    sh, mal = row["semi-honest"], row["malicious"]
+    for key, ratio in (("rate_p50", "ratio_e2e"), ("mpc_p50_s", "ratio_mpc"),
+                       ("cpu_s", "ratio_cpu"), ("alone_wall_p50_s", "ratio_alone_wall"),
+                       ("alone_cpu_per_party_s", "ratio_alone_cpu")):
+        if sh[key] and mal[key]:
+            row[ratio] = sh[key] / mal[key] if key == "rate_p50" else mal[key] / sh[key]
+    return row
+
+
+def summary(samples: dict, alone: dict, skipped: dict, price_alone: dict, m: int,
+            price_refused: dict) -> dict:
     kinds = {}
-    for label in samples["semi-honest"]:
+    for label in (label for label in samples["semi-honest"] if label not in PRICE):
         row = {}
         for mode in MODES:
             s = samples[mode][label]
@@ -239,13 +385,15 @@ def summary(samples: dict, alone: dict, skipped: dict) -> dict:
         row["ratio_cpu"] = row["malicious"]["cpu_ms"] / row["semi-honest"]["cpu_ms"]
         row["target"] = TARGETS.get(label)
         protocol[label] = row
-    return {"jobs": kinds, "protocol": protocol, "not_measured": skipped}
+    return {"jobs": kinds, "protocol": protocol, "refused": skipped,
+            "price": _price_summary(samples, price_alone, m), "price_refused": price_refused}
 
 
 def report(result: dict) -> None:
     print(f"bench_security {result['date']}, commit {result['commit']}: 3 parties (t=1) per"
           f" cluster, {result['cpus']} CPUs, load average {result['load'][0]:.1f} at start,"
-          f" {result['load'][1]:.1f} at end; {result['rounds']} rounds, A/B interleaved")
+          f" {result['load'][1]:.1f} at end; {result['rounds']} rounds"
+          f" ({result['price_rounds']} for price), A/B interleaved")
     head = (f"{'':18}{'semi-honest p50/p90':>20}{'malicious p50/p90':>19}{'ratio':>7}"
             f"{'target':>8}{'CPU ms sh/mal':>15}{'ratio':>7}")
     target = lambda row: f"<={row['target']:g}x" if row["target"] else "-"  # noqa: E731
@@ -261,17 +409,40 @@ def report(result: dict) -> None:
         sh, mal = row["semi-honest"], row["malicious"]
         line(label, row, f"   {sh['mpc_p50_ms']:6.1f} /{mal['mpc_p50_ms']:6.1f} ms,"
                          f" {sh['engine_cpu_ms']:6.1f} /{mal['engine_cpu_ms']:6.1f} ms")
-    skipped = result["not_measured"]
-    if any(label.startswith("aggregate") for label in skipped):
-        print("aggregate: not yet available under malicious")
-    for label, why in skipped.items():
-        if not label.startswith("aggregate"):
-            print(f"{label}: " + ("refused under malicious (issue 13 open)" if why["refused"]
-                                  else why["reason"]) + f"; target <={TARGETS[label]:g}x")
+    for label, why in result["refused"].items():
+        print(f"{label}: refused under malicious ({why})")
     print(f"\nprotocol alone (3 party processes on loopback, no bus; wall of the slowest"
           f" party, CPU summed over the parties, per call)\n{head}")
     for label, row in result["protocol"].items():
         line(label, row)
+    price_report(result["price"], result["price_refused"])
+
+
+def price_report(row: dict, refused: dict) -> None:
+    sh, mal = row["semi-honest"], row["malicious"]
+    ratio = lambda key: f"{row[key]:6.2f}x" if key in row else "     -"  # noqa: E731
+    print(f"\nprice, {row['options']:,} options with Greeks, median, 3 parties: malicious"
+          f" (protocols.pricing_active) against semi-honest (protocols.pricing), target"
+          f" <={row['target']:g}x\n{'':34}{'semi-honest':>13}{'malicious':>13}{'ratio':>8}")
+    if sh["jobs"]:
+        walls = lambda s: "/".join(f"{w:.1f}" for w in s["wall_s"])  # noqa: E731
+        print(f"{'end to end, options/s (p50)':34}{sh['rate_p50']:13,.0f}{mal['rate_p50']:13,.0f}"
+              f"{ratio('ratio_e2e')}   jobs: {walls(sh)} s, {walls(mal)} s")
+        print(f"{'  MPC of the slowest party, p50 s':34}{sh['mpc_p50_s']:13.2f}"
+              f"{mal['mpc_p50_s']:13.2f}{ratio('ratio_mpc')}")
+        print(f"{'  cluster CPU per job, s':34}{sh['cpu_s']:13.2f}{mal['cpu_s']:13.2f}"
+              f"{ratio('ratio_cpu')}   (engines {sh['engine_cpu_s']:.2f}, "
+              f"{mal['engine_cpu_s']:.2f})")
+    if sh["alone_runs"]:
+        print(f"{'protocol alone: wall p50 s':34}{sh['alone_wall_p50_s']:13.2f}"
+              f"{mal['alone_wall_p50_s']:13.2f}{ratio('ratio_alone_wall')}   runs: "
+              + "/".join(f"{w:.2f}" for w in sh["alone_wall_s"]) + " s, "
+              + "/".join(f"{w:.2f}" for w in mal["alone_wall_s"]) + " s")
+        print(f"{'  CPU per party, s':34}{sh['alone_cpu_per_party_s']:13.2f}"
+              f"{mal['alone_cpu_per_party_s']:13.2f}{ratio('ratio_alone_cpu')}")
+    for label, why in refused.items():
+        print(f"price, {label}: " + (f"refused under malicious ({why})" if why
+                                     else "ran under malicious"))
 
 
 def git_commit() -> str:
@@ -289,20 +460,30 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20, help="jobs per kind and mode")
     ap.add_argument("--sigs", type=int, default=20,
                     help="signatures per party run of the protocol-alone part (2 runs per mode)")
+    ap.add_argument("--price-rounds", type=int, default=3,
+                    help="price jobs per mode, and runs per mode of the pricing protocols alone")
+    ap.add_argument("--options", type=int, default=10_000, help="options per price job")
     ap.add_argument("--broker", help="external broker URL (default: embedded amqtt with TLS)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--profile", type=int, metavar="N",
+                    help="only profile one party of protocols.pricing_active on N options")
     args = ap.parse_args()
+    if args.profile:
+        return profile_report(args.profile)
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()[0]
     with local_cluster(3, args.broker, 1, allow_all, "semi-honest") as (dir_a, broker_a), \
             local_cluster(3, args.broker, 1, allow_all, "malicious") as (dir_b, broker_b):
         clusters = {"semi-honest": (dir_a, broker_a, RunState.load(dir_a).supervisor_pid),
                     "malicious": (dir_b, broker_b, RunState.load(dir_b).supervisor_pid)}
-        samples, skipped = asyncio.run(measure(clusters, args.rounds))
+        samples, skipped, price_refused = asyncio.run(
+            measure(clusters, args.rounds, args.price_rounds, args.options))
     alone = protocol_alone(2, args.sigs)
+    price_alone = pricing_alone(args.price_rounds, args.options)
     result = {"date": started, "commit": git_commit(), "cpus": os.cpu_count(),
               "load": [load, os.getloadavg()[0]], "rounds": args.rounds,
-              **summary(samples, alone, skipped)}
+              "price_rounds": args.price_rounds,
+              **summary(samples, alone, skipped, price_alone, args.options, price_refused)}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
