@@ -34,10 +34,10 @@ class LyingSession(active.Checked):
 
 async def _done(rt, liar: int | None, run) -> None:
     """Await ``run`` (a coroutine), print its result, a Deviation as a dict, or that it waited
-    in vain (a liar whose peers stopped gives up after 12 s, anyone else after 40 s), and exit
+    in vain (a liar whose peers stopped gives up after 12 s, anyone else after 20 s), and exit
     the party process without MPyC's shutdown."""
     try:
-        result = await asyncio.wait_for(run, 12 if rt.pid == liar else 40)
+        result = await asyncio.wait_for(run, 12 if rt.pid == liar else 20)
     except active.Deviation as exc:
         result = {"deviation": str(exc), "culprits": list(exc.culprits)}
     except asyncio.TimeoutError:

@@ -21,6 +21,14 @@ def rounds(count: int, sample: tuple) -> list:
             for at in range(count)]
 
 
+def aborted(honest: list) -> bool:
+    """Whether the session stopped: an honest party saw the deviation, and every other honest
+    party saw it too or was left waiting for the one that stopped (a node's session would
+    have told it: its peers say goodbye; these test parties just exit)."""
+    return any("deviation" in r for r in honest) and \
+        all("deviation" in r or r == {"timeout": True} for r in honest)
+
+
 @pytest.fixture(scope="module")
 def keys3():
     return keygen(3, 1)
@@ -45,9 +53,9 @@ def test_an_error_in_any_round_aborts_every_honest_party(at):
         a, b, c = honest[0]["values"]
         assert honest[0] == honest[1] and c == [x * y % N for x, y in zip(a, b)]
         return
-    assert all("deviation" in r for r in honest), results
+    assert aborted(honest), results
     for r in honest:
-        assert r["culprits"] == [] and "party" in r["deviation"]
+        assert "deviation" not in r or (r["culprits"] == [] and "party" in r["deviation"])
 
 
 @pytest.mark.parametrize("n", [3, 5])
@@ -86,8 +94,8 @@ def test_presign_with_a_deviating_party_aborts_or_stays_correct(at, keys3):
     pk = keys[0]["public_key"]
     results = run_parties("tests.active_targets:presign_with_lie",
                           [[k["share"], [1, 2, 3], 1, 2, at] for k in keys], tolerate={2})
-    if any("deviation" in r for r in results[:2]):
-        return  # aborted: nothing released
+    if aborted(results[:2]):
+        return  # nothing released
     online = run_parties("protocols.ecdsa_active:sign_presigned",
                          [[r["presignatures"][0], pk, DIGEST] for r in results])
     assert online[0]["excluded"] == [] and online[0] == online[1]
@@ -135,7 +143,7 @@ def test_aggregate_with_a_deviating_party_aborts_or_is_exact(at):
     results = run_parties("tests.active_targets:aggregate_with_lie",
                           [[v, "median", 2, at] for v in values], tolerate={2})
     honest = results[:2]
-    if any("deviation" in r for r in honest):
+    if aborted(honest):
         return
     # harmless: a change to a dealt random value or zero mask still deals some such value
     assert at in (0, 1, 16) and all(r["value"] == 2.0 for r in honest), results
@@ -212,5 +220,5 @@ def test_pricing_with_a_deviating_party_aborts_or_is_exact(at, priced):
     public, vols, honest = priced
     results = run_parties("tests.active_targets:price_with_lie",
                           [[v, public, 0, at] for v in vols], tolerate={0})
-    for r in results[1:]:
-        assert "deviation" in r or r == honest, (at, r)
+    if not aborted(results[1:]):
+        assert results[1] == results[2] == honest, (at, results)
