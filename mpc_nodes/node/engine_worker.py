@@ -22,6 +22,7 @@ import sys
 import traceback
 
 _LEN = struct.Struct(">I")
+log = logging.getLogger("mpcnet.engine")
 
 
 def _warm_up() -> None:
@@ -29,6 +30,19 @@ def _warm_up() -> None:
     import protocols
     for info in pkgutil.walk_packages(protocols.__path__, "protocols."):
         importlib.import_module(info.name)
+
+
+def _expected_errors() -> tuple[type[Exception], ...]:
+    """The errors protocols raise when their own checks stop a session (a deviation, a
+    signature that does not verify, a request they cannot price, a bad point): a reason, not a
+    bug, so the engine logs one line for them and a traceback for anything else."""
+    from protocols.active import Deviation
+    from protocols.ecdsa import SigningError
+    from protocols.frost import FrostError
+    from protocols.pricing import PricingError
+    from protocols.reshare import ReshareError
+    from protocols.secp256k1 import CurveError
+    return Deviation, SigningError, PricingError, CurveError, FrostError, ReshareError
 
 
 def main() -> None:
@@ -43,6 +57,7 @@ def main() -> None:
 
     import_runtime()
     _warm_up()
+    expected = _expected_errors()
     inp = sys.stdin.buffer
 
     def send(obj) -> None:
@@ -68,7 +83,11 @@ def main() -> None:
                 except SessionError as exc:
                     send(("error", str(exc)))
                 except Exception as exc:  # a protocol bug must still end the session cleanly
-                    traceback.print_exc()
+                    if isinstance(exc, expected):  # a protocol's own check stopped it
+                        log.warning("session %s stopped: %s: %s", spec.session_id[:12],
+                                    type(exc).__name__, exc)
+                    else:
+                        traceback.print_exc()
                     send(("error", f"protocol error: {type(exc).__name__}: {exc}"))
         finally:
             pool.close()

@@ -273,7 +273,7 @@ async def run_session(spec: SessionSpec, pool: LinkPool | None = None) -> Sessio
     session = _Session(spec, rt, loop)
     started = time.monotonic()
     deadline = started + spec.session_timeout
-    task = None
+    task, said_goodbye = None, False
     try:
         if len(spec.peers) > 1:
             connect = asyncio.ensure_future(_connect(session, pool))
@@ -317,12 +317,44 @@ async def run_session(spec: SessionSpec, pool: LinkPool | None = None) -> Sessio
                           session.warm_links)
     except Exception as exc:
         session.goodbye(str(exc))
-        session.closing = True  # close, not abort: the goodbyes go out first
+        said_goodbye = True  # close, not abort: the goodbyes go out first
         raise
     finally:
         if task is not None and not task.done():
             task.cancel()
+        # a failed session does not set `closing`: its links, lost now, report to a session
+        # that already failed (a no-op), where a closing one would hand them to MPyC's
+        # shutdown bookkeeping, which no one awaits after a failure (and which raised
+        # InvalidStateError in the event loop when the last link went)
         for transport in session.transports:
-            transport.abort() if not session.closing else transport.close()
+            transport.close() if session.closing or said_goodbye else transport.abort()
         if not session.failed.done():
             session.failed.cancel()
+        elif not session.failed.cancelled():
+            session.failed.exception()  # the protocol's own error may have been raised instead
+        if said_goodbye:
+            _quiet_stale_results(loop)
+
+
+def _quiet_stale_results(loop) -> None:
+    """After a failed session: its protocol task was cancelled and its links closed, but MPyC
+    coroutines it had started run on until they end, in this event loop.  One whose messages
+    had arrived finds the future it was to fill cancelled (InvalidStateError); one that sends
+    writes to a closed link (AttributeError from asyncio's SSL transport).  MPyC reports
+    either from a task's done-callback as "Unhandled exception in event loop", with a
+    traceback.  Both are harmless: nothing awaits those results, and the engine is replaced
+    after a failed session anyway (``MpcEngine.run``).  So, until the next session's runtime
+    installs its own handler, errors raised in callbacks are logged at debug level only."""
+    handler = loop.get_exception_handler()
+
+    def handle(loop, context):
+        if "handle" in context or isinstance(context.get("exception"),
+                                             asyncio.InvalidStateError):
+            log.debug("after a failed session: %s: %r", context.get("message"),
+                      context.get("exception"))
+        elif handler is not None:
+            handler(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
