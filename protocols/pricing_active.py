@@ -24,10 +24,13 @@ an additive error never reaches an output.
 
 With reveal "coordinator" the parties return their shares of the selected limbs instead of
 opening them; the coordinator checks that all shares lie on one polynomial, recombines the
-limbs and checks their range (``mpc_nodes.jobs.output_shares``).
+limbs and checks their range (``mpc_nodes.jobs.output_shares``).  Portfolio totals (sums of
+quantities times outputs, up to 2^105) run the same circuit in GF(2^127 − 1) (Python
+integers: slower), with the outputs dealt whole, and open (or share) only the totals with
+PRSS noise below their precision, as under semi-honest.
 
 Not here (refused under malicious, ``PricingError``): the secure evaluation (mean, trimmed
-mean of more than three, median of an even count) and portfolio totals.  The breaker decides exactly at the limit (the semi-honest path keeps a
+mean of more than three, median of an even count).  The breaker decides exactly at the limit (the semi-honest path keeps a
 slack of a few 2^-20 of a vol point on the conservative side).
 """
 
@@ -35,12 +38,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from math import comb
+
 from . import bitwise, bsm
 from .active import Checked, Deviation
-from .pricing import (_VOL_TOP, CHUNK, F, LIMIT_BITS, SELECT_TYPE_BITS, VOL_BITS, PricingError,
-                      _check_public, _fixed, plan)
+from .mpyc_seam import prss_share
+from .pricing import (_VOL_TOP, CHUNK, F, LIMIT_BITS, NOISE_BITS, QTY_BITS, SELECT_TYPE_BITS,
+                      VOL_BITS, PricingError, _check_public, _fixed, plan)
 
 Q = 2 ** 31 - 1
+WIDE = 2 ** 127 - 1                # portfolio totals: quantities times outputs, summed
 VOL_W = _VOL_TOP.bit_length()      # bits of a volatility round(σ·2^24) <= round(5·2^24)
 LIMB = 24                          # bits of a limb of an output
 OFFSET = 1 << (SELECT_TYPE_BITS - 1)
@@ -54,8 +61,6 @@ def refusal(n: int, public: dict) -> str | None:
         return (f"the {public['method']} aggregation of {n} parties uses the secure evaluation,"
                 f" which is not yet available under security: malicious (issue 13); the median"
                 f" of an odd number of parties and the trimmed mean of three are")
-    if public["portfolio"]:
-        return "portfolio totals are not yet available under security: malicious (issue 13)"
     return None
 
 
@@ -68,17 +73,45 @@ async def price(rt, vols: list[float], public: dict, names: list[str] | None = N
         raise PricingError(why)
     vols = np.asarray(vols, dtype=float)
     limit = int(round(public["limit"] * 2 ** LIMIT_BITS))
-    breached, rows, reveal = [], [], public["reveal"] == "all"
+    totals, reveal = public["portfolio"], public["reveal"] == "all"
+    points = list(range(1, len(rt.parties) + 1))
+    breached, rows, ok = [], [], []
     for start in range(0, len(vols), CHUNK):
         idx = np.arange(start, min(len(vols), start + CHUNK))
-        s = Checked(rt, Q, list(range(1, len(rt.parties) + 1)), names)
-        chunk_breached, chunk_rows = await _chunk(s, vols[idx], public, idx, limit, reveal)
+        s = Checked(rt, WIDE if totals else Q, points, names)
+        chunk_breached, chunk_rows = await _chunk(s, vols[idx], public, idx, limit,
+                                                  reveal and not totals)
         breached += [int(idx[i]) for i in chunk_breached]
+        ok += [int(i) for i in np.delete(idx, chunk_breached)]
         rows.append(chunk_rows)
     result = {"breached": breached, "scale_bits": F}
+    if totals:
+        if breached:  # as under semi-honest: a portfolio with a breached option reveals nothing
+            return result | {"rows": None}
+        return result | await _totals(Checked(rt, WIDE, points, names),
+                                      np.concatenate(rows, axis=-1)[0], public, ok, reveal)
     if reveal:
         return result | {"rows": np.concatenate(rows, axis=1).tolist() if rows else []}
     return result | {"rows": None, "share": limb_shares(rt, np.concatenate(rows, axis=-1))}
+
+
+async def _totals(s: Checked, rows, public: dict, ok: list[int], reveal: bool) -> dict:
+    """Quantity-weighted totals of the selected rows (shares of value + OFFSET, in WIDE), with
+    PRSS noise below their reported precision as under semi-honest: opened, or this party's
+    shares for the coordinator."""
+    q = _fixed(np.asarray(public["quantities"], dtype=float)[ok], QTY_BITS)
+    totals = ((rows - OFFSET) % WIDE) @ (q % WIDE) % WIDE
+    bits = F + QTY_BITS
+    noise = prss_share(s.rt, s.rt.SecFld(WIDE).field, 1 << (bits - NOISE_BITS), len(totals))
+    centre = comb(s.m, s.t) * (1 << (bits - NOISE_BITS - 1))
+    totals = (totals + noise.value - centre) % WIDE
+    if not reveal:
+        return {"rows": None, "scale_bits": bits,
+                "share": {"point": s.me + 1, "modulus": WIDE, "degree": s.t,
+                          "shape": [len(totals)], "values": [int(v) for v in totals]}}
+    opened = await s.open(totals)
+    return {"rows": [int(v) - WIDE if v > WIDE // 2 else int(v) for v in opened],
+            "scale_bits": bits}
 
 
 def limb_shares(rt, limbs) -> dict:
@@ -102,20 +135,22 @@ def _own_rows(vols, public: dict, idx) -> np.ndarray:
 
 async def _chunk(s: Checked, vols, public: dict, idx, limit: int, reveal: bool):
     """(indices into the chunk that breach, revealed rows of the others, or with ``reveal``
-    False this party's shares of their limbs)."""
-    n, m = s.m, len(vols)
+    False this party's shares of their limbs: two of 24 bits in Q, one whole value in WIDE;
+    none for a portfolio chunk with a breach)."""
+    n, m, p = s.m, len(vols), s.p
     sigma = _fixed(vols, VOL_BITS).astype(np.int64)
     if np.any(sigma > _VOL_TOP) or np.any(sigma < 0):
         raise PricingError("a volatility is outside the domain")
     own = (_own_rows(vols, public, idx) + OFFSET).astype(object)
     r = own.shape[0]
     bits = (sigma[:, None] >> np.arange(VOL_W)) & 1                        # (m, VOL_W)
-    limbs = np.stack([own & ((1 << LIMB) - 1), own >> LIMB]).astype(np.int64)  # (2, r, m)
+    limbs = np.stack([own & ((1 << LIMB) - 1), own >> LIMB]) if p == Q else own[None]
+    k = len(limbs)                                                          # (k, r, m)
     s.prepare_check()
     dealt = await s.deal(np.concatenate([bits.ravel(), limbs.ravel()]))
     bits = dealt[:, :m * VOL_W].reshape(n, m, VOL_W)
-    limbs = dealt[:, m * VOL_W:].reshape(n, 2, r, m)
-    not_bits = s.mul(bits, (1 - bits) % Q)
+    limbs = dealt[:, m * VOL_W:].reshape(n, k, r, m)
+    not_bits = s.mul(bits, (1 - bits) % p)
 
     # 1. ranks and the indicators of the lowest, median and highest rank
     ranks = await bitwise.ranks(s, bits)
@@ -123,7 +158,7 @@ async def _chunk(s: Checked, vols, public: dict, idx, limit: int, reveal: bool):
 
     # 2. the bits of σ_min, σ_med, σ_max
     which = np.stack([low, med, high], axis=1)                              # (n, 3, m)
-    chosen = (await s.mul(which[..., None], bits[:, None])).sum(axis=0) % Q  # (3, m, W)
+    chosen = (await s.mul(which[..., None], bits[:, None])).sum(axis=0) % p  # (3, m, W)
     s_min, s_med, s_max = chosen
 
     # 3. the breaker: [2^12·σ_max > 2^12·σ_min + L·σ_med]
@@ -132,12 +167,14 @@ async def _chunk(s: Checked, vols, public: dict, idx, limit: int, reveal: bool):
                                             terms + [bitwise.shift(s_min, LIMIT_BITS)], B_WIDTH)
 
     # 4. the median party's limbs
-    picked = (await s.mul(med[:, None, None, :], limbs)).sum(axis=0) % Q     # (2, r, m)
+    picked = (await s.mul(med[:, None, None, :], limbs)).sum(axis=0) % p     # (k, r, m)
 
     await s.verify()
     await bitwise.check_bits(s, await not_bits)
     breach = (await s.open(breach)).astype(bool)
     ok = np.flatnonzero(~breach)
+    if public["portfolio"] and len(ok) < m:
+        return np.flatnonzero(breach), None
     if not reveal:
         return np.flatnonzero(breach), picked[:, :, ok]
     opened = (await s.open(picked[:, :, ok].ravel())).reshape(2, r, len(ok)) if len(ok) else \

@@ -182,8 +182,27 @@ def test_checked_pricing_refuses_what_it_does_not_cover():
     assert refusal(3, public) is None
     assert "secure evaluation" in refusal(3, dict(public, method="mean"))
     assert "secure evaluation" in refusal(4, public)  # an even median
-    assert "portfolio" in refusal(3, dict(public, portfolio=True))
+    assert refusal(3, dict(public, portfolio=True)) is None
     assert refusal(3, dict(public, reveal="coordinator")) is None
+
+
+@pytest.mark.parametrize("reveal", ["all", "coordinator"])
+def test_checked_portfolio_totals_match_the_semi_honest_ones_within_their_noise(reveal):
+    from mpc_nodes.jobs.output_shares import reconstruct
+    public, vols = _book(12, 9)
+    vols[2] = list(np.array(vols[1]) * 1.001)  # nothing breaches: totals are revealed
+    public = dict(public, portfolio=True, quantities=[float(q) for q in range(-6, 6)])
+    checked = run_parties("protocols.pricing_active:price",
+                          [[v, dict(public, reveal=reveal)] for v in vols])
+    plain = run_parties("protocols.pricing:price", [[v, public] for v in vols])[0]
+    assert checked[0]["breached"] == plain["breached"] == []
+    scale = 2 ** plain["scale_bits"]
+    got = checked[0]["rows"] if reveal == "all" else \
+        reconstruct({f"p{i}": r["share"] for i, r in enumerate(checked)})
+    assert checked[0]["scale_bits"] == plain["scale_bits"]
+    for mine, theirs in zip(got, plain["rows"]):  # each carries its own noise below 2^-24
+        assert abs(mine - theirs) / scale <= 2 ** -20, (mine, theirs)
+    assert len(got) == len(plain["rows"]) == 5  # price and four Greeks
 
 
 def test_checked_pricing_reveals_to_the_coordinator_as_limb_shares_it_recombines():

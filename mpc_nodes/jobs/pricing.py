@@ -170,8 +170,6 @@ def malicious_refusal(params: PriceParams) -> str | None:
     request alone (the party count is checked in the session), or None."""
     if params.method == "mean":
         return "the mean uses the secure evaluation, not yet available"
-    if params.portfolio:
-        return "portfolio totals are not yet available"
     return None
 
 
