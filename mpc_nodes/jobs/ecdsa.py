@@ -109,8 +109,8 @@ def excluded(job, output: dict) -> list[str]:
     is logged, since the signature was made without it."""
     names = [_names(job)[j] for j in output.get("excluded", ())]
     for name in names:
-        log.warning("job %s: %s sent a signature share that does not match its commitments;"
-                    " signed without it", job.job_id, name)
+        log.warning("key %s: %s sent a signature share that does not match its commitments;"
+                    " signed without it", job.params.key_id, name)
     return names
 
 
