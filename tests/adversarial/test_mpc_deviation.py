@@ -5,26 +5,37 @@ A real 3-party cluster (t = 1) in which one party runs a deviating engine
 (tests/adversarial/deviating_engine.py): in the session a trial arms, its k-th message to a
 peer (k random per trial) carries a random nonzero error in one value: an input share, a
 reshare in a multiplication, a share of an opened value, a curve point it publishes, a
-presignature share.  Each trial runs one job kind, and the job must either
+presignature share, a dealt bit or limb, a resharing's dealing or complaint.  Each trial runs
+one job kind, and the job must either
 
 - fail with a clear reason (a message, not a traceback; not a hang), the nodes alive and the
   next job fine, or
-- succeed with an output that is exactly correct: a signature verified by libsecp256k1
-  (coincurve) and eth-account, or OpenSSL for Ed25519; a new key consistent with its
-  verification shares (the coordinator's check) and signing correctly afterwards; a refreshed
-  key with the same public key, signing correctly afterwards.
+- succeed with an output that is exactly correct, judged by code other than ours: a signature
+  verified by libsecp256k1 (coincurve) and eth-account, or OpenSSL for Ed25519; a new key
+  consistent with its verification shares (the coordinator's check) and signing correctly
+  afterwards; a refreshed or reshared key with the same public key, signing correctly
+  afterwards; an aggregate equal to statistics.median/mean of the parties' private inputs
+  (read from their files) to the protocol's fixed-point precision; prices and Greeks within
+  the e2e test's tolerances of QuantLib's at the median vol, nothing breached.  A protocol
+  that computes exactly (everything but MPyC's semi-honest fixed-point mean) must also give
+  the very output of the kind's first, honest run.
 
-A trial counts as deviated-and-aborted, deviated-and-harmless, or no-deviation (k was past
-the session's last message).  A cheater named in a failed job's reasons must be the deviator.
-The deviating party changes between blocks of trials (party0, party1, party2).  Under
-`security: malicious` a cheater a signing job names must be the deviator; a reason pointing at
-an honest party (a verification share "inconsistent", a result that "disagrees") is counted and
-printed in any mode.
+A trial counts as deviated-and-aborted, deviated-and-harmless, deviated-and-wrong, or
+no-deviation (k was past the session's last message).  Under `security: semi-honest` a wrong
+aggregate or price is expected — MPyC is secure against passive parties only — and counted,
+not failed; under `security: malicious` a wrong output of any kind fails the test.  A party a
+failed job names as the culprit ("party1 sent ...", "invalid: party1", "dealer 1 sent ...",
+a signature's `excluded`) must be the deviator under malicious; in any mode such a reason
+pointing at an honest party is counted and printed, and so is a success whose notes call an
+honest party's result the dissenting one.  No party may report a crash ("internal error").
+The deviating party changes between blocks of trials (party1, party0, party2); the kinds
+take turns, in a random order each round.
 
-MPCNET_DEVIATION_TRIALS: trials in all (default 40, about a minute; `make soak` runs 1,000),
-split over the security modes in which some trial kind runs; MPCNET_DEVIATION_SEED: the seed
-(default fixed; printed); MPCNET_DEVIATION_SECURITY: the modes to try (default
-"semi-honest,malicious"; under malicious only the kinds whose protocols are hardened run).
+MPCNET_DEVIATION_TRIALS: trials in all (default 54, about a minute and a half; `make soak`
+runs 1,000), split over the security modes in which some trial kind runs;
+MPCNET_DEVIATION_SEED: the seed (default fixed; printed); MPCNET_DEVIATION_SECURITY: the
+modes to try (default "semi-honest,malicious"; under malicious only the kinds whose protocols
+are hardened run); MPCNET_DEVIATION_KINDS: the trial kinds to run (default all).
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import os
 import random
 import re
 import secrets
+import statistics
 import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -47,13 +59,19 @@ from mpc_nodes.jobs.ecdsa import check_signature, ecdsa_keygen, presign, refresh
     sign_transaction
 from mpc_nodes.jobs.evm import parse_transaction
 from mpc_nodes.jobs.frost import frost_keygen, frost_sign
+from mpc_nodes.jobs.pricing import price_params, run_price
 from mpc_nodes.jobs.registry import kind_for
+from mpc_nodes.jobs.reshare import check_reshared, held_key, record
 from tests.adversarial.harness import Deviator, start_deviator
 from tests.cluster_harness import eth_policy, wait_until, write_policies
+from tests.test_e2e_cluster import private_inputs
+from tests.test_e2e_pricing import RATE, SPOT, _assert_close, _days_book, _expected
+from tests.test_e2e_reshare_malicious import reshare_in_place
 
-TRIALS = int(os.environ.get("MPCNET_DEVIATION_TRIALS") or 40)
+TRIALS = int(os.environ.get("MPCNET_DEVIATION_TRIALS") or 54)
 SEED = int(os.environ.get("MPCNET_DEVIATION_SEED") or 13)
 MODES = (os.environ.get("MPCNET_DEVIATION_SECURITY") or "semi-honest,malicious").split(",")
+ONLY = [k for k in (os.environ.get("MPCNET_DEVIATION_KINDS") or "").split(",") if k]
 RECIPIENT = "0x1111111111111111111111111111111111111111"
 NEVER = 10**9  # a message number no session reaches: the session runs honestly
 pytestmark = [pytest.mark.heavy, pytest.mark.e2e,
@@ -76,6 +94,7 @@ class Trial:
     sends: dict  # (kind, step) -> most messages the deviator sent in such a session
     kind: str = ""
     armed: str = ""  # the step armed
+    wrong: str | None = None  # why a job that succeeded gave a wrong output
     notes: list = field(default_factory=list)
 
     def arm(self, step: str) -> None:
@@ -87,6 +106,10 @@ class Trial:
                           [0, known + 1] if known is not None else NEVER)
         self.armed = step
 
+    def deviated(self) -> bool:
+        """Whether the armed session tampered a message."""
+        return any(r["event"] == "tampered" for r in self.deviator.records(self.id))
+
     def taken(self, out) -> None:
         assert not self.deviator.disarm(), \
             f"trial {self.id}: no session took the arming: {out.error} {out.party_errors}"
@@ -97,10 +120,16 @@ class Trial:
 
 
 class Run:
-    """The trials' shared state: the coordinator, the standing keys, transaction nonces."""
+    """The trials' shared state: the coordinator, the standing keys, transaction nonces, the
+    references outputs are judged against, and each kind's first (honest) output."""
 
-    def __init__(self, c, public_keys: dict):
+    def __init__(self, c, public_keys: dict, cluster, security: str):
         self.c, self.public_keys, self.nonce, self.n = c, public_keys, 0, 0
+        self.security = security
+        self.inputs = {name: private_inputs(cluster, name) for name in AGGREGATES.values()}
+        self.book = _days_book()
+        _, self.quantlib = _expected(cluster, self.book)  # the surfaces stay as they are
+        self.honest: dict[str, object] = {}
 
     def fresh(self, prefix: str) -> str:
         self.n += 1
@@ -194,14 +223,89 @@ async def presigned_sign_trial(run: Run, t: Trial):
     return out
 
 
+async def reshare_trial(run: Run, t: Trial):
+    """key-reshare among the same parties (new shares of the same key, the next epoch)."""
+    t.arm("key-reshare")
+    _, out = await reshare_in_place(run.c, "dev-standing")
+    t.taken(out)
+    if out.ok:
+        _, key, _ = await held_key(run.c, "dev-standing")
+        assert key.public_key == run.public_keys["dev-standing"], "reshared to another key"
+        assert (problem := check_reshared(run.c, key, out.output)) is None, problem
+        record(run.c, "dev-standing", out.output)
+    await run.sign_honestly("dev-standing")  # reshared or not, the key still signs
+    return out
+
+
+AGGREGATES = {"aggregate-median": "eth_vol_30d", "aggregate-mean": "btc_vol_30d"}  # (a node
+# binds each private input to one aggregation: docs/SECURITY.md, attack 1)
+ULP = 2.0 ** -32  # both aggregate protocols compute on 32 fraction bits
+
+
+def _honest_output(run: Run, t: Trial, output, exact: bool) -> str | None:
+    """Against the kind's first output of a run without a deviation (judged by the references
+    too): a protocol that computes exactly must give the very same output every time."""
+    if not t.deviated():
+        run.honest.setdefault(t.kind, output)
+    first = run.honest.get(t.kind, output)
+    if exact and output != first:
+        return f"{output} differs from the honest run's {first}"
+    return None
+
+
+async def aggregate_trial(run: Run, t: Trial):
+    """aggregate of one private input per party: statistics.median or statistics.mean of the
+    inputs as the parties' files hold them, to the protocol's precision: one unit of 2^-32
+    (the inputs' rounding), four for MPyC's fixed-point mean (it also rounds 1/n and the
+    product, by truncations that need not be deterministic)."""
+    method = t.kind.removeprefix("aggregate-")
+    t.arm("aggregate")
+    out = await run.c.run_job("aggregate", {"input": AGGREGATES[t.kind], "method": method})
+    t.taken(out)
+    if out.ok:
+        inputs = run.inputs[AGGREGATES[t.kind]]
+        reference = statistics.median(inputs) if method == "median" else statistics.mean(inputs)
+        value, mpyc_mean = out.output["value"], run.security != "malicious" and method == "mean"
+        if abs(value - reference) > (4 if mpyc_mean else 1) * ULP:
+            t.wrong = f"{method} {value!r}, statistics.{method} of the inputs {reference!r}"
+        else:
+            t.wrong = _honest_output(run, t, value, exact=not mpyc_mean)
+    return out
+
+
+async def price_trial(run: Run, t: Trial):
+    """price of a small book (five options, Greeks, the median of the three parties' vols):
+    within the e2e test's tolerances of QuantLib at the median vol, nothing breached."""
+    t.arm("price")
+    out = await run_price(run.c, price_params(run.book, "ETH", SPOT, RATE, greeks=True))
+    t.taken(out)
+    if out.ok:
+        try:
+            assert out.output["breached"] == [], f"breached {out.output['breached']}"
+            _assert_close(out.output["values"], run.quantlib)
+        except AssertionError as exc:
+            t.wrong = f"not QuantLib's prices: {exc}"
+        else:  # both paths select the median party's own rows: exact
+            t.wrong = _honest_output(run, t, out.output["values"], exact=True)
+    return out
+
+
 KINDS = {"ecdsa-keygen": ecdsa_keygen_trial, "frost-keygen": frost_keygen_trial,
          "refresh": refresh_trial, "ecdsa-sign": sign_trial,
-         "presign+sign": presigned_sign_trial}
-SIGNING = {"ecdsa-sign", "presign+sign"}
+         "presign+sign": presigned_sign_trial, "key-reshare": reshare_trial,
+         "aggregate-median": aggregate_trial, "aggregate-mean": aggregate_trial,
+         "price": price_trial}
 NEEDS = {"ecdsa-keygen": ["keygen", "sign"], "frost-keygen": ["keygen", "frost-commit",
                                                              "frost-sign"],
          "refresh": ["keygen", "refresh", "sign"], "ecdsa-sign": ["keygen", "sign"],
-         "presign+sign": ["keygen", "presign", "sign"]}  # the job kinds each trial runs
+         "presign+sign": ["keygen", "presign", "sign"],
+         "key-reshare": ["keygen", "key-reshare", "sign"],
+         "aggregate-median": ["aggregate"], "aggregate-mean": ["aggregate"],
+         "price": ["price"]}  # the job kinds each trial runs
+if ONLY:
+    assert set(ONLY) <= set(KINDS), f"unknown trial kinds {set(ONLY) - set(KINDS)}"
+    KINDS = {k: f for k, f in KINDS.items() if k in ONLY}
+    NEEDS = {k: jobs for k, jobs in NEEDS.items() if k in ONLY}
 
 
 def runnable(roster) -> dict[str, str]:
@@ -222,8 +326,14 @@ _CHEAT = re.compile(r"(party\d+)[^.;:]{0,40}?\b(cheat\w*|misbehav\w*|deviat\w*|b
 _SENT = re.compile(r"(party\d+) sent\b")  # the checked protocols: "party1 sent a value ..."
 _INVALID = re.compile(r"invalid: (party\d+(?:, party\d+)*)")  # "... shares; invalid: party1"
 _DISAGREES = re.compile(r"(party\d+): its result \(\w+\) disagrees")
+_DEALT = re.compile(r"(party\d+(?:, party\d+)*) dealt an input")  # a non-bit's dealer
+# the protocols that take no names say "session party j" or, in a resharing, "dealer j" and
+# "parties [j]": session indices, which are roster indices in these all-party sessions
+_SESSION_PARTY = re.compile(r"session party (\d+)\b[^.;:]{0,20}? sent\b")
+_DEALERS = re.compile(r"dealers? \[?(\d+(?:, \d+)*)\]? (?:sent|opened)")
+_PARTIES_SENT = re.compile(r"parties \[(\d+(?:, \d+)*)\] sent")
 _BAD_SHARE = re.compile(r"verification share of (?:point|identifier) (\d+) is (?:inconsistent|"
-                        r"not a valid)")
+                        r"not a valid)")  # a point (identifier) j is party j-1's
 
 
 def named_cheaters(out) -> set[str]:
@@ -233,7 +343,12 @@ def named_cheaters(out) -> set[str]:
     named = {m.group(1) for text in texts for m in _CHEAT.finditer(text)}
     named |= {m.group(1) for text in texts for m in _DISAGREES.finditer(text)}
     named |= {m.group(1) for text in texts for m in _SENT.finditer(text)}
-    named |= {n for text in texts for m in _INVALID.finditer(text) for n in m.group(1).split(", ")}
+    for listed in (_INVALID, _DEALT):
+        named |= {n for text in texts for m in listed.finditer(text)
+                  for n in m.group(1).split(", ")}
+    for indices in (_SESSION_PARTY, _DEALERS, _PARTIES_SENT):
+        named |= {f"party{j}" for text in texts for m in indices.finditer(text)
+                  for j in m.group(1).split(", ")}
     named |= {f"party{int(m.group(1)) - 1}" for text in texts for m in _BAD_SHARE.finditer(text)}
     for key in ("cheaters", "excluded"):
         named |= set((out.output or {}).get(key) or [])
@@ -281,7 +396,7 @@ async def _restarted(cluster, c, i: int, start):
 
 def _trials(mode: str) -> int:
     """This mode's share of the trials: they are split over the modes in which some trial
-    kind runs (today semi-honest only; malicious once its protocols are hardened)."""
+    kind runs (a mode that refuses every kind gets none)."""
     live = [m for m in MODES if len(runnable(SimpleNamespace(security=m, version=0))) < len(NEEDS)]
     return TRIALS // len(live) + (live.index(mode) < TRIALS % len(live)) if mode in live else 0
 
@@ -305,10 +420,15 @@ async def test_single_deviations_never_give_a_wrong_output(make_cluster, securit
     counts = {k: collections.Counter() for k in kinds}
     reasons = collections.Counter()
     misnamed = collections.Counter()  # failures whose reasons point at an honest party
+    noted = collections.Counter()
     problems: list[str] = []
     sends: dict = {}
     started = time.monotonic()
     blocks = [(i, trials * (b + 1) // 3 - trials * b // 3) for b, i in enumerate((1, 0, 2))]
+    schedule = []  # every kind once per round, in a random order: a small sample covers all
+    while len(schedule) < trials:
+        schedule += rng.sample(kinds, len(kinds))
+    schedule.reverse()
     async with cluster.coordinator() as c:
         run = None
         for index, size in blocks:
@@ -316,25 +436,37 @@ async def test_single_deviations_never_give_a_wrong_output(make_cluster, securit
                 continue
             deviator = await _restarted(cluster, c, index, lambda: start_deviator(cluster, index))
             if run is None:
-                run = Run(c, {})
+                run = Run(c, {}, cluster, security)
                 made = await ecdsa_keygen(c, "dev-standing")
                 assert made.ok, made.error
                 run.public_keys["dev-standing"] = made.output["public_key"]
             for _ in range(size):
-                kind = rng.choice(kinds)
+                kind = schedule.pop()
                 t = Trial(f"{SEED}-{run.n}-{kind}", random.Random(rng.random()), c, deviator,
                           sends, kind)
                 run.n += 1
-                out = await KINDS[kind](run, t)  # asserts that a success is exactly right
-                deviated = any(r["event"] == "tampered" for r in deviator.records(t.id))
-                counts[kind]["deviated-and-harmless" if deviated and out.ok else
-                             "deviated-and-aborted" if deviated else "no-deviation"] += 1
+                out = await KINDS[kind](run, t)  # judges a success (asserts, or t.wrong)
+                deviated = t.deviated()
+                counts[kind]["no-deviation" if not deviated else "deviated-and-aborted"
+                             if not out.ok else "deviated-and-wrong" if t.wrong else
+                             "deviated-and-harmless"] += 1
                 where = f"trial {t.id} ({deviator.name} deviating in {t.armed})"
                 tampered = [r["what"] for r in deviator.records(t.id) if r["event"] == "tampered"]
-                print(f"{where}: {'ok' if out.ok else out.error} {tampered}")
+                print(f"{where}: {'ok' if out.ok else out.error} {tampered}"
+                      + (f" WRONG: {t.wrong}" if t.wrong else "")
+                      + (f" (notes: {out.party_notes})" if out.party_notes else ""))
+                if t.wrong and (security == "malicious" or not deviated):
+                    problems.append(f"{where}: a wrong output accepted: {t.wrong}")
+                if crashed := [f"{p}: {e}" for p, e in {**out.party_notes,
+                                                         **out.party_errors}.items()
+                               if "internal error" in e]:  # a node's bug, not a reason
+                    problems.append(f"{where}: a job kind crashed: {crashed}")
                 if out.ok and (wrong := set((out.output or {}).get("excluded") or [])
                                - {deviator.name}):
                     problems.append(f"{where}: a signature excluded honest {sorted(wrong)}")
+                if out.ok and {n for n, note in out.party_notes.items()
+                               if _DISAGREES.match(f"{n}: {note}")} - {deviator.name}:
+                    noted[kind] += 1  # a success whose notes call an honest result dissenting
                 if not out.ok:
                     for reason in _root_reasons(out):
                         reasons[(kind, reason)] += 1
@@ -344,7 +476,7 @@ async def test_single_deviations_never_give_a_wrong_output(make_cluster, securit
                         problems.append(f"{where}: {why}: {out.error} {out.party_errors}")
                     if wrong := named_cheaters(out) - {deviator.name}:
                         misnamed[kind] += 1
-                        if security == "malicious" and kind in SIGNING:
+                        if security == "malicious":
                             problems.append(f"{where}: honest {sorted(wrong)} named a cheater:"
                                             f" {out.error}")
                 dead = [i for i, proc in cluster.nodes.items() if proc.poll() is not None]
@@ -353,10 +485,14 @@ async def test_single_deviations_never_give_a_wrong_output(make_cluster, securit
     elapsed = time.monotonic() - started
     print(f"\ndeviation trials: {trials} in {elapsed:.0f} s, seed {SEED}, security {security}")
     for kind, counter in counts.items():
-        print(f"  {kind:14} " + ", ".join(f"{k} {counter[k]}" for k in (
-            "deviated-and-aborted", "deviated-and-harmless", "no-deviation")))
+        print(f"  {kind:16} " + ", ".join(f"{k} {counter[k]}" for k in (
+            "deviated-and-aborted", "deviated-and-harmless", "no-deviation")) + (
+            f", deviated-and-wrong {counter['deviated-and-wrong']} (semi-honest: expected,"
+            f" MPyC is passive)" if counter["deviated-and-wrong"] else ""))
     print("  failures pointing at an honest party: " + (", ".join(
         f"{kind} {n}" for kind, n in misnamed.items()) or "none"))
+    print("  successes whose notes call an honest party's result dissenting: " + (", ".join(
+        f"{kind} {n}" for kind, n in noted.items()) or "none"))
     print("  failure reasons:")
     for (kind, reason), n in reasons.most_common():
         print(f"    {n:4} {kind}: {reason}")
