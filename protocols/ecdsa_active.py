@@ -13,9 +13,10 @@ used as they are (no re-sharing into the session).  A presignature:
 
 After step 5, K_j and W_j are the true commitments to every party's shares: the honest
 parties' shares fix the polynomials, and the checks fix everyone's points to them.  To sign a
-digest z with R's x-coordinate r, each party sends s_j = z·(k⁻¹)_j + r·v_j, and every party
-checks s_j·G = z·K_j + r·W_j for each sender: a share that fails names its sender, and s is
-interpolated from t+1 shares that pass (the honest parties' always do), so a bad signature
+digest z with R's x-coordinate r, each party sends s_j = z·(k⁻¹)_j + r·v_j.  If the m shares
+lie on one degree-t polynomial they are all true (the t+1 honest ones fix it); otherwise every
+party checks s_j·G = z·K_j + r·W_j for each sender: a share that fails names its sender, and s
+is interpolated from t+1 shares that pass (the honest parties' always do), so a bad signature
 share neither stops the signature nor is ever used.  A deviation before that point (a wrong
 re-shared product, opened share or published point) aborts the session without a name: with
 2t+1 parties one wrong share among t+1 honest ones cannot be told apart (docs/SECURITY.md).
@@ -78,8 +79,11 @@ async def sign_presigned(rt, presignature: dict, public_key: str, digest_hex: st
     mine = (z * presignature["kinv"] + r * presignature["kinv_x"]) % N
     shares = [None if got is None else int(got[0])
               for got in await s.broadcast(np.array([mine], dtype=object))]
-    good = [j for j in range(s.m) if shares[j] is not None and
-            _share_ok(shares[j], presignature["K"][j], presignature["W"][j], z, r)]
+    if _on_one_polynomial(s, shares):  # every share is the true one: the t+1 honest fix it
+        good = list(range(s.m))
+    else:  # someone sent a bad share: check each against its sender's commitments
+        good = [j for j in range(s.m) if shares[j] is not None and
+                _share_ok(shares[j], presignature["K"][j], presignature["W"][j], z, r)]
     excluded = [j for j in range(s.m) if j not in good]
     if len(good) < s.t + 1:
         raise Deviation(f"too few valid signature shares ({len(good)} of {s.m}, {s.t + 1}"
@@ -91,6 +95,17 @@ async def sign_presigned(rt, presignature: dict, public_key: str, digest_hex: st
     out = finish(public_key, digest, R, total)
     out["excluded"] = excluded
     return out
+
+
+def _on_one_polynomial(s: Checked, shares: list) -> bool:
+    """Whether all m signature shares lie on one polynomial of degree t (field arithmetic
+    only: the commitments are checked only when this fails, to name who sent a bad one)."""
+    if any(v is None for v in shares):
+        return False
+    xs = s.points[:s.t + 1]
+    return all(sum(c * v for c, v in zip(lagrange_coefficients(xs, s.points[j], N),
+                                         shares[:s.t + 1])) % N == shares[j]
+               for j in range(s.t + 1, s.m))
 
 
 async def sign(rt, share: int, points: list[int], public_key: str, digest_hex: str,
