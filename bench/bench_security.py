@@ -27,6 +27,7 @@ import datetime
 import hashlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -264,21 +265,22 @@ def pricing_inputs(m: int) -> tuple[dict, list]:
 
 async def timed_price(rt, mode: str, vols: list, public: dict) -> dict:
     """Party side of the protocol-alone pricing: protocols.pricing (semi-honest) or
-    pricing_active (malicious) timed (wall, CPU) from a barrier, and a digest of what it
-    revealed (both modes must reveal the same rows)."""
+    pricing_active (malicious) timed (wall, CPU) from a barrier, the party's peak resident
+    memory (MB), and a digest of what it revealed (both modes must reveal the same rows)."""
     proto = pricing_active if mode == "malicious" else pricing
     await rt.barrier()
     start, cpu = time.perf_counter(), time.process_time()
     result = await proto.price(rt, vols, public)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     revealed = json.dumps([result["breached"], result["rows"]]).encode()
-    return {"wall": wall, "cpu": cpu, "digest": hashlib.sha256(revealed).hexdigest()[:16]}
+    return {"wall": wall, "cpu": cpu, "digest": hashlib.sha256(revealed).hexdigest()[:16],
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def pricing_alone(rounds: int, m: int) -> dict:
-    """Per mode: one [wall, CPU] per party per run, the modes alternating over `rounds` runs
-    of 3 party processes pricing the same m options; a mode that revealed other rows ends
-    the bench."""
+    """Per mode: one [wall, CPU, peak MB] per party per run, the modes alternating over
+    `rounds` runs of 3 party processes pricing the same m options; a mode that revealed other
+    rows ends the bench."""
     pub, vols = pricing_inputs(m)
     out: dict = {mode: [] for mode in MODES}
     digests = set()
@@ -287,7 +289,7 @@ def pricing_alone(rounds: int, m: int) -> dict:
             parties = run_parties("bench.bench_security:timed_price",
                                   [[mode, v, pub] for v in vols], timeout=3600)
             digests |= {p["digest"] for p in parties}
-            out[mode].append([[p["wall"], p["cpu"]] for p in parties])
+            out[mode].append([[p["wall"], p["cpu"], p["rss_mb"]] for p in parties])
     if len(digests) > 1:
         raise SystemExit(f"the two pricing protocols revealed different rows: {digests}")
     return out
@@ -336,8 +338,8 @@ def _price_summary(samples: dict, alone: dict, m: int) -> dict:
     for mode in MODES:
         s = samples[mode].get("price")
         runs = alone.get(mode, [])
-        walls = [max(w for w, _ in run) for run in runs]
-        cpus = [c for run in runs for _, c in run]
+        walls = [max(w for w, _, _ in run) for run in runs]
+        cpus = [c for run in runs for _, c, _ in run]
         row[mode] = {
             "jobs": len(s["wall"]) if s else 0,
             "wall_s": s["wall"] if s else [],
@@ -347,11 +349,13 @@ def _price_summary(samples: dict, alone: dict, m: int) -> dict:
             "engine_cpu_s": sum(s["engine_cpu"]) / len(s["engine_cpu"]) if s else None,
             "alone_runs": len(runs), "alone_wall_s": walls,
             "alone_wall_p50_s": pct(walls, .5) if walls else None,
-            "alone_cpu_per_party_s": sum(cpus) / len(cpus) if cpus else None}
+            "alone_cpu_per_party_s": sum(cpus) / len(cpus) if cpus else None,
+            "alone_peak_mb": max((mb for run in runs for _, _, mb in run), default=None)}
     sh, mal = row["semi-honest"], row["malicious"]
     for key, ratio in (("rate_p50", "ratio_e2e"), ("mpc_p50_s", "ratio_mpc"),
                        ("cpu_s", "ratio_cpu"), ("alone_wall_p50_s", "ratio_alone_wall"),
-                       ("alone_cpu_per_party_s", "ratio_alone_cpu")):
+                       ("alone_cpu_per_party_s", "ratio_alone_cpu"),
+                       ("alone_peak_mb", "ratio_alone_peak_mb")):
         if sh[key] and mal[key]:
             row[ratio] = sh[key] / mal[key] if key == "rate_p50" else mal[key] / sh[key]
     return row
@@ -440,6 +444,8 @@ def price_report(row: dict, refused: dict) -> None:
               + "/".join(f"{w:.2f}" for w in mal["alone_wall_s"]) + " s")
         print(f"{'  CPU per party, s':34}{sh['alone_cpu_per_party_s']:13.2f}"
               f"{mal['alone_cpu_per_party_s']:13.2f}{ratio('ratio_alone_cpu')}")
+        print(f"{'  peak memory of a party, MB':34}{sh['alone_peak_mb']:13.0f}"
+              f"{mal['alone_peak_mb']:13.0f}{ratio('ratio_alone_peak_mb')}")
     for label, why in refused.items():
         print(f"price, {label}: " + (f"refused under malicious ({why})" if why
                                      else "ran under malicious"))
