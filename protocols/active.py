@@ -139,6 +139,7 @@ class Checked:
         self.to_zero = lagrange_coefficients(self.points, 0, p)
         self._triples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._check_material = None  # ρ, the coin seeds and the masks of the next check
+        self._in_flight = 0  # products started and not yet awaited (not yet in _triples)
 
     def array(self, values) -> np.ndarray:
         """``values`` as this field's arrays (int64 below 2^31, else Python ints)."""
@@ -257,11 +258,13 @@ class Checked:
         a, b = np.broadcast_arrays(self.array(a), self.array(b))
         shape, a, b = a.shape, a.ravel(), b.ravel()  # kept for the check: callers never
         reshared = self._send_rows(self._split(reduce(a * b, self.p), self.t))  # change them
+        self._in_flight += checked
 
         async def product():
             c = combine(self.to_zero, await reshared, self.p)
             if checked:
                 self._triples.append((a, b, c))
+                self._in_flight -= 1
             return c.reshape(shape)
         return product()
 
@@ -294,7 +297,11 @@ class Checked:
     async def verify(self) -> None:
         """Check every product since the last check (module docstring), ``reps`` times with
         independent ρ and α; Deviation if one is wrong.  Three rounds: shared randomness, the
-        randomised copies with the coin, and the opening of T."""
+        randomised copies with the coin, and the opening of T.  Every product started must
+        have been awaited: one still in flight would escape the check."""
+        if self._in_flight:
+            raise RuntimeError(f"{self._in_flight} checked products are still in flight:"
+                               f" await them before the check")
         if not self._triples:
             return
         a = np.concatenate([t[0] for t in self._triples])

@@ -169,8 +169,9 @@ async def _chunk(s: Checked, vols, public: dict, idx, limit: int, reveal: bool):
     # 4. the median party's limbs
     picked = (await s.mul(med[:, None, None, :], limbs)).sum(axis=0) % p     # (k, r, m)
 
+    not_bits = await not_bits  # before the check, so that the check covers these products
     await s.verify()
-    await bitwise.check_bits(s, await not_bits)
+    await bitwise.check_bits(s, not_bits)
     breach = (await s.open(breach)).astype(bool)
     ok = np.flatnonzero(~breach)
     if public["portfolio"] and len(ok) < m:

@@ -58,3 +58,14 @@ def test_ranks_break_ties_by_party_order_and_indicators_pick_them():
     assert ranks.tolist() == [[2, 0, 0], [0, 1, 2], [1, 2, 1]]
     for k, ind in enumerate(indicators):
         assert (ind == (ranks == k)).all()
+
+
+def test_the_check_refuses_to_run_while_a_product_is_in_flight():
+    """A product started and awaited only after the check would escape it."""
+    async def circuit(s):
+        pending = s.mul(_bits([1, 2]), _bits([3, 1]))
+        with pytest.raises(RuntimeError, match="still in flight"):
+            await s.verify()
+        await pending
+        return True
+    assert _run(circuit)
