@@ -60,3 +60,21 @@ async def test_prices_and_aggregates_under_malicious_and_what_is_refused(make_cl
         assert not refused.ok
         assert all("refused under security: malicious" in v.reason and "the mean" in v.reason
                    for v in refused.votes), refused.votes
+
+
+async def test_a_book_larger_than_an_idle_links_buffer_prices_under_malicious(make_cluster):
+    """A checked dealing of 600 options (about 90 KB a peer) may reach a warm link before the
+    session takes it; the link must hold it (it closed above 64 KiB once)."""
+    from mpc_nodes.jobs.options_csv import parse_options
+    from mpc_nodes.jobs.pricing import price_params, run_price
+    from tests.test_e2e_pricing import RATE, SPOT
+    rows = [f"{'call' if i % 2 else 'put'},{2400 + i},{0.1 + (i % 40) / 20},1" for i in range(600)]
+    book = parse_options("type,strike,expiry,quantity\n" + "\n".join(rows) + "\n")
+    cluster = make_cluster(parties=3, threshold=1, security="malicious")
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        for _ in range(2):  # the second job runs on warm links
+            outcome = await run_price(c, price_params(book, "ETH", SPOT, RATE))
+            assert outcome.ok, outcome.error
+            assert len(outcome.output["values"]["price"]) + len(outcome.output["breached"]) \
+                == 600
