@@ -88,14 +88,18 @@ def call(cluster_dir, coordinator, broker, as_json: bool, action):
 
 
 def footer(outcome: JobOutcome, *more: str) -> None:
-    """The job's id, participants and time, dim; and the notes of a job that succeeded
-    all the same (a participant lost after the signature was made)."""
+    """The job's id, participants and time, dim; the notes of a job that succeeded all the
+    same (a participant lost after the signature was made), and what parties report seeing
+    others do (a signature share that failed its check)."""
     line = [f"job {outcome.job_id[:8]}" if outcome.job_id else outcome.kind,
             ", ".join(outcome.participants), *more,
             f"{1000 * outcome.timings.get('total_s', 0):.0f} ms"]
     console.print(styled((" · ".join(line), "dim")))
     for name, note in outcome.party_notes.items():
         err.print(f"  note: {name}: {note}", markup=False)
+    for name, seen in outcome.observations.items():
+        for note in seen:
+            err.print(f"  {name} reports: {note}", markup=False)
 
 
 def report(outcome: JobOutcome, as_json: bool, render) -> None:

@@ -59,6 +59,9 @@ class JobOutcome:
     party_states: dict[str, str] = field(default_factory=dict)
     """For `job show`: each party's own account (done, running, pending, lost, unknown, or
     no answer)."""
+    observations: dict[str, list[str]] = field(default_factory=dict)
+    """What each party reported seeing others do (a signature share that failed its check):
+    claims, one party's word each."""
 
     def as_dict(self) -> dict:
         return {"job_id": self.job_id, "kind": self.kind, "params": self.params, "ok": self.ok,
@@ -67,7 +70,8 @@ class JobOutcome:
                 "timings": self.timings, "party_timings": self.party_timings,
                 **({"party_outputs": self.party_outputs} if self.party_outputs else {}),
                 **({"party_notes": self.party_notes} if self.party_notes else {}),
-                **({"party_states": self.party_states} if self.party_states else {})}
+                **({"party_states": self.party_states} if self.party_states else {}),
+                **({"observations": self.observations} if self.observations else {})}
 
 
 OFFLINE_GRACE_S = 3.0
@@ -551,6 +555,8 @@ class Coordinator:
         successful report agrees, at least `suffices[0]` of them, and the output passes the
         coordinator's own check `suffices[1]`; the failed participants become notes."""
         forged = set()
+        outcome.observations = {n: list(r.observations) for n, r in results.items()
+                                if r.observations}
         for name in outcome.participants:
             r = results.get(name)
             if r is None:

@@ -104,14 +104,16 @@ def _names(job) -> list[str]:
     return [p.name for p in job.participants]
 
 
-def excluded(job, output: dict) -> list[str]:
-    """The parties whose signature share failed its check (checked protocol), by name; each
-    is logged, since the signature was made without it."""
-    names = [_names(job)[j] for j in output.get("excluded", ())]
-    for name in names:
-        log.warning("key %s: %s sent a signature share that does not match its commitments;"
-                    " signed without it", job.params.key_id, name)
-    return names
+def observe_excluded(job, output: dict) -> None:
+    """Report each party whose signature share failed its check (checked protocol) beside
+    the result, and log it: the signature was made without it.  Not in the output: a party
+    that sent the bad share to one peer only is seen by that peer alone, and the honest
+    outputs must still agree."""
+    for name in (_names(job)[j] for j in output.get("excluded", ())):
+        note = f"{name} sent a signature share that does not match its commitments; signed" \
+               f" without it"
+        job.observations.append(note)
+        log.warning("key %s: %s", job.params.key_id, note)
 
 
 class _AllParties(SessionKind[P, R]):
@@ -272,12 +274,12 @@ class Sign(SessionKind[SignParams, None]):
         params = job.params
         meta, _ = ctx.keystore.load(params.key_id)
         tx = transaction_of(params)
+        observe_excluded(job, output)
         raw, tx_hash = signed_transaction(tx, output["r"], output["s"], output["y_parity"])
         return {"key_id": params.key_id, "address": meta.address,
                 "public_key": meta.public_key, "r": hex(output["r"]),
                 "s": hex(output["s"]), "y_parity": output["y_parity"], "raw": raw.hex(),
-                "hash": tx_hash.hex(), "digest": tx.digest.hex(),
-                "excluded": excluded(job, output)}
+                "hash": tx_hash.hex(), "digest": tx.digest.hex()}
 
 
 class PresignParams(_Params):

@@ -77,6 +77,8 @@ class NodeJob(Generic[P, R]):
     params: P
     prepared: R = None
     participants: list[PartyInfo] = field(default_factory=list)
+    observations: list[str] = field(default_factory=list)
+    """What `complete` saw other parties do, published beside the result (JobResult)."""
 
 
 class JobKind(ABC, Generic[P, R]):

@@ -32,7 +32,7 @@ from protocols.secp256k1 import verify
 
 from mpc_nodes.chain.eip712 import (Domain, Mark, MarkError, job_id_word, mark_digest, series_id,
                                     to_fixed, typed_data)
-from mpc_nodes.jobs.ecdsa import excluded, load_key, signing_session
+from mpc_nodes.jobs.ecdsa import load_key, observe_excluded, signing_session
 from mpc_nodes.jobs.keycheck import eth_address
 from mpc_nodes.jobs.kind import JobRejected, KeyId, SessionKind, _Params
 from mpc_nodes.jobs.policy import load_policy
@@ -222,12 +222,12 @@ class SignMark(SessionKind[MarkParams, bytes]):
         return signing_session(ctx, job, meta, share, digest.hex())
 
     def complete(self, ctx, job, output):
+        observe_excluded(job, output)
         meta, _ = ctx.keystore.load(job.params.key_id)
         signature = (output["r"].to_bytes(32, "big") + output["s"].to_bytes(32, "big")
                      + bytes([27 + output["y_parity"]]))
         return {"key_id": meta.key_id, "address": meta.address, "public_key": meta.public_key,
-                "digest": job.prepared.hex(), "signature": signature.hex(),
-                "excluded": excluded(job, output)}
+                "digest": job.prepared.hex(), "signature": signature.hex()}
 
 
 def recover_signer(digest: bytes, signature: bytes) -> str:

@@ -641,7 +641,8 @@ class Node:
                        "mpc_s": mpc_s, "node_s": time.monotonic() - started}
             self.metrics.jobs.labels(req.kind, "ok").inc()
             self._update_key_metrics()
-            await self._publish_result(job, sid, ok=True, output=output, timings=timings)
+            await self._publish_result(job, sid, ok=True, output=output, timings=timings,
+                                       observations=node_job.observations)
         except (SessionError, JobRejected) as exc:
             self.metrics.jobs.labels(req.kind, "failed").inc()
             log.warning("job %s failed: %s", req.job_id[:8], exc)
@@ -672,11 +673,12 @@ class Node:
             raise SessionError(f"aborted: {job.aborted}")
 
     async def _publish_result(self, job: PendingJob, sid: str | None, ok: bool, output=None,
-                              error: str | None = None, timings: dict | None = None) -> None:
+                              error: str | None = None, timings: dict | None = None,
+                              observations: list[str] | None = None) -> None:
         result = JobResult(job_id=job.request.job_id, request_digest=job.digest, session_id=sid,
                            ok=ok, output=output, error=error,
                            output_digest=output_digest(output) if ok else None,
-                           timings=timings or {})
+                           timings=timings or {}, observations=(observations or [])[:16])
         raw = self._seal("results", result)
         limit = self.roster.limits.max_message_bytes
         if len(raw) > limit:  # the coordinator would drop it unread: say so instead

@@ -77,6 +77,9 @@ class JobResult(StrictModel):
     error: Reason | None = None
     output_digest: Digest | None = None
     timings: dict[str, float] = Field(default_factory=dict)
+    observations: list[Reason] = Field(default_factory=list, max_length=16)
+    """What this party saw another party do in the job (a signature share that failed its
+    check): its claim, outside the output and its digest, which honest parties may not share."""
 
 
 class JobQuery(StrictModel):

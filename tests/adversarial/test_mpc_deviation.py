@@ -25,7 +25,8 @@ no-deviation (k was past the session's last message).  Under `security: semi-hon
 aggregate or price is expected — MPyC is secure against passive parties only — and counted,
 not failed; under `security: malicious` a wrong output of any kind fails the test.  A party a
 failed job names as the culprit ("party1 sent ...", "invalid: party1", "dealer 1 sent ...",
-a signature's `excluded`) must be the deviator under malicious; in any mode such a reason
+or a party's report that another sent a bad signature share) must be the deviator under
+malicious; in any mode such a reason
 pointing at an honest party is counted and printed, and so is a success whose notes call an
 honest party's result the dissenting one.  No party may report a crash ("internal error").
 The deviating party changes between blocks of trials (party1, party0, party2); the kinds
@@ -326,6 +327,7 @@ _CHEAT = re.compile(r"(party\d+)[^.;:]{0,40}?\b(cheat\w*|misbehav\w*|deviat\w*|b
 _SENT = re.compile(r"(party\d+) sent\b")  # the checked protocols: "party1 sent a value ..."
 _INVALID = re.compile(r"invalid: (party\d+(?:, party\d+)*)")  # "... shares; invalid: party1"
 _DISAGREES = re.compile(r"(party\d+): its result \(\w+\) disagrees")
+_OBSERVED = re.compile(r"(party\d+) sent a signature share that does not match")  # a report
 _DEALT = re.compile(r"(party\d+(?:, party\d+)*) dealt an input")  # a non-bit's dealer
 # the protocols that take no names say "session party j" or, in a resharing, "dealer j" and
 # "parties [j]": session indices, which are roster indices in these all-party sessions
@@ -350,8 +352,9 @@ def named_cheaters(out) -> set[str]:
         named |= {f"party{j}" for text in texts for m in indices.finditer(text)
                   for j in m.group(1).split(", ")}
     named |= {f"party{int(m.group(1)) - 1}" for text in texts for m in _BAD_SHARE.finditer(text)}
-    for key in ("cheaters", "excluded"):
-        named |= set((out.output or {}).get(key) or [])
+    named |= set((out.output or {}).get("cheaters") or [])
+    named |= {m.group(1) for seen in out.observations.values() for note in seen
+              for m in _OBSERVED.finditer(note)}
     return named
 
 
@@ -461,9 +464,11 @@ async def test_single_deviations_never_give_a_wrong_output(make_cluster, securit
                                                          **out.party_errors}.items()
                                if "internal error" in e]:  # a node's bug, not a reason
                     problems.append(f"{where}: a job kind crashed: {crashed}")
-                if out.ok and (wrong := set((out.output or {}).get("excluded") or [])
+                if out.ok and (wrong := {m.group(1) for seen in out.observations.values()
+                                         for note in seen for m in _OBSERVED.finditer(note)}
                                - {deviator.name}):
-                    problems.append(f"{where}: a signature excluded honest {sorted(wrong)}")
+                    problems.append(f"{where}: a party reports honest {sorted(wrong)} sent a"
+                                    f" bad signature share")
                 if out.ok and {n for n, note in out.party_notes.items()
                                if _DISAGREES.match(f"{n}: {note}")} - {deviator.name}:
                     noted[kind] += 1  # a success whose notes call an honest result dissenting
