@@ -38,7 +38,8 @@ async def _in_exponent(rt, share: int):
     published = await rt.transfer(mine)
     if any(not p for p in published):
         raise SigningError("a party's share is zero; run the job again")
-    return interpolate_points([p.pid + 1 for p in rt.parties], [point(p) for p in published])
+    points = [point(p) for p in _points(published, "a nonce share point")]
+    return interpolate_points([p.pid + 1 for p in rt.parties], points)
 
 
 async def _random_shared(rt):
@@ -47,16 +48,21 @@ async def _random_shared(rt):
     return rt.sum(rt.input(secfld(secrets.randbelow(N)), senders=None))
 
 
-def _verification_shares(published: list) -> list[str]:
-    """The points the session parties published (each over its own authenticated link), as
-    hex; CurveError naming the first party whose bytes are no secp256k1 point."""
+def _points(published: list, what: str = "a verification share") -> list[bytes]:
+    """The points the session parties published (each over its own authenticated link);
+    CurveError naming the first party whose bytes are no secp256k1 point."""
     for pid, data in enumerate(published):
         try:
             point(data if isinstance(data, bytes) else b"")
         except CurveError:
-            raise CurveError(f"session party {pid} (point {pid + 1}) sent a verification share"
-                             f" that is no secp256k1 point") from None
-    return [p.hex() for p in published]
+            raise CurveError(f"session party {pid} (point {pid + 1}) sent {what} that is no"
+                             f" secp256k1 point") from None
+    return published
+
+
+def _verification_shares(published: list) -> list[str]:
+    """The verification shares the session parties published, as hex (``_points``)."""
+    return [p.hex() for p in _points(published)]
 
 
 async def keygen(rt) -> dict:
