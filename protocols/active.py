@@ -99,22 +99,17 @@ def stream_bytes(p: int, count: int) -> int:
     return 8 * ((p.bit_length() + 64 + 63) // 64) * count
 
 
-def reduce(values: np.ndarray, p: int) -> np.ndarray:
-    """values mod p (numpy's int64 remainder by a scalar is about 3 ns an element)."""
-    return values % p
-
-
 def combine(coefficients, rows: np.ndarray, p: int) -> np.ndarray:
     """Σ cⱼ·rows[j] mod p, reduced term by term (no int64 overflow for M31)."""
     total = 0
     for c, row in zip(coefficients, rows):
-        total = total + reduce(int(c) * row, p)
-    return reduce(total, p)
+        total = total + int(c) * row % p
+    return total % p
 
 
 def dot(x: np.ndarray, y: np.ndarray, p: int) -> int:
     """Σ xᵢ·yᵢ mod p (term by term reduced: no int64 overflow for M31 below 2^32 terms)."""
-    return int(reduce(x * y, p).sum()) % p
+    return int((x * y % p).sum()) % p
 
 
 class Checked:
@@ -220,8 +215,8 @@ class Checked:
             for k in range(degree - 1, -1, -1):
                 acc = (acc + coefficients[k]) * x
                 if wide:
-                    acc = reduce(acc, p)
-            shares[j] = reduce(acc + (values if constant else 0), p)
+                    acc = acc % p
+            shares[j] = (acc + (values if constant else 0)) % p
         return shares
 
     def deal(self, values: np.ndarray):
@@ -257,7 +252,7 @@ class Checked:
         own randomised copies)."""
         a, b = np.broadcast_arrays(self.array(a), self.array(b))
         shape, a, b = a.shape, a.ravel(), b.ravel()  # kept for the check: callers never
-        reshared = self._send_rows(self._split(reduce(a * b, self.p), self.t))  # change them
+        reshared = self._send_rows(self._split(a * b % self.p, self.t))  # change them
         self._in_flight += checked
 
         async def product():
@@ -322,7 +317,7 @@ class Checked:
         t_shares = []
         for i in range(reps):
             alpha = self.coefficients(int(coin_values[i]), len(a))
-            t_shares.append((dot(reduce(alpha * rho_a[i], p), b, p)
+            t_shares.append((dot(alpha * rho_a[i] % p, b, p)
                              - int(rho[i]) * dot(alpha, c, p) + int(mask[i])) % p)
         totals = await self.open(self.array(t_shares), degree=2 * self.t)
         if np.any(totals != 0):
