@@ -43,7 +43,7 @@ from math import comb
 from . import bitwise, bsm
 from .active import Checked, Deviation
 from .mpyc_seam import prss_share
-from .pricing import (_VOL_TOP, CHUNK, F, LIMIT_BITS, NOISE_BITS, QTY_BITS, SELECT_TYPE_BITS,
+from .pricing import (_VOL_TOP, F, LIMIT_BITS, NOISE_BITS, QTY_BITS, SELECT_TYPE_BITS,
                       VOL_BITS, PricingError, _check_public, _fixed, plan)
 
 Q = 2 ** 31 - 1
@@ -52,6 +52,7 @@ VOL_W = _VOL_TOP.bit_length()      # bits of a volatility round(σ·2^24) <= rou
 LIMB = 24                          # bits of a limb of an output
 OFFSET = 1 << (SELECT_TYPE_BITS - 1)
 B_WIDTH = VOL_W + LIMIT_BITS + 1   # 2^12·σ_min + L·σ_med < 2^(VOL_W + 13)
+CHUNK = 1000  # options per checked session: it keeps every product of a chunk for its check
 
 
 def refusal(n: int, public: dict) -> str | None:

@@ -279,3 +279,18 @@ async def test_large_books_are_split_into_jobs_and_merged(shared_cluster, monkey
     assert len(split.output["jobs"]) == 3 and "jobs" not in whole.output
     assert split.output["breached"] == whole.output["breached"] == []
     assert split.output["values"] == whole.output["values"]  # the same parties, same vols
+
+
+@pytest.mark.timeout(180)
+async def test_five_parties_price_the_median_on_the_checked_protocol(make_cluster):
+    """From five parties the exact path runs protocols.pricing_active under semi-honest too
+    (jobs.pricing.CHECKED_FROM): faster than MPyC's there, and checked by QuantLib alike."""
+    cluster = make_cluster(parties=5, threshold=2)
+    book = _days_book()
+    _, refs = _expected(cluster, book, "median")
+    async with cluster.coordinator() as c:
+        await cluster.wait_online(c)
+        outcome = await run_price(c, price_params(book, "ETH", SPOT, RATE, greeks=True))
+    assert outcome.ok, outcome.error
+    assert outcome.output["breached"] == []
+    _assert_close(outcome.output["values"], refs)
