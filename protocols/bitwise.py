@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .active import Checked, Deviation
+from .shamir import rank_basis
 
 
 def _xor(s: Checked, x, y, xy):
@@ -117,15 +118,10 @@ async def rank_indicators(s: Checked, ranks, wanted: list[int]) -> list:
         powers.append(await s.mul(powers[-1], ranks))
     out = []
     for k in wanted:
-        coefficients, denominator = np.poly1d([1]), 1
-        for j in range(n):
-            if j != k:
-                coefficients *= np.poly1d([1, -j])
-                denominator *= k - j
         total = np.zeros_like(ranks)
-        for j, c in enumerate(coefficients.coeffs[::-1]):
-            total = (total + int(c) % p * powers[j] % p) % p
-        out.append(total * pow(denominator % p, -1, p) % p)
+        for c, power in zip(rank_basis(n, k, p), powers):
+            total = (total + c * power % p) % p
+        out.append(total)
     return out
 
 

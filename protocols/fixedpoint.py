@@ -22,11 +22,12 @@ from __future__ import annotations
 import contextlib
 import os
 from asyncio import Future
-from math import comb, prod
+from math import comb
 
 import numpy as np
 
 from protocols import compare3, randomness
+from protocols.shamir import rank_basis
 from protocols.mpyc_seam import (comparison_bits, fast_prss_randoms, mpc_coro, prss_pieces,
                                  prss_weight, prss_zero_share, reshare)
 
@@ -202,15 +203,8 @@ def rank_indicators(rt, rank_list: list, n: int, wanted: list[int]) -> dict[int,
         powers.append(powers[-1] * r)
     out = {}
     for k in wanted:
-        coeffs = np.poly1d([1])
-        for j in range(n):
-            if j != k:
-                coeffs *= np.poly1d([1, -j])
-        denominator = prod(k - j for j in range(n) if j != k)
-        c = [int(x) for x in coeffs.coeffs[::-1]]  # c[0] + c[1] r + ...
-        acc = c[0] + sum(c[j] * powers[j] for j in range(1, n))
-        inv = pow(denominator % field.modulus, -1, field.modulus)
-        indicator = acc * inv
+        c = rank_basis(n, k, field.modulus)  # c[0] + c[1] r + ...
+        indicator = c[0] + sum(c[j] * powers[j] for j in range(1, n))
         out[k] = [indicator[i] for i in range(len(rank_list))]
     return out
 

@@ -22,11 +22,11 @@ Run its tests with ``pytest tests/test_randomness.py`` (party processes on loopb
 
 from __future__ import annotations
 
-import os
 from asyncio import Future
 
 import numpy as np
 
+from protocols.active import uniform
 from protocols.mpyc_seam import mpc_coro, reshare
 
 
@@ -35,17 +35,6 @@ def extraction_matrix(m: int, t: int, p: int) -> np.ndarray:
     linearly independent (distinct nonzero points, p > m)."""
     points = np.arange(1, m + 1, dtype=object)
     return np.array([[pow(int(x), i, p) for x in points] for i in range(m - t)], dtype=object)
-
-
-def _uniform(p: int, count: int) -> np.ndarray:
-    """count integers uniform in range(p), each within statistical distance 2^-64: drawn 64
-    bits longer than p, from one os.urandom call."""
-    words = (p.bit_length() + 64 + 63) // 64
-    raw = np.frombuffer(os.urandom(8 * words * count), dtype=np.uint64).reshape(words, count)
-    value = raw[0].astype(object)
-    for w in raw[1:]:
-        value = (value << 64) | w.astype(object)
-    return value % p
 
 
 @mpc_coro
@@ -59,7 +48,7 @@ async def random_elements(rt, field, n: int):
         return field.array(np.zeros(0, dtype=object))
     m, t, p = len(rt.parties), rt.threshold, field.modulus
     per_party = -(-n // (m - t))
-    dealt = await rt.input(field.array(_uniform(p, per_party)), senders=None)
+    dealt = await rt.input(field.array(uniform(p, per_party)), senders=None)
     shares = np.stack([d[0].value for d in dealt])  # (m, per_party): row j dealt by party j
     extracted = (extraction_matrix(m, t, p) @ shares) % p  # (m - t, per_party)
     return field.array(extracted.reshape(-1)[:n])

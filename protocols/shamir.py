@@ -32,6 +32,19 @@ def lagrange_coefficients(xs: Sequence[int], at: int, modulus: int) -> list[int]
     return coefficients
 
 
+def rank_basis(n: int, k: int, modulus: int) -> list[int]:
+    """Coefficients c (constant first) of the Lagrange basis polynomial over the ranks
+    0..n-1 that is 1 at k and 0 at every other rank, mod ``modulus``: Σ cᵢ·rⁱ = [r = k]."""
+    coefficients, denominator = [1], 1
+    for j in range(n):
+        if j != k:  # multiply by (r − j)
+            coefficients = [(a - j * b) % modulus for a, b in
+                            zip([0] + coefficients, coefficients + [0])]
+            denominator = denominator * (k - j) % modulus
+    inverse = pow(denominator, -1, modulus)
+    return [c * inverse % modulus for c in coefficients]
+
+
 def interpolate(xs: Sequence[int], shares: Sequence[Sequence[int]], at: int,
                 modulus: int) -> list[int]:
     """The polynomials through the share vectors, evaluated at ``at``: ``shares[j]`` is the

@@ -169,3 +169,13 @@ def test_an_extension_field_uses_mpycs_sampler(mpyc_sampler_calls):
     assert len(mpyc_sampler_calls) == 1
     opened = thresha.np_recombine(field, [(i + 1, shares[i]) for i in (0, 2)])
     assert list(opened.value) == list(secrets.value)
+
+
+def test_rank_basis_is_one_at_its_rank_and_zero_at_the_others():
+    from protocols.shamir import rank_basis
+    p = 2**31 - 1
+    for n in range(1, 8):
+        for k in range(n):
+            c = rank_basis(n, k, p)
+            assert [sum(ci * r**i for i, ci in enumerate(c)) % p for r in range(n)] == \
+                [int(r == k) for r in range(n)]
