@@ -15,6 +15,10 @@ contract below has a test there that names what changed.
   (``Runtime._reshare``).  PRSS draws use MPyC's keys (``Runtime._prss_keys``) and
   weights (``thresha._f_S_i``) with a vectorised SHAKE-128 stream (``fast_prss_share``,
   ``prss_pieces``); ``fast_prss_randoms`` puts it behind ``Runtime._np_randoms``.
+- **PRSS key agreement**: MPyC's generator of a subset's key sends it to the other members
+  in the handshake (``Runtime._prss_keys_to_peer``), so a corrupted one can send each a
+  different key; ``agree_prss_keys`` compares digests of the shared keys in one round, once
+  per runtime, before PRSS values are relied on under security: malicious.
 - **Unpickling**: MPyC sends arrays and ``transfer``'s objects as pickles and loads what a
   peer sent with ``pickle.loads`` (``mpyc.runtime.pickle``): a peer could make it run any
   code.  ``install_runtime`` gives ``mpyc.runtime`` ``SafePickle``, whose ``loads`` builds
@@ -51,6 +55,8 @@ import time
 from typing import Protocol
 
 import numpy as np
+
+from protocols.active import Deviation
 
 PINNED_MPYC = "0.11"
 
@@ -485,6 +491,76 @@ async def exchange(rt, outgoing: list):
     received = [None if pid == rt.pid else rt._receive_message(pid)
                 for pid in range(len(rt.parties))]
     return await rt.gather(received)
+
+
+# -- PRSS key agreement ----------------------------------------------------------------------
+# MPyC's generator of a subset's PRSS key (its first member) sends the key to each other member
+# in the handshake (``Runtime._prss_keys_to_peer``): a corrupted generator can send different
+# keys to different members, and no opening sees it (the t+1 honest shares of a PRSS value
+# then lie on *some* degree-t polynomial, whose value is no longer a bounded sum).
+
+_PRSS_DIGEST_TAG = b"mpcnet/prss-key-digest/v1\x00"
+_PRSS_AGREED = "_mpcnet_prss_agreed"  # on a runtime: its agreement round (digests, replies)
+_DIGEST = 32
+
+
+def _prss_key_digest(m: int, t: int, subset: tuple, key) -> bytes:
+    """SHA-256 of one subset's PRSS key, bound to m, t and the subset."""
+    bound = b"".join(i.to_bytes(2, "big") for i in (m, t, *subset))
+    return hashlib.sha256(_PRSS_DIGEST_TAG + bound + bytes(key)).digest()
+
+
+def _shared_subsets(rt, j: int) -> list[tuple]:
+    """The PRSS key subsets holding both this party and party j, sorted (the keys arrive in
+    any order)."""
+    return sorted(s for s in rt._prss_keys if j in s)
+
+
+async def agree_prss_keys(rt, names: list[str] | None = None) -> None:
+    """Check that every other party holds the same PRSS key as this party for each subset
+    they share: one round in which each party sends each peer a digest of every key they have
+    in common; ``protocols.active.Deviation`` if one differs, naming nobody (the generator may
+    have sent two keys, or the peer may report a false digest), or if a reply is malformed,
+    naming its sender.  Under security: malicious, before PRSS values are used (their bound).
+
+    Once per runtime (keys are made when it is built, one per session): later calls await the
+    same round.  No round where every subset has at most two members (m - t <= 2, e.g. three
+    parties): the generator's one receiver has no other receiver to disagree with."""
+    m, t = len(rt.parties), rt.threshold
+    if rt.options.no_prss or m - t <= 2:
+        return
+    if (agreed := getattr(rt, _PRSS_AGREED, None)) is None:
+        mine = {s: _prss_key_digest(m, t, s, key) for s, key in rt._prss_keys.items()}
+        agreed = mine, exchange(rt, [b"" if j == rt.pid else
+                                     b"".join(mine[s] for s in _shared_subsets(rt, j))
+                                     for j in range(m)])
+        setattr(rt, _PRSS_AGREED, agreed)
+    mine, replies = agreed
+    _compare_key_digests(rt, mine, await replies,
+                         names or [f"session party {j}" for j in range(m)])
+
+
+def _compare_key_digests(rt, mine: dict, replies: list, names: list[str]) -> None:
+    """Deviation unless every peer's digests equal this party's, subset by subset."""
+    differ = []
+    for j, reply in enumerate(replies):
+        if j == rt.pid:
+            continue
+        subsets = _shared_subsets(rt, j)
+        if reply is None or len(reply) != _DIGEST * len(subsets):
+            raise Deviation(f"{names[j]} sent {0 if reply is None else len(reply)} bytes where"
+                            f" {len(subsets)} PRSS key digests ({_DIGEST * len(subsets)} bytes)"
+                            f" were due", [j])
+        differ += [(j, s) for k, s in enumerate(subsets)
+                   if reply[_DIGEST * k:_DIGEST * (k + 1)] != mine[s]]
+    if differ:
+        j, s = differ[0]
+        why = f"{names[j]}, which made it, sent this party another key than it holds" \
+            if j == s[0] else f"either {names[s[0]]}, which made it, sent its members" \
+            f" different keys, or {names[j]} reports a false digest"
+        raise Deviation(f"the PRSS key of parties {', '.join(names[i] for i in s)} differs"
+                        f" between this party and {names[j]} ({len(differ)} digest(s) differ):"
+                        f" {why}; PRSS values would be unbounded, so the session stops")
 
 
 # -- field arrays ----------------------------------------------------------------------------

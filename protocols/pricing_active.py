@@ -42,7 +42,7 @@ from math import comb
 
 from . import bitwise, bsm
 from .active import Checked, Deviation
-from .mpyc_seam import prss_share
+from .mpyc_seam import agree_prss_keys, prss_share
 from .pricing import (_VOL_TOP, F, LIMIT_BITS, NOISE_BITS, QTY_BITS, SELECT_TYPE_BITS,
                       VOL_BITS, PricingError, _check_public, _fixed, plan)
 
@@ -89,6 +89,7 @@ async def price(rt, vols: list[float], public: dict, names: list[str] | None = N
     if totals:
         if breached:  # as under semi-honest: a portfolio with a breached option reveals nothing
             return result | {"rows": None}
+        await agree_prss_keys(rt, names)  # the noise is bounded only if the keys agree
         return result | await _totals(Checked(rt, WIDE, points, names),
                                       np.concatenate(rows, axis=-1)[0], public, ok, reveal)
     if reveal:

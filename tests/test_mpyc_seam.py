@@ -12,12 +12,13 @@ import re
 import struct
 import subprocess
 import sys
+from itertools import combinations
 from math import comb
 
 import numpy as np
 import pytest
 
-from protocols import mpyc_seam
+from protocols import active, mpyc_seam
 from protocols.shamir import interpolate
 from tests.mpc_harness import ROOT, run_parties
 
@@ -174,6 +175,89 @@ def test_prss_zero_sharings_open_to_zero_at_degree_2t(parties):
     degree = 2 * results[0]["t"]
     assert _opened(results, "zero", degree) == [0] * 8
     assert any(r["zero"] != [0] * 8 for r in results), "the zero sharings are all zero"
+
+
+# -- PRSS key agreement ---------------------------------------------------------------------
+
+def test_each_prss_key_is_made_by_its_subsets_first_member_and_sent_to_the_others():
+    """agree_prss_keys exists because of this: the first member of each subset of m - t
+    parties makes its key and sends it to each other member in the handshake."""
+    for pid in range(5):
+        rt = mpyc_seam.install_runtime(pid, [("127.0.0.1", 0)] * 5, 2)
+        made = {s for s in combinations(range(5), 3) if s[0] == pid}
+        assert set(rt._prss_keys) == made, "MPyC now makes other PRSS keys at a party"
+        assert all(isinstance(k, bytes) and len(k) == 16 for k in rt._prss_keys.values())
+        for peer in range(pid + 1, 5):
+            assert rt._prss_keys_to_peer(peer) == [rt._prss_keys[s] for s in sorted(made)
+                                                   if peer in s]
+            assert rt._prss_keys_from_peer(peer) == 16 * sum(1 for s in combinations(
+                range(5), 3) if s[0] == peer and pid in s)
+
+
+async def prss_key_agreement(rt, swapped: list | None = None, short: int | None = None) -> dict:
+    """(Run in each party.) agree_prss_keys twice; before it, party swapped[0] holds another
+    key of subset swapped[1] (as if the subset's first member had sent it one), and party
+    ``short`` sends each peer one byte less in the first.  What each call concluded, and how
+    many messages this party sent in each."""
+    if swapped and rt.pid == swapped[0]:
+        rt._prss_keys[tuple(swapped[1])] = bytes(16)
+    sent = [0]
+
+    def count(peer, data):
+        sent[-1] += 1
+        return data[:-1] if rt.pid == short and len(sent) == 1 else data
+    mpyc_seam.tap_sends(rt, count)
+    outcomes = []
+    for _ in range(2):
+        try:
+            await mpyc_seam.agree_prss_keys(rt)
+            outcomes.append("agreed")
+        except active.Deviation as exc:
+            outcomes.append({"deviation": str(exc), "culprits": list(exc.culprits)})
+        sent.append(0)
+    return {"outcomes": outcomes, "sent": sent[:2]}
+
+
+@pytest.mark.heavy
+def test_parties_agreeing_on_their_prss_keys_pass_in_one_round_once_per_runtime():
+    for result in run_parties("tests.test_mpyc_seam:prss_key_agreement", [[]] * 5):
+        assert result == {"outcomes": ["agreed", "agreed"], "sent": [4, 0]}
+
+
+@pytest.mark.heavy
+def test_three_parties_need_no_round():
+    """Each subset of two parties has one receiver: nobody to disagree with."""
+    for result in run_parties("tests.test_mpyc_seam:prss_key_agreement", [[]] * 3):
+        assert result == {"outcomes": ["agreed", "agreed"], "sent": [0, 0]}
+
+
+@pytest.mark.heavy
+def test_a_prss_key_that_differs_between_two_members_stops_every_member_naming_nobody():
+    results = run_parties("tests.test_mpyc_seam:prss_key_agreement", [[[2, [0, 1, 2]]]] * 5)
+    for pid in (0, 1, 2):  # the members of (0, 1, 2); 0 made the key and holds it as 1 does
+        assert results[pid]["sent"] == [4, 0]
+        first, again = results[pid]["outcomes"]
+        assert first == again and first["culprits"] == [], results[pid]
+        assert "PRSS key of parties session party 0, session party 1, session party 2" \
+            " differs" in first["deviation"]
+    assert "between this party and session party 2 (1 digest(s) differ): either session" \
+        " party 0, which made it, sent its members different keys, or session party 2 reports" \
+        " a false digest" in results[1]["outcomes"][0]["deviation"]
+    assert "between this party and session party 0 (2 digest(s) differ): session party 0," \
+        " which made it, sent this party another key than it holds" \
+        in results[2]["outcomes"][0]["deviation"]
+    for pid in (3, 4):  # they hold no key of (0, 1, 2)
+        assert results[pid]["outcomes"] == ["agreed", "agreed"]
+
+
+@pytest.mark.heavy
+def test_a_malformed_digest_message_names_its_sender():
+    results = run_parties("tests.test_mpyc_seam:prss_key_agreement", [[None, 4]] * 5)
+    for result in results[:4]:
+        assert result["outcomes"][0]["culprits"] == [4]
+        assert "session party 4 sent 95 bytes where 3 PRSS key digests (96 bytes) were due" \
+            == result["outcomes"][0]["deviation"]
+    assert results[4]["outcomes"] == ["agreed", "agreed"]
 
 
 def test_field_arrays_are_built_as_mpyc_builds_them():
