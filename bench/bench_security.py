@@ -6,9 +6,10 @@ verified result; keygen and refresh: to committed), the slowest party's MPC time
 job of the cluster's processes (bench/_cluster.cluster_cpu) and of its engines (the MPC), the
 ratio malicious / semi-honest and the issue's target beside it.  Pricing likewise, fewer
 rounds (each job takes seconds): a book of --options options with Greeks at the median through
-the coordinator (as bench_pricing), options/s per mode; the variants the checked protocol
-did not cover (mean, portfolio, reveal to the coordinator) are requested once each of the
-malicious cluster, and its refusal (or that it ran) printed.  Then the protocols alone (no
+the coordinator (as bench_pricing), options/s per mode; the variants (mean, portfolio, reveal
+to the coordinator) are requested once each of the malicious cluster, and that they ran (or
+why not) printed; the mean (the secure evaluation) is timed as a protocol alone, on
+--mean-options options.  Then the protocols alone (no
 bus), in 3 real party processes on loopback (tests/mpc_harness), timed inside the parties, to
 separate MPC cost from bus cost: protocols.ecdsa against protocols.ecdsa_active, and
 protocols.pricing against protocols.pricing_active on the same book and vols (both must
@@ -16,7 +17,8 @@ reveal the same rows).  --profile N: instead, cProfile one party
 of protocols.pricing_active on N options and print where its CPU goes.
 
     python bench/bench_security.py [--rounds 20] [--sigs 20] [--price-rounds 3]
-                                   [--options 10000] [--broker URL] [--json] [--profile N]
+                                   [--options 10000] [--mean-options 1000] [--broker URL]
+                                   [--json] [--profile N]
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ KINDS = {
 # measured in fewer rounds than KINDS (a job takes seconds)
 PRICE = {"price": ("price", lambda s: run_price(s.c, s.book))}
 # price variants beyond the median with every output revealed: each requested once of the
-# malicious cluster, which refuses (at the vote) what the checked protocol does not cover yet
+# malicious cluster, which would refuse (at the vote) what the checked protocols did not cover
 PRICE_VARIANTS = {"mean": {"method": "mean"}, "portfolio": {"portfolio": True},
                  "reveal=coordinator": {"reveal": "coordinator"}}
 
@@ -256,9 +258,9 @@ def protocol_alone(rounds: int, sigs: int) -> dict:
     return out
 
 
-def pricing_inputs(m: int) -> tuple[dict, list]:
-    """The public book (bench_pricing's, median, Greeks) and 3 parties' vols within 5 %."""
-    pub, vols = public(m, "median")
+def pricing_inputs(m: int, method: str = "median") -> tuple[dict, list]:
+    """The public book (bench_pricing's, Greeks) and 3 parties' vols within 5 %."""
+    pub, vols = public(m, method)
     rng = np.random.default_rng(7)
     return pub, [list(vols * (1 + rng.uniform(-0.05, 0.05, m))) for _ in range(3)]
 
@@ -267,7 +269,7 @@ async def timed_price(rt, mode: str, vols: list, public: dict) -> dict:
     """Party side of the protocol-alone pricing: protocols.pricing (semi-honest) or
     pricing_active (malicious) timed (wall, CPU) from a barrier, the party's peak resident
     memory (MB), and a digest of what it revealed (both modes must reveal the same rows)."""
-    proto = pricing_active if mode == "malicious" else pricing
+    proto = pricing_active if mode == "malicious" else pricing  # (it hands the mean over)
     await rt.barrier()
     start, cpu = time.perf_counter(), time.process_time()
     result = await proto.price(rt, vols, public)
@@ -277,11 +279,11 @@ async def timed_price(rt, mode: str, vols: list, public: dict) -> dict:
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def pricing_alone(rounds: int, m: int) -> dict:
+def pricing_alone(rounds: int, m: int, method: str = "median") -> dict:
     """Per mode: one [wall, CPU, peak MB] per party per run, the modes alternating over
-    `rounds` runs of 3 party processes pricing the same m options; a mode that revealed other
-    rows ends the bench."""
-    pub, vols = pricing_inputs(m)
+    `rounds` runs of 3 party processes pricing the same m options; for the median (exact in
+    both modes) a mode that revealed other rows ends the bench."""
+    pub, vols = pricing_inputs(m, method)
     out: dict = {mode: [] for mode in MODES}
     digests = set()
     for r in range(rounds):
@@ -290,7 +292,7 @@ def pricing_alone(rounds: int, m: int) -> dict:
                                   [[mode, v, pub] for v in vols], timeout=3600)
             digests |= {p["digest"] for p in parties}
             out[mode].append([[p["wall"], p["cpu"], p["rss_mb"]] for p in parties])
-    if len(digests) > 1:
+    if len(digests) > 1 and method == "median":
         raise SystemExit(f"the two pricing protocols revealed different rows: {digests}")
     return out
 
@@ -361,6 +363,20 @@ def _price_summary(samples: dict, alone: dict, m: int) -> dict:
     return row
 
 
+def _mean_summary(alone: dict, m: int) -> dict:
+    """Options/s of the secure evaluation (the mean) per mode, protocol alone."""
+    row: dict = {"options": m}
+    for mode in MODES:
+        walls = [max(w for w, _, _ in run) for run in alone[mode]]
+        cpus = [c for run in alone[mode] for _, c, _ in run]
+        row[mode] = {"runs": len(walls), "wall_s": walls, "rate_p50": m / pct(walls, .5),
+                     "cpu_per_party_s": sum(cpus) / len(cpus),
+                     "peak_mb": max(mb for run in alone[mode] for _, _, mb in run)}
+    row["ratio_wall"] = row["semi-honest"]["rate_p50"] / row["malicious"]["rate_p50"]
+    row["ratio_cpu"] = row["malicious"]["cpu_per_party_s"] / row["semi-honest"]["cpu_per_party_s"]
+    return row
+
+
 def summary(samples: dict, alone: dict, skipped: dict, price_alone: dict, m: int,
             price_refused: dict) -> dict:
     kinds = {}
@@ -420,6 +436,13 @@ def report(result: dict) -> None:
     for label, row in result["protocol"].items():
         line(label, row)
     price_report(result["price"], result["price_refused"])
+    mean = result["price_mean"]
+    sh, mal = mean["semi-honest"], mean["malicious"]
+    print(f"\nprice, {mean['options']:,} options with Greeks, mean (the secure evaluation), 3"
+          f" parties, protocol alone: semi-honest (protocols.pricing) {sh['rate_p50']:,.0f}"
+          f" options/s, malicious (protocols.pricing_secure_active) {mal['rate_p50']:,.0f}/s:"
+          f" {mean['ratio_wall']:.2f}x wall, {mean['ratio_cpu']:.2f}x CPU per party; peak"
+          f" memory {sh['peak_mb']:.0f} / {mal['peak_mb']:.0f} MB")
 
 
 def price_report(row: dict, refused: dict) -> None:
@@ -469,6 +492,8 @@ def main() -> None:
     ap.add_argument("--price-rounds", type=int, default=3,
                     help="price jobs per mode, and runs per mode of the pricing protocols alone")
     ap.add_argument("--options", type=int, default=10_000, help="options per price job")
+    ap.add_argument("--mean-options", type=int, default=1_000,
+                    help="options of the mean's protocol-alone runs (its checked path is slow)")
     ap.add_argument("--broker", help="external broker URL (default: embedded amqtt with TLS)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--profile", type=int, metavar="N",
@@ -486,10 +511,12 @@ def main() -> None:
             measure(clusters, args.rounds, args.price_rounds, args.options))
     alone = protocol_alone(2, args.sigs)
     price_alone = pricing_alone(args.price_rounds, args.options)
+    mean_alone = pricing_alone(args.price_rounds, args.mean_options, "mean")
     result = {"date": started, "commit": git_commit(), "cpus": os.cpu_count(),
               "load": [load, os.getloadavg()[0]], "rounds": args.rounds,
               "price_rounds": args.price_rounds,
-              **summary(samples, alone, skipped, price_alone, args.options, price_refused)}
+              **summary(samples, alone, skipped, price_alone, args.options, price_refused),
+              "price_mean": _mean_summary(mean_alone, args.mean_options)}
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -35,6 +35,7 @@ are mutually authenticated TLS).  Run its tests with ``pytest tests/test_active.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 
@@ -127,7 +128,8 @@ class Checked:
         self.points = [x % p for x in points]
         self.small = p < SMALL
         self.dtype = np.int64 if self.small else object
-        self.width = (p.bit_length() + 7) // 8
+        self.limbs = -(-p.bit_length() // 64)  # a large field's element: 64-bit limbs
+        self.width = 4 if p < SMALL else 8 * self.limbs  # bytes per element on the wire
         self.reps = -(-CHEAT_BITS // (p.bit_length() - 2))  # 2/p per check
         if self.small and p != M31:
             raise ValueError("of the fields below 2^31 only 2^31 - 1 is supported")
@@ -150,7 +152,11 @@ class Checked:
     def _encode(self, values) -> bytes:
         if self.small:
             return np.ravel(values).astype("<u4").tobytes()
-        return b"".join(int(v).to_bytes(self.width, "big") for v in np.ravel(values))
+        values = np.ravel(np.asarray(values, dtype=object))  # big-endian, limb by limb
+        shifts = [64 * (self.limbs - 1 - k) for k in range(self.limbs)]
+        limbs = np.stack([((values >> k) & 0xFFFFFFFFFFFFFFFF).astype(np.uint64)
+                          for k in shifts], axis=-1) if len(values) else np.zeros(0)
+        return limbs.astype(">u8").tobytes()
 
     def _decode(self, data: bytes | None, count: int, sender: int) -> np.ndarray:
         if data is None or len(data) != count * self.width:
@@ -163,11 +169,13 @@ class Checked:
                 raise Deviation(f"{self.names[sender]} sent a value outside the field",
                                 [sender])
             return values
-        w = self.width
-        values = [int.from_bytes(data[i:i + w], "big") for i in range(0, len(data), w)]
-        if any(v >= self.p for v in values):
+        limbs = np.frombuffer(data, dtype=">u8").reshape(count, self.limbs)
+        values = np.zeros(count, dtype=object)
+        for k in range(self.limbs):
+            values = (values << 64) | limbs[:, k].astype(object)
+        if np.any(values >= self.p):
             raise Deviation(f"{self.names[sender]} sent a value outside the field", [sender])
-        return np.array(values, dtype=object)
+        return values
 
     def _send_rows(self, rows: np.ndarray):
         """Start a round that sends rows[j] to party j; the coroutine returns the (m, n) array
@@ -284,10 +292,16 @@ class Checked:
         return values()
 
     def prepare_check(self) -> None:
-        """Start dealing what the next ``verify`` needs (it depends on no product): called
-        beside a session's first round, it saves ``verify`` a round."""
-        self._check_material = (self.deal_random(2 * self.reps),
-                                self.deal_zero(self.reps, 2 * self.t))
+        """Start dealing what the next ``verify`` needs (it depends on no product), unless
+        that is under way: called beside a session's round, it saves ``verify`` a round."""
+        if self._check_material is None:  # (tasks: one left unused at the end is no error)
+            self._check_material = (asyncio.ensure_future(self.deal_random(2 * self.reps)),
+                                    asyncio.ensure_future(self.deal_zero(self.reps, 2 * self.t)))
+
+    def record(self, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+        """Keep for the next ``verify`` a product made outside ``mul``: c a degree-t sharing
+        of a·b (elementwise, flat arrays), e.g. opened masked and unmasked with public values."""
+        self._triples.append((self.array(a), self.array(b), self.array(c)))
 
     async def verify(self) -> None:
         """Check every product since the last check (module docstring), ``reps`` times with

@@ -48,6 +48,15 @@ async def less_than(s: Checked, x, y):
     return lt
 
 
+async def public_less_than(s: Checked, c, x):
+    """[c < x] over the last axis for public bits c (0/1 integers) and secret bits x of one
+    width: per bit [c < x] and [c = x] are linear in x, so only the fold costs products."""
+    lt = x * (1 - c) % s.p
+    eq = (1 - c - x + 2 * c * x) % s.p
+    result, _ = await _fold(s, lt, eq)
+    return result
+
+
 async def greater_than_sum(s: Checked, a, terms: list, width: int):
     """[a > Σ terms] for numbers below 2^width whose sum is below 2^width too.
 

@@ -37,7 +37,7 @@ def prss_subsets(rt) -> int:
     return comb(len(rt.parties), rt.threshold)
 
 
-def _within(bound: int | None, l: int, what: str) -> None:
+def check_bound(bound: int | None, l: int, what: str) -> None:
     """Refuse a caller's public bound on |a| that does not fit the declared l bits."""
     if bound is not None and bound >= 1 << (l - 1):
         raise ValueError(f"{what} input may reach {bound.bit_length() + 1} bits (sign"
@@ -59,7 +59,7 @@ def trunc(rt, a, f: int, l: int, bound: int | None = None, times=None):
 
 def _check_truncation(rt, stype, l: int, bound: int | None) -> None:
     """Refuse a bound beyond l bits, and a field too small to hold a + r without wrapping."""
-    _within(bound, l, "truncation")
+    check_bound(bound, l, "truncation")
     p_bits = stype.sectype.field.modulus.bit_length()
     if p_bits < rt.options.sec_param + l + prss_subsets(rt).bit_length() + 2:
         raise ValueError(f"a {p_bits}-bit field is too small to truncate {l}-bit values"
@@ -71,13 +71,13 @@ async def _trunc(rt, a, f: int, l: int):
     stype = type(a)
     await rt.returnType((stype, a.shape))
     field = stype.sectype.field
-    r, r_hi = _mask(rt, field, f, l, a.size)
+    r, r_hi = truncation_mask(rt, field, f, l, a.size)
     a = await rt.gather(a)
     c = (await rt.output(field.array(a.value.reshape(-1) + r + (1 << (l - 1))))).value
-    return field.array(_high(c, f) - r_hi - (1 << (l - 1 - f))).reshape(a.shape)
+    return field.array(high_part(c, f) - r_hi - (1 << (l - 1 - f))).reshape(a.shape)
 
 
-def _mask(rt, field, f: int, l: int, n: int):
+def truncation_mask(rt, field, f: int, l: int, n: int):
     """This party's shares of n masks r = r_lo + 2^f·r_hi and of their r_hi: PRSS sums of
     uniform (k + l)-bit pieces (r_lo the low f bits of each, r_hi the rest), one draw."""
     r = r_hi = 0
@@ -87,7 +87,7 @@ def _mask(rt, field, f: int, l: int, n: int):
     return r, r_hi
 
 
-def _high(c, f: int):
+def high_part(c, f: int):
     """(c − (c mod 2^f)) / 2^f of opened values c = a + r + 2^(l-1): floor((a + r_lo)/2^f)
     + r_hi + 2^(l-1-f), so that subtracting r_hi's shares and 2^(l-1-f) leaves the result."""
     return (c - (c & ((1 << f) - 1))) >> f
@@ -156,16 +156,16 @@ async def _mul_trunc(rt, a, b, f: int, l: int):
     field = stype.sectype.field
     a, b = await rt.gather(a, b)
     product = np.broadcast_to(a.value * b.value, shape).reshape(-1)  # degree-2t shares
-    r, r_hi = _mask(rt, field, f, l, product.size)
+    r, r_hi = truncation_mask(rt, field, f, l, product.size)
     masked = product + r + (1 << (l - 1)) + prss_zero_share(rt, field, product.size).value
     c = (await rt.output(field.array(masked), threshold=2 * rt.threshold)).value
-    return field.array(_high(c, f) - r_hi - (1 << (l - 1 - f))).reshape(shape)
+    return field.array(high_part(c, f) - r_hi - (1 << (l - 1 - f))).reshape(shape)
 
 
 def lt_zero(rt, a, l: int, bound: int | None = None):
     """Elementwise [a < 0] as 0/1 secure integers, for |a| <= bound < 2^(l-1): for three
     parties by ``compare3`` (bitwise work in a 31-bit field), else MPyC's comparison."""
-    _within(bound, l, "comparison")
+    check_bound(bound, l, "comparison")
     if compare3.supported(rt):
         return compare3.lt_zero(rt, a, l)
     return rt.np_sgn(a, l=l, LT=True)
@@ -209,9 +209,10 @@ def rank_indicators(rt, rank_list: list, n: int, wanted: list[int]) -> dict[int,
     return out
 
 
-def chebyshev_basis(rt, u, degree: int, f: int, l: int, bound: int | None = None) -> list:
-    """T_0(u) .. T_degree(u) for secret u in [-1, 1] scaled by 2^f (T_0 as the public 2^f);
-    ``bound`` bounds every |T_k| (scaled), so products stay below bound².
+async def chebyshev_basis(ops, u, degree: int, f: int, l: int, bound: int | None = None) -> list:
+    """T_0(u) .. T_degree(u) for secret u in [-1, 1] scaled by 2^f (T_0 as the public 2^f),
+    with ``ops`` (``MpcOps`` or ``fixed_active.CheckedOps``); ``bound`` bounds every |T_k|
+    (scaled), so products stay below bound².
 
     Doubling formulas T_2k = 2·T_k² − 1 and T_2k+1 = 2·T_k·T_k+1 − u give every degree up
     to 2h from those up to h in one round of multiplications: log2(degree) rounds."""
@@ -222,7 +223,32 @@ def chebyshev_basis(rt, u, degree: int, f: int, l: int, bound: int | None = None
         targets = range(h + 1, min(2 * h, degree) + 1)
         left = [basis[d // 2] for d in targets]
         right = [basis[d // 2 + d % 2] for d in targets]
-        products = mul(rt, rt.np_stack(left), rt.np_stack(right), f, l,
-                       None if bound is None else bound * bound)
+        products = await ops.mul_trunc(ops.stack(left), ops.stack(right), f, l,
+                                       None if bound is None else bound * bound)
         basis += [2 * products[i] - (u if d % 2 else one) for i, d in enumerate(targets)]
     return basis
+
+
+class MpcOps:
+    """The secret arithmetic of ``pricing.secure_bsm`` on MPyC secure arrays (semi-honest):
+    ``fixed_active.CheckedOps`` offers the same on a checked session.  Every operation is a
+    coroutine there, so it is one here too (MPyC's results are placeholders, never waited on).
+    The functions are looked up at each call (tests instrument them)."""
+
+    def __init__(self, rt):
+        self.rt, self.e = rt, prss_subsets(rt)  # e: how far a truncation may round up
+
+    def stack(self, xs):
+        return self.rt.np_stack(xs)
+
+    async def mul(self, a, b):
+        return a * b
+
+    async def trunc(self, a, f: int, l: int, bound: int | None):
+        return trunc(self.rt, a, f, l, bound)
+
+    async def mul_trunc(self, a, b, f: int, l: int, bound: int | None):
+        return mul(self.rt, a, b, f, l, bound)
+
+    async def lt_zero(self, a, l: int, bound: int | None):
+        return lt_zero(self.rt, a, l, bound)

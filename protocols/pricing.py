@@ -188,7 +188,8 @@ async def _chunk(rt, vols, public: dict, idx):
         selected = [inputs[i][1:, ok] * w[i] for i in range(n)]
         out = sum(selected[1:], selected[0])
     else:
-        out = _secure_bsm(rt, fine_sum[ok], recip_sum[ok], divisor, public, idx[ok])
+        out = await secure_bsm(fx.MpcOps(rt), fine_sum[ok], recip_sum[ok], divisor, public,
+                               idx[ok])
     return breached_idx, idx[ok], out
 
 
@@ -219,8 +220,8 @@ async def _reveal(rt, parts: list, public: dict) -> dict:
 def _public_coefficients(public: dict, ok, divisor: int) -> dict[str, np.ndarray]:
     """Per-option constants of the secure evaluation, as integers scaled by 2^F (m by
     2^MF), computed in decimal arithmetic so that all parties agree to the last bit."""
-    out = {k: [] for k in ("m", "sqrt_t", "y0", "dq", "dq_sqrt_t", "kdr", "theta_pdf",
-                           "r_kdr", "q_dq", "floor", "put")}
+    out = {k: [] for k in ("m", "sqrt_t", "y0", "y_max", "dq", "dq_sqrt_t", "kdr",
+                           "theta_pdf", "r_kdr", "q_dq", "floor", "put")}
     with localcontext() as ctx:
         ctx.prec = 40
         spot, r, q = (Decimal(repr(float(public[k]))) for k in ("spot", "rate", "dividend"))
@@ -235,6 +236,7 @@ def _public_coefficients(public: dict, ok, divisor: int) -> dict[str, np.ndarray
             out["m"].append((spot / k).ln() + (r - q) * t)
             out["sqrt_t"].append(sqrt_t)
             out["y0"].append(1 / (divisor * sqrt_t))
+            out["y_max"].append(1 / (Decimal(repr(domain.VOL_MAX)) * sqrt_t))
             out["dq"].append(dq)
             out["dq_sqrt_t"].append(dq * sqrt_t)
             out["kdr"].append(kdr)
@@ -265,6 +267,13 @@ def newton_steps(limit: float) -> int:
     return max(1, math.ceil(math.log2(34 * math.log(2) / -math.log(e0))))
 
 
+def public_start_steps() -> int:
+    """Newton iterations that take 1/(σ√T) to 2^-34 relative error from the public start
+    1/(VOL_MAX·√T), whatever σ in the domain: the error 1 − σ/VOL_MAX squares each step."""
+    e0 = 1 - domain.VOL_MIN / domain.VOL_MAX
+    return max(1, math.ceil(math.log2(34 * math.log(2) / -math.log(e0))))
+
+
 def _top(x) -> int:
     """Largest magnitude in an integer or an object array of integers."""
     return int(np.max(np.abs(np.asarray(x, dtype=object))))
@@ -278,9 +287,12 @@ def _chebyshev_bound(e: int) -> int:
     return int(grow * 1.01 * 2 ** NF) + (1 << 24)
 
 
-def _secure_bsm(rt, fine_sum, recip_sum, divisor: int, public: dict, ok):
+async def secure_bsm(ops, fine_sum, recip_sum, divisor: int, public: dict, ok):
     """Normalised price (and Greeks) rows from the secret aggregate volatility: ``fine_sum``
-    and ``recip_sum`` are the aggregated σ and 1/σ scaled by 2^F, ``divisor`` times over.
+    and ``recip_sum`` are the aggregated σ and 1/σ scaled by 2^F, ``divisor`` times over;
+    ``recip_sum`` None starts Newton's iteration at a public 1/(σ_max·√T) instead, from
+    below (``public_start_steps``).  ``ops`` does the secret arithmetic: MPyC's
+    (``fixedpoint.MpcOps``) or a checked session's (``fixed_active.CheckedOps``).
 
     σ, σ√T, d and the normal functions carry NF fraction bits, the outputs F.  Every
     truncation and comparison passes its bound on |input|: per option, from the public
@@ -288,57 +300,63 @@ def _secure_bsm(rt, fine_sum, recip_sum, divisor: int, public: dict, ok):
     derives each one); ``*_b`` names such bounds.  fx refuses a bound beyond the declared
     length, so a parameter outside the domain fails here instead of unmasking."""
     c = _public_coefficients(public, ok, divisor)
-    one, lp, e = 1 << F, PRODUCT_BITS, fx.prss_subsets(rt)  # e: round-up of a truncation
+    one, lp, e = 1 << F, PRODUCT_BITS, ops.e  # e: round-up of a truncation
     one_n = 1 << NF
     a = {k: np.abs(v) for k, v in c.items()}
 
     to_mean = round(Decimal(2) ** NF / divisor)  # σ̄ at 2^-NF from the sum at 2^-F
     sigma_in_b = (divisor * round(domain.VOL_MAX * one) + divisor) * to_mean
-    sigma = fx.trunc(rt, fine_sum * to_mean, F, lp, sigma_in_b)
+    sigma = await ops.trunc(fine_sum * to_mean, F, lp, sigma_in_b)
     sigma_b = (sigma_in_b >> F) + e
-    s = fx.trunc(rt, sigma * c["sqrt_t"], F, lp, _top(sigma_b * a["sqrt_t"]))  # σ√T, 2^-NF
+    s = await ops.trunc(sigma * c["sqrt_t"], F, lp, _top(sigma_b * a["sqrt_t"]))  # σ√T, 2^-NF
     s_b = ((sigma_b * a["sqrt_t"]) >> F) + e
     recip_b = divisor * (round(one / domain.VOL_MIN) + 1)
-    y = fx.trunc(rt, recip_sum * c["y0"], F, lp, _top(recip_b * a["y0"]))    # ≈ 1/(σ√T)
-    y_b = 2 * (((recip_b * a["y0"]) >> F) + e)  # Newton keeps y below twice its start
-    for _ in range(newton_steps(public["limit"])):
-        sy = fx.mul(rt, s, y, NF, lp, _top(s_b * y_b))  # in [0, 2·one] when the breaker passed
-        y = fx.mul(rt, y, 2 * one - sy, F, lp, _top(y_b * (2 * one + e)))
+    if recip_sum is None:  # from below: y <= 1/(σ√T) throughout, up to roundings
+        y, steps = c["y_max"], public_start_steps()
+        y_b = 2 * (((recip_b * a["y0"]) >> F) + e)
+    else:
+        y = await ops.trunc(recip_sum * c["y0"], F, lp, _top(recip_b * a["y0"]))  # ≈ 1/(σ√T)
+        y_b = 2 * (((recip_b * a["y0"]) >> F) + e)  # Newton keeps y below twice its start
+        steps = newton_steps(public["limit"])
+    for _ in range(steps):
+        sy = await ops.mul_trunc(s, y, NF, lp, _top(s_b * y_b))  # in [0, 2·one] (start < 2/s)
+        y = await ops.mul_trunc(y, 2 * one - sy, F, lp, _top(y_b * (2 * one + e)))
     # d1 = m·y + s/2 at 2^-(MF+F), rescaled to 2^-NF; d2 = d1 − s
     d1_in_b = a["m"] * y_b + s_b * (1 << (MF + F - NF - 1))
-    d1 = fx.trunc(rt, c["m"] * y + s * (1 << (MF + F - NF - 1)), MF + F - NF, lp, _top(d1_in_b))
+    d1 = await ops.trunc(c["m"] * y + s * (1 << (MF + F - NF - 1)), MF + F - NF, lp,
+                         _top(d1_in_b))
     d_b = _top((d1_in_b >> (MF + F - NF)) + e + s_b)  # |d1| and |d2| = |d1 − s|
-    d = rt.np_stack([d1, d1 - s])
+    d = ops.stack([d1, d1 - s])
 
     # u = d/B at 2^-NF, clamped to [-1, 1] by comparisons of a 2^-CLAMP_BITS copy: "high"
     # only if u >= 1 − e·2^-CLAMP_BITS, otherwise u < 1 (and the same below)
     b = int(round(2 ** F / normal_approx.BOUND))
-    u = fx.trunc(rt, d * b, F, lp, d_b * b)
+    u = await ops.trunc(d * b, F, lp, d_b * b)
     u_b = ((d_b * b) >> F) + e
-    coarse = fx.trunc(rt, u, NF - CLAMP_BITS, lp, u_b)
+    coarse = await ops.trunc(u, NF - CLAMP_BITS, lp, u_b)
     coarse_b = (u_b >> (NF - CLAMP_BITS)) + e + (1 << CLAMP_BITS)
-    side = fx.lt_zero(rt, rt.np_stack([(1 << CLAMP_BITS) - 1 - coarse,
-                                       coarse + (1 << CLAMP_BITS) - e]),
-                      coarse_b.bit_length() + 1, coarse_b)
+    side = await ops.lt_zero(ops.stack([(1 << CLAMP_BITS) - 1 - coarse,
+                                        coarse + (1 << CLAMP_BITS) - e]),
+                             coarse_b.bit_length() + 1, coarse_b)
     high, low = side[0], side[1]
     inside = 1 - high - low
-    u = inside * u + (high - low) * one_n
-    w = 2 * fx.mul(rt, u, u, NF, lp, one_n * one_n) - one_n
+    u = await ops.mul(inside, u) + (high - low) * one_n
+    w = 2 * await ops.mul_trunc(u, u, NF, lp, one_n * one_n) - one_n
     t_b = _chebyshev_bound(e)
-    basis = fx.chebyshev_basis(rt, w, normal_approx.DEGREE, NF, lp, t_b)
+    basis = await fx.chebyshev_basis(ops, w, normal_approx.DEGREE, NF, lp, t_b)
     scale = normal_approx.FRAC_BITS
     odd = sum(k * t for k, t in zip(normal_approx.CDF[1:], basis[1:]) if k)
     odd_in_b = sum(map(abs, normal_approx.CDF)) * t_b
-    odd = fx.trunc(rt, odd + normal_approx.CDF[0] * one_n, scale, lp, odd_in_b)
+    odd = await ops.trunc(odd + normal_approx.CDF[0] * one_n, scale, lp, odd_in_b)
     odd_b = (odd_in_b >> scale) + e
     pdf = sum(k * t[0] for k, t in zip(normal_approx.PDF[1:], basis[1:]) if k)
     pdf_in_b = sum(map(abs, normal_approx.PDF)) * t_b
-    pdf = fx.trunc(rt, pdf + normal_approx.PDF[0] * one_n, scale, lp, pdf_in_b)
+    pdf = await ops.trunc(pdf + normal_approx.PDF[0] * one_n, scale, lp, pdf_in_b)
     p_b = (pdf_in_b >> scale) + e
-    half = fx.mul(rt, u, odd, NF, lp, one_n * odd_b)  # N − 1/2 inside the clamp
+    half = await ops.mul_trunc(u, odd, NF, lp, one_n * odd_b)  # N − 1/2 inside the clamp
     # beyond the clamp: N exactly 0 or 1, φ exactly 0
-    shaped = rt.np_stack([half[0], half[1], pdf]) * rt.np_stack([inside[0], inside[1],
-                                                                 inside[0]])
+    shaped = await ops.mul(ops.stack([half[0], half[1], pdf]),
+                           ops.stack([inside[0], inside[1], inside[0]]))
     n1, n2 = (shaped[i] + inside[i] * (one_n >> 1) + high[i] * one_n for i in (0, 1))
     n_b = ((one_n * odd_b) >> NF) + e + one_n
     pdf = shaped[2]
@@ -347,8 +365,8 @@ def _secure_bsm(rt, fine_sum, recip_sum, divisor: int, public: dict, ok):
     rows = [c["dq"] * n1 - c["kdr"] * n2 + c["put"] * (c["kdr"] - c["dq"]) * one_n]
     rows_b = [(a["dq"] + a["kdr"]) * n_b + c["put"] * (a["kdr"] + a["dq"]) * one_n]
     if public["greeks"]:
-        py = fx.mul(rt, pdf, y, F, lp, p_b * _top(y_b))             # φ/(σ√T) at 2^-NF
-        psigma = fx.mul(rt, pdf, sigma, NF, lp, p_b * sigma_b)       # φ·σ at 2^-NF
+        py = await ops.mul_trunc(pdf, y, F, lp, p_b * _top(y_b))        # φ/(σ√T) at 2^-NF
+        psigma = await ops.mul_trunc(pdf, sigma, NF, lp, p_b * sigma_b)  # φ·σ at 2^-NF
         py_b, psigma_b = ((p_b * y_b) >> F) + e, ((p_b * sigma_b) >> NF) + e
         rows += [c["dq"] * n1 - c["put"] * c["dq"] * one_n,
                  c["dq"] * py,
@@ -359,10 +377,10 @@ def _secure_bsm(rt, fine_sum, recip_sum, divisor: int, public: dict, ok):
                    a["dq"] * py_b,
                    a["dq_sqrt_t"] * p_b,
                    a["theta_pdf"] * psigma_b + (a["r_kdr"] + a["q_dq"]) * (n_b + c["put"] * one_n)]
-    out = fx.trunc(rt, rt.np_stack(rows), NF, lp, max(map(_top, rows_b)))
+    out = await ops.trunc(ops.stack(rows), NF, lp, max(map(_top, rows_b)))
     # no price below its no-arbitrage bound (and so none negative): one comparison
     price, floor = out[0], c["floor"]
     under_b = _top((rows_b[0] >> NF) + e + a["floor"])
-    under = fx.lt_zero(rt, price - floor, under_b.bit_length() + 1, under_b)
-    price = price + under * (floor - price)
-    return rt.np_stack([price] + [out[i] for i in range(1, len(rows))])
+    under = await ops.lt_zero(price - floor, under_b.bit_length() + 1, under_b)
+    price = price + await ops.mul(under, floor - price)
+    return ops.stack([price] + [out[i] for i in range(1, len(rows))])

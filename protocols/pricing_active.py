@@ -29,9 +29,10 @@ quantities times outputs, up to 2^105) run the same circuit in GF(2^127 − 1) (
 integers: slower), with the outputs dealt whole, and open (or share) only the totals with
 PRSS noise below their precision, as under semi-honest.
 
-Not here (refused under malicious, ``PricingError``): the secure evaluation (mean, trimmed
-mean of more than three, median of an even count).  The breaker decides exactly at the limit (the semi-honest path keeps a
-slack of a few 2^-20 of a vol point on the conservative side).
+The secure evaluation (mean, trimmed mean of more than three, median of an even count) is
+``pricing_secure_active``'s; ``price`` hands it over.  The breaker decides exactly at the
+limit (the semi-honest path keeps a slack of a few 2^-20 of a vol point on the conservative
+side).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import numpy as np
 
 from math import comb
 
-from . import bitwise, bsm
+from . import bitwise, bsm, pricing_secure_active
 from .active import Checked, Deviation
 from .mpyc_seam import agree_prss_keys, prss_share
 from .pricing import (_VOL_TOP, F, LIMIT_BITS, NOISE_BITS, QTY_BITS, SELECT_TYPE_BITS,
@@ -55,23 +56,14 @@ B_WIDTH = VOL_W + LIMIT_BITS + 1   # 2^12·σ_min + L·σ_med < 2^(VOL_W + 13)
 CHUNK = 1000  # options per checked session: it keeps every product of a chunk for its check
 
 
-def refusal(n: int, public: dict) -> str | None:
-    """Why a price job cannot run under security: malicious, or None."""
-    kind, _, _ = plan(n, public["method"])
-    if kind != "exact":
-        return (f"the {public['method']} aggregation of {n} parties uses the secure evaluation,"
-                f" which is not yet available under security: malicious (issue 13); the median"
-                f" of an odd number of parties and the trimmed mean of three are")
-    return None
-
-
 async def price(rt, vols: list[float], public: dict, names: list[str] | None = None) -> dict:
-    """As ``protocols.pricing.price`` for the exact path: {"breached": [option indices],
-    "rows": revealed integer rows, "scale_bits": F}, or with reveal "coordinator" this
-    party's Shamir shares of the rows' limbs instead ("share": ``limb_shares``)."""
+    """As ``protocols.pricing.price``: {"breached": [option indices], "rows": revealed integer
+    rows, "scale_bits": F}, or with reveal "coordinator" this party's Shamir shares of the
+    rows' limbs instead ("share": ``limb_shares``).  The secure evaluation (the mean and
+    the like) is ``pricing_secure_active``'s."""
     _check_public(vols, public)
-    if (why := refusal(len(rt.parties), public)) is not None:
-        raise PricingError(why)
+    if plan(len(rt.parties), public["method"])[0] != "exact":
+        return await pricing_secure_active.price(rt, vols, public, names)
     vols = np.asarray(vols, dtype=float)
     limit = int(round(public["limit"] * 2 ** LIMIT_BITS))
     totals, reveal = public["portfolio"], public["reveal"] == "all"

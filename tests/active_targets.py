@@ -19,16 +19,17 @@ NAMES = ["alice", "bob", "carol", "dave", "erin"]
 
 class LyingSession(active.Checked):
     """A party that changes the last byte of one value (a field element or a curve point) in
-    what it sends to every peer in its ``at``-th round."""
+    what it sends to every peer in its ``at``-th round (counted over the sessions that share
+    ``rounds``, a one-element list)."""
 
-    def __init__(self, rt, p, points, at: int, names=None):
+    def __init__(self, rt, p, points, at: int, names=None, rounds: list | None = None):
         super().__init__(rt, p, points, names)
-        self.rounds, self.at = 0, at
+        self.rounds, self.at = rounds if rounds is not None else [0], at
 
     def _exchange(self, outgoing):
-        if self.rounds == self.at:
+        if self.rounds[0] == self.at:
             outgoing = [bytes(o[:-1]) + bytes([(o[-1] + 1) % 256]) if o else o for o in outgoing]
-        self.rounds += 1
+        self.rounds[0] += 1
         return super()._exchange(outgoing)
 
 
@@ -46,10 +47,14 @@ async def _done(rt, liar: int | None, run) -> None:
     os._exit(0)
 
 
-def _lying_if(rt, liar, at, module):
-    """In party ``liar``, make ``module`` run its sessions as LyingSession."""
+def _lying_if(rt, liar, at, *modules):
+    """In party ``liar``, make ``modules`` run their sessions as LyingSession, counting rounds
+    over all of them."""
     if rt.pid == liar:
-        module.Checked = lambda rt_, p, pts, names=None: LyingSession(rt_, p, pts, at, names)
+        rounds = [0]
+        for module in modules:
+            module.Checked = lambda rt_, p, pts, names=None: LyingSession(rt_, p, pts, at,
+                                                                          names, rounds)
 
 
 async def products(rt, count: int, liar: int | None = None, at: int = -1) -> None:
@@ -107,7 +112,22 @@ async def aggregate_with_lie(rt, value: float, method: str, liar: int | None = N
 
 
 async def price_with_lie(rt, vols: list, public: dict, liar: int, at: int) -> None:
-    """pricing_active.price where party ``liar`` changes its ``at``-th round."""
-    from protocols import pricing_active
-    _lying_if(rt, liar, at, pricing_active)
+    """pricing_active.price where party ``liar`` changes its ``at``-th round (the secure
+    evaluation's sessions included)."""
+    from protocols import pricing_active, pricing_secure_active
+    _lying_if(rt, liar, at, pricing_active, pricing_secure_active)
     await _done(rt, liar, pricing_active.price(rt, vols, public, NAMES[:len(rt.parties)]))
+
+
+async def count_rounds(rt, target: str, *args) -> int:
+    """The rounds party 0 sends in an honest run of ``target`` (protocols.module:function),
+    counted over its checked sessions: how far a liar's ``at`` can reach."""
+    import importlib
+    module_name, function = target.split(":")
+    module = importlib.import_module(module_name)
+    rounds = [0]
+    for name in ("protocols.pricing_active", "protocols.pricing_secure_active"):
+        importlib.import_module(name).Checked = \
+            lambda rt_, p, pts, names=None: LyingSession(rt_, p, pts, -1, names, rounds)
+    await getattr(module, function)(rt, *args)
+    return rounds[0]

@@ -1,6 +1,6 @@
 """The secure (mean) pricing evaluation in one process, and QuantLib as its judge.
 
-``secure_evaluation`` runs protocols.pricing._secure_bsm on a single-party MPyC runtime
+``secure_evaluation`` runs protocols.pricing.secure_bsm on a single-party MPyC runtime
 on the aggregate of the given parties' vols, as the MPC does after the breaker: fast, no
 cluster, the same fixed-point arithmetic (with one party a truncation rounds up by at most
 one unit instead of the PRSS subsets' count).  ``quantlib`` is QuantLib's BlackCalculator,
@@ -19,6 +19,7 @@ import QuantLib as ql
 from mpc_nodes.node.mpyc_runtime import PartyAddress, new_runtime
 from protocols import pricing
 from protocols.bsm import OUTPUTS
+from protocols.fixedpoint import MpcOps
 
 GREEK_FLOOR = 1e-3  # Greeks are judged relatively where their normalised size exceeds this
 SCALE = {"price": 1.0, "delta": 0.0, "gamma": -1.0, "vega": 1.0, "theta": 1.0}  # spot powers
@@ -41,8 +42,8 @@ async def secure_evaluation(options, vols_per_party, spot: float, rate: float,
                   "is_call": [o[0] for o in options], "limit": limit,
                   "strikes": [o[1] * spot for o in options],
                   "expiries": [o[2] for o in options]}
-        out = pricing._secure_bsm(rt, sigma_sum, recip_sum, len(v), public,
-                                  np.arange(len(options)))
+        out = await pricing.secure_bsm(MpcOps(rt), sigma_sum, recip_sum, len(v), public,
+                                       np.arange(len(options)))
         rows = np.array(await rt.output(out), dtype=float) / 2 ** pricing.F
         return dict(zip(OUTPUTS, rows))
     finally:

@@ -175,17 +175,6 @@ def test_checked_pricing_matches_the_semi_honest_exact_path_and_quantlib(greeks)
     _check_against_quantlib(public, _aggregate(vols, "median"), _opened(checked[0], greeks), ok)
 
 
-def test_checked_pricing_refuses_what_it_does_not_cover():
-    from protocols.pricing_active import refusal
-    from tests.test_pricing_protocol import _public
-    public = _public([(1.0, 30, 0.5)], 0.03)
-    assert refusal(3, public) is None
-    assert "secure evaluation" in refusal(3, dict(public, method="mean"))
-    assert "secure evaluation" in refusal(4, public)  # an even median
-    assert refusal(3, dict(public, portfolio=True)) is None
-    assert refusal(3, dict(public, reveal="coordinator")) is None
-
-
 @pytest.mark.parametrize("reveal", ["all", "coordinator"])
 def test_checked_portfolio_totals_match_the_semi_honest_ones_within_their_noise(reveal):
     from mpc_nodes.jobs.output_shares import reconstruct

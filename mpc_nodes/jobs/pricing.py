@@ -99,7 +99,7 @@ class Price(SessionKind[PriceParams, PrivateVols]):
 
     name = "price"
     params_model = PriceParams
-    active_secure = True  # protocols.pricing_active under security: malicious (exact path)
+    active_secure = True  # protocols.pricing_active (and pricing_secure_active) under malicious
 
     def output_is_shared(self, params: PriceParams) -> bool:
         return params.reveal == "all"
@@ -128,10 +128,6 @@ class Price(SessionKind[PriceParams, PrivateVols]):
         return PrivateVols([float(v) for v in vols], surface_use(surface, params))
 
     def check_vote(self, ctx, job):
-        if ctx.roster.security == "malicious" and (why := malicious_refusal(job.params)):
-            raise JobRejected(f"price job refused under security: malicious: {why} (issue 13;"
-                              f" protocols.pricing_active covers the median of an odd number"
-                              f" of parties and the trimmed mean of three)")
         limit, method = ctx.roster.limits.vol_spread_limit, job.params.method
         if method != "median" and limit > SECURE_LIMIT_MAX:  # (even median: in the session)
             raise JobRejected(f"the cluster's vol_spread_limit {limit:g} is too loose for"
@@ -152,7 +148,7 @@ class Price(SessionKind[PriceParams, PrivateVols]):
         import protocols.pricing_active
         n = len(job.participants)
         if ctx.roster.security == "malicious" or (
-                n >= CHECKED_FROM and protocols.pricing_active.refusal(n, public) is None):
+                n >= CHECKED_FROM and protocols.pricing.plan(n, params.method)[0] == "exact"):
             return MpcSession(protocols.pricing_active.price,
                               [job.prepared.vols, public, [p.name for p in job.participants]],
                               timeout=session_seconds(len(params.strikes)))
@@ -170,14 +166,6 @@ class Price(SessionKind[PriceParams, PrivateVols]):
                                                         coordinator.identity_key),
                              "scale_bits": output["scale_bits"]}
         return result | values_from_rows(params, output["rows"], output["scale_bits"])
-
-
-def malicious_refusal(params: PriceParams) -> str | None:
-    """What of a price request the checked protocol does not cover yet, known from the
-    request alone (the party count is checked in the session), or None."""
-    if params.method == "mean":
-        return "the mean uses the secure evaluation, not yet available"
-    return None
 
 
 def surface_use(surface: Surface, params: PriceParams) -> InputUse:

@@ -126,7 +126,7 @@ def _grid():
 
 
 async def _secure_evaluation(options, vols_per_party, rate, dividend, limit=0.25):
-    """Run the secure evaluation (pricing._secure_bsm) in one process on the aggregate of
+    """Run the secure evaluation (pricing.secure_bsm) in one process on the aggregate of
     the given parties' vols, as the MPC would after the breaker (tests/pricing_harness)."""
     out = await secure_evaluation([o[:3] for o in options], vols_per_party, SPOT, rate,
                                   dividend, limit)

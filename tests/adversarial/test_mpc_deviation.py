@@ -63,11 +63,13 @@ from mpc_nodes.jobs.frost import frost_keygen, frost_sign
 from mpc_nodes.jobs.pricing import price_params, run_price
 from mpc_nodes.jobs.registry import kind_for
 from mpc_nodes.jobs.reshare import check_reshared, held_key, record
+from mpc_nodes.node.volsurface import SurfaceBook
 from tests.adversarial.harness import Deviator, start_deviator
 from tests.cluster_harness import eth_policy, wait_until, write_policies
 from tests.test_e2e_cluster import private_inputs
 from tests.test_e2e_pricing import RATE, SPOT, _assert_close, _days_book, _expected
 from tests.test_e2e_reshare_malicious import reshare_in_place
+from tests.test_pricing_numerics import quantlib
 
 TRIALS = int(os.environ.get("MPCNET_DEVIATION_TRIALS") or 54)
 SEED = int(os.environ.get("MPCNET_DEVIATION_SEED") or 13)
@@ -130,6 +132,7 @@ class Run:
         self.inputs = {name: private_inputs(cluster, name) for name in AGGREGATES.values()}
         self.book = _days_book()
         _, self.quantlib = _expected(cluster, self.book)  # the surfaces stay as they are
+        self.quantlib_mean = _mean_references(cluster, self.book)
         self.honest: dict[str, object] = {}
 
     def fresh(self, prefix: str) -> str:
@@ -291,18 +294,45 @@ async def price_trial(run: Run, t: Trial):
     return out
 
 
+def _mean_references(cluster, book) -> list[dict]:
+    """QuantLib at the mean of the parties' BTC vols (the mean trials' own surface: a node
+    binds each surface version to one aggregation) for the book at SPOT."""
+    vols = [SurfaceBook(cluster.dir / f"party{i}" / "data" / "surfaces").get("BTC")
+            .vol(book.strikes, book.expiries, SPOT) for i in range(len(cluster.roster.parties))]
+    mean = [sum(v) / len(v) for v in zip(*vols)]
+    return [quantlib(c, SPOT, k, t, RATE, 0.0, float(v))
+            for c, k, t, v in zip(book.is_call, book.strikes, book.expiries, mean)]
+
+
+async def price_mean_trial(run: Run, t: Trial):
+    """price of the book at the mean of the parties' BTC vols (the secure evaluation, Greeks):
+    within the e2e test's tolerances of QuantLib, nothing breached.  Not compared with the
+    honest run bit for bit: its truncations round up by a random 0..3 units of 2^-32."""
+    t.arm("price")
+    out = await run_price(run.c, price_params(run.book, "BTC", SPOT, RATE, greeks=True,
+                                              method="mean"))
+    t.taken(out)
+    if out.ok:
+        try:
+            assert out.output["breached"] == [], f"breached {out.output['breached']}"
+            _assert_close(out.output["values"], run.quantlib_mean)
+        except AssertionError as exc:
+            t.wrong = f"not QuantLib's prices: {exc}"
+    return out
+
+
 KINDS = {"ecdsa-keygen": ecdsa_keygen_trial, "frost-keygen": frost_keygen_trial,
          "refresh": refresh_trial, "ecdsa-sign": sign_trial,
          "presign+sign": presigned_sign_trial, "key-reshare": reshare_trial,
          "aggregate-median": aggregate_trial, "aggregate-mean": aggregate_trial,
-         "price": price_trial}
+         "price": price_trial, "price-mean": price_mean_trial}
 NEEDS = {"ecdsa-keygen": ["keygen", "sign"], "frost-keygen": ["keygen", "frost-commit",
                                                              "frost-sign"],
          "refresh": ["keygen", "refresh", "sign"], "ecdsa-sign": ["keygen", "sign"],
          "presign+sign": ["keygen", "presign", "sign"],
          "key-reshare": ["keygen", "key-reshare", "sign"],
          "aggregate-median": ["aggregate"], "aggregate-mean": ["aggregate"],
-         "price": ["price"]}  # the job kinds each trial runs
+         "price": ["price"], "price-mean": ["price"]}  # the job kinds each trial runs
 if ONLY:
     assert set(ONLY) <= set(KINDS), f"unknown trial kinds {set(ONLY) - set(KINDS)}"
     KINDS = {k: f for k, f in KINDS.items() if k in ONLY}

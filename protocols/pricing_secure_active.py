@@ -1,0 +1,139 @@
+"""Joint pricing's secure evaluation (the mean, the trimmed mean of more than three, the
+median of an even count) under ``security: malicious``: secure with abort against t actively
+malicious parties (issue 13), on a checked session over the 140-bit field of MPyC's
+``SecInt(108)`` with ``fixed_active.CheckedOps``.
+
+Per option each party deals the SIGMA_W bits of its volatility round(σ·2^32): the aggregate
+is made of exactly the values that are ranked (the ranking uses their top bits, σ at 2^-24),
+and every input is in range once its bits are bits.  In the session:
+
+1. ranks from the pairwise comparisons of the top bits (``bitwise.less_than``), and the
+   one-hot indicators of the lowest and highest rank and of the ranks kept;
+2. the kept sum Σ σ_i over the kept ranks (products with the indicators; for the mean the
+   plain sum) and the spread σ_max − σ_min;
+3. the batch check, the check that dealt bits are bits (naming a dealer that dealt a
+   non-bit), and the breaker, exactly: an option breaches when
+   2^12·divisor·(σ_max − σ_min) > L·Σ kept σ_i, L = round(limit·2^12);
+4. for the options that pass, ``pricing.secure_bsm`` on the kept sum with Newton's iteration
+   started at the public 1/(VOL_MAX·√T), from below (no private reciprocal to bind: the
+   semi-honest path takes each party's 1/σ, which a deviator could set to stop Newton
+   converging), every opening after the batch check (``fixed_active``);
+5. the rows opened (checked), or this party's shares of them for the coordinator, or the
+   quantity-weighted totals with PRSS noise below their precision, as under semi-honest.
+"""
+
+from __future__ import annotations
+
+from math import comb
+
+import numpy as np
+
+from . import bitwise
+from .active import Checked
+from .fixed_active import CheckedOps
+from .mpyc_seam import agree_prss_keys, prss_share
+from .pricing import (F, LIMIT_BITS, NOISE_BITS, QTY_BITS, SECURE_TYPE_BITS, VOL_BITS,
+                      PricingError, _check_public, _fixed, plan, secure_bsm)
+from . import domain
+
+SIGMA_TOP = round(domain.VOL_MAX * 2 ** F)   # largest vol input round(σ·2^32)
+SIGMA_W = SIGMA_TOP.bit_length()             # its bits: 35
+RANK_DROP = F - VOL_BITS                     # the ranking uses σ's bits from 2^-24 up
+CHUNK = 1000  # options per checked session: it keeps every product of a chunk for its check
+
+
+def field_modulus(rt) -> int:
+    """The prime of the checked secure evaluation: MPyC's for SecInt(SECURE_TYPE_BITS)."""
+    return rt.SecInt(SECURE_TYPE_BITS).field.modulus
+
+
+async def price(rt, vols: list[float], public: dict, names: list[str] | None = None) -> dict:
+    """As ``protocols.pricing.price`` for the secure evaluation: {"breached": [option
+    indices], "rows": revealed signed integer rows, "scale_bits"}, or with reveal
+    "coordinator" this party's Shamir shares of the rows instead ("share")."""
+    _check_public(vols, public)
+    n = len(rt.parties)
+    kind, keep, divisor = plan(n, public["method"])
+    if kind != "secure":
+        raise PricingError(f"the {public['method']} of {n} parties is an exact selection:"
+                           " protocols.pricing_active prices it")
+    await agree_prss_keys(rt, names)  # the PRSS masks are bounded only if the keys agree
+    vols = np.asarray(vols, dtype=float)
+    p, points = field_modulus(rt), list(range(1, n + 1))
+    limit = int(round(public["limit"] * 2 ** LIMIT_BITS))
+    breached, parts = [], []
+    for start in range(0, len(vols), CHUNK):
+        idx = np.arange(start, min(len(vols), start + CHUNK))
+        ops = CheckedOps(Checked(rt, p, points, names))
+        chunk_breached, ok, out = await _chunk(ops, vols[idx], public, idx, keep, divisor,
+                                               limit)
+        breached += [int(i) for i in chunk_breached]
+        if out is not None:
+            parts.append((ok, out))
+    result = {"breached": breached, "scale_bits": F}
+    if public["portfolio"] and breached:
+        return result | {"rows": None}
+    if not parts:
+        return result | {"rows": []}
+    ops = CheckedOps(Checked(rt, p, points, names))
+    return result | await _reveal(ops, parts, public)
+
+
+async def _chunk(ops: CheckedOps, vols, public: dict, idx, keep, divisor: int, limit: int):
+    """(breached option indices, indices that passed, this party's shares of their rows, or
+    None when none passed or a portfolio chunk breached)."""
+    s, n, m = ops.s, ops.s.m, len(vols)
+    sigma = _fixed(vols, F)
+    if any(v > SIGMA_TOP or v < 0 for v in sigma):
+        raise PricingError("a volatility is outside the domain")
+    bits = np.array([[int(v) >> j & 1 for j in range(SIGMA_W)] for v in sigma], dtype=object)
+    s.prepare_check()
+    bits = (await s.deal(bits.ravel())).reshape(n, m, SIGMA_W)
+    not_bits = s.mul(bits, (1 - bits) % s.p)
+
+    # 1. ranks and indicators
+    ranks = await bitwise.ranks(s, bits[..., RANK_DROP:])
+    wanted = sorted({0, n - 1, *(keep or [])})
+    indicators = dict(zip(wanted, await bitwise.rank_indicators(s, ranks, wanted)))
+
+    # 2. the kept sum and the spread
+    values = sum(bits[..., j] << j for j in range(SIGMA_W)) % s.p  # (n, m)
+    spread_weight = (indicators[n - 1] - indicators[0]) % s.p
+    weights = [spread_weight] + ([] if keep is None else
+                                 [sum(indicators[k] for k in keep) % s.p])
+    products = await s.mul(np.stack(weights), np.stack([values] * len(weights)))
+    spread = products[0].sum(axis=0)
+    kept = values.sum(axis=0) if keep is None else products[1].sum(axis=0)
+
+    # 3. the checks, then the breaker: [L·Σ kept − 2^12·divisor·spread < 0]
+    not_bits = await not_bits
+    await s.verify()
+    await bitwise.check_bits(s, not_bits)
+    over = limit * kept - (divisor << LIMIT_BITS) * spread
+    bound = (limit + (divisor << LIMIT_BITS)) * divisor * SIGMA_TOP
+    breach = await ops.open(await ops.lt_zero(over, bound.bit_length() + 1, bound))
+    ok = np.flatnonzero(breach == 0)
+    breached = [int(idx[i]) for i in np.flatnonzero(breach)]
+    if len(ok) == 0 or (public["portfolio"] and breached):
+        return breached, idx[ok], None
+    out = await secure_bsm(ops, kept[ok], None, divisor, public, idx[ok])
+    return breached, idx[ok], out
+
+
+async def _reveal(ops: CheckedOps, parts: list, public: dict) -> dict:
+    """Open the output rows (or their totals), or return this party's checked shares."""
+    s, bits = ops.s, F
+    out = np.concatenate([o for _, o in parts], axis=1)
+    if public["portfolio"]:
+        ok = np.concatenate([i for i, _ in parts])
+        q = _fixed(np.asarray(public["quantities"], dtype=float)[ok], QTY_BITS)
+        bits = F + QTY_BITS
+        noise = prss_share(s.rt, ops.field, 1 << (bits - NOISE_BITS), len(out)).value
+        centre = comb(s.m, s.t) * (1 << (bits - NOISE_BITS - 1))
+        out = ((out * q).sum(axis=1) + noise - centre) % s.p
+    if public["reveal"] == "all":
+        return {"rows": (await ops.open(out)).tolist(), "scale_bits": bits}
+    await s.verify()  # the shares are of checked values only
+    return {"scale_bits": bits, "rows": None,
+            "share": {"point": s.me + 1, "modulus": s.p, "degree": s.t,
+                      "shape": list(out.shape), "values": [int(v) % s.p for v in np.ravel(out)]}}
