@@ -38,7 +38,8 @@ def run_parties(target: str, per_party_args: list[list], timeout: float = 60.0,
     Returns each party's JSON-decoded return value, in party order.  Raises
     RuntimeError with the failing party's stderr if any party fails or times out, except
     the parties in ``tolerate`` (e.g. a deviating one whose peers stopped), whose result is
-    then None.
+    then None.  A tolerated party still running once every other one has finished is
+    stopped then: its peers are gone, it could only wait for them in vain.
     """
     m = len(per_party_args)
     ports = free_ports(m)
@@ -52,19 +53,20 @@ def run_parties(target: str, per_party_args: list[list], timeout: float = 60.0,
         procs.append(subprocess.Popen([sys.executable, str(PARTY_SCRIPT), str(spec)],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                       text=True))
-    results, errors = [], []
+    results, errors = [None] * m, []
     try:
-        for pid, p in enumerate(procs):
+        for pid in sorted(range(m), key=lambda pid: pid in tolerate):  # the tolerated last
+            p = procs[pid]
+            if pid in tolerate and p.poll() is None:
+                p.kill()
             try:
                 out, err = p.communicate(timeout=timeout)
             except subprocess.TimeoutExpired:
                 out, err = "", f"party {pid} timed out after {timeout}s"
             lines = out.strip().splitlines() if p.returncode == 0 else []
             if lines:
-                results.append(json.loads(lines[-1]))
-            elif pid in tolerate:
-                results.append(None)
-            else:
+                results[pid] = json.loads(lines[-1])
+            elif pid not in tolerate:
                 errors.append(f"party {pid} exited {p.returncode}:\n{err[-4000:]}")
     finally:
         for p in procs:
