@@ -31,11 +31,14 @@ demo: $(STAMP)
 #        no broker, no node daemons, no clusters
 # test   everything, as CI runs it: also real clusters (node processes and a broker), faults,
 #        crashes and the short soak; property tests replay the same 50 examples each
-#        (it ends with the 25 slowest tests: where the suite's time goes)
+#        (it ends with the 25 slowest tests: where the suite's time goes).  Two worker
+#        processes (pytest-xdist), each taking whole test files (module fixtures such as
+#        shared clusters stay one per file) and ports of its own (deploy.cluster.free_port):
+#        most tests wait on node processes, so two run at once on two cores
 # soak   long and randomised: the 200-job soak, 10,000 fresh examples per property and 1,000
 #        single-deviation trials of a party cheating inside MPC sessions (issue 13)
 test: $(TSTAMP)
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=25
 
 check: $(TSTAMP)
 	$(BIN)/python -m pytest -q -m "not e2e and not slow and not containers and not heavy"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mpc_nodes.deploy.cluster import ClusterError, init_cluster
+from mpc_nodes.deploy.cluster import ClusterError, free_port, init_cluster
 from mpc_nodes.config import ConfigError, load_node_config, load_roster, parse_broker_url
 from mpc_nodes.pki import KeyFileError, load_identity, public_hex, read_passphrase
 from mpc_nodes.node.replay import ReplayGuard
@@ -42,6 +42,13 @@ def test_init_creates_a_consistent_cluster(tmp_path):
 def test_init_refuses_bad_shapes(tmp_path, n, t, message):
     with pytest.raises(ClusterError, match=message):
         init_cluster(tmp_path / "c", n, t)
+
+
+def test_free_port_keeps_to_its_test_workers_share(monkeypatch):
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw2")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "3")
+    # on 127.0.0.2: the check binds nothing the running workers' 127.0.0.1 ports could meet
+    assert {free_port("127.0.0.2") % 3 for _ in range(20)} == {2}
 
 
 @pytest.mark.timeout(60)

@@ -55,6 +55,18 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999  # Linux's default
 
 
+def _worker_share() -> tuple[int, int]:
+    """(k, n): this process hands out only the ports p with p % n == k.  Under pytest-xdist
+    worker gwK of n (and every process its tests start: they inherit its environment) has
+    ports of its own, so a port one worker has chosen but not bound yet is never another's;
+    elsewhere (n = 1) every port."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    if count > 1 and worker.startswith("gw") and worker[2:].isdigit():
+        return int(worker[2:]) % count, count
+    return 0, 1
+
+
 _handed_out: set[int] = set()
 
 
@@ -62,9 +74,12 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A port that is free now and outside the kernel's ephemeral range, so that the
     outgoing connections made before it is bound (to the broker, between parties) cannot
     take it in the meantime; never the same port twice in one process, so that ports
-    chosen together (a cluster's broker, MPC and metrics ports) stay distinct."""
+    chosen together (a cluster's broker, MPC and metrics ports) stay distinct, and never
+    one of another test worker's (_worker_share)."""
     low, high = _ephemeral_range()
-    candidates = list(range(10_000, low)) + list(range(high + 1, 65_536))
+    share, workers = _worker_share()
+    candidates = [p for p in [*range(10_000, low), *range(high + 1, 65_536)]
+                  if p % workers == share]
     for port in random.sample(candidates, min(200, len(candidates))):
         if port in _handed_out:
             continue
