@@ -117,6 +117,7 @@ async def _chunk(ops: CheckedOps, vols, public: dict, idx, keep, divisor: int, l
     if len(ok) == 0 or (public["portfolio"] and breached):
         return breached, idx[ok], None
     out = await secure_bsm(ops, kept[ok], None, divisor, public, idx[ok])
+    await s.verify()  # the session ends here: its last products are checked in it
     return breached, idx[ok], out
 
 

@@ -20,17 +20,26 @@ NAMES = ["alice", "bob", "carol", "dave", "erin"]
 class LyingSession(active.Checked):
     """A party that changes the last byte of one value (a field element or a curve point) in
     what it sends to every peer in its ``at``-th round (counted over the sessions that share
-    ``rounds``, a one-element list)."""
+    ``rounds``, a one-element list); with ``error``, it adds that to the last field element
+    instead (mod p), so that an error that got through could not pass for a rounding."""
 
-    def __init__(self, rt, p, points, at: int, names=None, rounds: list | None = None):
+    def __init__(self, rt, p, points, at: int, names=None, rounds: list | None = None,
+                 error: int | None = None):
         super().__init__(rt, p, points, names)
-        self.rounds, self.at = rounds if rounds is not None else [0], at
+        self.rounds, self.at, self.error = rounds if rounds is not None else [0], at, error
 
     def _exchange(self, outgoing):
         if self.rounds[0] == self.at:
-            outgoing = [bytes(o[:-1]) + bytes([(o[-1] + 1) % 256]) if o else o for o in outgoing]
+            outgoing = [self._changed(o) if o else o for o in outgoing]
         self.rounds[0] += 1
         return super()._exchange(outgoing)
+
+    def _changed(self, message: bytes) -> bytes:
+        if self.error is None:
+            return bytes(message[:-1]) + bytes([(message[-1] + 1) % 256])
+        values = self._decode(message, len(message) // self.width, self.me)
+        values[-1] = (values[-1] + self.error) % self.p
+        return self._encode(values)
 
 
 async def _done(rt, liar: int | None, run) -> None:
@@ -47,14 +56,14 @@ async def _done(rt, liar: int | None, run) -> None:
     os._exit(0)
 
 
-def _lying_if(rt, liar, at, *modules):
+def _lying_if(rt, liar, at, *modules, error: int | None = None):
     """In party ``liar``, make ``modules`` run their sessions as LyingSession, counting rounds
     over all of them."""
     if rt.pid == liar:
         rounds = [0]
         for module in modules:
-            module.Checked = lambda rt_, p, pts, names=None: LyingSession(rt_, p, pts, at,
-                                                                          names, rounds)
+            module.Checked = lambda rt_, p, pts, names=None: LyingSession(
+                rt_, p, pts, at, names, rounds, error)
 
 
 async def products(rt, count: int, liar: int | None = None, at: int = -1) -> None:
@@ -111,11 +120,12 @@ async def aggregate_with_lie(rt, value: float, method: str, liar: int | None = N
     await _done(rt, liar, run())
 
 
-async def price_with_lie(rt, vols: list, public: dict, liar: int, at: int) -> None:
+async def price_with_lie(rt, vols: list, public: dict, liar: int, at: int,
+                         error: int | None = None) -> None:
     """pricing_active.price where party ``liar`` changes its ``at``-th round (the secure
-    evaluation's sessions included)."""
+    evaluation's sessions included; ``error``: as LyingSession's)."""
     from protocols import pricing_active, pricing_secure_active
-    _lying_if(rt, liar, at, pricing_active, pricing_secure_active)
+    _lying_if(rt, liar, at, pricing_active, pricing_secure_active, error=error)
     await _done(rt, liar, pricing_active.price(rt, vols, public, NAMES[:len(rt.parties)]))
 
 

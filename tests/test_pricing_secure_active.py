@@ -2,7 +2,8 @@
 party processes: its rows agree with the semi-honest evaluation's to a few units of 2^-32 and
 with QuantLib within the stated bounds, for the mean, the trimmed mean of five and the median
 of four; it reveals to the coordinator and totals a portfolio; and a party that adds an error
-to any message round makes every honest party abort, or leaves the result exactly right."""
+to any message round makes every honest party abort, or leaves the result right (to the
+truncations' random round-ups: two honest runs differ by a few units of 2^-32)."""
 
 import numpy as np
 import pytest
@@ -81,16 +82,17 @@ def priced_mean():
                                      [[v, public] for v in vols])[0]
 
 
-@pytest.mark.parametrize("at", [r for r in rounds(344, (0, 2, 9, 60, 150, 251, 340, 343))
-                                if not isinstance(r, int) and r.values[0] % 7 == 0
-                                or isinstance(r, int)])
+@pytest.mark.parametrize("at", rounds(344, (0, 2, 9, 60, 150, 251, 336, 340, 343)))
 def test_the_mean_with_a_deviating_party_aborts_or_is_exact(at, priced_mean):
     # the liar's rounds: dealing, bit products, the ranks' comparisons and indicators, the
     # sum and spread, the check and the bit check, the breaker's bits, mask opening and
     # fold, then per layer of the evaluation a check (copies with the coin, T) and an
-    # opening, and the rows' opening
+    # opening, and the rows' opening.  The liar adds 2^90 to a value: an error that got
+    # through would show far beyond the round-ups (round 336 once got one through: the
+    # chunk's last products went unchecked into the reveal's session)
     public, vols, honest = priced_mean
     results = run_parties("tests.active_targets:price_with_lie",
-                          [[v, public, 0, at] for v in vols], tolerate={0})
-    if not aborted(results[1:]):
-        assert results[1] == results[2] == honest, (at, results)
+                          [[v, public, 0, at, 2 ** 90] for v in vols], tolerate={0})
+    if not aborted(results[1:]):  # exact up to the truncations' random round-ups
+        assert results[1] == results[2] and results[1]["breached"] == honest["breached"], at
+        _close(results[1]["rows"], honest["rows"])
