@@ -108,20 +108,34 @@ async def price(rt, vols: list[float], public: dict) -> dict:
     size beyond a few thousand elements."""
     _check_public(vols, public)
     vols = np.asarray(vols, dtype=float)
-    breached, parts = [], []
     with fx.cheap_random_bits(rt):
-        for start in range(0, len(vols), CHUNK):
-            idx = np.arange(start, min(len(vols), start + CHUNK))
-            chunk_breached, ok, out = await _chunk(rt, vols[idx], public, idx)
-            breached += chunk_breached
-            if out is not None:
-                parts.append((ok, out))
+        breached, parts = await by_chunks(
+            len(vols), CHUNK, lambda idx: _chunk(rt, vols[idx], public, idx))
         result = {"breached": breached, "scale_bits": F}
-        if public["portfolio"] and breached:
-            return result | {"rows": None}
-        if not parts:
-            return result | {"rows": []}
+        if (unrevealed := nothing_to_reveal(parts, public, breached)) is not None:
+            return result | unrevealed
         return result | await _reveal(rt, parts, public)
+
+
+async def by_chunks(count: int, size: int, run_chunk) -> tuple[list[int], list]:
+    """Await ``run_chunk(indices)`` -> (breached, passed indices, rows or None) over the
+    options in chunks of ``size``: (every breached index, [(passed, rows)] of the chunks with
+    rows)."""
+    breached, parts = [], []
+    for start in range(0, count, size):
+        chunk_breached, ok, out = await run_chunk(np.arange(start, min(count, start + size)))
+        breached += [int(i) for i in chunk_breached]
+        if out is not None:
+            parts.append((ok, out))
+    return breached, parts
+
+
+def nothing_to_reveal(parts: list, public: dict, breached: list) -> dict | None:
+    """The rows of a result that reveals nothing (None: there is something to reveal): a
+    portfolio with a breached option reveals no totals, and no option may have passed."""
+    if public["portfolio"] and breached:
+        return {"rows": None}
+    return None if parts else {"rows": []}
 
 
 async def _chunk(rt, vols, public: dict, idx):

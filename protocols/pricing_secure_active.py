@@ -33,7 +33,8 @@ from .active import Checked
 from .fixed_active import CheckedOps
 from .mpyc_seam import agree_prss_keys, prss_share
 from .pricing import (F, LIMIT_BITS, NOISE_BITS, QTY_BITS, SECURE_TYPE_BITS, VOL_BITS,
-                      PricingError, _check_public, _fixed, plan, secure_bsm)
+                      PricingError, _check_public, _fixed, by_chunks, nothing_to_reveal, plan,
+                      secure_bsm)
 from . import domain
 
 SIGMA_TOP = round(domain.VOL_MAX * 2 ** F)   # largest vol input round(σ·2^32)
@@ -61,20 +62,11 @@ async def price(rt, vols: list[float], public: dict, names: list[str] | None = N
     vols = np.asarray(vols, dtype=float)
     p, points = field_modulus(rt), list(range(1, n + 1))
     limit = int(round(public["limit"] * 2 ** LIMIT_BITS))
-    breached, parts = [], []
-    for start in range(0, len(vols), CHUNK):
-        idx = np.arange(start, min(len(vols), start + CHUNK))
-        ops = CheckedOps(Checked(rt, p, points, names))
-        chunk_breached, ok, out = await _chunk(ops, vols[idx], public, idx, keep, divisor,
-                                               limit)
-        breached += [int(i) for i in chunk_breached]
-        if out is not None:
-            parts.append((ok, out))
+    breached, parts = await by_chunks(len(vols), CHUNK, lambda idx: _chunk(
+        CheckedOps(Checked(rt, p, points, names)), vols[idx], public, idx, keep, divisor, limit))
     result = {"breached": breached, "scale_bits": F}
-    if public["portfolio"] and breached:
-        return result | {"rows": None}
-    if not parts:
-        return result | {"rows": []}
+    if (unrevealed := nothing_to_reveal(parts, public, breached)) is not None:
+        return result | unrevealed
     ops = CheckedOps(Checked(rt, p, points, names))
     return result | await _reveal(ops, parts, public)
 
