@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mpc_nodes.client.coordinator import Coordinator  # noqa: E402
 from mpc_nodes.deploy.cluster import (init_cluster, start_supervisor, stop_cluster,  # noqa: E402
                                       wait_for_state)
+from mpc_nodes.onboarding import NEW_SECURITY  # noqa: E402
 
 
 def cluster_cpu(root: int | None = None) -> dict[str, float]:
@@ -61,9 +62,9 @@ def pct(values, q):
 
 @contextlib.contextmanager
 def local_cluster(parties: int, broker: str | None = None, threshold: int | None = None,
-                  prepare=lambda cluster_dir: None, security: str | None = None):
+                  prepare=lambda cluster_dir: None, security: str = NEW_SECURITY):
     """Yield (cluster_dir, broker_url) of a running cluster; stop it afterwards.  `security`:
-    the roster's mode (None: the roster's default)."""
+    the roster's mode (a new cluster's default: malicious)."""
     with tempfile.TemporaryDirectory() as tmp:
         cluster_dir = Path(tmp) / "cluster"
         init_cluster(cluster_dir, parties, (parties - 1) // 2 if threshold is None else threshold,

@@ -79,10 +79,10 @@ class Roster(StrictModel):
         "the adversary every MPC job must withstand: 'malicious' (secure with abort against t"
         " parties that deviate from the protocol: a node refuses every job kind whose protocol"
         " is not, mpc_nodes.jobs.kind.SessionKind.active_secure) or 'semi-honest' (t parties"
-        " that follow the protocol and pool what they see).  The default is 'semi-honest' for"
-        " now because not every MPC job kind is hardened yet (issue 13), and a roster that says"
-        " 'malicious' must mean it for every job it runs; it becomes 'malicious' once all are."
-        "  A roster without the field (older ones) is semi-honest"))
+        " that follow the protocol and pool what they see).  New rosters are 'malicious' unless"
+        " their creator asks otherwise (mpcnet init, mpcnet roster assemble: --security;"
+        " onboarding.NEW_SECURITY); this field's default stays 'semi-honest' because a roster"
+        " without the field (older ones, whose signatures cover no such field) is semi-honest"))
     parties: list[PartyInfo]
     coordinators: list[CoordinatorInfo] = Field(min_length=1)
     broker_cert: str | None = Field(default=None, description=(

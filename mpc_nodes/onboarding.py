@@ -36,6 +36,9 @@ from mpc_nodes.models import StrictModel
 
 DOMAIN = b"mpcnet join bundle v1\0"
 IDENTITY_KEY, TLS_KEY, TLS_CERT, BUNDLE = "identity.key", "tls.key", "tls.crt", "bundle.yaml"
+# A new roster's security mode unless its creator asks for semi-honest (issue 13); a roster
+# document without the field still means semi-honest (config.Roster.security).
+NEW_SECURITY = "malicious"
 
 
 class KeyFiles(NamedTuple):
@@ -140,9 +143,9 @@ def load_bundle(path: Path) -> JoinBundle:
 def assemble(bundles: list[JoinBundle], cluster_id: str, threshold: int,
              broker_cert: str | None = None, limits: Limits | None = None,
              ca_cert: str | None = None, update_quorum: int | None = None,
-             security: str | None = None) -> Roster:
+             security: str = NEW_SECURITY) -> Roster:
     """A version-1 roster (unsigned) of the verified bundles' operators, parties in the
-    order given; `security` None: the roster's default mode."""
+    order given, in security mode `security` (a new cluster's default: malicious)."""
     for b in bundles:
         verify_bundle(b)
     nodes = [b for b in bundles if b.role == "node"]
@@ -156,7 +159,7 @@ def assemble(bundles: list[JoinBundle], cluster_id: str, threshold: int,
                                           tls_cert=b.tls_cert)
                           for b in bundles if b.role == "coordinator"],
             broker_cert=broker_cert, ca_cert=ca_cert, update_quorum=update_quorum,
-            limits=limits or Limits(), **({} if security is None else {"security": security}))
+            limits=limits or Limits(), security=security)
     except ValidationError as exc:
         raise ConfigError(f"roster: {validation_problems(exc)}") from None
 

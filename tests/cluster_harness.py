@@ -25,6 +25,7 @@ from mpc_nodes.wire import mosquitto
 from mpc_nodes.deploy.cluster import free_port, init_cluster
 from mpc_nodes.config import dump_yaml, load_node_config, parse_broker_url
 from mpc_nodes.client.coordinator import Coordinator
+from mpc_nodes.onboarding import NEW_SECURITY
 from tests.faultproxy import FaultProxy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -108,13 +109,13 @@ class LocalCluster:
 
     def __init__(self, root: Path, parties: int = 3, threshold: int = 1,
                  broker: str = "embedded", mpc_proxy: bool = False, broker_proxy: bool = False,
-                 security: str | None = None, **node_settings):
+                 security: str = NEW_SECURITY, **node_settings):
         """broker: "embedded" (amqtt process), "mosquitto" (the machine's, on 1883),
         "mosquitto-private" (a Mosquitto process of our own on a free port) or
         "mosquitto-tls" (our own Mosquitto with the generated TLS, certificate-login and ACL
         configuration of mpc_nodes.wire.mosquitto, with its coordinator listener on
-        `coordinator_broker_url`).  security: the roster's mode, "malicious" or
-        "semi-honest" (None: the roster's default)."""
+        `coordinator_broker_url`).  security: the roster's mode, "malicious" (a new
+        cluster's default) or "semi-honest"."""
         self.dir = root / "cluster"
         self.roster = init_cluster(self.dir, parties, threshold, security=security)
         self.broker_kind = broker

@@ -41,7 +41,7 @@ KEY = "lifecycle-key"
 @pytest.fixture(scope="module")
 def cluster_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("lifecycle") / "cluster"
-    init_cluster(out, 3, 1)
+    init_cluster(out, 3, 1, security="semi-honest")  # the protocols planned below are its own
     return out
 
 

@@ -19,7 +19,7 @@ import yaml
 
 from mpc_nodes import governance
 from mpc_nodes.client.coordinator import Coordinator, CoordinatorError
-from mpc_nodes.config import ConfigError, load_roster
+from mpc_nodes.config import ConfigError, Roster, load_roster
 from mpc_nodes.deploy.cluster import (ClusterError, _local_identities, amend_roster, init_cluster,
                                       sign_locally)
 from mpc_nodes.jobs.aggregate import PingParams
@@ -51,11 +51,14 @@ def malicious(tmp_path):
 
 # -- the roster field --------------------------------------------------------------------
 
-def test_both_modes_load_and_the_default_is_semi_honest_for_now(tmp_path, malicious):
+def test_both_modes_load_and_new_clusters_default_to_malicious(tmp_path, malicious):
+    """New rosters are malicious unless asked otherwise; the field's own default stays
+    semi-honest, what a roster document without it means (the test below)."""
     assert load_roster(malicious / "roster.yaml").security == "malicious"
     assert "security: malicious" in (malicious / "roster.yaml").read_text()
-    assert init_cluster(tmp_path / "d", 3, 1).security == "semi-honest"
+    assert init_cluster(tmp_path / "d", 3, 1).security == "malicious"
     assert init_cluster(tmp_path / "e", 3, 1, security="semi-honest").security == "semi-honest"
+    assert Roster.model_fields["security"].default == "semi-honest"
 
 
 def test_a_bad_mode_is_refused_naming_the_value(tmp_path, malicious):
@@ -73,7 +76,7 @@ def test_a_roster_from_before_the_field_loads_semi_honest_and_its_signatures_sti
         tmp_path):
     """A roster file without `security`, signed over its contents as they were before the
     field existed (no `security` key in the signed JSON), is still accepted."""
-    init_cluster(tmp_path / "c", 3, 1)
+    init_cluster(tmp_path / "c", 3, 1, security="semi-honest")
     raw = yaml.safe_load((tmp_path / "c" / "roster.yaml").read_text())
     assert raw.pop("security", None) in (None, "semi-honest")
     loaded = load_roster_from(tmp_path, {**raw, "signatures": []})
@@ -175,11 +178,15 @@ async def test_the_coordinator_refuses_to_ask_for_a_refused_kind(malicious, unha
 
 
 def test_cli_init_and_roster_update_set_the_mode(tmp_path):
-    made = mpcnet("init", "-n", "3", "-t", "1", "--out", str(tmp_path / "c"),
-                  "--security", "malicious", "--json")
+    made = mpcnet("init", "-n", "3", "-t", "1", "--out", str(tmp_path / "c"), "--json")
     assert made.returncode == 0, made.stderr
-    assert json.loads(made.stdout)["security"] == "malicious"
+    assert json.loads(made.stdout)["security"] == "malicious"  # the default
     assert load_roster(tmp_path / "c" / "roster.yaml").security == "malicious"
+    for command in (["init"], ["roster", "assemble"], ["demo"]):
+        assert "[default: malicious]" in " ".join(mpcnet(*command, "--help").stdout.split())
+    semi = mpcnet("init", "-n", "3", "-t", "1", "--out", str(tmp_path / "s"),
+                  "--security", "semi-honest", "--json")
+    assert json.loads(semi.stdout)["security"] == "semi-honest"
     bad = mpcnet("init", "-n", "3", "-t", "1", "--out", str(tmp_path / "d"),
                  "--security", "paranoid")
     assert bad.returncode == 2 and "'paranoid' is not one of" in bad.stderr

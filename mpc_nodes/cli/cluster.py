@@ -9,9 +9,8 @@ import click
 
 from mpc_nodes.cli.common import (call, common_broker, common_dir, common_json, console, err,
                                   exits, fail, print_json, styled)
-from mpc_nodes.config import SECURITY_MODES, Roster
-
-DEFAULT_SECURITY = Roster.model_fields["security"].default
+from mpc_nodes.config import SECURITY_MODES
+from mpc_nodes.onboarding import NEW_SECURITY
 
 
 @click.command()
@@ -23,9 +22,9 @@ DEFAULT_SECURITY = Roster.model_fields["security"].default
 @click.option("--base-port", type=int, help="MPC ports base (default: free ports)")
 @common_broker
 @click.option("--cluster-id", help="cluster id (default: random)")
-@click.option("--security", type=click.Choice(SECURITY_MODES), default=DEFAULT_SECURITY,
-              show_default=True, help="the adversary every MPC job must withstand: malicious"
-              " refuses the job kinds not secure against it yet (docs/OPERATOR.md)")
+@click.option("--security", type=click.Choice(SECURITY_MODES), default=NEW_SECURITY,
+              show_default=True, help="the adversary every MPC job must withstand;"
+              " semi-honest costs less (docs/OPERATOR.md)")
 @click.option("--emit", type=click.Choice(["deploy"]),
               help="also write OUT/deploy: a docker-compose project (Mosquitto with TLS and"
                    " ACL, one container per party, a coordinator)")

@@ -19,12 +19,14 @@ from rich.table import Table
 
 from mpc_nodes.cli.common import common_broker, console, err, styled
 from mpc_nodes.client.coordinator import Coordinator
+from mpc_nodes.config import SECURITY_MODES
 from mpc_nodes.deploy.cluster import (init_cluster, party_dirs, start_supervisor, stop_cluster,
                                       wait_for_state)
 from mpc_nodes.errors import UserError
 from mpc_nodes.jobs.options_csv import OptionBook
 from mpc_nodes.jobs.pricing import price_params
 from mpc_nodes.node.volsurface import SurfaceBook
+from mpc_nodes.onboarding import NEW_SECURITY
 
 
 def _inputs(cluster_dir: Path, name: str) -> list[float]:
@@ -191,11 +193,12 @@ async def _pricing(cluster_dir: Path, broker: str, console, err) -> bool:
 
 
 def run_demo(cluster_dir: Path, parties: int, threshold: int, broker: str | None,
-             console, err) -> bool:
+             console, err, security: str = NEW_SECURITY) -> bool:
     console.rule("mpcnet demo")
-    roster = init_cluster(cluster_dir, parties, threshold, broker=broker)
+    roster = init_cluster(cluster_dir, parties, threshold, broker=broker, security=security)
     console.print(f"1. created cluster [bold]{roster.cluster_id}[/]: {parties} parties, threshold"
-                  f" {threshold}, CA, identities and TLS certificates in {cluster_dir}")
+                  f" {threshold}, security {roster.security}, CA, identities and TLS"
+                  f" certificates in {cluster_dir}")
     values = _inputs(cluster_dir, "eth_vol_30d")
     console.print("2. each operator's private 30-day ETH vol (read here from their own files for"
                   " the demo; in the network they only ever leave as secret shares): "
@@ -218,12 +221,14 @@ def run_demo(cluster_dir: Path, parties: int, threshold: int, broker: str | None
 @click.option("--parties", "-n", type=int, default=3, show_default=True)
 @click.option("--threshold", "-t", type=int, default=1, show_default=True)
 @common_broker
+@click.option("--security", type=click.Choice(SECURITY_MODES), default=NEW_SECURITY,
+              show_default=True, help="the cluster's security mode (docs/OPERATOR.md)")
 @click.option("--keep", is_flag=True, help="keep the temporary cluster directory")
-def demo(parties, threshold, broker, keep):
+def demo(parties, threshold, broker, security, keep):
     """Create a temporary cluster, start it, run joint computations, stop it."""
     workdir = Path(tempfile.mkdtemp(prefix="mpcnet-demo-"))
     try:
-        ok = run_demo(workdir / "cluster", parties, threshold, broker, console, err)
+        ok = run_demo(workdir / "cluster", parties, threshold, broker, console, err, security)
     except UserError as exc:
         ok = False
         err.print(styled(("error:", "bold red"), " ", str(exc)))

@@ -13,6 +13,7 @@ import click
 
 from mpc_nodes.cli.common import console, exits, print_json
 from mpc_nodes.config import SECURITY_MODES
+from mpc_nodes.onboarding import NEW_SECURITY
 
 
 def ask_passphrase(env: str | None, file: Path | None, confirm: bool,
@@ -138,8 +139,9 @@ def _write(path: Path, value) -> None:
 @click.option("--broker-cert", type=click.Path(path_type=Path), required=True,
               help="the broker's certificate (PEM), pinned")
 @click.option("--update-quorum", type=int, help="party signatures an update needs (n - t)")
-@click.option("--security", type=click.Choice(SECURITY_MODES), help="the adversary every MPC"
-              " job must withstand (default: the roster's default; docs/OPERATOR.md)")
+@click.option("--security", type=click.Choice(SECURITY_MODES), default=NEW_SECURITY,
+              show_default=True, help="the adversary every MPC job must withstand"
+              " (docs/OPERATOR.md)")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 def roster_assemble(bundles, cluster_id, threshold, broker_cert, update_quorum, security, out):
     """A version-1 roster of the bundles' operators, not yet signed."""

@@ -126,11 +126,11 @@ def init_cluster(out: Path, parties: int, threshold: int, host: str = "127.0.0.1
                  base_port: int | None = None, broker: str | None = None,
                  cluster_id: str | None = None, coordinator: str = "coordinator",
                  inputs: dict[str, list[float]] | None = None,
-                 security: str | None = None) -> Roster:
+                 security: str = onboarding.NEW_SECURITY) -> Roster:
     """Create a complete cluster directory; refuse to touch a non-empty one.  `security`:
-    the roster's security mode (None: the roster's default)."""
+    the roster's security mode (a new cluster's default: malicious)."""
     validate_shape(parties, threshold)
-    if security is not None and security not in SECURITY_MODES:
+    if security not in SECURITY_MODES:
         raise ClusterError(f"--security {security!r} is not a security mode: give one of"
                            f" {', '.join(SECURITY_MODES)}")
     broker = broker or f"mqtts://127.0.0.1:{free_port()}"
