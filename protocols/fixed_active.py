@@ -37,13 +37,16 @@ from .mpyc_seam import fast_prss_share, prss_pieces, prss_weight, prss_zero_shar
 
 class CheckedOps:
     """The secret arithmetic of ``pricing.secure_bsm`` on checked session ``s``, whose parties
-    hold their shares at points 1..m (MPyC's, for the PRSS weights)."""
+    hold their shares at points 1..m (MPyC's, for the PRSS weights), over ``field``: the MPyC
+    field of s's prime, as a secure integer type has it (for the PRSS draws; never made with
+    ``SecFld``, which would mark MPyC's one class of that field unsigned for every type)."""
 
-    def __init__(self, s: Checked):
+    def __init__(self, s: Checked, field):
         if s.points != list(range(1, s.m + 1)):
             raise ValueError("PRSS shares are at points 1..m: the session must use them")
-        self.s, self.p, self.rt = s, s.p, s.rt
-        self.field = s.rt.SecFld(s.p).field
+        if field.modulus != s.p:
+            raise ValueError("the field must be the session's")
+        self.s, self.p, self.rt, self.field = s, s.p, s.rt, field
         self.e = prss_subsets(s.rt)  # how far a truncation may round up
         self.sec = s.rt.options.sec_param
 

@@ -33,6 +33,7 @@ from . import bsm, domain
 from . import fixedpoint as fx
 from . import normal_approx
 from .mpyc_seam import prss_share
+from .pricing_plan import PricingError, plan
 
 VOL_BITS = 24      # volatilities are ranked as round(σ·2^24)
 F = 32             # fraction bits of outputs and of the secure evaluation
@@ -52,26 +53,7 @@ PRODUCT_BITS = F + NF + 20  # bound on any product before truncation
 CHUNK = 2500  # 10 % less party CPU than chunks of 1,000 (2026-11-30, 10,000 options)
 _VOL_TOP = round(domain.VOL_MAX * 2 ** VOL_BITS)  # largest vol input, scaled
 
-METHODS = ("median", "mean", "trimmed")
 REVEAL = ("all", "coordinator")
-
-
-class PricingError(ValueError):
-    """The request cannot be priced as asked (the message says why)."""
-
-
-def plan(n: int, method: str) -> tuple[str, list[int] | None, int]:
-    """(kind, ranks that get weight 1 — None for all parties —, divisor) of an aggregation
-    of n values; kind is "exact" when the aggregate is always one party's value."""
-    if method not in METHODS:
-        raise PricingError(f"unknown aggregation {method!r}; expected one of {METHODS}")
-    if method == "mean" or (method == "trimmed" and n < 3):
-        return "secure", None, n
-    if method == "trimmed":
-        keep = list(range(1, n - 1))
-    else:
-        keep = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
-    return ("exact" if len(keep) == 1 else "secure"), keep, len(keep)
 
 
 def _fixed(values, bits: int = F) -> np.ndarray:

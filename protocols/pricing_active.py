@@ -84,8 +84,10 @@ async def price(rt, vols: list[float], public: dict, names: list[str] | None = N
         await agree_prss_keys(rt, names)  # the noise is bounded only if the keys agree
         return result | await _totals(Checked(rt, WIDE, points, names),
                                       np.concatenate(rows, axis=-1)[0], public, ok, reveal)
+    if not ok:  # every option breached: nothing to reveal, as under semi-honest
+        return result | {"rows": []}
     if reveal:
-        return result | {"rows": np.concatenate(rows, axis=1).tolist() if rows else []}
+        return result | {"rows": np.concatenate(rows, axis=1).tolist()}
     return result | {"rows": None, "share": limb_shares(rt, np.concatenate(rows, axis=-1))}
 
 

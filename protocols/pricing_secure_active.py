@@ -43,9 +43,9 @@ RANK_DROP = F - VOL_BITS                     # the ranking uses σ's bits from 2
 CHUNK = 1000  # options per checked session: it keeps every product of a chunk for its check
 
 
-def field_modulus(rt) -> int:
-    """The prime of the checked secure evaluation: MPyC's for SecInt(SECURE_TYPE_BITS)."""
-    return rt.SecInt(SECURE_TYPE_BITS).field.modulus
+def field(rt):
+    """The field of the checked secure evaluation: MPyC's for SecInt(SECURE_TYPE_BITS)."""
+    return rt.SecInt(SECURE_TYPE_BITS).field
 
 
 async def price(rt, vols: list[float], public: dict, names: list[str] | None = None) -> dict:
@@ -60,14 +60,15 @@ async def price(rt, vols: list[float], public: dict, names: list[str] | None = N
                            " protocols.pricing_active prices it")
     await agree_prss_keys(rt, names)  # the PRSS masks are bounded only if the keys agree
     vols = np.asarray(vols, dtype=float)
-    p, points = field_modulus(rt), list(range(1, n + 1))
+    gf, points = field(rt), list(range(1, n + 1))
+    session = lambda: CheckedOps(Checked(rt, gf.modulus, points, names), gf)  # noqa: E731
     limit = int(round(public["limit"] * 2 ** LIMIT_BITS))
     breached, parts = await by_chunks(len(vols), CHUNK, lambda idx: _chunk(
-        CheckedOps(Checked(rt, p, points, names)), vols[idx], public, idx, keep, divisor, limit))
+        session(), vols[idx], public, idx, keep, divisor, limit))
     result = {"breached": breached, "scale_bits": F}
     if (unrevealed := nothing_to_reveal(parts, public, breached)) is not None:
         return result | unrevealed
-    ops = CheckedOps(Checked(rt, p, points, names))
+    ops = session()
     return result | await _reveal(ops, parts, public)
 
 

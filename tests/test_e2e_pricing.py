@@ -83,11 +83,7 @@ async def test_prices_from_three_private_surfaces_match_quantlib(shared_cluster,
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("security", [
-    pytest.param("malicious", marks=pytest.mark.xfail(strict=True, reason=(
-        "protocols.pricing_active reveals one empty row per output when every option breaches"
-        " (values {'price': []}) where protocols.pricing reveals no rows (values {})"))),
-    "semi-honest"])
+@pytest.mark.parametrize("security", ["malicious", "semi-honest"])
 async def test_breaker_inputs_errors_and_surface_reload(make_cluster, security):
     cluster = make_cluster(parties=3, threshold=1, security=security)
     book = _days_book()

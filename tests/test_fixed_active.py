@@ -18,7 +18,8 @@ def _run(circuit):
     rt = install_runtime(0, [("127.0.0.1", 0)], 0)
 
     async def main():
-        ops = CheckedOps(Checked(rt, rt.SecInt(108).field.modulus, [1]))
+        field = rt.SecInt(108).field
+        ops = CheckedOps(Checked(rt, field.modulus, [1]), field)
         out = await circuit(ops)
         return await ops.open(out)
     return asyncio.run(main())
@@ -68,3 +69,15 @@ def test_public_less_than_against_plain_comparison():
     bits = lambda v: np.array([[b >> i & 1 for i in range(20)] for b in v], dtype=object)
     got = _run(lambda ops: bitwise.public_less_than(ops.s, bits(c), bits(x)))
     assert list(got) == [int(a < b) for a, b in zip(c, x)]
+
+
+def test_checked_operations_leave_mpyc_s_signed_integers_signed():
+    # MPyC keeps one class per prime field: SecFld(p) would mark it unsigned, and every
+    # SecInt of that prime (the semi-honest mean's) would then open negative values as p - x
+    from protocols.mpyc_seam import install_runtime
+    rt = install_runtime(0, [("127.0.0.1", 0)], 0)
+    field = rt.SecInt(108).field
+    CheckedOps(Checked(rt, field.modulus, [1]), field)
+    assert rt.SecInt(108).field.is_signed
+    with pytest.raises(ValueError, match="the session's"):
+        CheckedOps(Checked(rt, field.modulus, [1]), rt.SecInt(64).field)

@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 from protocols import domain
 from protocols.bsm import denormalise
 from protocols.domain import SECURE_LIMIT_MAX
+from protocols.pricing_plan import plan
 
 from mpc_nodes.jobs.kind import JobRejected, MpcSession, SessionKind, _Params
 from mpc_nodes.jobs.options_csv import MAX_QUANTITY, OptionBook
@@ -43,10 +44,17 @@ CHECKED_FROM = 5
 faster than MPyC's there (2.5x at five parties, 3.5x at seven: PERFORMANCE.md) and no weaker."""
 
 
-def session_seconds(options: int) -> float:
+def session_seconds(options: int, checked_evaluation: bool = False) -> float:
     """Time a price session may take: generous for the slowest case measured (five parties,
-    secure evaluation, about 45 options/s on a 2-core machine)."""
-    return 60.0 + options / 20.0
+    secure evaluation, about 45 options/s on a 2-core machine); ``checked_evaluation``: the
+    secure evaluation under security: malicious, about 70 options per CPU-second of a party at
+    three parties (PERFORMANCE.md), slower from five (its random bits cost more)."""
+    return 60.0 + options / (2.0 if checked_evaluation else 20.0)
+
+
+def checked_evaluation(security: str, parties: int, method: str) -> bool:
+    """Whether a price job runs the checked secure evaluation (the slowest path)."""
+    return security == "malicious" and plan(parties, method)[0] == "secure"
 
 
 class PriceParams(_Params):
@@ -147,13 +155,14 @@ class Price(SessionKind[PriceParams, PrivateVols]):
         }
         import protocols.pricing_active
         n = len(job.participants)
+        timeout = session_seconds(len(params.strikes),
+                                  checked_evaluation(ctx.roster.security, n, params.method))
         if ctx.roster.security == "malicious" or (
-                n >= CHECKED_FROM and protocols.pricing.plan(n, params.method)[0] == "exact"):
+                n >= CHECKED_FROM and plan(n, params.method)[0] == "exact"):
             return MpcSession(protocols.pricing_active.price,
                               [job.prepared.vols, public, [p.name for p in job.participants]],
-                              timeout=session_seconds(len(params.strikes)))
-        return MpcSession(protocols.pricing.price, [job.prepared.vols, public],
-                          timeout=session_seconds(len(params.strikes)))
+                              timeout=timeout)
+        return MpcSession(protocols.pricing.price, [job.prepared.vols, public], timeout=timeout)
 
     def complete(self, ctx, job, output):
         params = job.params
@@ -221,9 +230,9 @@ def price_params(book: OptionBook, underlying: str, spot: float, rate: float,
             "portfolio": portfolio}
 
 
-def result_timeout(options: int) -> float:
+def result_timeout(options: int, checked: bool = False) -> float:
     """How long the coordinator waits for results: the nodes' session bound, plus set-up."""
-    return 60.0 + session_seconds(options)
+    return 60.0 + session_seconds(options, checked)
 
 
 async def run_price(c: Coordinator, params: dict, progress=lambda text: None) -> JobOutcome:
@@ -231,8 +240,10 @@ async def run_price(c: Coordinator, params: dict, progress=lambda text: None) ->
     reveal=coordinator, after the shares were decrypted and checked)."""
     if params.get("reveal") == "coordinator":
         params = params | {"recipient": c.config.name}
+    checked = checked_evaluation(c.roster.security, len(c.roster.parties),
+                                 params.get("method", "median"))
     outcome = await c.run_job("price", params, progress=progress,
-                              result_timeout=result_timeout(len(params["strikes"])))
+                              result_timeout=result_timeout(len(params["strikes"]), checked))
     if outcome.ok and params.get("reveal") == "coordinator":
         try:
             outcome.output = open_outputs(c, PriceParams.model_validate(params),
