@@ -61,7 +61,9 @@ async def price(rt, vols: list[float], public: dict, names: list[str] | None = N
     await agree_prss_keys(rt, names)  # the PRSS masks are bounded only if the keys agree
     vols = np.asarray(vols, dtype=float)
     gf, points = field(rt), list(range(1, n + 1))
-    session = lambda: CheckedOps(Checked(rt, gf.modulus, points, names), gf)  # noqa: E731
+
+    def session() -> CheckedOps:
+        return CheckedOps(Checked(rt, gf.modulus, points, names), gf)
     limit = int(round(public["limit"] * 2 ** LIMIT_BITS))
     breached, parts = await by_chunks(len(vols), CHUNK, lambda idx: _chunk(
         session(), vols[idx], public, idx, keep, divisor, limit))
