@@ -141,7 +141,8 @@ KINDS = {
 PRICE = {"price": ("price", lambda s: run_price(s.c, s.book))}
 # price variants beyond the median with every output revealed: each requested once of the
 # malicious cluster, which would refuse (at the vote) what the checked protocols did not cover
-PRICE_VARIANTS = {"mean": {"method": "mean"}, "portfolio": {"portfolio": True},
+PRICE_VARIANTS = {"mean": {"method": "mean", "underlying": "BTC"},  # (ETH's is the median's)
+                  "portfolio": {"portfolio": True},
                  "reveal=coordinator": {"reveal": "coordinator"}}
 
 
