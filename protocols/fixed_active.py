@@ -31,7 +31,7 @@ import numpy as np
 
 from .active import Checked
 from .bitwise import public_less_than
-from .fixedpoint import check_bound, high_part, prss_subsets, truncation_mask
+from .fixedpoint import check_bound, check_field, high_part, prss_subsets, truncation_mask
 from .mpyc_seam import fast_prss_share, prss_pieces, prss_weight, prss_zero_share
 
 
@@ -77,9 +77,7 @@ class CheckedOps:
 
     def _check_field(self, l: int, bound: int | None, what: str) -> None:
         check_bound(bound, l, what)
-        if self.p.bit_length() < self.sec + l + self.e.bit_length() + 2:
-            raise ValueError(f"a {self.p.bit_length()}-bit field is too small for {l}-bit"
-                             f" values among {self.s.m} parties")
+        check_field(self.rt, self.p, l, "truncate" if what == "truncation" else "compare")
 
     async def trunc(self, a, f: int, l: int, bound: int | None):
         """floor(a / 2^f) + (0..e) for |a| <= bound < 2^(l-1): one checked opening."""

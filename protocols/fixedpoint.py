@@ -60,9 +60,14 @@ def trunc(rt, a, f: int, l: int, bound: int | None = None, times=None):
 def _check_truncation(rt, stype, l: int, bound: int | None) -> None:
     """Refuse a bound beyond l bits, and a field too small to hold a + r without wrapping."""
     check_bound(bound, l, "truncation")
-    p_bits = stype.sectype.field.modulus.bit_length()
-    if p_bits < rt.options.sec_param + l + prss_subsets(rt).bit_length() + 2:
-        raise ValueError(f"a {p_bits}-bit field is too small to truncate {l}-bit values"
+    check_field(rt, stype.sectype.field.modulus, l, "truncate")
+
+
+def check_field(rt, p: int, l: int, what: str) -> None:
+    """Refuse a prime p too small to hold an l-bit value plus a PRSS mask without wrapping
+    (``what``: the operation, for the message)."""
+    if p.bit_length() < rt.options.sec_param + l + prss_subsets(rt).bit_length() + 2:
+        raise ValueError(f"a {p.bit_length()}-bit field is too small to {what} {l}-bit values"
                          f" among {len(rt.parties)} parties")
 
 
