@@ -97,8 +97,10 @@ async def test_a_kill_during_presign_leaves_a_reconciled_pool(make_cluster, tmp_
     kept = {e["id"] for e in ledger(cluster).presignatures("vault-1")}
     assert len(kept) == 5
 
+    # the largest batch: checked presignatures take ~3 ms each, and the kill must land while
+    # the session runs (20 finished before it under security: malicious)
     presign = subprocess.Popen([sys.executable, "-m", "mpc_nodes.cli.app", "presign", *common,
-                                "--key", "vault-1", "--count", "20", "--json"],
+                                "--key", "vault-1", "--count", "100", "--json"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         votes = cluster.log(1).count("(presign) from")
