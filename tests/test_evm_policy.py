@@ -2,7 +2,7 @@
 signing policy with its persisted state."""
 
 import json
-import os
+import sqlite3
 import time
 
 import coincurve
@@ -67,7 +67,8 @@ def policy(tmp_path):
                 "daily_cap_wei": 2 * 10**16},
         "tokens": [{"chain_id": 11155111, "address": TO, "recipients": [TO],
                     "max_per_tx": 10**6, "daily_cap": 10**6}]})
-    return PolicyCheck(p, PolicyState(tmp_path / "state.json"), tmp_path / "policy.yaml")
+    state = PolicyState(tmp_path / "policy_state.sqlite", legacy=tmp_path / "state.json")
+    return PolicyCheck(p, state, tmp_path / "policy.yaml")
 
 
 def test_policy_decisions_and_state_survive_a_reload(tmp_path):
@@ -96,6 +97,32 @@ def test_version_1_state_is_kept_and_its_nonces_stay_used(tmp_path):
     assert "nonce 7 on chain 11155111 is already used" in check.check(plain, "k").reason
     spent = parse_transaction({**TX, "nonce": 8, "data": "0x", "value": 10**16 - 10**15})
     assert check.check(spent, "k").reason == "over the daily cap for key k"
+
+
+def test_a_json_state_is_imported_once_and_a_bound_nonce_is_never_rebound(tmp_path):
+    """The JSON state of earlier versions moves into the database once (renamed
+    .migrated; opening again imports nothing twice); the database is 0600; a nonce bound to
+    one transaction cannot be bound to another even past the policy check."""
+    now = time.time()
+    (tmp_path / "state.json").write_text(json.dumps(
+        {"version": 2, "nonces": {"k:11155111": {"7": "ab" * 32}},
+         "spend": [[now - 10, "k", "eth", 10**16 - 10**15, "ab" * 32],
+                   [now - 2 * 86400, "k", "eth", 10**16, "cd" * 32]]}))
+    check = policy(tmp_path)
+    assert not (tmp_path / "state.json").exists()
+    assert (tmp_path / "state.json.migrated").exists()
+    assert check.state.spent_last_day("k", "eth", now, besides="") == 10**16 - 10**15
+    assert check.state.bound_digest("k", 11155111, 7) == "ab" * 32
+    (tmp_path / "state.json").write_text((tmp_path / "state.json.migrated").read_text())
+    again = policy(tmp_path)  # a crash before the rename: the marker stops a second import
+    assert again.state.spent_last_day("k", "eth", now, besides="") == 10**16 - 10**15
+    assert (tmp_path / "policy_state.sqlite").stat().st_mode & 0o777 == 0o600
+    plain = parse_transaction({**TX, "data": "0x"})  # nonce 7, another digest
+    assert "nonce 7 on chain 11155111 is already used" in again.check(plain, "k").reason
+    with pytest.raises(sqlite3.IntegrityError):
+        again.state.reserve("k", plain, {"eth": 1}, now)
+    assert again.state.bound_digest("k", 11155111, 7) == "ab" * 32
+    assert again.state.spent_last_day("k", "eth", now, besides="") == 10**16 - 10**15
 
 
 def test_an_edited_policy_applies_to_the_next_check_though_parsed_policies_are_kept(

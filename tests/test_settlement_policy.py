@@ -48,7 +48,7 @@ def test_settlement_calldata_round_trips_and_only_canonically():
 def policy(tmp_path, text: str) -> PolicyCheck:
     path = tmp_path / "policy.yaml"
     path.write_text(text)
-    return PolicyCheck(load_yaml_model(path, Policy), PolicyState(tmp_path / "state.json"),
+    return PolicyCheck(load_yaml_model(path, Policy), PolicyState(tmp_path / "state.sqlite"),
                        path)
 
 

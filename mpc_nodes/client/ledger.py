@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import copy
 import json
-import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from mpc_nodes.durable_db import open_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (key_id TEXT PRIMARY KEY, record TEXT NOT NULL);
@@ -47,9 +48,7 @@ class Ledger:
     def __init__(self, coordinator_yaml: Path):
         directory = Path(coordinator_yaml).parent
         self.path = directory / "ledger.sqlite"
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db = open_db(self.path, "FULL", timeout=60)
         self.db.executescript(SCHEMA)
         _migrate(self, directory / "keys.json")
         self.data = {k: json.loads(r) for k, r in self.db.execute("SELECT key_id, record FROM keys")}

@@ -33,15 +33,15 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from keyshare.atomic import write_atomic
-
 from mpc_nodes.config import ConfigError, load_yaml_model, resolve
+from mpc_nodes.durable_db import open_db
 from mpc_nodes.jobs.calldata import (SETTLEMENT_FUNCTIONS, CalldataError, decode_erc20,
                                      decode_settlement)
 from mpc_nodes.jobs.evm import Transaction, checked_address
@@ -182,42 +182,85 @@ def _refuse(reason: str, detail: str = "") -> Decision:
 
 
 class PolicyState:
-    """Nonce bindings (key, chain, nonce → transaction digest) and the spend log, as JSON
-    written atomically (fsync) in the node's data directory."""
+    """Nonce bindings (key, chain, nonce → transaction digest) and the spend log of the last
+    24 h, in a SQLite database in the node's data directory.  A reservation is one
+    transaction, durable when ``reserve`` returns (WAL, synchronous=FULL: one log sync, where
+    the JSON file of earlier versions cost a file sync, a rename and a directory sync on every
+    signature's vote).  ``legacy``: that JSON file, imported once and renamed
+    ``*.migrated``."""
 
-    def __init__(self, path: Path):
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS nonces (key_chain TEXT NOT NULL, nonce TEXT NOT NULL,
+                                       digest TEXT NOT NULL, PRIMARY KEY (key_chain, nonce));
+    CREATE TABLE IF NOT EXISTS spend (ts REAL NOT NULL, key_id TEXT NOT NULL,
+                                      asset TEXT NOT NULL, amount TEXT NOT NULL,
+                                      digest TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS spend_by_key ON spend (key_id, asset, ts);
+    CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """
+
+    def __init__(self, path: Path, legacy: Path | None = None):
         self.path = Path(path)
-        try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            data = {}
-        self.data = data if data.get("version") == 2 else self._upgrade(data)
+        self._db = open_db(self.path, "FULL")
+        self._db.executescript(self.SCHEMA)
+        if legacy is not None and Path(legacy).exists():
+            self._import(Path(legacy))
 
-    @staticmethod
-    def _upgrade(old: dict) -> dict:
-        """Version 1 state: a nonce list (digest unknown: every use refused) and ETH spends."""
-        return {"version": 2,
-                "nonces": {k: {str(n): "" for n in v} for k, v in old.get("nonces", {}).items()},
-                "spend": [[ts, key, ETH, value, ""] for ts, key, value in old.get("spend", [])]}
+    def _import(self, legacy: Path) -> None:
+        """Take over a JSON state of earlier versions (version 1: a nonce list, whose
+        digests are unknown, so every use of them is refused; and ETH spends) once: the
+        marker commits with the rows, so a crash before the rename imports nothing twice."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM meta WHERE name = 'imported'").fetchone() is None:
+                old = json.loads(legacy.read_text())
+                if old.get("version") != 2:
+                    old = {"nonces": {k: {str(n): "" for n in v}
+                                      for k, v in old.get("nonces", {}).items()},
+                           "spend": [[ts, key, ETH, value, ""]
+                                     for ts, key, value in old.get("spend", [])]}
+                db.executemany("INSERT OR IGNORE INTO nonces VALUES (?, ?, ?)",
+                               [(k, n, d) for k, by_nonce in old["nonces"].items()
+                                for n, d in by_nonce.items()])
+                db.executemany("INSERT INTO spend VALUES (?, ?, ?, ?, ?)",
+                               [(ts, k, a, str(amount), d) for ts, k, a, amount, d in old["spend"]])
+                db.execute("INSERT INTO meta VALUES ('imported', ?)", (legacy.name,))
+        legacy.replace(legacy.with_name(legacy.name + ".migrated"))
+
+    @contextmanager
+    def _transaction(self):
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def bound_digest(self, key_id: str, chain_id: int, nonce: int) -> str | None:
-        return self.data["nonces"].get(f"{key_id}:{chain_id}", {}).get(str(nonce))
+        row = self._db.execute("SELECT digest FROM nonces WHERE key_chain = ? AND nonce = ?",
+                               (f"{key_id}:{chain_id}", str(nonce))).fetchone()
+        return None if row is None else row[0]
 
     def spent_last_day(self, key_id: str, asset: str, now: float, besides: str) -> int:
         """What key_id moved of asset in the last 24 h, not counting transaction `besides`."""
-        return sum(amount for ts, k, a, amount, digest in self.data["spend"]
-                   if k == key_id and a == asset and now - ts < DAY_S and digest != besides)
+        rows = self._db.execute("SELECT amount FROM spend WHERE key_id = ? AND asset = ?"
+                                " AND ts > ? AND digest != ?",
+                                (key_id, asset, now - DAY_S, besides))
+        return sum(int(amount) for amount, in rows)
 
     def reserve(self, key_id: str, tx: Transaction, spends: dict, now: float) -> None:
-        """Bind the nonce to this transaction and log its spends, durably; idempotent."""
-        nonces = self.data["nonces"].setdefault(f"{key_id}:{tx.chain_id}", {})
-        if nonces.get(str(tx.nonce)) == tx.digest.hex():
+        """Bind the nonce to this transaction and log its spends, durably; idempotent.  A
+        nonce already bound to another transaction is never rebound (IntegrityError; the
+        policy check refuses such a transaction before)."""
+        digest = tx.digest.hex()
+        if self.bound_digest(key_id, tx.chain_id, tx.nonce) == digest:
             return
-        nonces[str(tx.nonce)] = tx.digest.hex()
-        self.data["spend"] = [e for e in self.data["spend"] if now - e[0] < DAY_S]
-        self.data["spend"] += [[now, key_id, a, amount, tx.digest.hex()]
-                               for a, amount in spends.items()]
-        write_atomic(self.path, json.dumps(self.data).encode())
+        with self._transaction() as db:
+            db.execute("INSERT INTO nonces VALUES (?, ?, ?)",
+                       (f"{key_id}:{tx.chain_id}", str(tx.nonce), digest))
+            db.execute("DELETE FROM spend WHERE ts <= ?", (now - DAY_S,))
+            db.executemany("INSERT INTO spend VALUES (?, ?, ?, ?, ?)",
+                           [(now, key_id, a, str(amount), digest) for a, amount in spends.items()])
 
 
 class PolicyCheck:
@@ -323,6 +366,8 @@ class PolicyCheck:
         return decision
 
 
+_states: dict[Path, PolicyState] = {}
+"""data directory -> its open policy state (one connection per node process)."""
 _parsed: dict[Path, tuple[tuple, Policy]] = {}
 """policy file -> (its stat when parsed, the policy): parsing and validating the YAML took
 about 1 ms, twice per signature (vote and start) on every node."""
@@ -344,7 +389,11 @@ def load_policy(ctx) -> PolicyCheck:
     """The node's current policy (re-read once the file changed, so edits apply to the next
     request) and state."""
     source = resolve(ctx.config_path, ctx.config.policy)
-    state = PolicyState(resolve(ctx.config_path, ctx.config.data_dir) / "policy_state.json")
+    data_dir = resolve(ctx.config_path, ctx.config.data_dir)
+    state = _states.get(data_dir)
+    if state is None:
+        state = _states[data_dir] = PolicyState(data_dir / "policy_state.sqlite",
+                                                legacy=data_dir / "policy_state.json")
     try:
         version = _file_version(source)
     except FileNotFoundError:

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from mpc_nodes.durable_db import open_db
 
 
 class InputReused(Exception):
@@ -44,12 +44,7 @@ class InputUsage:
     """The durable record of which set and aggregation each input version is bound to."""
 
     def __init__(self, path: Path):
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_db(path, "FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS hmac_key (key BLOB NOT NULL)")
         self._db.execute("CREATE TABLE IF NOT EXISTS binding (version TEXT PRIMARY KEY,"
                          " participants TEXT NOT NULL, aggregation TEXT NOT NULL,"

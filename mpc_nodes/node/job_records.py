@@ -18,10 +18,11 @@ every PRUNE_EVERY_S: the bound's query sorts the table).
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from mpc_nodes.durable_db import open_db
 
 RETENTION_S = 7 * 24 * 3600.0
 MAX_ROWS = 20_000
@@ -47,10 +48,7 @@ class JobRecords:
     """Started jobs and their signed results, kept across restarts."""
 
     def __init__(self, path: Path, retention_s: float = RETENTION_S, max_rows: int = MAX_ROWS):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db = open_db(path, "NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY,"
                          " request_digest TEXT NOT NULL, kind TEXT NOT NULL,"
                          " shared INTEGER NOT NULL, participants TEXT NOT NULL,"

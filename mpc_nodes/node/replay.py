@@ -11,15 +11,14 @@ import sqlite3
 import time
 from pathlib import Path
 
+from mpc_nodes.durable_db import open_db
+
 
 class ReplayGuard:
     """Remembers which job ids this node has seen."""
 
     def __init__(self, path: Path):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = open_db(path, "FULL")
         self._db.execute("CREATE TABLE IF NOT EXISTS seen (job_id TEXT PRIMARY KEY,"
                          " expires_at REAL NOT NULL)")
 

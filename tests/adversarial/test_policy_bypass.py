@@ -65,7 +65,7 @@ def transfer(to, amount):
 def check(tmp_path):
     (tmp_path / "policy.yaml").write_text(POLICY)
     return PolicyCheck(load_yaml_model(tmp_path / "policy.yaml", Policy),
-                       PolicyState(tmp_path / "state.json"), tmp_path / "policy.yaml")
+                       PolicyState(tmp_path / "state.sqlite"), tmp_path / "policy.yaml")
 
 
 def refused(check, transaction, key="vault-1"):
