@@ -6,27 +6,46 @@ A ``Checked`` session holds degree-t Shamir shares over a prime field at given s
 
 - ``deal``: every party deals sharings of values of its own (random values, zero sharings);
 - ``mul``: GRR multiplication (each party re-shares its local degree-2t product), with the
-  factors and the product kept for the batch check;
+  factors and the product kept for the batch check; ``inner``: Σⱼ aⱼ·bⱼ the same way, one
+  re-share for the whole sum (a selection by one-hot indicators costs one product, not m);
 - ``open``: every party sends its share to every party, and each checks that all m shares
   lie on one polynomial of the sharing's degree before it takes the value;
-- ``verify``: the batch check of every product since the last check (Chida, Genkin, Hamada,
-  Ikarashi, Kikuchi, Lindell and Nof, CRYPTO 2018, with the randomised copies made at the
-  check): for a secret random ρ and public random αₖ chosen after all products, the parties
-  open T = Σ αₖ·(ρaₖ)·bₖ − ρ·Σ αₖ·cₖ, computed locally as a degree-2t sharing (masked by a
-  dealt degree-2t sharing of zero), and require T = 0;
+- ``verify``: the batch check of every product since the last check (below);
 - ``publish``: each party sends s·G for its share s, and each checks that the m points lie on
   one degree-t polynomial "in the exponent".
 
 Why it holds (docs/SECURITY.md, "Active security"): with at least t+1 honest parties, the
 honest shares alone fix every sharing, so whatever a deviating party sends turns into an
-additive error on a product (GRR is secure up to additive attacks), or a share that lies off
-the honest polynomial of an opening or a publication, which every honest party sees.  If some
-product carries an error eₖ, T = Σ αₖ·e'ₖ·bₖ − ρ·Σ αₖ·eₖ + e'' for the errors e' of the
-copies and e'' of the opening, which is 0 only if Σ αₖ·eₖ = 0 (probability 1/p over α) or ρ
-takes one value (1/p: ρ is never opened and no t parties know it): cheating passes one check
-with probability at most 2/p, below 2^-250 for the secp256k1 and Ed25519 orders.  In a field
-below 2^31 (numpy int64 arithmetic, for bitwise work) the check runs ``reps`` times with
-independent ρ and α, enough for 2^-40: twice for 2^31 − 1 (2^-60).
+additive error on a product or a re-shared value (GRR is secure up to additive attacks), or
+a share that lies off the honest polynomial of an opening or a publication, which every
+honest party sees.  The batch check, for products cₖ = Σⱼ aⱼₖ·bⱼₖ + eₖ:
+
+- in a large field (Chida, Genkin, Hamada, Ikarashi, Kikuchi, Lindell and Nof, CRYPTO 2018,
+  with the randomised copies made at the check): for a secret random ρ and public random αₖ
+  chosen after all products, the parties make a copy ρ·aⱼₖ of every factor and open
+  T = Σ αₖ·Σⱼ (ρaⱼₖ)·bⱼₖ − ρ·Σ αₖ·cₖ, a local degree-2t sharing masked by a dealt one of
+  zero.  With errors e' on the copies and e'' on the opening, T = Σ αₖ·Σⱼ e'ⱼₖ·bⱼₖ −
+  ρ·Σ αₖ·eₖ + e'', which is 0 only if Σ αₖ·eₖ = 0 (probability 1/p over α) or ρ takes one
+  value (1/p: ρ is never opened and no t parties know it): at most 2/p, below 2^-250 for
+  the secp256k1 and Ed25519 orders;
+- in M31 = 2^31 − 1 (numpy int64, for bitwise work), where 2/p would be 2^-30, without a copy
+  of every product: the coins live in GF(p²) = GF(p)[i]/(i² + 1) (p ≡ 3 mod 4), and the
+  claims are halved as in the sublinear checks of Boyle, Gilboa, Ishai and Nof (CCS 2019)
+  and Goyal and Song (2020).  A coin α (opened after all products) makes them one claim
+  Σ u·v = w with u = α∘a, v = b, w = Σ αₖ·cₖ, false if some eₖ ≠ 0 except with
+  probability 1/p².  A halving: f and g are the lines through the two halves of u and of v
+  (at 0 and 1), so h = Σ f·g has degree 2 and h(0) + h(1) = Σ u·v; the parties re-share
+  their local h(0) and h(2) (each with an error of the adversary's choosing), take
+  h(1) = w − h(0), open a coin r (only after the re-shares are in) and go on with
+  Σ f(r)·g(r) = h(r).  If the claim was false, the h they hold is not Σ f·g whatever the
+  errors (their sums at 0 and 1 differ), and a nonzero polynomial of degree 2 vanishes at r
+  with probability 2/p².  At FINAL terms the large-field check above ends it with ρ in
+  GF(p²) (1/p²: one claim, α not needed).  With at most HALVINGS halvings cheating passes
+  with probability at most (2 + 2·HALVINGS)/p² < 2^-55.  The work is linear in the products
+  but local: 4 re-shared values and two rounds per halving, 2·FINAL for the last copy.
+
+Nothing is opened but coins and T; a check's failure raises ``Deviation`` before any
+output.  ``reps`` repetitions of a 1/p check reach 2^-CHEAT_BITS (``bitwise.check_bits``).
 
 A deviation raises ``Deviation`` at every honest party that sees it; nothing computed after
 it is released.  Messages that cannot be parsed name their sender (the links between parties
@@ -48,7 +67,9 @@ from protocols.shamir import lagrange_coefficients
 POINT_BYTES = 33  # a compressed secp256k1 point
 M31 = 2 ** 31 - 1  # the small field: numpy int64 arithmetic (a product of two residues fits)
 SMALL = 1 << 31
-CHEAT_BITS = 40   # the batch check lets cheating pass with probability below 2^-CHEAT_BITS
+CHEAT_BITS = 40   # a check lets cheating pass with probability below 2^-CHEAT_BITS
+FINAL = 4096      # M31's batch check halves its inner product down to this many terms
+HALVINGS = 40     # coins dealt for as many halvings: 2^40·FINAL products per check at most
 
 
 class Deviation(RuntimeError):
@@ -61,10 +82,12 @@ class Deviation(RuntimeError):
         self.culprits = tuple(sorted(culprits))
 
 
-def keystream(nbytes: int) -> bytes:
-    """nbytes from ChaCha20 under a fresh random key (OpenSSL: GB/s, where os.urandom is a
-    system call of a few hundred MB/s; a pricing session draws hundreds of MB)."""
-    cipher = Cipher(algorithms.ChaCha20(os.urandom(32), os.urandom(16)), mode=None)
+def keystream(nbytes: int, key: bytes | None = None) -> bytes:
+    """nbytes from ChaCha20 under ``key`` (32 bytes), by default a fresh random one (OpenSSL:
+    GB/s, where os.urandom is a system call of a few hundred MB/s; a pricing session draws
+    hundreds of MB)."""
+    nonce = os.urandom(16) if key is None else bytes(16)
+    cipher = Cipher(algorithms.ChaCha20(key or os.urandom(32), nonce), mode=None)
     return cipher.encryptor().update(bytes(nbytes))
 
 
@@ -101,16 +124,78 @@ def stream_bytes(p: int, count: int) -> int:
 
 
 def combine(coefficients, rows: np.ndarray, p: int) -> np.ndarray:
-    """Σ cⱼ·rows[j] mod p, reduced term by term (no int64 overflow for M31)."""
-    total = 0
+    """Σ cⱼ·rows[j] mod p, reduced term by term (no int64 overflow for M31), in place."""
+    total = None
     for c, row in zip(coefficients, rows):
-        total = total + int(c) * row % p
-    return total % p
+        term = row * int(c)
+        term %= p
+        if total is None:
+            total = term
+        else:
+            total += term
+    total %= p
+    return total
 
 
 def dot(x: np.ndarray, y: np.ndarray, p: int) -> int:
     """Σ xᵢ·yᵢ mod p (term by term reduced: no int64 overflow for M31 below 2^32 terms)."""
     return int((x * y % p).sum()) % p
+
+
+# GF(p²) = GF(p)[i]/(i² + 1) for p = M31 (p ≡ 3 mod 4: −1 is no square), where M31's batch
+# check draws its coins: an element is a pair (re, im) along the first axis; an array without
+# that axis is real.
+
+def ext_mul(x, y, p: int) -> tuple[int, int]:
+    """x·y for two elements of GF(p²) (pairs of integers)."""
+    x0, x1, y0, y1 = int(x[0]), int(x[1]), int(y[0]), int(y[1])
+    return (x0 * y0 - x1 * y1) % p, (x0 * y1 + x1 * y0) % p
+
+
+def ext_scale(x: np.ndarray, r, p: int) -> np.ndarray:
+    """r·x for a vector x over GF(p²) or GF(p) and r in GF(p²): a pair of int64 vectors."""
+    r0, r1 = int(r[0]), int(r[1])
+    out = np.empty((2,) + x.shape[-1:], dtype=np.int64)
+    if x.ndim == 1:
+        np.multiply(x, r0, out=out[0])
+        np.multiply(x, r1, out=out[1])
+    else:  # each product below 2^62, their sum or difference within int64
+        np.multiply(x[0], r0, out=out[0])
+        out[0] -= x[1] * r1
+        np.multiply(x[0], r1, out=out[1])
+        out[1] += x[1] * r0
+    out %= p
+    return out
+
+
+def ext_dot(x: np.ndarray, y: np.ndarray, p: int) -> tuple[int, int]:
+    """Σ xᵢ·yᵢ for x a vector over GF(p²), y one over GF(p²) or GF(p) (below 2^31 terms;
+    entries in (−p, p))."""
+    if y.ndim == 1:
+        sums = (x * y % p).sum(axis=-1)
+        return int(sums[0]) % p, int(sums[1]) % p
+    sums = (x[:, None] * y[None] % p).sum(axis=-1)
+    return int(sums[0, 0] - sums[1, 1]) % p, int(sums[0, 1] + sums[1, 0]) % p
+
+
+def _at(x: np.ndarray, d: np.ndarray, r, p: int) -> np.ndarray:
+    """x + r·d for r in GF(p²) and vectors x in [0, p) and d in (−p, p), both over GF(p) or
+    both over GF(p²): a pair of int64 vectors, reduced once (every sum stays below 2^63)."""
+    r0, r1 = int(r[0]), int(r[1])
+    out = np.empty((2,) + d.shape[-1:], dtype=np.int64)
+    if d.ndim == 1:
+        np.multiply(d, r0, out=out[0])
+        out[0] += x
+        np.multiply(d, r1, out=out[1])
+    else:
+        np.multiply(d[0], r0, out=out[0])
+        out[0] -= d[1] * r1
+        out[0] += x[0]
+        np.multiply(d[0], r1, out=out[1])
+        out[1] += d[1] * r0
+        out[1] += x[1]
+    out %= p
+    return out
 
 
 class Checked:
@@ -214,17 +299,23 @@ class Checked:
         """(m, n): shares at the session's points of random degree-``degree`` polynomials
         with these constant terms (``constant`` False: the values are ignored, terms 0)."""
         n, p = len(values), self.p
-        coefficients = uniform(p, degree * n).reshape(degree, n) if degree else None
+        shares = np.empty((self.m, n), dtype=self.dtype)
+        if not degree:  # (a session of one party)
+            shares[:] = values % p if constant else 0
+            return shares
+        coefficients = uniform(p, degree * n).reshape(degree, n)
         # int64 Horner sums stay below p·degree·x^degree: reduce at the end if that fits
         wide = self.small and p * degree * max(self.points) ** degree >= 1 << 62
-        shares = np.empty((self.m, n), dtype=self.dtype)
-        for j, x in enumerate(self.points):
-            acc = np.zeros(n, dtype=self.dtype)
-            for k in range(degree - 1, -1, -1):
-                acc = (acc + coefficients[k]) * x
+        for j, x in enumerate(self.points):  # in place: fresh arrays cost page faults
+            acc = coefficients[degree - 1] * x
+            for k in range(degree - 2, -1, -1):
+                acc += coefficients[k]
+                acc *= x
                 if wide:
-                    acc = acc % p
-            shares[j] = (acc + (values if constant else 0)) % p
+                    acc %= p
+            if constant:
+                acc += values
+            np.remainder(acc, p, out=shares[j])
         return shares
 
     def deal(self, values: np.ndarray):
@@ -255,21 +346,44 @@ class Checked:
     # -- arithmetic ------------------------------------------------------------------------
 
     def mul(self, a: np.ndarray, b: np.ndarray, checked: bool = True):
-        """Start multiplying (elementwise, GRR); the coroutine returns our shares of a·b.
-        ``checked``: the product goes into the next ``verify`` (False only for the check's
-        own randomised copies)."""
+        """Start multiplying (elementwise, broadcast, GRR); the coroutine returns our shares
+        of a·b.  ``checked``: the product goes into the next ``verify`` (False only for the
+        check's own randomised copies)."""
         a, b = np.broadcast_arrays(self.array(a), self.array(b))
-        shape, a, b = a.shape, a.ravel(), b.ravel()  # kept for the check: callers never
-        reshared = self._send_rows(self._split(a * b % self.p, self.t))  # change them
+        return self._products(a[None], b[None], checked)
+
+    def inner(self, a: np.ndarray, b: np.ndarray):
+        """Start Σⱼ a[j]·b[j] over the first axis (elementwise beyond it, broadcast); the
+        coroutine returns our shares.  One re-share for the whole sum, where ``mul`` and a
+        sum re-share every term; checked as one product (an inner product)."""
+        a, b = np.broadcast_arrays(self.array(a), self.array(b))
+        return self._products(a, b, True)
+
+    def _products(self, a: np.ndarray, b: np.ndarray, checked: bool):
+        """Σⱼ a[j]·b[j] (a and b of one shape): local products re-shared (GRR); a, b and the
+        result are kept for the check (callers never change them: broadcast views)."""
+        local = a * b
+        local %= self.p
+        local = local[0] if len(local) == 1 else local.sum(axis=0) % self.p
+        reshared = self._reshare(local.ravel())
         self._in_flight += checked
 
         async def product():
-            c = combine(self.to_zero, await reshared, self.p)
+            c = (await reshared).reshape(local.shape)
             if checked:
                 self._triples.append((a, b, c))
                 self._in_flight -= 1
-            return c.reshape(shape)
+            return c
         return product()
+
+    def _reshare(self, local: np.ndarray):
+        """Start turning our shares of degree-2t sharings (flat) into degree-t ones: each
+        party re-shares its share, each combines what it gets at 0 (GRR)."""
+        reshared = self._send_rows(self._split(local, self.t))
+
+        async def shares():
+            return combine(self.to_zero, await reshared, self.p)
+        return shares()
 
     def open(self, x: np.ndarray, degree: int | None = None):
         """Start opening (every party sends its share to every party); the coroutine returns
@@ -293,50 +407,135 @@ class Checked:
 
     def prepare_check(self) -> None:
         """Start dealing what the next ``verify`` needs (it depends on no product), unless
-        that is under way: called beside a session's round, it saves ``verify`` a round."""
+        that is under way: called beside a session's round, it saves ``verify`` a round.
+        M31: random pairs for the coins and ρ in GF(p²) and a zero pair of degree 2t; else
+        ρ and a seed per repetition and a zero of degree 2t each."""
         if self._check_material is None:  # (tasks: one left unused at the end is no error)
-            self._check_material = (asyncio.ensure_future(self.deal_random(2 * self.reps)),
-                                    asyncio.ensure_future(self.deal_zero(self.reps, 2 * self.t)))
+            randoms, zeros = (2 * (HALVINGS + 2), 2) if self.small else (2 * self.reps, self.reps)
+            self._check_material = (asyncio.ensure_future(self.deal_random(randoms)),
+                                    asyncio.ensure_future(self.deal_zero(zeros, 2 * self.t)))
 
     def record(self, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
         """Keep for the next ``verify`` a product made outside ``mul``: c a degree-t sharing
         of a·b (elementwise, flat arrays), e.g. opened masked and unmasked with public values."""
-        self._triples.append((self.array(a), self.array(b), self.array(c)))
+        self._triples.append((self.array(a)[None], self.array(b)[None], self.array(c)))
 
     async def verify(self) -> None:
-        """Check every product since the last check (module docstring), ``reps`` times with
-        independent ρ and α; Deviation if one is wrong.  Three rounds: shared randomness, the
-        randomised copies with the coin, and the opening of T.  Every product started must
-        have been awaited: one still in flight would escape the check."""
+        """Check every product since the last check (module docstring); Deviation if one is
+        wrong.  Every product started must have been awaited: one still in flight would
+        escape the check."""
         if self._in_flight:
             raise RuntimeError(f"{self._in_flight} checked products are still in flight:"
                                f" await them before the check")
-        if not self._triples:
+        triples, self._triples = self._triples, []
+        if not sum(a.size for a, _, _ in triples):
             return
-        a = np.concatenate([t[0] for t in self._triples])
-        b = np.concatenate([t[1] for t in self._triples])
-        c = np.concatenate([t[2] for t in self._triples])
-        self._triples = []
-        p, reps = self.p, self.reps
         if self._check_material is None:
             self.prepare_check()
-        rho_seed, mask = self._check_material
+        randoms, zeros = self._check_material
         self._check_material = None
-        rho_seed = await rho_seed
+        if self.small:
+            await self._verify_halving(triples, randoms, zeros)
+        else:
+            await self._verify_copies(triples, randoms, zeros)
+
+    async def _verify_copies(self, triples: list, randoms, zeros) -> None:
+        """The check with randomised copies of every product, ``reps`` times with independent
+        ρ and α.  Three rounds: shared randomness, the copies with the coin, and T."""
+        p, reps = self.p, self.reps
+        a = np.concatenate([np.ravel(a) for a, _, _ in triples])
+        b = np.concatenate([np.ravel(b) for _, b, _ in triples])
+        c = np.concatenate([np.ravel(c) for _, _, c in triples])
+        rho_seed = await randoms
         rho, seed = rho_seed[:reps], rho_seed[reps:]
         copies = self.mul(rho[:, None], a[None, :], checked=False)
         coin = self.open(seed)
         rho_a, coin_values = await copies, await coin
-        mask = await mask
+        mask = await zeros
         t_shares = []
         for i in range(reps):
-            alpha = self.coefficients(int(coin_values[i]), len(a))
-            t_shares.append((dot(alpha * rho_a[i] % p, b, p)
+            alpha = self.coefficients(int(coin_values[i]), len(c))
+            spread, start = [], 0  # the coefficient of each inner product, on its terms
+            for x, _, z in triples:
+                spread.append(np.broadcast_to(alpha[start:start + z.size].reshape(z.shape),
+                                              x.shape).ravel())
+                start += z.size
+            spread = np.concatenate(spread)
+            t_shares.append((dot(spread * rho_a[i] % p, b, p)
                              - int(rho[i]) * dot(alpha, c, p) + int(mask[i])) % p)
         totals = await self.open(self.array(t_shares), degree=2 * self.t)
         if np.any(totals != 0):
             raise Deviation("the multiplication check failed: a party changed a product"
                             " (a re-shared value or a share it held)")
+
+    async def _verify_halving(self, triples: list, randoms, zeros) -> None:
+        """M31's check (module docstring): the products become one inner product over GF(p²)
+        by a coin α, which coins r halve down to FINAL terms, checked with a randomised copy.
+        Rounds: the coin α, two per halving (the re-shared values, then r), the copy and T."""
+        p = self.p
+        randoms = await randoms
+        coins, rho = randoms[:-2].reshape(-1, 2), randoms[-2:]
+        seed = await self.open(coins[0])
+        u, v, w = self._inner_product(triples, seed)
+        for coin in coins[1:]:
+            if u.shape[-1] <= FINAL:
+                break
+            u, v, w = await self._halve(u, v, w, coin)
+        if u.shape[-1] > FINAL:
+            raise ValueError("too many products for one check: verify more often")
+        copy = await self._reshare(ext_scale(u, rho, p).ravel())  # ρ·u, degree t
+        rho_w = ext_mul(rho, w, p)
+        t_share = ext_dot(copy.reshape(2, -1), v, p)
+        mask = await zeros
+        totals = await self.open(self.array([(t_share[0] - rho_w[0] + int(mask[0])) % p,
+                                             (t_share[1] - rho_w[1] + int(mask[1])) % p]),
+                                 degree=2 * self.t)
+        if np.any(totals != 0):
+            raise Deviation("the multiplication check failed: a party changed a product"
+                            " (a re-shared value or a share it held)")
+
+    def _inner_product(self, triples: list, seed: np.ndarray):
+        """(u, v, w): claims cₖ = Σⱼ aⱼₖ·bⱼₖ made one, Σ u·v = w, with uⱼₖ = αₖ·aⱼₖ, v = b
+        and w = Σ αₖ·cₖ for α in GF(p²) drawn from the opened seed (u a pair of vectors)."""
+        p, total = self.p, sum(c.size for _, _, c in triples)
+        key = hashlib.sha256(b"mpcnet/active/alpha\x00" + seed.astype("<u4").tobytes())
+        alpha = uniform(p, 2 * total, keystream(stream_bytes(p, 2 * total), key.digest()))
+        alpha = alpha.reshape(2, total)
+        size = sum(a.size for a, _, _ in triples)
+        u, v, w = np.empty((2, size), dtype=np.int64), np.empty(size, dtype=np.int64), (0, 0)
+        at = start = 0
+        for a, b, c in triples:  # in place: no copy of the products but u and v
+            coefficient = alpha[:, start:start + c.size]
+            np.multiply(coefficient.reshape((2, 1) + c.shape), a,
+                        out=u[:, at:at + a.size].reshape((2,) + a.shape, copy=False))
+            v[at:at + a.size].reshape(a.shape, copy=False)[...] = b
+            term = ext_dot(coefficient, np.ravel(c), p)
+            w = ((w[0] + term[0]) % p, (w[1] + term[1]) % p)
+            at, start = at + a.size, start + c.size
+        u %= p
+        return u, v, w
+
+    async def _halve(self, u: np.ndarray, v: np.ndarray, w, coin: np.ndarray):
+        """The claim Σ u·v = w on half as many terms: with f = u₀ + X·(u₁ − u₀) and g alike
+        (the lines through the halves), h = Σ f·g has degree 2 and h(0) + h(1) = Σ u·v.  The
+        parties re-share h(0) and h's top coefficient Σ (u₁ − u₀)·(v₁ − v₀), which with
+        h(1) = w − h(0) fix h, and for an opened r in GF(p²) claim Σ f(r)·g(r) = h(r)."""
+        p, n = self.p, u.shape[-1]
+        if n % 2:  # a zero term: 0·0 adds nothing
+            u, v = (np.concatenate([x, np.zeros(x.shape[:-1] + (1,), dtype=x.dtype)], axis=-1)
+                    for x in (u, v))
+            n += 1
+        u0, v0 = u[..., :n // 2], v[..., :n // 2]
+        du, dv = u[..., n // 2:] - u0, v[..., n // 2:] - v0  # in (−p, p)
+        local = np.array(ext_dot(u0, v0, p) + ext_dot(du, dv, p), dtype=np.int64)
+        h0, top = (await self._reshare(local)).reshape(2, 2)  # degree t
+        r = await self.open(coin)  # after the re-sharing: no one knew r when it chose
+        linear = ((w[0] - 2 * int(h0[0]) - int(top[0])) % p,  # h(1) − h(0) − top
+                  (w[1] - 2 * int(h0[1]) - int(top[1])) % p)
+        at_r = ext_mul(r, ext_mul(top, r, p), p)  # h(r) = h(0) + linear·r + top·r²
+        term = ext_mul(linear, r, p)
+        w = ((int(h0[0]) + term[0] + at_r[0]) % p, (int(h0[1]) + term[1] + at_r[1]) % p)
+        return _at(u0, du, r, p), _at(v0, dv, r, p), w
 
     def coefficients(self, seed: int, n: int) -> np.ndarray:
         """n public coefficients uniform mod p (within 2^-64), from an opened random seed."""

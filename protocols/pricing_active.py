@@ -154,7 +154,7 @@ async def _chunk(s: Checked, vols, public: dict, idx, limit: int, reveal: bool):
 
     # 2. the bits of σ_min, σ_med, σ_max
     which = np.stack([low, med, high], axis=1)                              # (n, 3, m)
-    chosen = (await s.mul(which[..., None], bits[:, None])).sum(axis=0) % p  # (3, m, W)
+    chosen = await s.inner(which[..., None], bits[:, None])                 # (3, m, W)
     s_min, s_med, s_max = chosen
 
     # 3. the breaker: [2^12·σ_max > 2^12·σ_min + L·σ_med]
@@ -163,7 +163,7 @@ async def _chunk(s: Checked, vols, public: dict, idx, limit: int, reveal: bool):
                                             terms + [bitwise.shift(s_min, LIMIT_BITS)], B_WIDTH)
 
     # 4. the median party's limbs
-    picked = (await s.mul(med[:, None, None, :], limbs)).sum(axis=0) % p     # (k, r, m)
+    picked = await s.inner(med[:, None, None, :], limbs)                    # (k, r, m)
 
     not_bits = await not_bits  # before the check, so that the check covers these products
     await s.verify()

@@ -220,11 +220,12 @@ def priced():
                                      [[v, public] for v in vols])[0]
 
 
-@pytest.mark.parametrize("at", rounds(36, (0, 3, 9, 17, 22, 27, 30, 33, 35)))
+@pytest.mark.parametrize("at", rounds(39, (0, 3, 9, 17, 22, 24, 25, 26, 29, 30, 33, 38)))
 def test_pricing_with_a_deviating_party_aborts_or_is_exact(at, priced):
-    # the liar's rounds: the dealing, the bits' products, comparisons, the rank's square,
-    # the selections, the breaker's adder and comparison, the limbs, the batch check (twice
-    # over GF(2^31 - 1)), the bit check, the openings of the breaker and the outputs
+    # the liar's rounds: the check's dealt randomness, the dealing, the bits' products,
+    # comparisons, the rank's square, the selections, the breaker's adder and comparison, the
+    # limbs, the batch check (its coin, two halvings of a re-share and a coin each, the copy,
+    # T), the bit check, the openings of the breaker and the outputs
     public, vols, honest = priced
     results = run_parties("tests.active_targets:price_with_lie",
                           [[v, public, 0, at] for v in vols], tolerate={0})
