@@ -5,16 +5,25 @@ secure with abort against t actively malicious parties (issue 13).
 Values are integers with an explicit binary scale, as in ``protocols.fixedpoint``, held as
 numpy object arrays of this party's shares over a prime field of 140 bits (MPyC's field for
 ``SecInt(108)``, whose PRSS weights it uses), reduced when they are sent.  A truncation
-opens a + r once, with r a PRSS mask of bounded pieces, as ``fixedpoint.trunc`` does; a
-comparison opens a + r with r's low bits the XOR of the PRSS subsets' bits (bits by
-construction, unknown to any t parties) and compares the opened low bits with them bitwise.
-A truncated product opens the degree-2t product masked the same way and keeps the product,
+opens a + r once, with r a PRSS mask of bounded pieces, as ``fixedpoint.trunc`` does.  A
+truncated product opens the degree-2t product masked the same way and keeps the product,
 unmasked with the public opening, for the batch check.
 
-**Every opening is preceded by the batch check of every product so far** (``_open``).  The
-check lets an opening go only when all values it depends on are correct, so what is opened is
-the value the honest parties hold plus at most an error the adversary chose and knows, under
-a mask as wide as the value's bound: nothing leaks.  Without it an error in a product could be
+A comparison opens a + r with r's low part the sum of one PRSS draw of k bits per key
+subset, whose bits are PRSS bits: bits by construction, held in any field without a product.
+Its bitwise work (how often the sum wrapped past 2^k) runs in a second checked session over
+GF(2^31 − 1), on numpy int64, where a product costs a small part of one over the 140-bit
+prime, and each bit of the result comes back by a bit d held in both fields (the XOR of one
+PRSS bit per key subset, by the same checked products in each session, so that both hold
+the one bit the honest parties' keys fix): bit XOR d is opened in the small field, after
+its batch check, and XORed with d in the large one.  Per comparison that is (C(m, t) − 1)
+products in the large field per bit of C(m, t): 4 at three parties, where comparing the
+mask's bits there cost four per bit.
+
+**Every opening is preceded by the batch check of every product so far** in its session
+(``_open``).  The check lets an opening go only when all values it depends on are correct,
+so what is opened is the value the honest parties hold plus at most an error the adversary
+chose and knows, under a mask as wide as the value's bound: nothing leaks.  Without it an error in a product could be
 multiplied by a secret before the next opening, which would then open that secret times a
 chosen error — beyond its mask.  The price is two rounds per opening layer (the copies with
 the coin, and T), the check's material dealt ahead beside the previous layer.
@@ -29,10 +38,10 @@ import itertools
 
 import numpy as np
 
-from .active import Checked
-from .bitwise import public_less_than
+from .active import M31, Checked
+from .bitwise import _fold, _up, _xor, pad
 from .fixedpoint import check_bound, check_field, high_part, prss_subsets, truncation_mask
-from .mpyc_seam import fast_prss_share, prss_pieces, prss_weight, prss_zero_share
+from .mpyc_seam import fast_prss_share, prss_pieces, prss_zero_share
 
 
 class CheckedOps:
@@ -41,12 +50,14 @@ class CheckedOps:
     field of s's prime, as a secure integer type has it (for the PRSS draws; never made with
     ``SecFld``, which would mark MPyC's one class of that field unsigned for every type)."""
 
-    def __init__(self, s: Checked, field):
-        if s.points != list(range(1, s.m + 1)):
-            raise ValueError("PRSS shares are at points 1..m: the session must use them")
+    def __init__(self, s: Checked, field, small: Checked):
+        if s.points != list(range(1, s.m + 1)) or small.points != s.points:
+            raise ValueError("PRSS shares are at points 1..m: the sessions must use them")
         if field.modulus != s.p:
             raise ValueError("the field must be the session's")
-        self.s, self.p, self.rt, self.field = s, s.p, s.rt, field
+        if small.p != M31:
+            raise ValueError("the comparisons' bitwise session is over GF(2^31 - 1)")
+        self.s, self.small, self.p, self.rt, self.field = s, small, s.p, s.rt, field
         self.e = prss_subsets(s.rt)  # how far a truncation may round up
         self.sec = s.rt.options.sec_param
 
@@ -102,36 +113,123 @@ class CheckedOps:
         return ((high_part(c, f) - r_hi - (1 << (l - 1 - f))) % self.p).reshape(shape)
 
     async def lt_zero(self, a, l: int, bound: int | None):
-        """[a < 0] as 0/1 shares for |a| <= bound < 2^(l-1): x = a + 2^(l-1) is opened
-        under r = Σ 2^i·b_i + 2^(l-1)·r_hi (b_i random bits, r_hi a PRSS draw of sec_param
-        + 2 bits); x mod 2^(l-1) = c' − r' + 2^(l-1)·[c' < r'] for the opened low bits c',
-        and [a >= 0] = (x − x mod 2^(l-1)) / 2^(l-1), an exact division."""
+        """[a < 0] as 0/1 shares for |a| <= bound < 2^(l-1): x = a + 2^k, k = l − 1, is
+        opened under T + 2^k·r_hi, T = Σ_S R_S the sum of one PRSS draw R_S of k bits per
+        key subset (its bits are PRSS bits, held in both fields without a product) and r_hi
+        a PRSS draw of sec_param + 2 bits.  For the opened low bits c', x mod 2^k = c' − T +
+        2^k·w with w = ⌊(T + 2^k − 1 − c') / 2^k⌋ (at most C(m, t)), which the small session
+        adds up from the bits (``_wraps``) and brings back bit by bit; then [a >= 0] =
+        (x − x mod 2^k) / 2^k, an exact division."""
         self._check_field(l, bound, "comparison")
-        k, p = l - 1, self.p
+        k, p, n = l - 1, self.p, np.size(a)
         shape, a = np.shape(a), self._flat(a)
-        bits = (await self.random_bits(a.size * k)).reshape(a.size, k)
-        r_low = sum(bits[:, i] << i for i in range(k)) % p
-        r_hi = fast_prss_share(self.rt, self.field, 1 << (self.sec + 2), a.size).value
-        c = await self._open((a + (1 << k) + r_low + (r_hi << k)) % p)
-        low = np.array([int(v) & ((1 << k) - 1) for v in c], dtype=object)
-        c_bits = np.array([[v >> i & 1 for i in range(k)] for v in low], dtype=object)
-        borrow = await public_less_than(self.s, c_bits.reshape(a.size, k), bits)
-        x_mod = low - r_low + (borrow << k)
+        width = len(self._subsets()).bit_length()  # bits of w
+        self.small.prepare_check()  # dealt beside the opening of x
+        d_large, d_small = await self.random_bits(width * n)  # to bring w's bits back
+        large, small = self._prss_numbers(k, n)
+        r_hi = fast_prss_share(self.rt, self.field, 1 << (self.sec + 2), n).value
+        c = await self._open((a + (1 << k) + large + (r_hi << k)) % p)
+        low = c & ((1 << k) - 1)
+        complement = np.stack([((1 << k) - 1 - low) >> i & 1 for i in range(k)],
+                              axis=-1).astype(np.int64)
+        w_bits = await self._wraps(small, complement)
+        w_bits = await self._to_large(w_bits.ravel(), d_small, d_large)
+        w = sum(w_bits.reshape(width, n)[j] << j for j in range(width))
+        x_mod = low - large + (w << k)
         non_negative = (a + (1 << k) - x_mod) * pow(1 << k, -1, p) % p
         return ((1 - non_negative) % p).reshape(shape)
 
-    async def random_bits(self, n: int) -> np.ndarray:
-        """n shared random bits: the XOR of one PRSS bit per key subset (a subset's bit is
-        known to its members only, and the subset of honest parties has one), in a tree of
-        checked products.  C(m, t) − 1 products per bit: 2 for three parties."""
-        p, m, t = self.p, self.s.m, self.s.t
-        pieces = prss_pieces(self.rt, 1, n)
-        bits = [pieces[S].astype(object) * prss_weight(self.rt, self.field, S) % p
-                if S in pieces else np.zeros(n, dtype=object)
-                for S in itertools.combinations(range(m), m - t)]
-        while len(bits) > 1:
-            half = len(bits) // 2
-            x, y = np.stack(bits[:half]), np.stack(bits[half:2 * half])
-            xy = await self.s.mul(x, y)
-            bits = list((x + y - 2 * xy) % p) + bits[2 * half:]
-        return bits[0]
+    def _subsets(self) -> list[tuple]:
+        """The PRSS key subsets, in MPyC's order (the parties that hold each key)."""
+        m, t = self.s.m, self.s.t
+        return list(itertools.combinations(range(m), m - t))
+
+    def _prss_numbers(self, k: int, n: int):
+        """Shares of n sums T = Σ_S R_S of one uniform k-bit PRSS draw per key subset: of T in
+        the large field, and of every R_S's bits in the small one, shape (subsets, n, k)."""
+        pieces = prss_pieces(self.rt, 1, n * k)
+        q, large, small = self.small.p, 0, []
+        for S in self._subsets():
+            if S not in pieces:  # a key we do not hold: our shares of its draws are 0
+                small.append(np.zeros((n, k), dtype=np.int64))
+                continue
+            bits = pieces[S].reshape(n, k)
+            number = sum(bits[:, i].astype(object) << i for i in range(k))
+            large = large + number * subset_weight(self.rt, self.p, S)
+            small.append(bits * subset_weight(self.rt, q, S) % q)
+        return np.asarray(large, dtype=object) % self.p, np.stack(small)
+
+    async def _wraps(self, numbers, public):
+        """The bits of ⌊U / 2^k⌋ (least significant first, shape (bits, n)) for U = Σ numbers +
+        public: numbers the small session's bits of secret k-bit numbers (count, n, k), public
+        0/1 bits (n, k).  Carry-save adders take the secret rows and the public one down to
+        two, without a product for the public row beyond the one of the last two; the carry
+        into bit k is folded, and the few bits above ripple."""
+        s, q = self.small, self.small.p
+        k, top = public.shape[-1], public.shape[-1] + len(numbers).bit_length()
+        rows = [pad(r, top) for r in numbers] + ([] if len(numbers) > 1 else
+                                                [np.zeros(numbers.shape[1:-1] + (top,),
+                                                          dtype=np.int64)])
+        while len(rows) > 2:
+            x, y, z = (np.stack(rows[i:len(rows) - len(rows) % 3:3]) for i in range(3))
+            rest = rows[len(rows) - len(rows) % 3:]
+            xy = await s.mul(x, y)
+            u = _xor(s, x, y, xy)
+            uz = await s.mul(u, z)
+            rows = list(_xor(s, u, z, uz)) + list(_up((xy + uz) % q)) + rest
+        x, y = rows
+        z = pad(public, top)  # x + y + z = sum + 2·majority, linear in z given x·y
+        xy = await s.mul(x, y)
+        u = _xor(s, x, y, xy)
+        x, y = (u + z - 2 * u * z) % q, _up((xy + u * z) % q)
+        xy = await s.mul(x, y)
+        carry, _ = await _fold(s, xy[..., :k], _xor(s, x, y, xy)[..., :k])
+        out = []
+        for j in range(k, top):  # sum bit x ⊕ y ⊕ carry, carry on: x·y + (x ⊕ y)·carry
+            u = _xor(s, x[..., j], y[..., j], xy[..., j])
+            uc = await s.mul(u, carry)
+            out.append(_xor(s, u, carry, uc))
+            carry = (xy[..., j] + uc) % q
+        return np.stack(out)
+
+    async def _to_large(self, bit, d_small, d_large):
+        """The large field's shares of ``bit`` (shares in the small field), by the bit d held
+        in both: bit XOR d is opened in the small field after its batch check (it is uniform
+        whatever bit is) and XORed with d in the large one."""
+        q = self.small.p
+        hidden = (bit + d_small - 2 * await self.small.mul(bit, d_small)) % q
+        await self.small.verify()
+        opened = (await self.small.open(hidden)).astype(object)
+        return (opened + d_large - 2 * opened * d_large) % self.p
+
+    async def random_bits(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """n shared random bits, as shares in the large field and in the small one: the XOR
+        of one PRSS bit per key subset (a subset's bit is known to its members only, and the
+        subset of honest parties has one), in a tree of checked products in each session on
+        the same PRSS bits, so that both hold the same bits.  C(m, t) − 1 products per bit
+        in each field: 2 for three parties."""
+        pieces, subsets = prss_pieces(self.rt, 1, n), self._subsets()
+
+        def shares(session, dtype):
+            return [pieces[S].astype(dtype) * subset_weight(self.rt, session.p, S) % session.p
+                    if S in pieces else np.zeros(n, dtype=dtype) for S in subsets]
+        large, small = shares(self.s, object), shares(self.small, np.int64)
+        while len(large) > 1:
+            half = len(large) // 2
+            trees = [(session, np.stack(bits[:half]), np.stack(bits[half:2 * half]))
+                     for session, bits in ((self.s, large), (self.small, small))]
+            products = [session.mul(x, y) for session, x, y in trees]  # one round for both
+            large, small = [list((x + y - 2 * await xy) % session.p) + bits[2 * half:]
+                            for (session, x, y), xy, bits
+                            in zip(trees, products, (large, small))]
+        return large[0], small[0]
+
+
+def subset_weight(rt, p: int, subset: tuple) -> int:
+    """f_S(pid + 1) mod p, f_S the degree-t polynomial that is 1 at 0 and 0 at every party
+    outside S (``mpyc_seam.prss_weight``, for any prime: the small field has no MPyC type)."""
+    x, weight = rt.pid + 1, 1
+    for j in range(len(rt.parties)):
+        if j not in subset:
+            weight = weight * (j + 1 - x) * pow(j + 1, -1, p) % p
+    return weight

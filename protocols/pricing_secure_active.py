@@ -7,12 +7,14 @@ Per option each party deals the SIGMA_W bits of its volatility round(σ·2^32): 
 is made of exactly the values that are ranked (the ranking uses their top bits, σ at 2^-24),
 and every input is in range once its bits are bits.  In the session:
 
-1. ranks from the pairwise comparisons of the top bits (``bitwise.less_than``), and the
-   one-hot indicators of the lowest and highest rank and of the ranks kept;
+1. the batch check and the check that dealt bits are bits (naming a dealer that dealt a
+   non-bit), so that every vol is in range before a comparison opens it masked; ranks from
+   the pairwise comparisons of the numbers the top bits make (``CheckedOps.lt_zero`` of
+   their differences), and the one-hot indicators of the lowest and highest rank and of the
+   ranks kept;
 2. the kept sum Σ σ_i over the kept ranks (products with the indicators; for the mean the
    plain sum) and the spread σ_max − σ_min;
-3. the batch check, the check that dealt bits are bits (naming a dealer that dealt a
-   non-bit), and the breaker, exactly: an option breaches when
+3. the breaker, exactly: an option breaches when
    2^12·divisor·(σ_max − σ_min) > L·Σ kept σ_i, L = round(limit·2^12);
 4. for the options that pass, ``pricing.secure_bsm`` on the kept sum with Newton's iteration
    started at the public 1/(VOL_MAX·√T), from below (no private reciprocal to bind: the
@@ -29,7 +31,7 @@ from math import comb
 import numpy as np
 
 from . import bitwise
-from .active import Checked
+from .active import M31, Checked
 from .fixed_active import CheckedOps
 from .mpyc_seam import agree_prss_keys, prss_share
 from .pricing import (F, LIMIT_BITS, NOISE_BITS, QTY_BITS, SECURE_TYPE_BITS, VOL_BITS,
@@ -62,8 +64,9 @@ async def price(rt, vols: list[float], public: dict, names: list[str] | None = N
     vols = np.asarray(vols, dtype=float)
     gf, points = field(rt), list(range(1, n + 1))
 
-    def session() -> CheckedOps:
-        return CheckedOps(Checked(rt, gf.modulus, points, names), gf)
+    def session() -> CheckedOps:  # comparisons' bitwise work in a session over GF(2^31 - 1)
+        return CheckedOps(Checked(rt, gf.modulus, points, names), gf,
+                          Checked(rt, M31, points, names))
     limit = int(round(public["limit"] * 2 ** LIMIT_BITS))
     breached, parts = await by_chunks(len(vols), CHUNK, lambda idx: _chunk(
         session(), vols[idx], public, idx, keep, divisor, limit))
@@ -84,10 +87,13 @@ async def _chunk(ops: CheckedOps, vols, public: dict, idx, keep, divisor: int, l
     bits = np.array([[int(v) >> j & 1 for j in range(SIGMA_W)] for v in sigma], dtype=object)
     s.prepare_check()
     bits = (await s.deal(bits.ravel())).reshape(n, m, SIGMA_W)
-    not_bits = s.mul(bits, (1 - bits) % s.p)
+    not_bits = await s.mul(bits, (1 - bits) % s.p)
 
-    # 1. ranks and indicators
-    ranks = await bitwise.ranks(s, bits[..., RANK_DROP:])
+    # 1. the check and the bit check (every vol in range before a comparison opens it);
+    # ranks and indicators
+    await s.verify()
+    await bitwise.check_bits(s, not_bits)
+    ranks = await _ranks(ops, bits[..., RANK_DROP:])
     wanted = sorted({0, n - 1, *(keep or [])})
     indicators = dict(zip(wanted, await bitwise.rank_indicators(s, ranks, wanted)))
 
@@ -100,10 +106,7 @@ async def _chunk(ops: CheckedOps, vols, public: dict, idx, keep, divisor: int, l
     spread = products[0].sum(axis=0)
     kept = values.sum(axis=0) if keep is None else products[1].sum(axis=0)
 
-    # 3. the checks, then the breaker: [L·Σ kept − 2^12·divisor·spread < 0]
-    not_bits = await not_bits
-    await s.verify()
-    await bitwise.check_bits(s, not_bits)
+    # 3. the breaker: [L·Σ kept − 2^12·divisor·spread < 0]
     over = limit * kept - (divisor << LIMIT_BITS) * spread
     bound = (limit + (divisor << LIMIT_BITS)) * divisor * SIGMA_TOP
     breach = await ops.open(await ops.lt_zero(over, bound.bit_length() + 1, bound))
@@ -114,6 +117,23 @@ async def _chunk(ops: CheckedOps, vols, public: dict, idx, keep, divisor: int, l
     out = await secure_bsm(ops, kept[ok], None, divisor, public, idx[ok])
     await s.verify()  # the session ends here: its last products are checked in it
     return breached, idx[ok], out
+
+
+async def _ranks(ops: CheckedOps, top_bits):
+    """Rank (0 = smallest) of each party's number, for the bits top_bits[a] (shape (n, m, w))
+    of party a's: the n(n−1)/2 comparisons of the differences in one batch (``lt_zero``),
+    ties broken by party order, as ``bitwise.ranks`` (which compares the bits in the large
+    field, some twenty times the products)."""
+    p, n, w = ops.p, len(top_bits), top_bits.shape[-1]
+    numbers = sum(top_bits[..., j] << j for j in range(w)) % p  # (n, m)
+    pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
+    later_smaller = await ops.lt_zero(numbers[[b for _, b in pairs]]  # [x_b < x_a]
+                                      - numbers[[a for a, _ in pairs]], w + 1, (1 << w) - 1)
+    out = np.zeros(numbers.shape, dtype=object)
+    for g, (a, b) in zip(later_smaller, pairs):  # x_b < x_a: b comes before a
+        out[a] = (out[a] + g) % p
+        out[b] = (out[b] + 1 - g) % p
+    return out
 
 
 async def _reveal(ops: CheckedOps, parts: list, public: dict) -> dict:

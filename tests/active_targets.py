@@ -38,7 +38,7 @@ class LyingSession(active.Checked):
         if self.error is None:
             return bytes(message[:-1]) + bytes([(message[-1] + 1) % 256])
         values = self._decode(message, len(message) // self.width, self.me)
-        values[-1] = (values[-1] + self.error) % self.p
+        values[-1] = (int(values[-1]) + self.error) % self.p  # (int64 in a small field)
         return self._encode(values)
 
 

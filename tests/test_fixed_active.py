@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from protocols import bitwise
-from protocols.active import Checked
-from protocols.fixed_active import CheckedOps
+from protocols.active import M31, Checked
+from protocols.fixed_active import CheckedOps, subset_weight
 
 
 def _run(circuit):
@@ -19,7 +19,7 @@ def _run(circuit):
 
     async def main():
         field = rt.SecInt(108).field
-        ops = CheckedOps(Checked(rt, field.modulus, [1]), field)
+        ops = CheckedOps(Checked(rt, field.modulus, [1]), field, Checked(rt, M31, [1]))
         out = await circuit(ops)
         return await ops.open(out)
     return asyncio.run(main())
@@ -57,9 +57,25 @@ def test_a_bound_beyond_the_declared_bits_is_refused():
         _run(lambda ops: ops.lt_zero(np.array([1], dtype=object), 10, 2 ** 9))
 
 
-def test_random_bits_are_bits():
-    got = _run(lambda ops: ops.random_bits(500))
+def test_random_bits_are_bits_and_the_same_in_both_fields():
+    async def both(ops):
+        large, small = await ops.random_bits(500)
+        assert list(await ops.small.open(small)) == list(await ops.open(large))
+        return large
+    got = _run(both)
     assert set(got) <= {0, 1} and 150 < sum(got) < 350
+
+
+@pytest.mark.parametrize("pid", [0, 1, 2])
+def test_subset_weights_are_mpyc_s_in_either_field(pid):
+    # f_S(x) = (j + 1 − x)/(j + 1) for the one party j outside S (three parties, t = 1)
+    from types import SimpleNamespace
+    from protocols.mpyc_seam import install_runtime, prss_weight
+    field = install_runtime(0, [("127.0.0.1", 0)], 0).SecInt(108).field
+    three = SimpleNamespace(pid=pid, parties=[0, 1, 2])
+    for j, subset in ((2, (0, 1)), (1, (0, 2)), (0, (1, 2))):
+        assert subset_weight(three, field.modulus, subset) == prss_weight(three, field, subset)
+        assert subset_weight(three, M31, subset) * (j + 1) % M31 == (j - pid) % M31
 
 
 def test_public_less_than_against_plain_comparison():
@@ -77,7 +93,7 @@ def test_checked_operations_leave_mpyc_s_signed_integers_signed():
     from protocols.mpyc_seam import install_runtime
     rt = install_runtime(0, [("127.0.0.1", 0)], 0)
     field = rt.SecInt(108).field
-    CheckedOps(Checked(rt, field.modulus, [1]), field)
+    CheckedOps(Checked(rt, field.modulus, [1]), field, Checked(rt, M31, [1]))
     assert rt.SecInt(108).field.is_signed
     with pytest.raises(ValueError, match="the session's"):
-        CheckedOps(Checked(rt, field.modulus, [1]), rt.SecInt(64).field)
+        CheckedOps(Checked(rt, field.modulus, [1]), rt.SecInt(64).field, Checked(rt, M31, [1]))
