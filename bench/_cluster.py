@@ -12,8 +12,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mpc_nodes.client.coordinator import Coordinator  # noqa: E402
-from mpc_nodes.deploy.cluster import (init_cluster, start_supervisor, stop_cluster,  # noqa: E402
-                                      wait_for_state)
+from mpc_nodes.deploy.cluster import (RunState, init_cluster, start_supervisor,  # noqa: E402
+                                      stop_cluster, wait_for_state)
 from mpc_nodes.onboarding import NEW_SECURITY  # noqa: E402
 
 
@@ -75,6 +75,20 @@ def local_cluster(parties: int, broker: str | None = None, threshold: int | None
             yield cluster_dir, wait_for_state(cluster_dir, pid).broker
         finally:
             stop_cluster(cluster_dir)
+
+
+@contextlib.contextmanager
+def clusters_by_mode(parties: int, modes, broker: str | None = None,
+                     prepare=lambda cluster_dir: None):
+    """One running cluster of `parties` per security mode, side by side: yield {mode:
+    (cluster_dir, broker_url, supervisor pid)} (the pid for cluster_cpu(root))."""
+    with contextlib.ExitStack() as stack:
+        out = {}
+        for mode in modes:
+            cluster_dir, url = stack.enter_context(
+                local_cluster(parties, broker, prepare=prepare, security=mode))
+            out[mode] = (cluster_dir, url, RunState.load(cluster_dir).supervisor_pid)
+        yield out
 
 
 @contextlib.asynccontextmanager

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import hashlib
 import json
@@ -40,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _cluster, also in a party process
 
-from _cluster import cluster_cpu, local_cluster, online_coordinator, pct  # noqa: E402
+from _cluster import cluster_cpu, clusters_by_mode, online_coordinator, pct  # noqa: E402
 
 from bench_pricing import SPOT, options, public  # noqa: E402
 
@@ -48,7 +49,6 @@ from protocols import ecdsa, ecdsa_active, pricing, pricing_active  # noqa: E402
 from tests.cluster_harness import eth_policy  # noqa: E402
 from tests.mpc_harness import run_parties  # noqa: E402
 
-from mpc_nodes.deploy.cluster import RunState  # noqa: E402
 from mpc_nodes.jobs.ecdsa import check_signature  # noqa: E402
 from mpc_nodes.jobs.frost import frost_keygen  # noqa: E402
 from mpc_nodes.jobs.options_csv import OptionBook  # noqa: E402
@@ -93,7 +93,17 @@ class Side:
         return self.jobs
 
 
-async def _presign(side: Side, count: int):
+@contextlib.asynccontextmanager
+async def sides_of(clusters: dict):
+    """A Side per cluster of `clusters` ({mode: (directory, broker URL, supervisor pid)}),
+    each with a coordinator connected once every party is online."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield [Side(mode, await stack.enter_async_context(online_coordinator(*where[:2])),
+                    where[2]) for mode, where in clusters.items()]
+
+
+async def presign_into(side: Side, count: int):
+    """A presign job of `count`; its presignatures go to the side's pool."""
     o = await side.c.run_job("presign", {"key_id": KEY, "count": count})
     if o.ok:
         side.pool += [(pid, o.output["binding"].split(",")) for pid in o.output["ids"]]
@@ -126,8 +136,8 @@ async def _refresh(side: Side):
 # label -> (job kind that decides whether the malicious roster allows it, coroutine of a side)
 KINDS = {
     "sign": ("sign", _signed_job),
-    "presign 1": ("presign", lambda s: _presign(s, 1)),
-    "presign 20": ("presign", lambda s: _presign(s, 20)),
+    "presign 1": ("presign", lambda s: presign_into(s, 1)),
+    "presign 20": ("presign", lambda s: presign_into(s, 20)),
     "presigned sign": ("sign", _presigned),
     "keygen": ("keygen", lambda s: s.c.run_job("keygen", {"key_id": f"key-{s.next()}"})),
     "keygen FROST": ("keygen", lambda s: frost_keygen(s.c, f"frost-{s.next()}")),
@@ -153,9 +163,10 @@ def price_book(m: int) -> dict:
                         greeks=True)
 
 
-async def _run(side: Side, label: str):
-    """One job of this kind on this side; a failed one ends the bench, with its reasons."""
-    o = await (KINDS | PRICE)[label][1](side)
+async def run_ok(side: Side, label: str, job=None):
+    """One job of this kind on this side (or `job(side)`, a coroutine of a JobOutcome, under
+    this label); a failed one ends the bench, with its reasons."""
+    o = await (job or (KINDS | PRICE)[label][1])(side)
     if not o.ok:
         raise SystemExit(f"{label} under {side.mode} failed: {o.error} ("
                          + "; ".join(f"{v.party}: {v.reason}" for v in o.votes
@@ -163,16 +174,20 @@ async def _run(side: Side, label: str):
     return o
 
 
-async def _one(side: Side, label: str) -> None:
-    """Run one job of this kind on this side and record its wall time, MPC time and CPU."""
+async def record(side: Side, label: str, job=None) -> None:
+    """Run one job of this kind on this side (or `job`, as `run_ok`) and record its wall time,
+    the slowest party's MPC and session set-up time, and the cluster's CPU."""
     before = cluster_cpu(side.root)
     start = time.perf_counter()
-    o = await _run(side, label)
+    o = await run_ok(side, label, job)
     wall = time.perf_counter() - start
     after = cluster_cpu(side.root)
-    s = side.samples.setdefault(label, {"wall": [], "mpc": [], "cpu": [], "engine_cpu": []})
+    s = side.samples.setdefault(label, {"wall": [], "mpc": [], "connect": [], "cpu": [],
+                                        "engine_cpu": []})
     s["wall"].append(wall)
-    s["mpc"].append(max((t.get("mpc_s", 0.0) for t in o.party_timings.values()), default=0.0))
+    for key in ("mpc", "connect"):  # the slowest party's
+        s[key].append(max((t.get(f"{key}_s", 0.0) for t in o.party_timings.values()),
+                          default=0.0))
     s["cpu"].append(sum(after.values()) - sum(before.values()))
     s["engine_cpu"].append(after.get("engine", 0.0) - before.get("engine", 0.0))
 
@@ -193,28 +208,28 @@ async def measure(clusters: dict, rounds: int, price_rounds: int,
     """Every kind allowed under both modes, `rounds` jobs per mode, then `price_rounds` price
     jobs of m options per mode, A/B alternating; returns (samples by mode, the kinds refused
     under malicious with why, the price variants refused under malicious with why)."""
-    async with online_coordinator(*clusters["semi-honest"][:2]) as a, \
-            online_coordinator(*clusters["malicious"][:2]) as b:
-        sides = [Side(mode, c, clusters[mode][2], book=price_book(100))
-                 for mode, c in zip(MODES, (a, b))]
+    async with sides_of(clusters) as sides:
+        malicious = sides[MODES.index("malicious")].c
         skipped = {label: why for label, (kind, _) in (KINDS | PRICE).items()
-                   if (why := kind_for(kind).refused_under(b.roster))}
+                   if (why := kind_for(kind).refused_under(malicious.roster))}
         labels = [label for label in KINDS if label not in skipped]
         for side in sides:  # warm-up, not measured: engines, links, imports on the nodes
+            side.book = price_book(100)
             for job in ({"key_id": KEY}, {"key_id": "bench-refresh"}):
                 o = await side.c.run_job("keygen", job)
                 assert o.ok, o.error
             for label in labels + [label for label in PRICE if label not in skipped]:
-                await _run(side, label)
+                await run_ok(side, label)
             side.book = price_book(m)
         for r in range(rounds):
             for label in labels:
                 for side in (sides if r % 2 == 0 else sides[::-1]):
-                    await _one(side, label)
+                    await record(side, label)
         for r in range(price_rounds if "price" not in skipped else 0):
             for side in (sides if r % 2 == 0 else sides[::-1]):
-                await _one(side, "price")
-        return {side.mode: side.samples for side in sides}, skipped, await refused_variants(b)
+                await record(side, "price")
+        return ({side.mode: side.samples for side in sides}, skipped,
+                await refused_variants(malicious))
 
 
 async def timed_ecdsa(rt, mode: str, share: int, public_key: str, sigs: int) -> dict:
@@ -504,10 +519,7 @@ def main() -> None:
         return profile_report(args.profile)
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()[0]
-    with local_cluster(3, args.broker, 1, allow_all, "semi-honest") as (dir_a, broker_a), \
-            local_cluster(3, args.broker, 1, allow_all, "malicious") as (dir_b, broker_b):
-        clusters = {"semi-honest": (dir_a, broker_a, RunState.load(dir_a).supervisor_pid),
-                    "malicious": (dir_b, broker_b, RunState.load(dir_b).supervisor_pid)}
+    with clusters_by_mode(3, MODES, args.broker, allow_all) as clusters:
         samples, skipped, price_refused = asyncio.run(
             measure(clusters, args.rounds, args.price_rounds, args.options))
     alone = protocol_alone(2, args.sigs)
