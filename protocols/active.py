@@ -70,6 +70,7 @@ SMALL = 1 << 31
 CHEAT_BITS = 40   # a check lets cheating pass with probability below 2^-CHEAT_BITS
 FINAL = 4096      # M31's batch check halves its inner product down to this many terms
 HALVINGS = 40     # coins dealt for as many halvings: 2^40·FINAL products per check at most
+BLOCK = 1 << 15   # terms a halving works on at once: small temporaries, no fresh pages
 
 
 class Deviation(RuntimeError):
@@ -170,31 +171,43 @@ def ext_scale(x: np.ndarray, r, p: int) -> np.ndarray:
 
 def ext_dot(x: np.ndarray, y: np.ndarray, p: int) -> tuple[int, int]:
     """Σ xᵢ·yᵢ for x a vector over GF(p²), y one over GF(p²) or GF(p) (below 2^31 terms;
-    entries in (−p, p))."""
+    entries below p, or below 2p as uint64)."""
     if y.ndim == 1:
         sums = (x * y % p).sum(axis=-1)
         return int(sums[0]) % p, int(sums[1]) % p
-    sums = (x[:, None] * y[None] % p).sum(axis=-1)
-    return int(sums[0, 0] - sums[1, 1]) % p, int(sums[0, 1] + sums[1, 0]) % p
+    sums = [[int(s) for s in row] for row in (x[:, None] * y[None] % p).sum(axis=-1)]
+    return (sums[0][0] - sums[1][1]) % p, (sums[0][1] + sums[1][0]) % p
 
 
-def _at(x: np.ndarray, d: np.ndarray, r, p: int) -> np.ndarray:
-    """x + r·d for r in GF(p²) and vectors x in [0, p) and d in (−p, p), both over GF(p) or
-    both over GF(p²): a pair of int64 vectors, reduced once (every sum stays below 2^63)."""
-    r0, r1 = int(r[0]), int(r[1])
-    out = np.empty((2,) + d.shape[-1:], dtype=np.int64)
+def _halves(x: np.ndarray, half: int, start: int, end: int, p: int):
+    """Terms start..end of x's lower half (its first ``half``) and their differences to the
+    upper half's, plus p: in (0, 2p), uint64 (a zero term past the end of an odd count)."""
+    low, high = x[..., start:end], x[..., half + start:half + end]
+    if high.shape[-1] < end - start:
+        high = np.concatenate([high, np.zeros(low.shape[:-1] + (1,), dtype=x.dtype)], axis=-1)
+    d = high - low
+    d += p
+    return low, d.view(np.uint64)
+
+
+def _line(x: np.ndarray, d: np.ndarray, r, p: int) -> np.ndarray:
+    """x + r·(d − p) for r in GF(p²), x in [0, p) and d in (0, 2p) (``_halves``), both over
+    GF(p) or both over GF(p²): a pair of vectors, computed in uint64 below 2^64 and reduced
+    once (−r1 as p − r1)."""
+    r0, r1 = np.uint64(int(r[0])), np.uint64(int(r[1]))
+    out = np.empty((2,) + d.shape[-1:], dtype=np.uint64)
     if d.ndim == 1:
         np.multiply(d, r0, out=out[0])
-        out[0] += x
+        out[0] += x.view(np.uint64)
         np.multiply(d, r1, out=out[1])
     else:
         np.multiply(d[0], r0, out=out[0])
-        out[0] -= d[1] * r1
-        out[0] += x[0]
+        out[0] += d[1] * np.uint64(p - int(r1))
+        out[0] += x[0].view(np.uint64)
         np.multiply(d[0], r1, out=out[1])
         out[1] += d[1] * r0
-        out[1] += x[1]
-    out %= p
+        out[1] += x[1].view(np.uint64)
+    out %= np.uint64(p)
     return out
 
 
@@ -520,22 +533,27 @@ class Checked:
         (the lines through the halves), h = Σ f·g has degree 2 and h(0) + h(1) = Σ u·v.  The
         parties re-share h(0) and h's top coefficient Σ (u₁ − u₀)·(v₁ − v₀), which with
         h(1) = w − h(0) fix h, and for an opened r in GF(p²) claim Σ f(r)·g(r) = h(r)."""
-        p, n = self.p, u.shape[-1]
-        if n % 2:  # a zero term: 0·0 adds nothing
-            u, v = (np.concatenate([x, np.zeros(x.shape[:-1] + (1,), dtype=x.dtype)], axis=-1)
-                    for x in (u, v))
-            n += 1
-        u0, v0 = u[..., :n // 2], v[..., :n // 2]
-        du, dv = u[..., n // 2:] - u0, v[..., n // 2:] - v0  # in (−p, p)
-        local = np.array(ext_dot(u0, v0, p) + ext_dot(du, dv, p), dtype=np.int64)
-        h0, top = (await self._reshare(local)).reshape(2, 2)  # degree t
+        p, half = self.p, (u.shape[-1] + 1) // 2  # an odd count: a zero term (0·0 adds 0)
+        blocks = [(s, min(s + BLOCK, half)) for s in range(0, half, BLOCK)]
+        local = [0, 0, 0, 0]
+        for start, end in blocks:
+            (u0, du), (v0, dv) = (_halves(x, half, start, end, p) for x in (u, v))
+            terms = ext_dot(u0, v0, p) + ext_dot(du, dv, p)  # dᵤ·d_v ≡ (u₁ − u₀)·(v₁ − v₀)
+            local = [(a + b) % p for a, b in zip(local, terms)]
+        h0, top = (await self._reshare(np.array(local, dtype=np.int64))).reshape(2, 2)
         r = await self.open(coin)  # after the re-sharing: no one knew r when it chose
         linear = ((w[0] - 2 * int(h0[0]) - int(top[0])) % p,  # h(1) − h(0) − top
                   (w[1] - 2 * int(h0[1]) - int(top[1])) % p)
         at_r = ext_mul(r, ext_mul(top, r, p), p)  # h(r) = h(0) + linear·r + top·r²
         term = ext_mul(linear, r, p)
         w = ((int(h0[0]) + term[0] + at_r[0]) % p, (int(h0[1]) + term[1] + at_r[1]) % p)
-        return _at(u0, du, r, p), _at(v0, dv, r, p), w
+        u_next = u[:, :half]  # in place: a block reads only its own terms of either half
+        v_next = v[:, :half] if v.ndim == 2 else np.empty((2, half), dtype=np.int64)
+        for start, end in blocks:
+            (u0, du), (v0, dv) = (_halves(x, half, start, end, p) for x in (u, v))
+            u_next[:, start:end] = _line(u0, du, r, p)
+            v_next[:, start:end] = _line(v0, dv, r, p)
+        return u_next, v_next, w
 
     def coefficients(self, seed: int, n: int) -> np.ndarray:
         """n public coefficients uniform mod p (within 2^-64), from an opened random seed."""

@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from protocols.active import FINAL, M31, Checked, Deviation, ext_dot, ext_mul, ext_scale
+from protocols.active import BLOCK, FINAL, M31, Checked, Deviation, ext_dot, ext_mul, ext_scale
 
 
 def _run(circuit):
@@ -16,7 +16,7 @@ def _run(circuit):
     return asyncio.run(circuit(Checked(rt, M31, [1])))
 
 
-@pytest.mark.parametrize("n", [1, FINAL, FINAL + 1, 5 * FINAL + 3, 20_000])
+@pytest.mark.parametrize("n", [1, FINAL, FINAL + 1, 5 * FINAL + 3, 3 * BLOCK + 1])
 def test_honest_products_pass_the_check_and_are_right(n):
     rng = np.random.default_rng(n)
 
@@ -34,14 +34,15 @@ def test_honest_products_pass_the_check_and_are_right(n):
 
 
 @pytest.mark.parametrize("kind", ["mul", "inner", "record"])
-@pytest.mark.parametrize("where", [0, 1, 4_999])
+@pytest.mark.parametrize("where", [0, 1, BLOCK + 7, 2 * BLOCK])
 def test_one_wrong_product_among_many_fails_the_check(kind, where):
     rng = np.random.default_rng(where)
+    n = 2 * BLOCK + 1  # the halvings work in blocks: several of them, and an odd count
 
     async def circuit(s):
-        a, b = rng.integers(0, M31, 5_000), rng.integers(0, M31, 5_000)
+        a, b = rng.integers(0, M31, n), rng.integers(0, M31, n)
         c = await s.mul(a, b)
-        x, y = rng.integers(0, M31, (3, 5_000)), rng.integers(0, M31, (3, 5_000))
+        x, y = rng.integers(0, M31, (3, n)), rng.integers(0, M31, (3, n))
         z = await s.inner(x, y)
         target = {"mul": c, "inner": z}.get(kind)
         if target is None:
