@@ -10,7 +10,15 @@ the normalised output (price/S, delta, gamma·S, vega/S, theta/S) and the worst 
 error where the normalised reference exceeds 1e-3, with where each occurs; and the most
 negative price.
 
-    python bench/accuracy_secure_mean.py [--options 12000] [--seed 2024]
+``--security malicious`` judges the checked mean instead (protocols.pricing_secure_active,
+what ``security: malicious`` runs): three real party processes (tests/mpc_harness.py) with
+the truncations' real round-ups, 20 to 50 options a second on two cores (as busy as they
+are), so its grid defaults to 2,000 random options drawn the same way (another draw, as the
+count differs) plus all 1,944 corners, a few minutes; it prints its progress per launch of
+the parties.
+
+    python bench/accuracy_secure_mean.py [--options N] [--seed 2024]
+                                         [--security {semi-honest,malicious}]
 """
 
 from __future__ import annotations
@@ -29,10 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from protocols import domain  # noqa: E402
 from protocols.bsm import OUTPUTS  # noqa: E402
-from tests.pricing_harness import GREEK_FLOOR, errors, secure_evaluation  # noqa: E402
+from tests.pricing_harness import (GREEK_FLOOR, checked_evaluations, errors,  # noqa: E402
+                                   secure_evaluation)
 
 SPOTS = (1.0, 100.0, 3000.0, 60000.0)
 SPREAD = (-0.1, 0.0, 0.1)  # the parties' vols around their mean (a 0.2 spread < limit 0.25)
+DEFAULT_OPTIONS = {"semi-honest": 12000, "malicious": 2000}
+LAUNCH = 1000  # options per launch of the party processes (a progress line each)
 
 
 def log_uniform(rng, low: float, high: float, n: int) -> np.ndarray:
@@ -73,13 +84,45 @@ def describe(spot, rate, dividend, option, vol) -> str:
             f" r={rate:+.3f} q={dividend:+.3f}")
 
 
-async def measure(n: int, seed: int) -> dict:
+def books(n: int, seed: int):
+    """(options, each party's vols, spot, rate, dividend) over the grid, then the corners."""
+    for spot, rate, dividend, options, vol in itertools.chain(batches(n, seed), corners()):
+        yield options, [vol * (1 + d) for d in SPREAD], spot, rate, dividend
+
+
+async def evaluations(grid: list, security: str):
+    """(book, normalised outputs) of the secure mean under ``security``, book by book."""
+    if security == "semi-honest":
+        for book in grid:
+            yield book, await secure_evaluation(*book)
+        return
+    total, done, start = sum(len(b[0]) for b in grid), 0, time.perf_counter()
+    for launch in launches(grid):
+        for book, got in zip(launch, checked_evaluations(launch)):
+            yield book, got
+        done += sum(len(b[0]) for b in launch)
+        print(f"  {done}/{total} options ({time.perf_counter() - start:.0f} s)", flush=True)
+
+
+def launches(grid: list):
+    """The books in groups of at least LAUNCH options (the last may be smaller)."""
+    group, size = [], 0
+    for book in grid:
+        group.append(book)
+        size += len(book[0])
+        if size >= LAUNCH:
+            yield group
+            group, size = [], 0
+    if group:
+        yield group
+
+
+async def measure(n: int, seed: int, security: str) -> dict:
     worst = {name: {"abs": (0.0, ""), "rel": (0.0, "")} for name in OUTPUTS}
     lowest = (math.inf, "")
     count = 0
-    for spot, rate, dividend, options, vol in itertools.chain(batches(n, seed), corners()):
-        parties = [vol * (1 + d) for d in SPREAD]
-        got = await secure_evaluation(options, parties, spot, rate, dividend)
+    async for (options, parties, spot, rate, dividend), got in evaluations(
+            list(books(n, seed)), security):
         agg = np.mean(parties, axis=0)
         count += len(options)
         for name, per_option in errors(options, agg, spot, rate, dividend, got).items():
@@ -97,13 +140,17 @@ async def measure(n: int, seed: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--options", type=int, default=12000, help="options in the grid")
+    ap.add_argument("--options", type=int, help="random options in the grid, besides the"
+                    " corners (default 12,000; 2,000 with --security malicious)")
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--security", choices=tuple(DEFAULT_OPTIONS), default="semi-honest",
+                    help="the semi-honest mean in one process, or the checked mean in three")
     args = ap.parse_args()
+    n = DEFAULT_OPTIONS[args.security] if args.options is None else args.options
     start = time.perf_counter()
-    result = asyncio.run(measure(args.options, args.seed))
-    print(f"secure mean path vs QuantLib, {result['count']} options, seed {args.seed}"
-          f" ({time.perf_counter() - start:.0f} s)")
+    result = asyncio.run(measure(n, args.seed, args.security))
+    print(f"secure mean path ({args.security}) vs QuantLib, {result['count']} options,"
+          f" seed {args.seed} ({time.perf_counter() - start:.0f} s)")
     print(f"{'output':<10}{'worst |error|':>15}  where")
     for name in OUTPUTS:
         err, where = result["worst"][name]["abs"]
