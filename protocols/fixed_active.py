@@ -23,10 +23,11 @@ mask's bits there cost four per bit.
 **Every opening is preceded by the batch check of every product so far** in its session
 (``_open``).  The check lets an opening go only when all values it depends on are correct,
 so what is opened is the value the honest parties hold plus at most an error the adversary
-chose and knows, under a mask as wide as the value's bound: nothing leaks.  Without it an error in a product could be
-multiplied by a secret before the next opening, which would then open that secret times a
-chosen error — beyond its mask.  The price is two rounds per opening layer (the copies with
-the coin, and T), the check's material dealt ahead beside the previous layer.
+chose and knows, under a mask as wide as the value's bound: nothing leaks.  Without it an
+error in a product could be multiplied by a secret before the next opening, which would
+then open that secret times a chosen error — beyond its mask.  The price is two rounds per
+opening layer (the copies with the coin, and T), the check's material dealt ahead beside
+the previous layer.
 
 The PRSS masks are bounded only if the honest parties hold the same PRSS keys:
 ``mpyc_seam.agree_prss_keys`` checks that once per runtime.

@@ -7,11 +7,11 @@ Per option each party deals the SIGMA_W bits of its volatility round(σ·2^32): 
 is made of exactly the values that are ranked (the ranking uses their top bits, σ at 2^-24),
 and every input is in range once its bits are bits.  In the session:
 
-1. the batch check and the check that dealt bits are bits (naming a dealer that dealt a
-   non-bit), so that every vol is in range before a comparison opens it masked; ranks from
-   the pairwise comparisons of the numbers the top bits make (``CheckedOps.lt_zero`` of
-   their differences), and the one-hot indicators of the lowest and highest rank and of the
-   ranks kept;
+1. the check that dealt bits are bits (one inner product per dealer; it names a dealer
+   that dealt a non-bit), so that every vol is in range before a comparison opens it;
+   ranks from the pairwise comparisons of the numbers the top bits make
+   (``CheckedOps.lt_zero`` of their differences), and the one-hot indicators of the lowest
+   and highest rank and of the ranks kept;
 2. the kept sum Σ σ_i over the kept ranks (products with the indicators; for the mean the
    plain sum) and the spread σ_max − σ_min;
 3. the breaker, exactly: an option breaches when
@@ -31,7 +31,7 @@ from math import comb
 import numpy as np
 
 from . import bitwise
-from .active import M31, Checked
+from .active import M31, Checked, Deviation
 from .fixed_active import CheckedOps
 from .mpyc_seam import agree_prss_keys, prss_share
 from .pricing import (F, LIMIT_BITS, NOISE_BITS, QTY_BITS, SECURE_TYPE_BITS, VOL_BITS,
@@ -87,12 +87,9 @@ async def _chunk(ops: CheckedOps, vols, public: dict, idx, keep, divisor: int, l
     bits = np.array([[int(v) >> j & 1 for j in range(SIGMA_W)] for v in sigma], dtype=object)
     s.prepare_check()
     bits = (await s.deal(bits.ravel())).reshape(n, m, SIGMA_W)
-    not_bits = await s.mul(bits, (1 - bits) % s.p)
 
-    # 1. the check and the bit check (every vol in range before a comparison opens it);
-    # ranks and indicators
-    await s.verify()
-    await bitwise.check_bits(s, not_bits)
+    # 1. the bit check (every vol in range before a comparison opens it); ranks and indicators
+    await _check_bits(s, bits)
     ranks = await _ranks(ops, bits[..., RANK_DROP:])
     wanted = sorted({0, n - 1, *(keep or [])})
     indicators = dict(zip(wanted, await bitwise.rank_indicators(s, ranks, wanted)))
@@ -117,6 +114,24 @@ async def _chunk(ops: CheckedOps, vols, public: dict, idx, keep, divisor: int, l
     out = await secure_bsm(ops, kept[ok], None, divisor, public, idx[ok])
     await s.verify()  # the session ends here: its last products are checked in it
     return breached, idx[ok], out
+
+
+async def _check_bits(s: Checked, bits) -> None:
+    """Stop unless every value party j dealt as a bit (bits[j]) is one: for public α from a
+    coin opened after the dealing, Σ αᵢ·bᵢ(1 − bᵢ) per dealer, one inner product (checked),
+    is opened after the batch check; a nonzero one names the dealer (it is 0 for a non-bit
+    with probability 1/p per repetition).  One product per dealer, where
+    ``bitwise.check_bits`` takes one per bit."""
+    flat = bits.reshape(s.m, -1)
+    for _ in range(s.reps):
+        (seed,) = await s.open(await s.deal_random(1))
+        alpha = s.coefficients(int(seed), flat.shape[1])
+        sums = await s.inner((flat * alpha % s.p).T, ((1 - flat) % s.p).T)
+        await s.verify()
+        culprits = [j for j, v in enumerate(await s.open(sums)) if v != 0]
+        if culprits:
+            raise Deviation(f"{', '.join(s.names[j] for j in culprits)} dealt an input whose"
+                            f" bits are not all 0 or 1", culprits)
 
 
 async def _ranks(ops: CheckedOps, top_bits):

@@ -1,6 +1,6 @@
 """protocols.fixed_active's checked fixed-point operations against plain integer arithmetic,
 in one in-process party (threshold 0: the same code path, every product, check and opening
-run, no peers), and bitwise.public_less_than."""
+run, no peers), bitwise.public_less_than and the secure mean's bit check."""
 
 import asyncio
 import random
@@ -97,3 +97,18 @@ def test_checked_operations_leave_mpyc_s_signed_integers_signed():
     assert rt.SecInt(108).field.is_signed
     with pytest.raises(ValueError, match="the session's"):
         CheckedOps(Checked(rt, field.modulus, [1]), rt.SecInt(64).field, Checked(rt, M31, [1]))
+
+
+@pytest.mark.parametrize("dealt,named", [([0, 1, 1, 0], False), ([0, 1, 2, 0], True)])
+def test_the_secure_mean_s_bit_check_names_a_dealer_of_a_non_bit(dealt, named):
+    from protocols.active import Deviation
+    from protocols.mpyc_seam import install_runtime
+    from protocols.pricing_secure_active import _check_bits
+    rt = install_runtime(0, [("127.0.0.1", 0)], 0)
+    s = Checked(rt, rt.SecInt(108).field.modulus, [1], ["party0"])
+    check = _check_bits(s, np.array([dealt], dtype=object))
+    if named:
+        with pytest.raises(Deviation, match="party0 dealt an input"):
+            asyncio.run(check)
+    else:
+        asyncio.run(check)

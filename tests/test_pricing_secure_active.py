@@ -82,10 +82,10 @@ def priced_mean():
                                      [[v, public] for v in vols])[0]
 
 
-@pytest.mark.parametrize("at", rounds(413, (0, 2, 3, 5, 8, 13, 23, 28, 35, 41, 42, 55, 72, 150,
-                                           251, 398, 405, 406, 409, 412)))
+@pytest.mark.parametrize("at", rounds(413, (0, 2, 3, 5, 8, 9, 13, 23, 28, 35, 41, 42, 55, 72,
+                                           150, 251, 398, 405, 406, 409, 412)))
 def test_the_mean_with_a_deviating_party_aborts_or_is_exact(at, priced_mean):
-    # the liar's rounds: dealing, the bits' products, the check and the bit check; the
+    # the liar's rounds: dealing, the bit check (its coin, inner products, check, opening); the
     # ranks' comparisons: the conversion bits (in both fields), the check and the mask
     # opening, then in GF(2^31 - 1) the sum of the mask's pieces, its fold and ripple, the
     # conversion's product, check and opening; the indicators, the sum and spread, the
