@@ -100,8 +100,9 @@ def uniform(p: int, count: int, stream: bytes | None = None) -> np.ndarray:
         stream = keystream(stream_bytes(p, count)) if p == M31 else \
             os.urandom(stream_bytes(p, count))
     if p == M31:
-        drawn = np.frombuffer(stream, dtype="<u4").astype(np.int64) & M31
-        values, spare = drawn[:count].copy(), drawn[count:][drawn[count:] != M31]
+        drawn = np.frombuffer(stream, dtype="<u4").astype(np.int64)
+        drawn &= M31
+        values, spare = drawn[:count], drawn[count:][drawn[count:] != M31]
         bad = np.flatnonzero(values == M31)  # probability 2^-31 each
         if len(bad) > len(spare):
             raise RuntimeError("ran out of spare random draws (probability below 2^-900)")
@@ -256,24 +257,33 @@ class Checked:
                           for k in shifts], axis=-1) if len(values) else np.zeros(0)
         return limbs.astype(">u8").tobytes()
 
-    def _decode(self, data: bytes | None, count: int, sender: int) -> np.ndarray:
+    def _decode(self, data: bytes | None, count: int, sender: int,
+                out: np.ndarray | None = None) -> np.ndarray:
+        """The count field elements in ``data`` (into ``out`` if given, a row of an array
+        that takes every party's); Deviation naming the sender if they are not."""
         if data is None or len(data) != count * self.width:
             raise Deviation(f"{self.names[sender]} sent {0 if data is None else len(data)} bytes where"
                             f" {count} field elements ({count * self.width} bytes) were due",
                             [sender])
         if self.small:
-            values = np.frombuffer(data, dtype="<u4").astype(np.int64)
+            values = np.frombuffer(data, dtype="<u4")
             if np.any(values >= self.p):
                 raise Deviation(f"{self.names[sender]} sent a value outside the field",
                                 [sender])
-            return values
+            if out is None:
+                return values.astype(np.int64)
+            out[...] = values
+            return out
         limbs = np.frombuffer(data, dtype=">u8").reshape(count, self.limbs)
         values = np.zeros(count, dtype=object)
         for k in range(self.limbs):
             values = (values << 64) | limbs[:, k].astype(object)
         if np.any(values >= self.p):
             raise Deviation(f"{self.names[sender]} sent a value outside the field", [sender])
-        return values
+        if out is None:
+            return values
+        out[...] = values
+        return out
 
     def _send_rows(self, rows: np.ndarray):
         """Start a round that sends rows[j] to party j; the coroutine returns the (m, n) array
@@ -284,8 +294,13 @@ class Checked:
 
         async def received():
             got = await sent
-            return np.stack([rows[j] if j == self.me else self._decode(got[j], count, j)
-                             for j in range(self.m)])
+            table = np.empty((self.m, count), dtype=self.dtype)
+            for j in range(self.m):
+                if j == self.me:
+                    table[j] = rows[j]
+                else:
+                    self._decode(got[j], count, j, table[j])
+            return table
         return received()
 
     def _send_all(self, values: np.ndarray):

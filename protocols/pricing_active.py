@@ -1,7 +1,7 @@
 """Joint pricing under ``security: malicious`` (issue 13): the exact-selection path (the
 median of an odd number of parties, or the trimmed mean of three) with its circuit breaker,
 secure with abort against t actively malicious parties, on ``protocols.active.Checked`` over
-GF(2^31 − 1) (numpy int64; the batch check runs twice, 2^-60).
+GF(2^31 − 1) (numpy int64; the batch check's coins in GF(p²), below 2^-55).
 
 Per option each party deals the VOL_W bits of its volatility round(σ·2^24) and its own
 price and Greeks at that volatility (as in ``protocols.pricing``'s exact path) offset by
@@ -9,7 +9,8 @@ price and Greeks at that volatility (as in ``protocols.pricing``'s exact path) o
 
 1. ranks from the pairwise comparisons of the vol bits (``bitwise.less_than``), and the
    one-hot indicators of the lowest, median and highest rank (Lagrange polynomials);
-2. the bits of σ_min, σ_med and σ_max (selected with the indicators: still bits);
+2. the bits of σ_min, σ_med and σ_max (selected with the indicators, each selection one
+   inner product: still bits);
 3. the breaker, exactly: an option breaches when 2^12·(σ_max − σ_min) > L·σ_med, with
    L = round(limit·2^12) public: ``bitwise.greater_than_sum`` of 2^12·σ_max against
    2^12·σ_min and one shifted copy of σ_med per set bit of L (carry-save adders and one
