@@ -229,7 +229,9 @@ class Checked:
         self.dtype = np.int64 if self.small else object
         self.limbs = -(-p.bit_length() // 64)  # a large field's element: 64-bit limbs
         self.width = 4 if p < SMALL else 8 * self.limbs  # bytes per element on the wire
-        self.reps = -(-CHEAT_BITS // (p.bit_length() - 2))  # 2/p per check
+        # repetitions of a check that passes cheating with 2/p: a large field's batch check,
+        # bitwise.check_bits (M31's batch check works in GF(p²) instead)
+        self.reps = -(-CHEAT_BITS // (p.bit_length() - 2))
         if self.small and p != M31:
             raise ValueError("of the fields below 2^31 only 2^31 - 1 is supported")
         self.to_zero = lagrange_coefficients(self.points, 0, p)
