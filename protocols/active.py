@@ -36,13 +36,21 @@ honest party sees.  The batch check, for products cₖ = Σⱼ aⱼₖ·bⱼₖ 
   probability 1/p².  A halving: f and g are the lines through the two halves of u and of v
   (at 0 and 1), so h = Σ f·g has degree 2 and h(0) + h(1) = Σ u·v; the parties re-share
   their local h(0) and h(2) (each with an error of the adversary's choosing), take
-  h(1) = w − h(0), open a coin r (only after the re-shares are in) and go on with
+  h(1) = w − h(0), open a coin r (once every honest party has them) and go on with
   Σ f(r)·g(r) = h(r).  If the claim was false, the h they hold is not Σ f·g whatever the
   errors (their sums at 0 and 1 differ), and a nonzero polynomial of degree 2 vanishes at r
   with probability 2/p².  At FINAL terms the large-field check above ends it with ρ in
   GF(p²) (1/p²: one claim, α not needed).  With at most HALVINGS halvings cheating passes
   with probability at most (2 + 2·HALVINGS)/p² < 2^-55.  The work is linear in the products
-  but local: 4 re-shared values and two rounds per halving, 2·FINAL for the last copy.
+  but local: 4 re-shared values and three rounds per halving, 2·FINAL for the last copy.
+
+A coin binds what was sent before it only once every honest party holds that: with t+1
+honest parties, the honest shares fix a value when the last of them has its message, and t
+shares and one honest party's open a coin.  A rushing party could otherwise withhold what
+it owes one honest party, learn the coin from another's share and then send what fits it.
+So no party sends its share of a coin before a round (``_settled``) in which every party
+says that all it checks has arrived; a coin dealt afresh after the values has that round
+in its dealing.
 
 Nothing is opened but coins and T; a check's failure raises ``Deviation`` before any
 output.  ``reps`` repetitions of a 1/p check reach 2^-CHEAT_BITS (``bitwise.check_bits``).
@@ -435,6 +443,17 @@ class Checked:
             return combine(lagrange_coefficients(xs, 0, self.p), shares[base], self.p)
         return values()
 
+    async def _settled(self) -> None:
+        """A round of empty messages, entered once everything this party is to check has
+        arrived.  A coin opened after it was unknown to every party until each honest party
+        held what the coin binds: t shares and one honest party's open a coin, so without
+        it a rushing party withholds what it owes one honest party, learns the coin from
+        another's share, and then sends what fits the coin (errors that cancel under α, an
+        h that meets the true one at r): its value is fixed only once the last honest party
+        has it.  A coin dealt afresh (``deal_random`` then ``open``) needs no such round:
+        its dealing is one."""
+        await self._exchange([b"" if j == self.me else b"\x01" for j in range(self.m)])
+
     def prepare_check(self) -> None:
         """Start dealing what the next ``verify`` needs (it depends on no product), unless
         that is under way: called beside a session's round, it saves ``verify`` a round.
@@ -464,6 +483,7 @@ class Checked:
             self.prepare_check()
         randoms, zeros = self._check_material
         self._check_material = None
+        await self._settled()  # the products are in at every honest party: now the coins
         if self.small:
             await self._verify_halving(triples, randoms, zeros)
         else:
@@ -528,9 +548,7 @@ class Checked:
         """(u, v, w): claims cₖ = Σⱼ aⱼₖ·bⱼₖ made one, Σ u·v = w, with uⱼₖ = αₖ·aⱼₖ, v = b
         and w = Σ αₖ·cₖ for α in GF(p²) drawn from the opened seed (u a pair of vectors)."""
         p, total = self.p, sum(c.size for _, _, c in triples)
-        key = hashlib.sha256(b"mpcnet/active/alpha\x00" + seed.astype("<u4").tobytes())
-        alpha = uniform(p, 2 * total, keystream(stream_bytes(p, 2 * total), key.digest()))
-        alpha = alpha.reshape(2, total)
+        alpha = self.alpha(seed, total)
         size = sum(a.size for a, _, _ in triples)
         u, v, w = np.empty((2, size), dtype=np.int64), np.empty(size, dtype=np.int64), (0, 0)
         at = start = 0
@@ -545,6 +563,14 @@ class Checked:
         u %= p
         return u, v, w
 
+    def alpha(self, seed: np.ndarray, total: int) -> np.ndarray:
+        """M31's check: ``total`` coefficients in GF(p²) (a pair of vectors) from an opened
+        coin (a pair)."""
+        key = hashlib.sha256(b"mpcnet/active/alpha\x00" + seed.astype("<u4").tobytes())
+        alpha = uniform(self.p, 2 * total, keystream(stream_bytes(self.p, 2 * total),
+                                                     key.digest()))
+        return alpha.reshape(2, total)
+
     async def _halve(self, u: np.ndarray, v: np.ndarray, w, coin: np.ndarray):
         """The claim Σ u·v = w on half as many terms: with f = u₀ + X·(u₁ − u₀) and g alike
         (the lines through the halves), h = Σ f·g has degree 2 and h(0) + h(1) = Σ u·v.  The
@@ -558,7 +584,8 @@ class Checked:
             terms = ext_dot(u0, v0, p) + ext_dot(du, dv, p)  # dᵤ·d_v ≡ (u₁ − u₀)·(v₁ − v₀)
             local = [(a + b) % p for a, b in zip(local, terms)]
         h0, top = (await self._reshare(np.array(local, dtype=np.int64))).reshape(2, 2)
-        r = await self.open(coin)  # after the re-sharing: no one knew r when it chose
+        await self._settled()
+        r = await self.open(coin)  # every honest party holds h: nobody knew r when it chose
         linear = ((w[0] - 2 * int(h0[0]) - int(top[0])) % p,  # h(1) − h(0) − top
                   (w[1] - 2 * int(h0[1]) - int(top[1])) % p)
         at_r = ext_mul(r, ext_mul(top, r, p), p)  # h(r) = h(0) + linear·r + top·r²
