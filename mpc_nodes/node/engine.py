@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pickle
 import struct
 import sys
@@ -28,6 +29,13 @@ async def _read_frame(reader: asyncio.StreamReader):
 def _frame(obj) -> bytes:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     return _LEN.pack(len(data)) + data
+
+
+KEEP_HEAP = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+"""glibc: a session's large arrays from the heap, and the heap kept between them.  By
+default each array over 128 KiB was a fresh mapping whose pages the kernel zeroed on first
+touch: a tenth of a checked pricing party's CPU (10,000 options, three parties: 0.85 → 0.76
+CPU-s, page faults 50,000 → 10,000).  The engine keeps its peak heap instead."""
 
 
 class MpcEngine:
@@ -54,7 +62,7 @@ class MpcEngine:
 
     async def _spawn(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", self._worker,
+            sys.executable, "-m", self._worker, env={**os.environ, **KEEP_HEAP},
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**26)
         hello = await _read_frame(self._proc.stdout)
         if hello != ("ready",):
