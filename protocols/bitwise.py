@@ -66,15 +66,8 @@ async def greater_than_sum(s: Checked, a, terms: list, width: int):
     constant) down to two, and the bit is theirs plus the carry into it (``_fold``): no sum
     is ever formed."""
     p, r, top = s.p, len(terms), width + 1  # bits 0..width of every row
-    rows = [pad(a, top)] + [pad((1 - pad(t, width)) % p, top) for t in terms]
-    while len(rows) > 2:
-        x, y, z = (np.stack(rows[i:len(rows) - len(rows) % 3:3]) for i in range(3))
-        rest = rows[len(rows) - len(rows) % 3:]
-        xy = await s.mul(x, y)
-        u = _xor(s, x, y, xy)
-        uz = await s.mul(u, z)
-        rows = list(_xor(s, u, z, uz)) + list(_up((xy + uz) % p)) + rest  # majority: disjoint
-    x, y = rows
+    x, y = await carry_save(s, [pad(a, top)] + [pad((1 - pad(t, width)) % p, top)
+                                                for t in terms])
     k = np.array([(r - 1) >> i & 1 for i in range(top)], dtype=x.dtype)  # public: no product
     xy = await s.mul(x, y)
     u = _xor(s, x, y, xy)
@@ -84,6 +77,19 @@ async def greater_than_sum(s: Checked, a, terms: list, width: int):
     top_bits = _xor(s, x[..., width], y[..., width], xy[..., width])
     bit = _xor(s, top_bits, carry, await s.mul(top_bits, carry))
     return bit if r % 2 else (1 - bit) % p
+
+
+async def carry_save(s: Checked, rows: list) -> tuple:
+    """Two rows of bits with the sum of ``rows`` (at least two, bits on the last axis, one
+    width): carry-save adders, three rows to two per layer, all adders of a layer at once."""
+    while len(rows) > 2:
+        x, y, z = (np.stack(rows[i:len(rows) - len(rows) % 3:3]) for i in range(3))
+        rest = rows[len(rows) - len(rows) % 3:]
+        xy = await s.mul(x, y)
+        u = _xor(s, x, y, xy)
+        uz = await s.mul(u, z)
+        rows = list(_xor(s, u, z, uz)) + list(_up((xy + uz) % s.p)) + rest  # majority: disjoint
+    return rows[0], rows[1]
 
 
 def _up(x):

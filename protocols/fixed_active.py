@@ -40,7 +40,7 @@ import itertools
 import numpy as np
 
 from .active import M31, Checked
-from .bitwise import _fold, _up, _xor, pad
+from .bitwise import _fold, _up, _xor, carry_save, pad
 from .fixedpoint import check_bound, check_field, high_part, prss_subsets, truncation_mask
 from .mpyc_seam import fast_prss_share, prss_pieces, prss_zero_share
 
@@ -168,17 +168,8 @@ class CheckedOps:
         into bit k is folded, and the few bits above ripple."""
         s, q = self.small, self.small.p
         k, top = public.shape[-1], public.shape[-1] + len(numbers).bit_length()
-        rows = [pad(r, top) for r in numbers] + ([] if len(numbers) > 1 else
-                                                [np.zeros(numbers.shape[1:-1] + (top,),
-                                                          dtype=np.int64)])
-        while len(rows) > 2:
-            x, y, z = (np.stack(rows[i:len(rows) - len(rows) % 3:3]) for i in range(3))
-            rest = rows[len(rows) - len(rows) % 3:]
-            xy = await s.mul(x, y)
-            u = _xor(s, x, y, xy)
-            uz = await s.mul(u, z)
-            rows = list(_xor(s, u, z, uz)) + list(_up((xy + uz) % q)) + rest
-        x, y = rows
+        x, y = await carry_save(s, [pad(r, top) for r in numbers] + (
+            [] if len(numbers) > 1 else [np.zeros(numbers.shape[1:-1] + (top,), dtype=np.int64)]))
         z = pad(public, top)  # x + y + z = sum + 2·majority, linear in z given x·y
         xy = await s.mul(x, y)
         u = _xor(s, x, y, xy)
