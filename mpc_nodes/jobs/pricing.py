@@ -12,6 +12,7 @@ coordinator-only outputs, lay the result out per option, and have a report signe
 from __future__ import annotations
 
 import functools
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -44,12 +45,19 @@ CHECKED_FROM = 5
 faster than MPyC's there (2.5x at five parties, 3.5x at seven: PERFORMANCE.md) and no weaker."""
 
 
-def session_seconds(options: int, checked_evaluation: bool = False) -> float:
+def session_seconds(options: int, checked_among: int = 0) -> float:
     """Time a price session may take: generous for the slowest case measured (five parties,
-    secure evaluation, about 45 options/s on a 2-core machine); ``checked_evaluation``: the
-    secure evaluation under security: malicious, about 70 options per CPU-second of a party at
-    three parties (PERFORMANCE.md), slower from five (its random bits cost more)."""
-    return 60.0 + options / (2.0 if checked_evaluation else 20.0)
+    secure evaluation, about 45 options/s on a 2-core machine).  ``checked_among``: the
+    secure evaluation under security: malicious, among that many parties, whose comparisons'
+    random bits cost C(n, t) − 1 checked products each in each field: 273, 34 and 2.6
+    options/s at three, five and seven parties on a 2-core machine (PERFORMANCE.md), so it
+    may take 100 / (n·(C(n, t) − 1)) options/s, t the largest threshold n allows: 17, 2.2
+    and 0.4."""
+    if not checked_among:
+        return 60.0 + options / 20.0
+    n = checked_among
+    rate = 100.0 / (n * max(math.comb(n, (n - 1) // 2) - 1, 1))
+    return 60.0 + options / rate
 
 
 def checked_evaluation(security: str, parties: int, method: str) -> bool:
@@ -155,8 +163,8 @@ class Price(SessionKind[PriceParams, PrivateVols]):
         }
         import protocols.pricing_active
         n = len(job.participants)
-        timeout = session_seconds(len(params.strikes),
-                                  checked_evaluation(ctx.roster.security, n, params.method))
+        checked = checked_evaluation(ctx.roster.security, n, params.method)
+        timeout = session_seconds(len(params.strikes), n if checked else 0)
         if ctx.roster.security == "malicious" or (
                 n >= CHECKED_FROM and plan(n, params.method)[0] == "exact"):
             return MpcSession(protocols.pricing_active.price,
@@ -230,9 +238,9 @@ def price_params(book: OptionBook, underlying: str, spot: float, rate: float,
             "portfolio": portfolio}
 
 
-def result_timeout(options: int, checked: bool = False) -> float:
+def result_timeout(options: int, checked_among: int = 0) -> float:
     """How long the coordinator waits for results: the nodes' session bound, plus set-up."""
-    return 60.0 + session_seconds(options, checked)
+    return 60.0 + session_seconds(options, checked_among)
 
 
 async def run_price(c: Coordinator, params: dict, progress=lambda text: None) -> JobOutcome:
@@ -240,10 +248,11 @@ async def run_price(c: Coordinator, params: dict, progress=lambda text: None) ->
     reveal=coordinator, after the shares were decrypted and checked)."""
     if params.get("reveal") == "coordinator":
         params = params | {"recipient": c.config.name}
-    checked = checked_evaluation(c.roster.security, len(c.roster.parties),
-                                 params.get("method", "median"))
+    n = len(c.roster.parties)  # the most that can take part
+    checked = checked_evaluation(c.roster.security, n, params.get("method", "median"))
     outcome = await c.run_job("price", params, progress=progress,
-                              result_timeout=result_timeout(len(params["strikes"]), checked))
+                              result_timeout=result_timeout(len(params["strikes"]),
+                                                            n if checked else 0))
     if outcome.ok and params.get("reveal") == "coordinator":
         try:
             outcome.output = open_outputs(c, PriceParams.model_validate(params),
