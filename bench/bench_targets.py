@@ -7,10 +7,10 @@ alternating between them (A/B interleaved, the order swapped each round: both se
 load), each job timed from request to verified result (bench_security's recording):
 
 - price, exact median, 3 parties (a book of --options options with Greeks, end to end through
-  the coordinator, options/s at the p50 job); the secure mean (3 parties, --mean-options: the
-  checked mean prices some 20 options/s, so the default book is smaller than the issue's
-  10,000 and the table prints the size); the median at 5 and 7 parties (--options-5,
-  --options-7: from five parties both modes run the checked engine, jobs.pricing.CHECKED_FROM);
+  the coordinator, options/s at the p50 job); the secure mean (3 parties, --mean-options);
+  the median at 5 and 7 parties (--options-5, --options-7: from five parties both modes run
+  the checked engine, jobs.pricing.CHECKED_FROM).  Every book is the issue's 10,000 options
+  unless asked otherwise; the table prints the size;
 - ECDSA sign end to end p50; with a presignature (made ahead by presign jobs, not timed);
 - FROST 2-of-3 end to end p50, both rounds and from preprocessed commitments.  FROST signs
   in LocalKind jobs with no MPyC session: the roster's mode changes nothing on its path, so
@@ -24,8 +24,8 @@ scipy (bench_pricing), and the bus round trip (bench_aggregate) through each 3-p
 cluster's broker.  Progress goes to stderr.
 
     python bench/bench_targets.py [--quick] [--json] [--price-rounds 3] [--sigs 30]
-                                  [--options 10000] [--mean-options 1000] [--options-5 1000]
-                                  [--options-7 500] [--broker URL]
+                                  [--options 10000] [--mean-options 10000]
+                                  [--options-5 10000] [--options-7 10000] [--broker URL]
 """
 
 from __future__ import annotations
@@ -235,12 +235,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
                     help="a smoke run: small books, few signatures, one price job per mode")
-    ap.add_argument("--price-rounds", type=int, default=3, help="price jobs per row and mode")
+    ap.add_argument("--price-rounds", type=int, default=2, help="price jobs per row and mode")
     ap.add_argument("--sigs", type=int, default=30, help="signatures per row and mode")
     ap.add_argument("--options", type=int, default=10_000, help="3-party median book")
-    ap.add_argument("--mean-options", type=int, default=1_000, help="3-party mean book")
-    ap.add_argument("--options-5", type=int, default=1_000, help="5-party median book")
-    ap.add_argument("--options-7", type=int, default=500, help="7-party median book")
+    ap.add_argument("--mean-options", type=int, default=10_000, help="3-party mean book")
+    ap.add_argument("--options-5", type=int, default=10_000, help="5-party median book")
+    ap.add_argument("--options-7", type=int, default=10_000, help="7-party median book")
     ap.add_argument("--broker", help="external broker URL (default: embedded amqtt with TLS)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
