@@ -17,12 +17,19 @@ from pathlib import Path
 
 def open_db(path: Path, synchronous: str = "FULL", timeout: float = 5.0) -> sqlite3.Connection:
     """An autocommit connection to ``path`` in WAL mode, the file created 0600 (its log and
-    index files take the same mode) in a directory created if missing."""
+    index files take the same mode) in a directory created if missing.  An existing file is
+    never opened by hand: closing any descriptor of a file drops every POSIX lock the process
+    holds on it, SQLite's included, and a second connection in one process (a coordinator
+    and its ledger opened again) corrupted the database that way."""
     if synchronous not in ("FULL", "NORMAL"):
         raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass  # another process made it meanwhile
     db = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
