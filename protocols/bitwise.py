@@ -16,12 +16,12 @@ from .active import Checked, Deviation
 from .shamir import rank_basis
 
 
-def _xor(s: Checked, x, y, xy):
+def xor(s: Checked, x, y, xy):
     """x XOR y from the product x·y (no round)."""
     return (x + y - 2 * xy) % s.p
 
 
-async def _fold(s: Checked, first, second):
+async def fold(s: Checked, first, second):
     """Fold pairs (f, g) along the last axis, least significant first, into one pair for the
     whole width: (f, g)_hi ∘ (f, g)_lo = (f_hi + g_hi·f_lo, g_hi·g_lo).  With (f, g) = ([x < y],
     [x = y]) per bit this is the comparison; with (generate, propagate) the carry out.  Two
@@ -42,9 +42,9 @@ async def _fold(s: Checked, first, second):
 
 async def less_than(s: Checked, x, y):
     """[x < y] over the last axis (x and y of one width): per bit [x < y] and [x = y] from
-    x·y, folded (``_fold``): about three products per bit."""
+    x·y, folded (``fold``): about three products per bit."""
     xy = await s.mul(x, y)
-    lt, _ = await _fold(s, (y - xy) % s.p, (1 - x - y + 2 * xy) % s.p)
+    lt, _ = await fold(s, (y - xy) % s.p, (1 - x - y + 2 * xy) % s.p)
     return lt
 
 
@@ -53,7 +53,7 @@ async def public_less_than(s: Checked, c, x):
     width: per bit [c < x] and [c = x] are linear in x, so only the fold costs products."""
     lt = x * (1 - c) % s.p
     eq = (1 - c - x + 2 * c * x) % s.p
-    result, _ = await _fold(s, lt, eq)
+    result, _ = await fold(s, lt, eq)
     return result
 
 
@@ -63,19 +63,19 @@ async def greater_than_sum(s: Checked, a, terms: list, width: int):
     With r terms, D = a + Σ (2^width − 1 − tⱼ) + (r − 1) = a − Σ tⱼ − 1 + r·2^width lies in
     [(r−1)·2^width, (r+1)·2^width), and a > Σ tⱼ exactly when D >= r·2^width: when bit
     ``width`` of D has the parity of r.  Carry-save adders take the r + 1 rows (and the public
-    constant) down to two, and the bit is theirs plus the carry into it (``_fold``): no sum
+    constant) down to two, and the bit is theirs plus the carry into it (``fold``): no sum
     is ever formed."""
     p, r, top = s.p, len(terms), width + 1  # bits 0..width of every row
     x, y = await carry_save(s, [pad(a, top)] + [pad((1 - pad(t, width)) % p, top)
                                                 for t in terms])
     k = np.array([(r - 1) >> i & 1 for i in range(top)], dtype=x.dtype)  # public: no product
     xy = await s.mul(x, y)
-    u = _xor(s, x, y, xy)
-    x, y = (u + k - 2 * u * k) % p, _up((xy + u * k) % p)
+    u = xor(s, x, y, xy)
+    x, y = (u + k - 2 * u * k) % p, shifted_up((xy + u * k) % p)
     xy = await s.mul(x, y)
-    carry, _ = await _fold(s, xy[..., :width], _xor(s, x, y, xy)[..., :width])
-    top_bits = _xor(s, x[..., width], y[..., width], xy[..., width])
-    bit = _xor(s, top_bits, carry, await s.mul(top_bits, carry))
+    carry, _ = await fold(s, xy[..., :width], xor(s, x, y, xy)[..., :width])
+    top_bits = xor(s, x[..., width], y[..., width], xy[..., width])
+    bit = xor(s, top_bits, carry, await s.mul(top_bits, carry))
     return bit if r % 2 else (1 - bit) % p
 
 
@@ -86,13 +86,14 @@ async def carry_save(s: Checked, rows: list) -> tuple:
         x, y, z = (np.stack(rows[i:len(rows) - len(rows) % 3:3]) for i in range(3))
         rest = rows[len(rows) - len(rows) % 3:]
         xy = await s.mul(x, y)
-        u = _xor(s, x, y, xy)
+        u = xor(s, x, y, xy)
         uz = await s.mul(u, z)
-        rows = list(_xor(s, u, z, uz)) + list(_up((xy + uz) % s.p)) + rest  # majority: disjoint
+        # the sum bits and the majorities (shifted up), which are disjoint
+        rows = list(xor(s, u, z, uz)) + list(shifted_up((xy + uz) % s.p)) + rest
     return rows[0], rows[1]
 
 
-def _up(x):
+def shifted_up(x):
     """x·2 within the same width (the top bit leaves)."""
     return np.concatenate([np.zeros_like(x[..., :1]), x[..., :-1]], axis=-1)
 

@@ -40,7 +40,7 @@ import itertools
 import numpy as np
 
 from .active import M31, Checked
-from .bitwise import _fold, _up, _xor, carry_save, pad
+from .bitwise import carry_save, fold, pad, shifted_up, xor
 from .fixedpoint import check_bound, check_field, high_part, prss_subsets, truncation_mask
 from .mpyc_seam import fast_prss_share, prss_pieces, prss_zero_share
 
@@ -172,15 +172,15 @@ class CheckedOps:
             [] if len(numbers) > 1 else [np.zeros(numbers.shape[1:-1] + (top,), dtype=np.int64)]))
         z = pad(public, top)  # x + y + z = sum + 2·majority, linear in z given x·y
         xy = await s.mul(x, y)
-        u = _xor(s, x, y, xy)
-        x, y = (u + z - 2 * u * z) % q, _up((xy + u * z) % q)
+        u = xor(s, x, y, xy)
+        x, y = (u + z - 2 * u * z) % q, shifted_up((xy + u * z) % q)
         xy = await s.mul(x, y)
-        carry, _ = await _fold(s, xy[..., :k], _xor(s, x, y, xy)[..., :k])
+        carry, _ = await fold(s, xy[..., :k], xor(s, x, y, xy)[..., :k])
         out = []
         for j in range(k, top):  # sum bit x ⊕ y ⊕ carry, carry on: x·y + (x ⊕ y)·carry
-            u = _xor(s, x[..., j], y[..., j], xy[..., j])
+            u = xor(s, x[..., j], y[..., j], xy[..., j])
             uc = await s.mul(u, carry)
-            out.append(_xor(s, u, carry, uc))
+            out.append(xor(s, u, carry, uc))
             carry = (xy[..., j] + uc) % q
         return np.stack(out)
 
