@@ -23,13 +23,14 @@ import pytest
 
 from protocols import active
 from protocols.mpyc_seam import mpc_coro
+from protocols.secp256k1 import N
 from protocols.shamir import lagrange_coefficients
 from tests.active_targets import _done
 from tests.mpc_harness import run_parties
 
 pytestmark = [pytest.mark.heavy, pytest.mark.timeout(120)]
 
-P = active.M31
+FIELDS = {"M31": active.M31, "secp256k1 order": N}  # the halving check, Chida's check
 POINTS = [1, 2, 3]
 FIRST, HELD, RUSHER = 0, 1, 2  # party 0 opens the coin first; party 1 waits for party 2
 GIVE_UP_S = 3.0
@@ -66,21 +67,27 @@ class Rusher(active.Checked):
     held = coin_share = None
     struck = False
 
+    @property
+    def coin_size(self) -> int:
+        """Field elements in a share of the check's first coin: a pair in GF(p²) for M31, a
+        seed per repetition (one) in a large field."""
+        return 2 if self.small else self.reps
+
     def _exchange(self, outgoing):
         if self.stage == "product":
             self.stage = "holding"
-            asyncio.get_running_loop().call_later(GIVE_UP_S, self._release, np.zeros(3))
+            asyncio.get_running_loop().call_later(GIVE_UP_S, self._release, [])
             return _exchange(self.rt, outgoing, hold=self._hold)
-        if self.stage == "check" and len(outgoing[FIRST]) == 2 * self.width:
-            self.stage = "coin"  # the check's first opening: the coin α, a pair
-            self.coin_share = self._decode(outgoing[FIRST], 2, self.me)
+        if self.stage == "check" and len(outgoing[FIRST]) == self.coin_size * self.width:
+            self.stage = "coin"  # the check's first opening of that size: its coin
+            self.coin_share = self._decode(outgoing[FIRST], self.coin_size, self.me)
             return _exchange(self.rt, outgoing, peek=self._strike)
         return super()._exchange(outgoing)
 
     def _hold(self, label, data) -> None:
         self.held = (label, data)
 
-    def _release(self, errors: np.ndarray) -> None:
+    def _release(self, errors: list) -> None:
         """Send party 1 the held re-share, moved so that the first products become wrong by
         ``errors``.  Party 1's share of product k moves by λ₂·δₖ; the honest parties' line
         (points 1 and 2) then moves by e = −λ₂·δₖ at 0 and by −2e at our point 3."""
@@ -88,31 +95,39 @@ class Rusher(active.Checked):
             return
         (label, data), self.held = self.held, None
         values = self._decode(data, len(data) // self.width, self.me)
-        delta = -errors.astype(np.int64) * pow(int(self.to_zero[RUSHER]), -1, P) % P
-        values[:len(delta)] = (values[:len(delta)] + delta) % P
+        inverse = pow(int(self.to_zero[RUSHER]), -1, self.p)
+        for k, e in enumerate(errors):
+            values[k] = (int(values[k]) - e * inverse) % self.p
         self.rt.parties[HELD].protocol.send(label, self._encode(values))
 
     def _strike(self, first_share: bytes) -> None:
-        """Party 0's share of α arrived while we hold party 1's re-share: open α, pick three
-        errors in GF(p) with Σ αₖ·eₖ = 0 (x × y for α = x + iy), move our own shares of
-        those products to match, and send."""
+        """Party 0's share of the coin arrived while we hold party 1's re-share: open it,
+        pick errors with Σ αₖ·eₖ = 0 (M31: three in GF(p), x × y for α = x + iy; a large
+        field: two, (α₁, −α₀)), move our own shares of those products to match, and send."""
         if self.held is None:
             return
-        shares = np.stack([self._decode(first_share, 2, FIRST), self.coin_share])
-        seed = active.combine(lagrange_coefficients([POINTS[FIRST], POINTS[RUSHER]], 0, P),
-                              shares, P)
-        x, y = ([int(v) for v in row] for row in self.alpha(seed, len(self.products))[:, :3])
-        errors = np.array([(x[(k + 1) % 3] * y[(k + 2) % 3] - x[(k + 2) % 3] * y[(k + 1) % 3])
-                           % P for k in range(3)], dtype=np.int64)
-        self.products[:3] = (self.products[:3] - 2 * errors) % P
+        p = self.p
+        shares = np.stack([self._decode(first_share, self.coin_size, FIRST), self.coin_share])
+        seed = active.combine(lagrange_coefficients([POINTS[FIRST], POINTS[RUSHER]], 0, p),
+                              shares, p)
+        if self.small:
+            x, y = ([int(v) for v in row] for row in self.alpha(seed, len(self.products))[:, :3])
+            errors = [(x[(k + 1) % 3] * y[(k + 2) % 3] - x[(k + 2) % 3] * y[(k + 1) % 3]) % p
+                      for k in range(3)]
+        else:
+            alpha = self.coefficients(int(seed[0]), len(self.products))
+            errors = [int(alpha[1]), -int(alpha[0]) % p]
+        for k, e in enumerate(errors):
+            self.products[k] = (int(self.products[k]) - 2 * e) % p
         self.struck = True
         self._release(errors)
 
 
-async def products(rt, count: int, rush: bool) -> None:
-    """Checked products of dealt random values, the check's material dealt ahead as the
-    engines deal it; a, b and c opened.  Party 2 rushes if ``rush``."""
-    s = Rusher(rt, P, POINTS) if rush and rt.pid == RUSHER else active.Checked(rt, P, POINTS)
+async def products(rt, field: str, count: int, rush: bool) -> None:
+    """Checked products of dealt random values over ``field`` (FIELDS), the check's material
+    dealt ahead as the engines deal it; a, b and c opened.  Party 2 rushes if ``rush``."""
+    p = FIELDS[field]
+    s = Rusher(rt, p, POINTS) if rush and rt.pid == RUSHER else active.Checked(rt, p, POINTS)
 
     async def run():
         s.prepare_check()
@@ -131,10 +146,11 @@ async def products(rt, count: int, rush: bool) -> None:
     await _done(rt, None, run())
 
 
+@pytest.mark.parametrize("field", FIELDS)
 @pytest.mark.parametrize("rush", [False, True])
-def test_a_rushing_party_cannot_fit_its_products_to_the_check_coin(rush):
-    results = run_parties(f"{__name__}:products", [[12, rush] for _ in range(3)])
+def test_a_rushing_party_cannot_fit_its_products_to_the_check_coin(field, rush):
+    results = run_parties(f"{__name__}:products", [[field, 12, rush] for _ in range(3)])
     assert not results[RUSHER]["struck"], "the rusher opened the coin while it held a re-share"
     for r in results[:RUSHER]:
         a, b, c = r["values"]
-        assert c == [x * y % P for x, y in zip(a, b)], json.dumps(r)
+        assert c == [x * y % FIELDS[field] for x, y in zip(a, b)], json.dumps(r)
