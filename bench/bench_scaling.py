@@ -40,15 +40,9 @@ from bench_targets import PRESIGN_MOST, alternate, in_batches, priced, progress
 
 from tests.mpc_harness import run_parties
 
-from mpc_nodes.jobs.pricing import CHECKED_FROM
-from protocols.pricing_plan import plan
+from mpc_nodes.jobs.pricing import checked_engine
 
 E2E = ("aggregate", "sign", "presigned sign", "price")
-
-
-def checked_engine(mode: str, n: int, method: str) -> bool:
-    """Whether a price job of n parties runs the checked engine (as jobs.pricing plans it)."""
-    return mode == "malicious" or (n >= CHECKED_FROM and plan(n, method)[0] == "exact")
 
 
 async def end_to_end(clusters: dict, jobs: int, price_jobs: int, m: int) -> dict:

@@ -60,6 +60,14 @@ def session_seconds(options: int, checked_among: int = 0) -> float:
     return 60.0 + options / rate
 
 
+def checked_engine(security: str, parties: int, method: str) -> bool:
+    """Whether a price job runs protocols.pricing_active (the checked session): always under
+    security: malicious, and for the exact path from CHECKED_FROM parties, where it is the
+    faster engine."""
+    return security == "malicious" or (parties >= CHECKED_FROM
+                                       and plan(parties, method)[0] == "exact")
+
+
 def checked_evaluation(security: str, parties: int, method: str) -> bool:
     """Whether a price job runs the checked secure evaluation (the slowest path)."""
     return security == "malicious" and plan(parties, method)[0] == "secure"
@@ -165,8 +173,7 @@ class Price(SessionKind[PriceParams, PrivateVols]):
         n = len(job.participants)
         checked = checked_evaluation(ctx.roster.security, n, params.method)
         timeout = session_seconds(len(params.strikes), n if checked else 0)
-        if ctx.roster.security == "malicious" or (
-                n >= CHECKED_FROM and plan(n, params.method)[0] == "exact"):
+        if checked_engine(ctx.roster.security, n, params.method):
             return MpcSession(protocols.pricing_active.price,
                               [job.prepared.vols, public, [p.name for p in job.participants]],
                               timeout=timeout)
