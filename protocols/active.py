@@ -277,21 +277,15 @@ class Checked:
                             [sender])
         if self.small:
             values = np.frombuffer(data, dtype="<u4")
-            if np.any(values >= self.p):
-                raise Deviation(f"{self.names[sender]} sent a value outside the field",
-                                [sender])
-            if out is None:
-                return values.astype(np.int64)
-            out[...] = values
-            return out
-        limbs = np.frombuffer(data, dtype=">u8").reshape(count, self.limbs)
-        values = np.zeros(count, dtype=object)
-        for k in range(self.limbs):
-            values = (values << 64) | limbs[:, k].astype(object)
+        else:
+            limbs = np.frombuffer(data, dtype=">u8").reshape(count, self.limbs)
+            values = np.zeros(count, dtype=object)
+            for k in range(self.limbs):
+                values = (values << 64) | limbs[:, k].astype(object)
         if np.any(values >= self.p):
             raise Deviation(f"{self.names[sender]} sent a value outside the field", [sender])
         if out is None:
-            return values
+            return values.astype(self.dtype, copy=False)
         out[...] = values
         return out
 
